@@ -1,0 +1,9 @@
+"""User-facing errors. The CLI prints their message (no traceback) and exits with status 2."""
+
+
+class SaroptError(Exception):
+    """Bad input or a failed precondition; the message names the file or key and what is wrong."""
+
+
+class DataError(SaroptError):
+    """A dataset file or folder that cannot be used as it is."""
