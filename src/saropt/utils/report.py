@@ -1,4 +1,4 @@
-"""A Markdown report with PNG figures beside it, written atomically (demo, eval, build summaries)."""
+"""A Markdown report with PNG figures beside it, written atomically (demo, eval, summaries)."""
 
 from __future__ import annotations
 
