@@ -1,0 +1,196 @@
+"""The common reader: records (one per image or tile) -> detection sample dicts.
+
+A sample is ``{"image": CxHxW float32 in [0, 1], "boxes": float32 (N, 4) xyxy, "labels": int64
+(N,), "image_id": int, "meta": {...}}`` (docs/ARCHITECTURE.md). Objects flagged difficult/crowd
+that are not training targets travel in ``meta["ignore_boxes"]`` and become ``iscrowd=1``
+annotations in :meth:`DetectionDataset.to_coco`, so evaluation ignores detections on them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from saropt.errors import DataError
+
+log = logging.getLogger(__name__)
+
+Sample = dict[str, Any]
+Transform = Callable[[Sample], Sample]
+SHIP_CATEGORIES: list[dict[str, Any]] = [{"id": 1, "name": "ship"}]
+
+
+@dataclass
+class Record:
+    """One image (or one tile of a scene) and its objects, in that image's pixel coordinates."""
+
+    image_id: int
+    file_name: str
+    path: Path
+    width: int
+    height: int
+    boxes: np.ndarray  # (N, 4) float32 xyxy
+    labels: np.ndarray  # (N,) int64, 1-based
+    ignore_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    window: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) in the source image
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def as_boxes(values: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32).reshape(-1, 4)
+
+
+def drop_degenerate(boxes: np.ndarray, labels: np.ndarray, source: str) -> tuple[np.ndarray,
+                                                                                  np.ndarray]:
+    """Remove boxes with no area (torchvision detectors reject them), logging how many."""
+    ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if not ok.all():
+        log.warning("%s: dropped %d box(es) with zero width or height", source, int((~ok).sum()))
+    return boxes[ok], labels[ok]
+
+
+def read_image(path: Path, in_chans: int, window: tuple[int, int, int, int] | None = None
+               ) -> np.ndarray:
+    """An 8-bit image as HxW (``in_chans=1``) or HxWx3 uint8, cropped to ``window``.
+
+    Grayscale stored as three equal channels (HRSID, SSDD JPEGs) collapses to one channel
+    exactly (Pillow's ``L`` of equal R=G=B is that value).
+    """
+    from PIL import Image
+
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # DOTA scenes reach 20000x20000
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if in_chans == 1 else "RGB")
+            if window is not None:
+                img = img.crop(window)
+            return np.array(img)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read image ({err})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    from PIL import Image
+
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read image ({err})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """uint8 HxW or HxWxC -> float32 CxHxW in [0, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+    return t.float().div_(255.0)
+
+
+class DetectionDataset(Dataset):
+    """Base reader: subclasses fill ``self.records``; samples, COCO ground truth and plots are
+    shared. ``transforms`` is a joint callable ``sample -> sample`` (see ``transforms.py``)."""
+
+    name = "detection"
+
+    def __init__(self, in_chans: int = 1, transforms: Transform | None = None,
+                 categories: list[dict[str, Any]] | None = None) -> None:
+        if in_chans not in (1, 3):
+            raise DataError(f"in_chans must be 1 (SAR) or 3 (optical), got {in_chans}")
+        self.in_chans = in_chans
+        self.transforms = transforms
+        self.categories = categories or list(SHIP_CATEGORIES)
+        self.records: list[Record] = []
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def load_image(self, rec: Record) -> np.ndarray:
+        return read_image(rec.path, self.in_chans, rec.window)
+
+    def __getitem__(self, index: int) -> Sample:
+        rec = self.records[index]
+        image = to_tensor(self.load_image(rec))
+        sample = {
+            "image": image,
+            "boxes": torch.from_numpy(rec.boxes.astype(np.float32)).reshape(-1, 4),
+            "labels": torch.from_numpy(rec.labels.astype(np.int64)).reshape(-1),
+            "image_id": int(rec.image_id),
+            "meta": {"file_name": rec.file_name, "scene": rec.meta.get("scene"),
+                     "orig_size": (rec.height, rec.width), "window": rec.window,
+                     "ignore_boxes": torch.from_numpy(rec.ignore_boxes.astype(np.float32)),
+                     **{k: v for k, v in rec.meta.items() if k != "scene"}},
+        }
+        return self.transforms(sample) if self.transforms else sample
+
+    def category_id(self, label: int) -> int:
+        """The COCO category id of a 1-based label."""
+        return int(self.categories[label - 1]["id"])
+
+    def to_coco(self) -> dict[str, Any]:
+        """Ground truth as a COCO dict (one image per record; ignored objects ``iscrowd=1``)."""
+        images, anns = [], []
+        for rec in self.records:
+            entry = {"id": int(rec.image_id), "file_name": rec.file_name,
+                     "width": int(rec.width), "height": int(rec.height)}
+            entry.update({k: v for k, v in rec.meta.items() if _jsonable(v)})
+            images.append(entry)
+            for box, label in zip(rec.boxes, rec.labels):
+                anns.append(_coco_ann(len(anns) + 1, rec.image_id, box,
+                                      self.category_id(int(label)), 0))
+            for box in rec.ignore_boxes:
+                anns.append(_coco_ann(len(anns) + 1, rec.image_id, box,
+                                      self.category_id(1), 1))
+        return {"images": images, "annotations": anns, "categories": self.categories}
+
+    def write_coco(self, path: str | Path) -> Path:
+        from saropt.utils.io import write_json_atomic
+
+        return write_json_atomic(path, self.to_coco())
+
+    def record_by_id(self, image_id: int) -> Record:
+        if not hasattr(self, "_by_id"):
+            self._by_id = {r.image_id: r for r in self.records}
+        return self._by_id[image_id]
+
+    def plot(self, sample: Sample, predictions: dict[str, Any] | None = None,
+             score_thr: float = 0.5) -> Any:
+        """A matplotlib figure: ground truth green; predictions (``boxes``, ``scores``) marked
+        as correct, false alarm; missed ships marked (see :mod:`saropt.detect.viz`)."""
+        from saropt.detect.viz import plot_sample
+
+        return plot_sample(sample, predictions, score_thr=score_thr)
+
+
+def _jsonable(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def _coco_ann(ann_id: int, image_id: int, box: np.ndarray, cat: int, crowd: int) -> dict:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = x2 - x1, y2 - y1
+    return {"id": ann_id, "image_id": int(image_id), "category_id": cat,
+            "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": crowd}
+
+
+def collate_detection(batch: list[Sample]) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+    """Lists of images and targets as torchvision detection models take them:
+    ``model(images, targets)`` with targets ``{"boxes", "labels", "image_id", "meta"}``."""
+    images = [s["image"] for s in batch]
+    targets = [{"boxes": s["boxes"], "labels": s["labels"], "image_id": s["image_id"],
+                "meta": s["meta"]} for s in batch]
+    return images, targets

@@ -1,0 +1,73 @@
+"""Pascal-VOC XML annotations (SSDD, AIR-SARShip-1.0) read with ``xml.etree``.
+
+An ``<object>`` carries either ``<bndbox>`` (``xmin ymin xmax ymax``) or polygon ``<points>``
+(``<point>x,y</point>`` ..., the Gaofen/AIR-SARShip style); a polygon becomes its horizontal
+bounding box. Coordinates are read as pixel-edge positions as written (LabelImg, which made
+SSDD, writes them so), without the VOC devkit's 1-based shift: the difference is one pixel.
+``<difficult>1</difficult>`` marks an object difficult.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from saropt.errors import DataError
+
+
+@dataclass
+class VocObject:
+    name: str
+    box: tuple[float, float, float, float]
+    difficult: bool
+
+
+@dataclass
+class VocAnnotation:
+    filename: str | None
+    width: int | None
+    height: int | None
+    objects: list[VocObject]
+
+
+def parse_voc_xml(path: str | Path) -> VocAnnotation:
+    """Parse one VOC-style XML file; malformed files raise :class:`DataError` naming them."""
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as err:
+        raise DataError(f"{path}: not a readable XML annotation ({err})") from None
+    size = root.find("size")
+    width = _int_or_none(size, "width")
+    height = _int_or_none(size, "height")
+    objects = [_parse_object(obj, path) for obj in root.iter("object")]
+    return VocAnnotation(root.findtext("filename"), width, height, objects)
+
+
+def _int_or_none(node: ET.Element | None, tag: str) -> int | None:
+    text = node.findtext(tag) if node is not None else None
+    try:
+        return int(float(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _parse_object(obj: ET.Element, path: Path) -> VocObject:
+    name = (obj.findtext("name") or obj.findtext("possibleresult/name") or "ship").strip()
+    difficult = (obj.findtext("difficult") or "0").strip() in ("1", "true", "True")
+    bnd = obj.find("bndbox")
+    try:
+        if bnd is not None:
+            box = tuple(float(bnd.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+        else:
+            pts = np.array([[float(v) for v in p.text.replace(" ", "").split(",")[:2]]
+                            for p in obj.iter("point")])
+            if len(pts) < 2:
+                raise ValueError("no <bndbox> and fewer than 2 <point>s")
+            box = (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())
+    except (TypeError, ValueError, AttributeError) as err:
+        raise DataError(f"{path}: object {name!r} has no readable box ({err})") from None
+    return VocObject(name, tuple(float(v) for v in box), difficult)
