@@ -1,0 +1,167 @@
+"""Decode-once cache: every pair decoded into uint8 memory-mapped arrays plus an index.
+
+Layout of a cache folder::
+
+    sar.u8      raw uint8, C order, shape (N, H, W)
+    opt.u8      raw uint8, C order, shape (N, H, W, 3)
+    index.json  ids, shapes, source root and folders, per-file sizes and mtimes (staleness)
+
+``index.json`` is written last and atomically, so a folder without it is not a cache; the arrays
+are written to temporary files and renamed into place. Reading a pair is a slice of a memory map
+(no PNG decoding), and the operating system's page cache shares the bytes between workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saropt.data.images import read_opt, read_sar, resize_array
+from saropt.data.layout import Layout, scan_layout
+from saropt.errors import DataError
+from saropt.utils.io import atomic_path, write_json_atomic
+
+CACHE_VERSION = 1
+
+
+def _file_stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _decode_pair(layout: Layout, id_: str, size: int | None,
+                 resize: str | None) -> tuple[np.ndarray, np.ndarray]:
+    sar, opt = read_sar(layout.sar_path(id_)), read_opt(layout.opt_path(id_))
+    if sar.shape != opt.shape[:2]:
+        raise DataError(f"pair {id_!r}: {layout.sar_path(id_)} is {sar.shape[1]}x{sar.shape[0]} "
+                        f"but {layout.opt_path(id_)} is {opt.shape[1]}x{opt.shape[0]} pixels")
+    if size is not None and sar.shape != (size, size):
+        if resize is None:
+            raise DataError(f"{layout.sar_path(id_)}: {sar.shape[1]}x{sar.shape[0]} pixels, "
+                            f"expected {size}x{size} (choose a resize policy to resize)")
+        sar, opt = resize_array(sar, size, resize), resize_array(opt, size, resize)
+    return sar, opt
+
+
+def build_cache(root: str | Path, out: str | Path, sar_dir: str = "sar_256_oc_0.2",
+                opt_dir: str = "opt_256_oc_0.2", patch_size: int | None = None,
+                resize: str | None = None, ids: Sequence[str] | None = None,
+                progress: bool = True) -> Path:
+    """Decode every pair of ``root`` once into ``out`` (see the module docstring); returns ``out``.
+
+    All pairs must share one size: ``patch_size`` (or the first pair's size when None), unless a
+    ``resize`` policy brings them to ``patch_size``.
+    """
+    from tqdm import tqdm
+
+    layout = scan_layout(root, sar_dir, opt_dir)
+    layout.problems.raise_if_any(f"cannot cache {root}")
+    ids = list(layout.ids if ids is None else ids)
+    missing = [i for i in ids if i not in layout.sar_files or i not in layout.opt_files]
+    if missing:
+        raise DataError(f"{root}: {len(missing)} requested ids have no pair (first: {missing[:3]})")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "index.json").unlink(missing_ok=True)  # invalid until rewritten at the end
+    first_sar, _ = _decode_pair(layout, ids[0], patch_size, resize)
+    h, w = first_sar.shape
+    size = patch_size
+    stamps: dict[str, list[list[int]]] = {"sar": [], "opt": []}
+    with atomic_path(out / "sar.u8") as sar_tmp, atomic_path(out / "opt.u8") as opt_tmp:
+        sar_mm = np.memmap(sar_tmp, np.uint8, "w+", shape=(len(ids), h, w))
+        opt_mm = np.memmap(opt_tmp, np.uint8, "w+", shape=(len(ids), h, w, 3))
+        for n, id_ in enumerate(tqdm(ids, desc="caching pairs", unit="pair", disable=not progress)):
+            sar, opt = _decode_pair(layout, id_, size, resize)
+            if sar.shape != (h, w):
+                raise DataError(f"{layout.sar_path(id_)}: {sar.shape[1]}x{sar.shape[0]} pixels, "
+                                f"but the cache holds {w}x{h} pairs (pass a patch size and a "
+                                "resize policy to bring all pairs to one size)")
+            sar_mm[n], opt_mm[n] = sar, opt
+            stamps["sar"].append(_file_stamp(layout.sar_path(id_)))
+            stamps["opt"].append(_file_stamp(layout.opt_path(id_)))
+        sar_mm.flush()
+        opt_mm.flush()
+        del sar_mm, opt_mm
+    index = {
+        "version": CACHE_VERSION, "ids": ids, "sar_shape": [len(ids), h, w],
+        "opt_shape": [len(ids), h, w, 3], "dtype": "uint8",
+        "source": {"root": str(Path(root).resolve()), "sar_dir": sar_dir, "opt_dir": opt_dir,
+                   "patch_size": patch_size, "resize": resize},
+        "stamps": stamps,
+    }
+    write_json_atomic(out / "index.json", index, indent=None)
+    return out
+
+
+class PairCache:
+    """Read access to a cache folder; the memory maps open lazily (once per DataLoader worker)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        index_path = self.path / "index.json"
+        if not index_path.is_file():
+            raise DataError(f"{self.path}: not a saropt cache (no index.json; build one with "
+                            "`saropt data cache ROOT --out CACHE`)")
+        try:
+            self.index: dict[str, Any] = json.loads(index_path.read_text())
+        except json.JSONDecodeError as err:
+            raise DataError(f"{index_path}: corrupt cache index ({err})") from None
+        if self.index.get("version") != CACHE_VERSION:
+            raise DataError(f"{index_path}: cache version {self.index.get('version')} is not "
+                            f"{CACHE_VERSION}; rebuild it")
+        self.ids: list[str] = self.index["ids"]
+        self.position = {id_: n for n, id_ in enumerate(self.ids)}
+        self._check_sizes()
+        self._sar: np.ndarray | None = None
+        self._opt: np.ndarray | None = None
+
+    def _check_sizes(self) -> None:
+        for name, key in (("sar.u8", "sar_shape"), ("opt.u8", "opt_shape")):
+            f = self.path / name
+            want = int(np.prod(self.index[key]))
+            if not f.is_file() or f.stat().st_size != want:
+                got = f.stat().st_size if f.is_file() else "missing"
+                raise DataError(f"{f}: expected {want} bytes for shape {self.index[key]}, got "
+                                f"{got}; rebuild the cache")
+
+    @property
+    def source(self) -> dict[str, Any]:
+        return self.index["source"]
+
+    def _maps(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._sar is None or self._opt is None:
+            self._sar = np.memmap(self.path / "sar.u8", np.uint8, "r",
+                                  shape=tuple(self.index["sar_shape"]))
+            self._opt = np.memmap(self.path / "opt.u8", np.uint8, "r",
+                                  shape=tuple(self.index["opt_shape"]))
+        return self._sar, self._opt
+
+    def sar(self, id_: str) -> np.ndarray:
+        """The SAR patch of ``id_`` as a read-only uint8 (H, W) view."""
+        return self._maps()[0][self.position[id_]]
+
+    def opt(self, id_: str) -> np.ndarray:
+        """The optical patch of ``id_`` as a read-only uint8 (H, W, 3) view."""
+        return self._maps()[1][self.position[id_]]
+
+    def stale_files(self, layout: Layout) -> list[str]:
+        """Source files whose size or mtime changed since caching (or that vanished)."""
+        stale = []
+        for n, id_ in enumerate(self.ids):
+            for kind, files in (("sar", layout.sar_files), ("opt", layout.opt_files)):
+                path = files.get(id_)
+                if path is None or not os.path.exists(path):
+                    stale.append(f"{kind} file of id {id_!r} is gone")
+                elif _file_stamp(path) != self.index["stamps"][kind][n]:
+                    stale.append(f"{path} changed")
+        return stale
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_sar"] = state["_opt"] = None  # each worker maps the files itself
+        return state

@@ -1,0 +1,203 @@
+"""``saropt data check``: read every file of a pair dataset and report what is there and wrong.
+
+Reports counts, sizes, stored image modes and pixel statistics per modality (in [0, 1], as the
+reader returns them), and every problem (see :data:`saropt.data.layout.PROBLEM_KINDS`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saropt.data.images import open_image, opt_array, sar_array
+from saropt.data.layout import Layout, Problems, scan_layout
+from saropt.errors import DataError
+from saropt.utils.table import format_table
+
+
+@dataclass
+class _Moments:
+    """Running pixel statistics of one modality (per channel)."""
+
+    channels: int
+    n: int = 0
+    total: np.ndarray = field(default=None)  # type: ignore[assignment]
+    total_sq: np.ndarray = field(default=None)  # type: ignore[assignment]
+    lo: int = 255
+    hi: int = 0
+
+    def __post_init__(self) -> None:
+        self.total = np.zeros(self.channels)
+        self.total_sq = np.zeros(self.channels)
+
+    def add(self, arr: np.ndarray) -> None:
+        a = arr.reshape(-1, self.channels).astype(np.float64)
+        self.n += a.shape[0]
+        self.total += a.sum(0)
+        self.total_sq += (a * a).sum(0)
+        self.lo, self.hi = min(self.lo, int(arr.min())), max(self.hi, int(arr.max()))
+
+    def merge(self, other: _Moments) -> None:
+        self.n += other.n
+        self.total += other.total
+        self.total_sq += other.total_sq
+        self.lo, self.hi = min(self.lo, other.lo), max(self.hi, other.hi)
+
+    def summary(self) -> dict[str, Any]:
+        if not self.n:
+            return {}
+        mean_c = self.total / self.n
+        var_c = np.maximum(self.total_sq / self.n - mean_c**2, 0.0)
+        mean = float(mean_c.mean())
+        var = float((var_c + mean_c**2).mean() - mean**2)
+        out = {"mean": mean / 255, "std": max(var, 0.0) ** 0.5 / 255, "min": self.lo / 255,
+               "max": self.hi / 255}
+        if self.channels > 1:
+            out["channel_mean"] = [float(m) / 255 for m in mean_c]
+            out["channel_std"] = [float(s) ** 0.5 / 255 for s in var_c]
+        return out
+
+
+@dataclass
+class CheckResult:
+    """What ``check_dataset`` found."""
+
+    root: str
+    sar_dir: str
+    opt_dir: str
+    patch_size: int | None
+    counts: dict[str, int]
+    sizes: dict[str, int]
+    modes: dict[str, dict[str, int]]
+    stats: dict[str, dict[str, Any]]
+    problems: Problems
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"root": self.root, "sar_dir": self.sar_dir, "opt_dir": self.opt_dir,
+                "patch_size": self.patch_size, "ok": self.ok, "counts": self.counts,
+                "sizes": self.sizes, "modes": self.modes, "stats": self.stats,
+                "problem_counts": self.problems.counts(), "problems": self.problems.items}
+
+    def text(self) -> str:
+        lines = [f"dataset {self.root} ({self.sar_dir} + {self.opt_dir})",
+                 "counts: " + ", ".join(f"{k} {v}" for k, v in self.counts.items()),
+                 "sizes (WxH): " + ", ".join(f"{k} x{v}" for k, v in self.sizes.items()),
+                 "modes: " + "; ".join(f"{m}: " + ", ".join(f"{k} x{v}" for k, v in c.items())
+                                       for m, c in self.modes.items()), ""]
+        rows = [(m, s["mean"], s["std"], s["min"], s["max"])
+                for m, s in self.stats.items() if s]
+        if rows:
+            lines += ["pixel statistics (values in [0, 1]):",
+                      format_table(rows, ["modality", "mean", "std", "min", "max"]), ""]
+        if self.ok:
+            lines.append(f"OK: {self.counts.get('pairs', 0)} pairs, no problems")
+        else:
+            total = sum(self.problems.counts().values())
+            lines += [f"PROBLEMS ({total}):", self.problems.summary()]
+        return "\n".join(lines)
+
+
+def expected_patch_size(folder_name: str) -> int | None:
+    """The patch size written in a QXS folder name (``sar_256_oc_0.2`` -> 256), else None."""
+    m = re.search(r"(?:^|_)(\d{2,5})(?:_|$)", folder_name)
+    return int(m.group(1)) if m else None
+
+
+def _check_pair(id_: str, layout: Layout) -> dict[str, Any]:
+    """Decode one pair; return modes, sizes, partial statistics and problems (picklable)."""
+    rec: dict[str, Any] = {"id": id_, "problems": []}
+    arrays = {}
+    for kind, path, convert in (("sar", layout.sar_files[id_], sar_array),
+                                ("opt", layout.opt_files[id_], opt_array)):
+        try:
+            im = open_image(path)
+            rec[f"{kind}_mode"] = im.mode
+            rec[f"{kind}_size"] = im.size
+            arrays[kind] = convert(im, path)
+        except DataError as err:
+            msg = str(err)
+            bad_read = "unreadable" in msg or "not found" in msg
+            rec["problems"].append(("unreadable" if bad_read else "bad mode", msg))
+    for kind, channels in (("sar", 1), ("opt", 3)):
+        if kind in arrays:
+            m = _Moments(channels)
+            m.add(arrays[kind])
+            rec[f"{kind}_moments"] = m
+    s, o = rec.get("sar_size"), rec.get("opt_size")
+    if s and o and s != o:
+        rec["problems"].append(("size mismatch", f"pair {id_!r}: {layout.sar_files[id_]} is "
+                                f"{s[0]}x{s[1]} but {layout.opt_files[id_]} is {o[0]}x{o[1]}"))
+    return rec
+
+
+def check_dataset(root: str | Path, sar_dir: str = "sar_256_oc_0.2",
+                  opt_dir: str = "opt_256_oc_0.2", patch_size: int | str | None = "auto",
+                  qxs_names: bool = True, workers: int = 0, progress: bool = True) -> CheckResult:
+    """Read every pair of ``root`` and collect statistics and problems.
+
+    ``patch_size="auto"`` takes the size from the folder name (``sar_256_oc_0.2`` -> 256); when
+    it has none, or for None, pairs that differ from the most common size are flagged.
+    ``qxs_names`` flags names other than ``1 .. N`` (non-integer, zero-padded).
+    """
+    from tqdm import tqdm
+
+    if patch_size == "auto":
+        patch_size = expected_patch_size(Path(sar_dir).name)
+    layout = scan_layout(root, sar_dir, opt_dir, qxs_names=qxs_names)
+    problems = layout.problems
+    fn = partial(_check_pair, layout=layout)
+    bar = partial(tqdm, total=len(layout.ids), desc="checking pairs", unit="pair",
+                  disable=not progress)
+    if workers > 1 and len(layout.ids) > 64:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            records = list(bar(pool.imap(fn, layout.ids, chunksize=32)))
+    else:
+        records = [fn(i) for i in bar(layout.ids)]
+    modes: dict[str, Counter] = {"sar": Counter(), "opt": Counter()}
+    sizes: Counter = Counter()
+    moments = {"sar": _Moments(1), "opt": _Moments(3)}
+    for rec in records:
+        for kind, msg in rec["problems"]:
+            problems.add(kind, msg)
+        for k in ("sar", "opt"):
+            if f"{k}_mode" in rec:
+                modes[k][rec[f"{k}_mode"]] += 1
+            if f"{k}_moments" in rec:
+                moments[k].merge(rec[f"{k}_moments"])
+        if "sar_size" in rec:
+            w, h = rec["sar_size"]
+            sizes[f"{w}x{h}"] += 1
+    _flag_sizes(records, layout, patch_size, sizes, problems)
+    counts = {"sar files": len(layout.sar_files), "opt files": len(layout.opt_files),
+              "pairs": len(layout.ids)}
+    return CheckResult(str(root), sar_dir, opt_dir, patch_size, counts, dict(sizes.most_common()),
+                       {k: dict(v.most_common()) for k, v in modes.items()},
+                       {k: m.summary() for k, m in moments.items()}, problems)
+
+
+def _flag_sizes(records: list[dict[str, Any]], layout: Layout, patch_size: int | None,
+                sizes: Counter, problems: Problems) -> None:
+    if patch_size is not None:
+        want, why = (patch_size, patch_size), f"expected {patch_size}x{patch_size}"
+    elif sizes:
+        w, h = (int(v) for v in sizes.most_common(1)[0][0].split("x"))
+        want, why = (w, h), f"most pairs are {w}x{h}"
+    else:
+        return
+    for rec in records:
+        size = rec.get("sar_size")
+        if size and tuple(size) != want:
+            problems.add("wrong patch size", f"{layout.sar_files[rec['id']]}: {size[0]}x{size[1]} "
+                         f"pixels, {why}")

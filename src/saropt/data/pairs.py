@@ -1,0 +1,137 @@
+"""True and false SAR-optical pairs for the Bridge Neural Network.
+
+The BNN paper (003, eqs. 2-3) trains on positives ``(x_s^i, x_o^i)`` and negatives
+``(x_s^i, x_o^j), i != j`` at a 1:1 ratio. :class:`TrainPairs` redraws the negatives every
+epoch from ``(seed, epoch)`` only, so every DDP rank and every DataLoader worker sees the same
+pairs; :class:`EvalPairs` uses a fixed list drawn once and saved with the split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from saropt.data.qxs import QXSSAROPT, opt_tensor, sar_tensor
+from saropt.errors import DataError
+
+Pair = tuple[str, str, int]
+
+
+def draw_negatives(n: int, count: int, seed: int, epoch: int,
+                   stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` (anchor, partner) index pairs with partner != anchor, uniform over the others.
+
+    Anchors run through random permutations of ``range(n)`` (each SAR image is an anchor as
+    evenly as the count allows); the result depends only on ``(n, count, seed, epoch)``.
+    """
+    if n < 2:
+        raise DataError(f"false pairs need at least 2 pairs, the dataset has {n}")
+    rng = np.random.default_rng([stream, seed, epoch, n])
+    reps = -(-count // n) if count else 0
+    anchors = np.concatenate([rng.permutation(n) for _ in range(reps)] or [np.empty(0, int)])
+    anchors = anchors[:count].astype(np.int64)
+    partners = (anchors + rng.integers(1, n, size=count)) % n
+    return anchors, partners.astype(np.int64)
+
+
+class TrainPairs(Dataset):
+    """Positives ``(i, i)`` (label 1.0) then ``round(neg_per_pos * N)`` negatives (label 0.0).
+
+    Call :meth:`set_epoch` at the start of each epoch (e.g. in ``on_train_epoch_start``) to
+    draw new negatives. The epoch lives in shared memory, so DataLoader workers (persistent ones
+    included, fork or spawn) see the change. Items: ``sar``, ``opt``, ``label``, ``sar_id``,
+    ``opt_id``; ``base.transforms`` applies to the assembled pair.
+    """
+
+    def __init__(self, base: QXSSAROPT, neg_per_pos: float = 1.0, seed: int = 0) -> None:
+        if neg_per_pos < 0:
+            raise ValueError(f"neg_per_pos must be >= 0, got {neg_per_pos}")
+        self.base, self.neg_per_pos, self.seed = base, float(neg_per_pos), int(seed)
+        self.n_pos = len(base)
+        self.n_neg = int(round(self.neg_per_pos * self.n_pos))
+        if self.n_neg and self.n_pos < 2:
+            raise DataError(f"false pairs need at least 2 pairs, {base.root} selection has "
+                            f"{self.n_pos}")
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._drawn: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch[0] = int(epoch)
+
+    def negatives(self, epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(anchor, partner) indices of this epoch's false pairs."""
+        epoch = self.epoch if epoch is None else epoch
+        if self._drawn is None or self._drawn[0] != epoch:
+            a, p = draw_negatives(self.n_pos, self.n_neg, self.seed, epoch)
+            self._drawn = (epoch, a, p)
+        return self._drawn[1], self._drawn[2]
+
+    def pair_indices(self, index: int) -> tuple[int, int, float]:
+        """(SAR index, optical index, label) of item ``index`` in the current epoch."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"pair index {index} out of range [0, {len(self)})")
+        if index < self.n_pos:
+            return index, index, 1.0
+        anchors, partners = self.negatives()
+        k = index - self.n_pos
+        return int(anchors[k]), int(partners[k]), 0.0
+
+    def __len__(self) -> int:
+        return self.n_pos + self.n_neg
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        i, j, label = self.pair_indices(index)
+        return _pair_sample(self.base, self.base.ids[i], self.base.ids[j], label)
+
+
+class EvalPairs(Dataset):
+    """A fixed list of ``(sar_id, opt_id, label)`` pairs, e.g. from ``val_pairs.csv``."""
+
+    def __init__(self, base: QXSSAROPT, pairs: Sequence[Pair]) -> None:
+        known = set(base.ids)
+        bad = [p for p in pairs if p[0] not in known or p[1] not in known]
+        if bad:
+            raise DataError(f"{len(bad)} evaluation pairs name ids outside the dataset selection "
+                            f"of {base.root} (first: {bad[:3]})")
+        self.base, self.pairs = base, [(str(s), str(o), int(y)) for s, o, y in pairs]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s, o, y = self.pairs[index]
+        return _pair_sample(self.base, s, o, float(y))
+
+
+def _pair_sample(base: QXSSAROPT, sar_id: str, opt_id: str, label: float) -> dict[str, Any]:
+    if sar_id == opt_id:
+        sar, opt = base.pair_u8(sar_id)
+    else:
+        sar, opt = base.sar_u8(sar_id), base.opt_u8(opt_id)
+    sample = {"sar": sar_tensor(sar), "opt": opt_tensor(opt),
+              "label": torch.tensor(label, dtype=torch.float32),
+              "sar_id": sar_id, "opt_id": opt_id}
+    return base.transforms(sample) if base.transforms else sample
+
+
+def draw_eval_pairs(ids: Sequence[str], seed: int = 0) -> list[Pair]:
+    """One true and one false pair per id (1:1), the false partner uniform over the others."""
+    ids = list(ids)
+    if not ids:
+        return []
+    if len(ids) < 2:
+        raise DataError("evaluation pairs need at least 2 ids")
+    anchors, partners = draw_negatives(len(ids), len(ids), seed, epoch=0, stream=1)
+    order = np.argsort(anchors, kind="stable")
+    out: list[Pair] = []
+    for a, p in zip(anchors[order], partners[order]):
+        out += [(ids[a], ids[a], 1), (ids[a], ids[p], 0)]
+    return out

@@ -1,0 +1,176 @@
+"""The QXS-SAROPT dataset (Huang et al. 2021): 20,000 co-registered Gaofen-3 SAR / Google Earth
+optical 256x256 patch pairs in ``ROOT/opt_256_oc_0.2/{1..N}.png`` + ``ROOT/sar_256_oc_0.2/``.
+
+Modelled on torchgeo's ``NonGeoDataset`` classes: samples are dicts, ``plot()`` draws one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from saropt.data.cache import PairCache
+from saropt.data.images import RESAMPLING, read_opt, read_sar, resize_array
+from saropt.data.layout import Layout, Problems, scan_layout, sort_ids
+from saropt.errors import DataError
+
+Sample = dict[str, Any]
+
+
+def sar_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W) -> float32 1xHxW in [0, 1]."""
+    return torch.from_numpy(np.array(arr, copy=True))[None].float().div_(255.0)
+
+
+def opt_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float32 3xHxW in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float().div_(255.0)
+
+
+class QXSSAROPT(Dataset):
+    """SAR-optical patch pairs sharing a file name in two folders.
+
+    Args:
+        root: dataset folder holding ``sar_dir`` and ``opt_dir``.
+        ids: subset of pair ids (file stems) to use, e.g. from :func:`read_split`; all if None.
+        sar_dir, opt_dir: folder names (``"sar"``/``"opt"`` for a plain layout).
+        patch_size: expected side length; None accepts any size (pairs must still match).
+        resize: None makes other sizes an error; a policy (``"bilinear"``, ``"area"``,
+            ``"bicubic"``, ``"nearest"``, ``"lanczos"``) resizes them to ``patch_size``.
+        transforms: callable on the sample dict (see :mod:`saropt.data.transforms`).
+        cache: folder written by :func:`build_cache` / ``saropt data cache``; pairs are then
+            read from its memory maps instead of decoding PNGs. When ``root`` is absent (a
+            cache copied to a GPU node alone) the cache's ids are used as they are.
+        check_cache: compare the cache's file sizes and mtimes with the sources (stale = error).
+    """
+
+    def __init__(self, root: str | Path, ids: Sequence[str] | None = None,
+                 sar_dir: str = "sar_256_oc_0.2", opt_dir: str = "opt_256_oc_0.2",
+                 patch_size: int | None = 256, resize: str | None = None,
+                 transforms: Callable[[Sample], Sample] | None = None,
+                 cache: str | Path | None = None, check_cache: bool = True) -> None:
+        if resize is not None and resize not in RESAMPLING:
+            raise ValueError(f"unknown resize policy {resize!r}; choose one of "
+                             f"{sorted(RESAMPLING)} or None")
+        if resize is not None and patch_size is None:
+            raise ValueError("a resize policy needs a patch_size to resize to")
+        self.root = Path(root)
+        self.sar_dir, self.opt_dir = sar_dir, opt_dir
+        self.patch_size, self.resize, self.transforms = patch_size, resize, transforms
+        self.cache = PairCache(cache) if cache is not None else None
+        self.layout = self._scan(check_cache)
+        available = self.cache.ids if self.layout is None else self.layout.ids
+        self.ids: list[str] = self._select(available, ids)
+
+    def _scan(self, check_cache: bool) -> Layout | None:
+        if self.cache is not None and not self.root.exists():
+            return None  # cache-only use
+        layout = scan_layout(self.root, self.sar_dir, self.opt_dir)
+        layout.problems.raise_if_any(f"dataset {self.root} ({self.sar_dir} + {self.opt_dir})")
+        if self.cache is not None and check_cache:
+            missing = [i for i in layout.ids if i not in self.cache.position]
+            stale = self.cache.stale_files(layout)
+            if missing or stale:
+                what = stale[:3] + [f"id {i!r} not cached" for i in missing[:3]]
+                raise DataError(f"cache {self.cache.path} is stale for {self.root}: "
+                                f"{len(stale)} changed, {len(missing)} uncached ("
+                                + "; ".join(what) + "); rebuild it with `saropt data cache`")
+        return layout
+
+    def _select(self, available: list[str], ids: Sequence[str] | None) -> list[str]:
+        if ids is None:
+            return list(available)
+        ids = [str(i) for i in ids]
+        known = set(available)
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise DataError(f"dataset {self.root}: {len(unknown)} requested ids have no pair "
+                            f"(first: {unknown[:5]})")
+        if len(set(ids)) != len(ids):
+            raise DataError(f"dataset {self.root}: the requested ids contain duplicates")
+        return sort_ids(ids)
+
+    # ---- raw access -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def sar_path(self, id_: str) -> Path:
+        return self.root / self.sar_dir / (self.layout.sar_path(id_).name if self.layout
+                                           else f"{id_}.png")
+
+    def opt_path(self, id_: str) -> Path:
+        return self.root / self.opt_dir / (self.layout.opt_path(id_).name if self.layout
+                                           else f"{id_}.png")
+
+    def _fit(self, arr: np.ndarray, path: Path) -> np.ndarray:
+        size = self.patch_size
+        if size is None or arr.shape[:2] == (size, size):
+            return arr
+        if self.resize is None:
+            raise DataError(f"{path}: {arr.shape[1]}x{arr.shape[0]} pixels, expected "
+                            f"{size}x{size} (pass patch_size={arr.shape[1]} or a resize policy "
+                            "such as resize='bilinear')")
+        return resize_array(np.ascontiguousarray(arr), size, self.resize)
+
+    def sar_u8(self, id_: str) -> np.ndarray:
+        """SAR patch ``id_`` as uint8 (H, W) at the configured size (cache or PNG)."""
+        raw = self.cache.sar(id_) if self.cache else read_sar(self.sar_path(id_))
+        return self._fit(raw, self.sar_path(id_))
+
+    def opt_u8(self, id_: str) -> np.ndarray:
+        """Optical patch ``id_`` as uint8 (H, W, 3) at the configured size (cache or PNG)."""
+        raw = self.cache.opt(id_) if self.cache else read_opt(self.opt_path(id_))
+        return self._fit(raw, self.opt_path(id_))
+
+    def pair_u8(self, id_: str) -> tuple[np.ndarray, np.ndarray]:
+        """Both patches of pair ``id_``; a size mismatch inside the pair is an error."""
+        sar = self.cache.sar(id_) if self.cache else read_sar(self.sar_path(id_))
+        opt = self.cache.opt(id_) if self.cache else read_opt(self.opt_path(id_))
+        if sar.shape != opt.shape[:2]:
+            raise DataError(f"pair {id_!r}: {self.sar_path(id_)} is {sar.shape[1]}x{sar.shape[0]}"
+                            f" but {self.opt_path(id_)} is {opt.shape[1]}x{opt.shape[0]} pixels")
+        return self._fit(sar, self.sar_path(id_)), self._fit(opt, self.opt_path(id_))
+
+    # ---- samples ----------------------------------------------------------------------------
+    def get(self, id_: str) -> Sample:
+        """The sample of pair ``id_`` (transforms applied)."""
+        if self.layout is not None and id_ not in self.layout.sar_files:
+            raise KeyError(f"no pair with id {id_!r} in {self.root}")
+        sar, opt = self.pair_u8(id_)
+        sample: Sample = {"sar": sar_tensor(sar), "opt": opt_tensor(opt), "id": id_}
+        return self.transforms(sample) if self.transforms else sample
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.get(self.ids[index])
+
+    def problems(self) -> Problems:
+        """Pairing problems of the folder (empty unless a check was skipped)."""
+        return self.layout.problems if self.layout else Problems()
+
+    def plot(self, sample: Sample, show_titles: bool = True, suptitle: str | None = None) -> Any:
+        """A matplotlib Figure of one sample: optical left, SAR right."""
+        from saropt.data.plot import plot_pair
+
+        return plot_pair(sample, show_titles, suptitle)
+
+    def plot_batch(self, samples: Sequence[Sample] | Sample | Sequence[int] | None = None,
+                   n: int = 8, show_titles: bool = True, suptitle: str | None = None) -> Any:
+        """Optical row above SAR row (the paper's Fig. 5). ``samples``: sample dicts, a collated
+        batch, or indices; None draws the first ``n`` pairs."""
+        from saropt.data.plot import plot_batch
+
+        if samples is None:
+            samples = list(range(min(n, len(self))))
+        if isinstance(samples, Sequence) and samples and isinstance(samples[0], int):
+            samples = [self[i] for i in samples]
+        return plot_batch(samples, show_titles, suptitle)
+
+    def __repr__(self) -> str:
+        src = f", cache={self.cache.path}" if self.cache else ""
+        return (f"QXSSAROPT(root={self.root}, pairs={len(self)}, patch_size={self.patch_size}, "
+                f"resize={self.resize}{src})")

@@ -1,0 +1,278 @@
+"""Train / val / test splits of a pair dataset, written as text files of ids.
+
+A split folder holds ``train.txt``, ``val.txt`` (may be empty), ``test.txt`` (one id a line),
+``val_pairs.csv`` and ``test_pairs.csv`` (``sar_id,opt_id,label``: fixed 1:1 evaluation pairs
+drawn once by seed) and ``split.json`` (seed, mode, sizes, dataset root).
+
+``mode="random"`` shuffles the ids by seed and takes test, then val, then train from the front,
+so for one seed and test size the test set is fixed and smaller training sets are nested in
+larger ones (the paper's Table 2 study). ``mode="spatial"`` needs ``ROOT/manifest.csv``
+(``id,scene,x,y,size``): whole blocks of each scene go to one side, and any train/val patch whose
+window overlaps a test (or train overlapping val) window is dropped, so no two overlapping
+patches ever sit on both sides.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saropt.data.layout import scan_layout, sort_ids
+from saropt.data.pairs import Pair, draw_eval_pairs
+from saropt.errors import DataError
+from saropt.utils.io import write_json_atomic, write_text_atomic
+
+SPLITS = ("train", "val", "test")
+MANIFEST_COLUMNS = ("id", "scene", "x", "y", "size")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A patch's footprint: SAR-pixel top-left corner and side length in its scene."""
+
+    scene: str
+    x: float
+    y: float
+    size: float
+
+    def overlaps(self, other: Window) -> bool:
+        return (self.scene == other.scene
+                and self.x < other.x + other.size and other.x < self.x + self.size
+                and self.y < other.y + other.size and other.y < self.y + self.size)
+
+
+# ---- sizes ------------------------------------------------------------------------------------
+def _count(n: int, count: int | None, frac: float | None, name: str) -> int | None:
+    if count is not None and frac is not None:
+        raise DataError(f"give the {name} size as a count or as a fraction, not both")
+    if frac is not None:
+        if not 0.0 <= frac <= 1.0:
+            raise DataError(f"{name} fraction must be in [0, 1], got {frac}")
+        return int(round(frac * n))
+    if count is not None and count < 0:
+        raise DataError(f"{name} size must be >= 0, got {count}")
+    return count
+
+
+def resolve_sizes(n: int, train: int | None = None, test: int | None = None, val: int | None = 0,
+                  train_frac: float | None = None, test_frac: float | None = None,
+                  val_frac: float | None = None) -> dict[str, int]:
+    """Counts of each split for ``n`` pairs. Unset train or test takes the rest; with neither
+    set, the paper's 70 % / 30 % split (14,000 / 6,000 of QXS-SAROPT's 20,000)."""
+    n_train = _count(n, train, train_frac, "train")
+    n_test = _count(n, test, test_frac, "test")
+    n_val = _count(n, val, val_frac, "val") or 0
+    if n_train is None and n_test is None:
+        n_train = int(round(0.7 * n))
+    if n_test is None:
+        n_test = n - n_train - n_val
+    if n_train is None:
+        n_train = n - n_test - n_val
+    if n_train + n_val + n_test > n or min(n_train, n_test) < 0:
+        raise DataError(f"train {n_train} + val {n_val} + test {n_test} = "
+                        f"{n_train + n_val + n_test} pairs, but the dataset has {n}")
+    return {"train": n_train, "val": n_val, "test": n_test}
+
+
+# ---- manifest and spatial grouping ------------------------------------------------------------
+def read_manifest(path: str | Path) -> dict[str, Window]:
+    """``id -> Window`` from a manifest CSV with at least ``id,scene,x,y,size``."""
+    path = Path(path)
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"{path}: manifest lacks columns {missing} (needs "
+                                f"{','.join(MANIFEST_COLUMNS)})")
+            out: dict[str, Window] = {}
+            for line, row in enumerate(reader, start=2):
+                try:
+                    out[row["id"]] = Window(row["scene"], float(row["x"]), float(row["y"]),
+                                            float(row["size"]))
+                except (TypeError, ValueError):
+                    raise DataError(f"{path}:{line}: x, y and size must be numbers, got "
+                                    f"{row}") from None
+    except FileNotFoundError:
+        raise DataError(f"{path}: manifest not found") from None
+    return out
+
+
+def _cell_index(windows: dict[str, Window], cell: float) -> dict[tuple, list[str]]:
+    grid: dict[tuple, list[str]] = defaultdict(list)
+    for id_, w in windows.items():
+        grid[(w.scene, int(w.x // cell), int(w.y // cell))].append(id_)
+    return grid
+
+
+def overlapping(candidates: Iterable[str], fixed: Iterable[str],
+                windows: dict[str, Window]) -> set[str]:
+    """The ids of ``candidates`` whose window overlaps the window of any id in ``fixed``."""
+    fixed = [i for i in fixed if i in windows]
+    if not fixed:
+        return set()
+    cell = max(windows[i].size for i in fixed)
+    grid = _cell_index({i: windows[i] for i in fixed}, cell)
+    hits = set()
+    for c in candidates:
+        w = windows[c]
+        cx0, cy0 = int(w.x // cell), int(w.y // cell)
+        reach = int(w.size // cell) + 1
+        near = (f for dx in range(-1, reach + 1) for dy in range(-1, reach + 1)
+                for f in grid.get((w.scene, cx0 + dx, cy0 + dy), ()))
+        if any(windows[f].overlaps(w) for f in near):
+            hits.add(c)
+    return hits
+
+
+def count_overlaps(a: Iterable[str], b: Iterable[str], windows: dict[str, Window]) -> int:
+    """How many ids of ``a`` overlap some id of ``b`` (leakage of a split)."""
+    return len(overlapping([i for i in a if i in windows], b, windows))
+
+
+def _blocks(ids: Sequence[str], windows: dict[str, Window], block: float) -> list[list[str]]:
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for i in ids:
+        w = windows[i]
+        key = (w.scene, int((w.x + w.size / 2) // block), int((w.y + w.size / 2) // block))
+        groups[key].append(i)
+    return [groups[k] for k in sorted(groups, key=str)]
+
+
+def _spatial_assign(ids: list[str], sizes: dict[str, int], windows: dict[str, Window],
+                    block: float, rng: np.random.Generator) -> tuple[dict[str, list[str]], int]:
+    groups = _blocks(ids, windows, block)
+    order = rng.permutation(len(groups))
+    out: dict[str, list[str]] = {"test": [], "val": []}
+    rest: list[str] = []
+    for g in order:
+        target = next((s for s in ("test", "val") if len(out[s]) < sizes[s]), None)
+        (out[target] if target else rest).extend(groups[g])
+    dropped_val = overlapping(out["val"], out["test"], windows)
+    out["val"] = [i for i in out["val"] if i not in dropped_val]
+    bad = overlapping(rest, out["test"] + out["val"], windows)
+    train = [i for i in rest if i not in bad]
+    if len(train) > sizes["train"]:
+        train = list(rng.choice(np.array(train, dtype=object), sizes["train"], replace=False))
+    out["train"] = train
+    return out, len(bad) + len(dropped_val)
+
+
+# ---- making and reading splits ----------------------------------------------------------------
+def make_split(root: str | Path, out: str | Path, train: int | None = None,
+               test: int | None = None, val: int | None = 0, train_frac: float | None = None,
+               test_frac: float | None = None, val_frac: float | None = None, seed: int = 0,
+               mode: str = "random", sar_dir: str = "sar_256_oc_0.2",
+               opt_dir: str = "opt_256_oc_0.2", manifest: str | Path | None = None,
+               block: float | None = None, ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """Split the pairs of ``root`` and write the split folder ``out``; returns ``split.json``.
+
+    Sizes: counts (``train``, ``test``, ``val``) or fractions of all pairs; see
+    :func:`resolve_sizes`. ``mode="spatial"`` reads ``manifest`` (default ``root/manifest.csv``)
+    and groups patches into square blocks of ``block`` SAR pixels (default 8 patch sizes).
+    """
+    if mode not in ("random", "spatial"):
+        raise DataError(f"split mode must be 'random' or 'spatial', got {mode!r}")
+    if ids is None:
+        layout = scan_layout(root, sar_dir, opt_dir)
+        layout.problems.raise_if_any(f"cannot split {root}")
+        ids = layout.ids
+    ids = sort_ids(ids)
+    sizes = resolve_sizes(len(ids), train, test, val, train_frac, test_frac, val_frac)
+    rng = np.random.default_rng(seed)
+    manifest_path = Path(manifest) if manifest else Path(root) / "manifest.csv"
+    windows = read_manifest(manifest_path) if (mode == "spatial" or manifest_path.is_file()) \
+        else {}
+    purged = 0
+    if mode == "spatial":
+        absent = [i for i in ids if i not in windows]
+        if absent:
+            raise DataError(f"{manifest_path}: {len(absent)} pairs have no manifest row "
+                            f"(first: {absent[:3]})")
+        block = block or 8 * float(np.median([windows[i].size for i in ids]))
+        parts, purged = _spatial_assign(list(ids), sizes, windows, block, rng)
+    else:
+        perm = [ids[k] for k in rng.permutation(len(ids))]
+        a, b = sizes["test"], sizes["test"] + sizes["val"]
+        parts = {"test": perm[:a], "val": perm[a:b], "train": perm[b:b + sizes["train"]]}
+    parts = {k: sort_ids(parts[k]) for k in SPLITS}
+    info = {
+        "seed": seed, "mode": mode, "root": str(Path(root).resolve()), "sar_dir": sar_dir,
+        "opt_dir": opt_dir, "n_pairs": len(ids), "requested": sizes,
+        "sizes": {k: len(v) for k, v in parts.items()},
+        "block": block if mode == "spatial" else None, "purged_overlapping": purged,
+        "manifest": str(manifest_path) if windows else None,
+        "train_test_overlaps": count_overlaps(parts["train"], parts["test"], windows)
+        if windows else None,
+    }
+    write_split(out, parts, info, seed)
+    return info
+
+
+def write_split(out: str | Path, parts: dict[str, list[str]], info: dict[str, Any],
+                seed: int) -> Path:
+    """Write the id lists, the fixed evaluation pairs and ``split.json`` (last) to ``out``."""
+    out = Path(out)
+    for name in SPLITS:
+        write_text_atomic(out / f"{name}.txt", "".join(f"{i}\n" for i in parts[name]))
+    for name in ("val", "test"):
+        write_pairs(out / f"{name}_pairs.csv", draw_eval_pairs(parts[name], seed))
+    write_json_atomic(out / "split.json", info)
+    return out
+
+
+def write_pairs(path: str | Path, pairs: Sequence[Pair]) -> Path:
+    lines = ["sar_id,opt_id,label"] + [f"{s},{o},{y}" for s, o, y in pairs]
+    return write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def read_split(split_dir: str | Path) -> dict[str, list[str]]:
+    """``{"train": [...], "val": [...], "test": [...]}`` from a split folder."""
+    split_dir = Path(split_dir)
+    out: dict[str, list[str]] = {}
+    for name in SPLITS:
+        f = split_dir / f"{name}.txt"
+        if not f.is_file():
+            if name == "val":
+                out[name] = []
+                continue
+            raise DataError(f"{f}: split file not found (make one with `saropt data split`)")
+        out[name] = [line.strip() for line in f.read_text().splitlines() if line.strip()]
+    for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
+        both = set(out[a]) & set(out[b])
+        if both:
+            raise DataError(f"{split_dir}: {len(both)} ids are in both {a} and {b} "
+                            f"(first: {sort_ids(both)[:3]})")
+    return out
+
+
+def read_split_info(split_dir: str | Path) -> dict[str, Any]:
+    f = Path(split_dir) / "split.json"
+    if not f.is_file():
+        raise DataError(f"{f}: not found")
+    return json.loads(f.read_text())
+
+
+def read_pairs(path: str | Path) -> list[Pair]:
+    """``(sar_id, opt_id, label)`` tuples from a CSV with header ``sar_id,opt_id,label``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: pairs file not found")
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != ["sar_id", "opt_id", "label"]:
+            raise DataError(f"{path}: header must be 'sar_id,opt_id,label', got {header}")
+        pairs = []
+        for line, row in enumerate(reader, start=2):
+            if len(row) != 3 or row[2] not in ("0", "1"):
+                raise DataError(f"{path}:{line}: expected 'sar_id,opt_id,0|1', got {row}")
+            pairs.append((row[0], row[1], int(row[2])))
+    return pairs

@@ -1,0 +1,118 @@
+"""Joint transforms on pair samples: the same geometric change for the SAR and the optical image.
+
+Each transform is a callable ``sample -> sample`` acting on the image keys (``sar``, ``opt``;
+CxHxW tensors) and passing every other key through. Randomness comes from ``torch``'s generator,
+which DataLoader seeds per worker, so runs are reproducible under ``lightning.seed_everything``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+Sample = dict[str, Any]
+IMAGE_KEYS = ("sar", "opt")
+
+
+def _images(sample: Sample) -> list[str]:
+    return [k for k in IMAGE_KEYS if k in sample]
+
+
+class Compose:
+    """Apply transforms in order."""
+
+    def __init__(self, transforms: Sequence[Callable[[Sample], Sample]]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, sample: Sample) -> Sample:
+        for t in self.transforms:
+            sample = t(sample)
+        return sample
+
+    def __repr__(self) -> str:
+        return f"Compose({self.transforms!r})"
+
+
+class RandomHorizontalFlip:
+    """Mirror both images left-right with probability ``p``."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, sample: Sample) -> Sample:
+        if torch.rand(()) < self.p:
+            sample = {**sample, **{k: sample[k].flip(-1) for k in _images(sample)}}
+        return sample
+
+    def __repr__(self) -> str:
+        return f"RandomHorizontalFlip(p={self.p})"
+
+
+class RandomVerticalFlip:
+    """Mirror both images top-bottom with probability ``p``."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, sample: Sample) -> Sample:
+        if torch.rand(()) < self.p:
+            sample = {**sample, **{k: sample[k].flip(-2) for k in _images(sample)}}
+        return sample
+
+    def __repr__(self) -> str:
+        return f"RandomVerticalFlip(p={self.p})"
+
+
+class RandomRot90:
+    """Rotate both images by the same random multiple of 90 degrees (square patches)."""
+
+    def __call__(self, sample: Sample) -> Sample:
+        k = int(torch.randint(0, 4, ()))
+        if k:
+            sample = {**sample, **{n: torch.rot90(sample[n], k, (-2, -1)) for n in _images(sample)}}
+        return sample
+
+    def __repr__(self) -> str:
+        return "RandomRot90()"
+
+
+class Resize:
+    """Resize both images to ``size x size`` (antialiased bilinear by default), e.g. for CPU runs
+    at small sizes. Geometric change is identical for the pair because both share one grid."""
+
+    def __init__(self, size: int, mode: str = "bilinear", antialias: bool = True) -> None:
+        self.size, self.mode, self.antialias = int(size), mode, antialias
+
+    def __call__(self, sample: Sample) -> Sample:
+        out = dict(sample)
+        for k in _images(sample):
+            img = sample[k]
+            if img.shape[-2:] == (self.size, self.size):
+                continue
+            aa = self.antialias and self.mode in ("bilinear", "bicubic")
+            out[k] = F.interpolate(img[None], size=(self.size, self.size), mode=self.mode,
+                                   antialias=aa, **_align(self.mode))[0].clamp_(0, 1)
+        return out
+
+    def __repr__(self) -> str:
+        return f"Resize({self.size}, mode={self.mode!r})"
+
+
+def _align(mode: str) -> dict[str, bool]:
+    return {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
+
+
+def augmentations(flips: bool = True, rot90: bool = True,
+                  size: int | None = None) -> Compose:
+    """A common training pipeline: optional resize, joint random flips and 90-degree turns."""
+    ts: list[Callable[[Sample], Sample]] = []
+    if size is not None:
+        ts.append(Resize(size))
+    if flips:
+        ts += [RandomHorizontalFlip(), RandomVerticalFlip()]
+    if rot90:
+        ts.append(RandomRot90())
+    return Compose(ts)

@@ -1,0 +1,54 @@
+"""Tiny QXS-layout datasets written with numpy + Pillow, for the data-layer tests."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SAR_DIR, OPT_DIR = "sar_256_oc_0.2", "opt_256_oc_0.2"
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pair_arrays(i: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A deterministic SAR (H, W) and optical (H, W, 3) uint8 pair for id ``i``."""
+    rng = np.random.default_rng(i)
+    sar = rng.integers(0, 256, (size, size), dtype=np.uint8)
+    opt = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return sar, opt
+
+
+def make_qxs(root: Path, n: int = 6, size: int = 16, sar_dir: str = SAR_DIR,
+             opt_dir: str = OPT_DIR, names: list[str] | None = None) -> Path:
+    """``root/<sar_dir>/{1..n}.png`` (L) and ``root/<opt_dir>/{1..n}.png`` (RGB)."""
+    (root / sar_dir).mkdir(parents=True, exist_ok=True)
+    (root / opt_dir).mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(names or [str(i) for i in range(1, n + 1)], start=1):
+        sar, opt = pair_arrays(k, size)
+        Image.fromarray(sar).save(root / sar_dir / f"{name}.png")
+        Image.fromarray(opt).save(root / opt_dir / f"{name}.png")
+    return root
+
+
+def write_manifest(root: Path, rows: list[tuple[str, str, float, float, float]]) -> Path:
+    """``root/manifest.csv`` with ``id,scene,x,y,size`` rows."""
+    with (root / "manifest.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "scene", "x", "y", "size"])
+        w.writerows(rows)
+    return root / "manifest.csv"
+
+
+def grid_manifest(root: Path, scenes: int = 2, nx: int = 8, ny: int = 8, size: int = 256,
+                  stride: int = 205) -> list[str]:
+    """Manifest of overlapping patches on a grid per scene (20 % overlap); returns the ids."""
+    rows, k = [], 0
+    for s in range(scenes):
+        for gy in range(ny):
+            for gx in range(nx):
+                k += 1
+                rows.append((str(k), f"scene{s}", gx * stride, gy * stride, size))
+    write_manifest(root, rows)
+    return [r[0] for r in rows]
