@@ -1,0 +1,106 @@
+"""``BuildConfig``: everything ``saropt data build`` needs, validated before any work starts.
+
+Relative paths are taken relative to the current working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from saropt.config import Config
+
+ModelName = Literal["affine", "projective", "polynomial2", "tps"]
+
+
+class SarScaling(Config):
+    """How SAR amplitude becomes 8-bit grey levels.
+
+    ``auto``: uint8 input is kept as is, anything else uses ``percentile_db``.
+    ``percentile_db``: 20*log10(amplitude), clipped at the ``low``/``high`` percentiles of the
+    valid pixels (estimated on a decimated read of the whole scene), mapped linearly to 0..255.
+    ``percentile``: the same on linear amplitude. ``none``: the input must already be uint8.
+    """
+
+    method: Literal["auto", "percentile_db", "percentile", "none"] = "auto"
+    low: float = Field(1.0, ge=0, lt=100)
+    high: float = Field(99.0, gt=0, le=100)
+    sample_side: int = Field(1024, ge=64, description="long side of the decimated read")
+
+    @model_validator(mode="after")
+    def _order(self) -> SarScaling:
+        if self.low >= self.high:
+            raise ValueError(f"sar_scaling.low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class Registration(Config):
+    """Per-sub-region fit of the SAR pixel -> optical pixel transform."""
+
+    model: ModelName = "affine"
+    ransac: bool = True
+    ransac_threshold: float = Field(3.0, gt=0, description="inlier residual, optical pixels")
+    ransac_trials: int = Field(2000, ge=1)
+    max_rmse: float = Field(2.0, gt=0, description="refuse a sub-region above this RMSE (px)")
+    min_points: int = Field(3, ge=3)
+    grid_step: int = Field(8, ge=1, description="exact transform every N px for polynomial2/"
+                           "tps, bilinear in between (affine/projective are always exact)")
+    seed: int = 0
+
+
+class Patches(Config):
+    size: int = Field(256, ge=16)
+    overlap: float = Field(0.2, ge=0, lt=1)
+    block: int = Field(4, ge=1, description="patches per block side (unit of warping/resume)")
+
+    @property
+    def stride(self) -> int:
+        """round(size * (1 - overlap)): 205 for 256 px at 20 % overlap."""
+        return max(1, int(round(self.size * (1 - self.overlap))))
+
+
+class Screening(Config):
+    """Thresholds replacing the paper's manual inspection; set a threshold to null to skip it."""
+
+    texture_min_sar: float | None = Field(5.0, description="min texture score of the SAR patch")
+    texture_min_opt: float | None = Field(5.0, description="min texture score of the optical")
+    seam_max: float | None = Field(6.0, description="max seamline score of the optical patch")
+    duplicate_max_hamming: int | None = Field(
+        6, description="reject a patch whose SAR and optical hashes are both this close to a "
+        "kept patch's (64-bit DCT perceptual hash)")
+
+
+class BuildConfig(Config):
+    """Inputs, registration, patching, screening and output of one scene's build."""
+
+    sar: Path
+    optical: Path
+    tiepoints: Path | None = None
+    subregions: Path | None = None
+    georeference: bool = Field(False, description="derive tie points from the GeoTIFFs' "
+                               "georeferencing instead of a tie-point CSV")
+    out: Path
+    scene: str | None = Field(None, description="scene name in the manifest (default: SAR "
+                              "file's stem, or its folder's name when that stem is 'sar')")
+    sar_nodata: float | None = Field(0.0, description="SAR value meaning no data (null: the "
+                                     "file's nodata, or none)")
+    sar_scaling: SarScaling = SarScaling()
+    registration: Registration = Registration()
+    patches: Patches = Patches()
+    screening: Screening = Screening()
+    png_compression: int = Field(1, ge=0, le=9)
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _sources(self) -> BuildConfig:
+        if self.tiepoints is None and not self.georeference:
+            raise ValueError("give tiepoints (a CSV) or set georeference: true")
+        return self
+
+    def scene_name(self) -> str:
+        if self.scene:
+            return self.scene
+        stem = self.sar.stem
+        return self.sar.resolve().parent.name if stem in ("sar", "sar_8bit") else stem

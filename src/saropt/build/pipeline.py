@@ -1,0 +1,365 @@
+"""``build_dataset``: SAR scene + optical scene + tie points -> screened QXS-SAROPT patch pairs.
+
+Steps: read tie points and sub-regions, fit one transform per sub-region (refusing those over
+``registration.max_rmse``), then per block of patches read the SAR window, warp the optical
+onto it (bilinear), cut the patches with valid data in both images, score them, and stage them
+in ``OUT/.work``. A block's record is written (atomically) after its PNGs, so a rerun after a
+crash skips finished blocks. Finally the screening decisions (thresholds can change between
+runs without re-warping), ids, the QXS layout (hard links to the staged PNGs, swapped in whole),
+``manifest.csv``, ``registration.json`` and ``summary.md`` with figures are written.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from saropt.build.config import BuildConfig
+from saropt.build.patches import Block, plan_blocks
+from saropt.build.rasters import GDAL_ENV, OpticalSource, SarSource
+from saropt.build.register import Fit, fit_subregion
+from saropt.build.screen import DuplicateIndex, phash, seam_score, texture_score
+from saropt.build.tiepoints import SubRegion, read_subregions, read_tiepoints
+from saropt.build.warp import warp_window
+from saropt.errors import DataError
+from saropt.utils.io import atomic_path, write_json_atomic, write_text_atomic
+
+MANIFEST_COLUMNS = ["id", "scene", "subregion", "x", "y", "size", "transform", "rmse",
+                    "tex_sar", "tex_opt", "seam", "dup_dist", "dup_of", "decision", "reason"]
+
+
+def layout_dirs(size: int, overlap: float) -> tuple[str, str]:
+    """QXS folder names, e.g. ``("sar_256_oc_0.2", "opt_256_oc_0.2")``."""
+    return f"sar_{size}_oc_{overlap:g}", f"opt_{size}_oc_{overlap:g}"
+
+
+@dataclass
+class Plan:
+    """Everything decided before warping: sub-regions, fits and blocks."""
+
+    subregions: list[SubRegion]
+    fits: list[Fit]
+    blocks: list[list[Block]]
+    scaler: dict = field(default_factory=dict)
+
+    def n_blocks(self) -> int:
+        return sum(len(b) for b, f in zip(self.blocks, self.fits) if f.ok)
+
+
+# ---------------------------------------------------------------- inputs and registration
+
+def _check_inputs(cfg: BuildConfig) -> None:
+    for key in ("sar", "optical", "tiepoints", "subregions"):
+        p = getattr(cfg, key)
+        if p is not None and not Path(p).is_file():
+            raise DataError(f"{key}: file {p} does not exist")
+
+
+def load_tiepoints(cfg: BuildConfig, sar: SarSource, optical: OpticalSource,
+                   subregions: list[SubRegion]) -> dict[str, np.ndarray]:
+    """Tie points per sub-region name, from the CSV or from georeferencing."""
+    if cfg.georeference and cfg.tiepoints is None:
+        from saropt.build.georef import georef_tiepoints
+
+        return georef_tiepoints(sar.ds, optical.ds, subregions)
+    groups = read_tiepoints(cfg.tiepoints)
+    if cfg.subregions is None:
+        return {"scene": np.concatenate(list(groups.values()))}
+    names = {sr.name for sr in subregions}
+    unknown = sorted(set(groups) - names)
+    if unknown:
+        raise DataError(f"{cfg.tiepoints}: sub-region(s) {unknown} are not in "
+                        f"{cfg.subregions} (known: {sorted(names)})")
+    return groups
+
+
+def make_plan(cfg: BuildConfig, sar: SarSource, optical: OpticalSource) -> Plan:
+    subregions = read_subregions(cfg.subregions, sar.shape)
+    groups = load_tiepoints(cfg, sar, optical, subregions)
+    fits = [fit_subregion(sr.name, groups.get(sr.name, np.zeros((0, 4))), cfg.registration)
+            for sr in subregions]
+    p = cfg.patches
+    blocks = [plan_blocks(sr, p.size, p.stride, p.block) for sr in subregions]
+    return Plan(subregions, fits, blocks, sar.scaler.to_json())
+
+
+# ---------------------------------------------------------------- resumable state
+
+def _file_sig(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    st = Path(path).stat()
+    if st.st_size < 1 << 20:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    return f"{Path(path).resolve()}:{st.st_size}:{int(st.st_mtime)}"
+
+
+def fingerprint(cfg: BuildConfig) -> dict:
+    """What the staged blocks depend on (screening thresholds excluded: they only re-decide)."""
+    d = cfg.model_dump(mode="json", include={"georeference", "sar_nodata", "sar_scaling",
+                                             "registration", "patches"})
+    d.update({k: _file_sig(getattr(cfg, k)) for k in ("sar", "optical", "tiepoints",
+                                                      "subregions")})
+    return d
+
+
+def check_state(work: Path, fp: dict) -> None:
+    """Refuse to mix a new configuration into an unfinished build of another."""
+    path = work / "state.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
+        if diff:
+            raise DataError(f"{work.parent} holds a build with different {', '.join(diff)}; "
+                            "use another out folder or rerun with --fresh")
+    else:
+        write_json_atomic(path, fp)
+
+
+def clear_build(out: Path, cfg: BuildConfig) -> None:
+    """Remove what a previous build wrote in ``out`` (only saropt's own files)."""
+    sar_dir, opt_dir = layout_dirs(cfg.patches.size, cfg.patches.overlap)
+    for name in (".work", sar_dir, opt_dir, "figures"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in ("manifest.csv", "registration.json", "summary.md"):
+        (out / name).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- blocks
+
+def save_png(path: Path, img: np.ndarray, level: int) -> None:
+    """Atomic PNG write (RGB or L) with OpenCV."""
+    arr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), arr, [cv2.IMWRITE_PNG_COMPRESSION, level]):
+            raise DataError(f"could not write {path}")
+
+
+def patch_record(x: int, y: int, sar: np.ndarray, svalid: np.ndarray, opt: np.ndarray,
+                 ovalid: np.ndarray) -> dict:
+    """Validity and screening scores of one patch pair."""
+    if not svalid.all():
+        return {"x": x, "y": y, "status": "sar_nodata"}
+    if not ovalid.all():
+        return {"x": x, "y": y, "status": "outside_optical"}
+    return {"x": x, "y": y, "status": "ok", "tex_sar": round(texture_score(sar), 3),
+            "tex_opt": round(texture_score(opt), 3), "seam": round(seam_score(opt), 3),
+            "hash_sar": f"{phash(sar):016x}", "hash_opt": f"{phash(opt):016x}"}
+
+
+def process_block(block: Block, fit: Fit, sar: SarSource, optical: OpticalSource,
+                  cfg: BuildConfig, stage: Path) -> list[dict]:
+    """Warp one block, cut, score and stage its patches; return their records."""
+    size = cfg.patches.size
+    x0, y0, w, h = block.window(size)
+    sar8, svalid = sar.read(x0, y0, w, h)
+    opt, ovalid = warp_window(fit, optical, x0, y0, w, h, cfg.registration.grid_step)
+    records = []
+    for x, y in block.positions:
+        sl = (slice(y - y0, y - y0 + size), slice(x - x0, x - x0 + size))
+        rec = patch_record(x, y, sar8[sl], svalid[sl], opt[sl], ovalid[sl])
+        if rec["status"] == "ok":
+            save_png(stage / f"{x}_{y}_sar.png", sar8[sl], cfg.png_compression)
+            save_png(stage / f"{x}_{y}_opt.png", opt[sl], cfg.png_compression)
+        records.append(rec)
+    write_json_atomic(stage / f"{block.name}.json", records, indent=0)
+    return records
+
+
+def run_blocks(plan: Plan, sar: SarSource, optical: OpticalSource, cfg: BuildConfig,
+               work: Path, on_block: Callable[[int], None] | None = None) -> int:
+    """Process every unfinished block of every accepted sub-region; returns blocks done now."""
+    from tqdm import tqdm
+
+    done_now = 0
+    bar = tqdm(total=plan.n_blocks(), unit="block", desc="build", disable=not cfg.progress)
+    for i, (fit, blocks) in enumerate(zip(plan.fits, plan.blocks)):
+        if not fit.ok:
+            continue
+        stage = work / f"sr{i:03d}"
+        for block in blocks:
+            if not (stage / f"{block.name}.json").is_file():
+                process_block(block, fit, sar, optical, cfg, stage)
+                done_now += 1
+                if on_block is not None:
+                    on_block(done_now)
+            bar.update(1)
+    bar.close()
+    return done_now
+
+
+# ---------------------------------------------------------------- screening and layout
+
+def screening_reason(rec: dict, s) -> str:
+    """Why a patch is rejected by the per-patch tests ('' when it passes)."""
+    if rec["status"] != "ok":
+        return {"sar_nodata": "SAR nodata in patch",
+                "outside_optical": "optical outside its raster"}[rec["status"]]
+    reasons = []
+    if s.texture_min_sar is not None and rec["tex_sar"] < s.texture_min_sar:
+        reasons.append(f"texture-less SAR ({rec['tex_sar']:.2f} < {s.texture_min_sar})")
+    if s.texture_min_opt is not None and rec["tex_opt"] < s.texture_min_opt:
+        reasons.append(f"texture-less optical ({rec['tex_opt']:.2f} < {s.texture_min_opt})")
+    if s.seam_max is not None and rec["seam"] > s.seam_max:
+        reasons.append(f"seamline in optical ({rec['seam']:.1f} > {s.seam_max})")
+    return "; ".join(reasons)
+
+
+def load_records(stage: Path, blocks: list[Block]) -> list[dict]:
+    recs = [r for b in blocks for r in json.loads((stage / f"{b.name}.json").read_text())]
+    return sorted(recs, key=lambda r: (r["y"], r["x"]))
+
+
+def decide(plan: Plan, cfg: BuildConfig, work: Path) -> list[dict]:
+    """Manifest rows in sub-region then row-major order, with ids for the kept patches."""
+    s = cfg.screening
+    dup = DuplicateIndex()
+    rows: list[dict] = []
+    next_id = 1
+    for i, (sr, fit, blocks) in enumerate(zip(plan.subregions, plan.fits, plan.blocks)):
+        if not fit.ok:
+            continue
+        for rec in load_records(work / f"sr{i:03d}", blocks):
+            row = {"id": "", "scene": cfg.scene_name(), "subregion": sr.name, "x": rec["x"],
+                   "y": rec["y"], "size": cfg.patches.size, "transform": fit.model,
+                   "rmse": round(fit.rmse, 3), "tex_sar": rec.get("tex_sar", ""),
+                   "tex_opt": rec.get("tex_opt", ""), "seam": rec.get("seam", ""),
+                   "dup_dist": "", "dup_of": "", "_stage": work / f"sr{i:03d}"}
+            reason = screening_reason(rec, s)
+            if not reason and s.duplicate_max_hamming is not None:
+                hs, ho = int(rec["hash_sar"], 16), int(rec["hash_opt"], 16)
+                dist, of = dup.query(hs, ho)
+                if dist is not None:
+                    row["dup_dist"], row["dup_of"] = dist, of
+                if dist is not None and dist <= s.duplicate_max_hamming:
+                    reason = f"near-duplicate of {of} (hash distance {dist})"
+                else:
+                    dup.add(hs, ho, next_id)
+            row["decision"] = "reject" if reason else "keep"
+            row["reason"] = reason
+            if not reason:
+                row["id"] = next_id
+                next_id += 1
+            rows.append(row)
+    return rows
+
+
+def write_layout(rows: list[dict], cfg: BuildConfig, out: Path, work: Path) -> None:
+    """Hard-link the kept staged PNGs as ``1.png..N.png`` into fresh folders, then swap them in."""
+    names = layout_dirs(cfg.patches.size, cfg.patches.overlap)
+    new = work / "layout_new"
+    shutil.rmtree(new, ignore_errors=True)
+    for kind, name in zip(("sar", "opt"), names):
+        (new / name).mkdir(parents=True)
+        for row in rows:
+            if row["decision"] == "keep":
+                src = row["_stage"] / f"{row['x']}_{row['y']}_{kind}.png"
+                _link_or_copy(src, new / name / f"{row['id']}.png")
+    for name in names:
+        old = work / f"layout_old_{name}"
+        shutil.rmtree(old, ignore_errors=True)
+        if (out / name).exists():
+            os.replace(out / name, old)
+        os.replace(new / name, out / name)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def write_manifest(rows: list[dict], path: Path) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore",
+                       lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------- entry point
+
+@dataclass
+class BuildResult:
+    out: Path
+    plan: Plan
+    rows: list[dict]
+    seconds: float
+    blocks_done_now: int
+    megapixels: float
+
+    @property
+    def n_kept(self) -> int:
+        return sum(r["decision"] == "keep" for r in self.rows)
+
+    def to_json(self) -> dict:
+        reasons: dict[str, int] = {}
+        for r in self.rows:
+            if r["decision"] == "reject":
+                key = r["reason"].split(" (")[0].split(";")[0]
+                reasons[key] = reasons.get(key, 0) + 1
+        return {"out": str(self.out), "patches_kept": self.n_kept,
+                "patches_rejected": len(self.rows) - self.n_kept, "rejected_by": reasons,
+                "subregions": [{"name": f.subregion, "ok": f.ok, "reason": f.reason,
+                                "rmse": f.rmse, "rmse_loo": f.rmse_loo,
+                                "inliers": int(f.inliers.sum()), "points": f.n_points}
+                               for f in self.plan.fits],
+                "seconds": round(self.seconds, 2), "blocks_done_now": self.blocks_done_now,
+                "megapixels": round(self.megapixels, 3),
+                "mp_per_s": round(self.megapixels / max(self.seconds, 1e-9), 3)}
+
+
+def build_dataset(cfg: BuildConfig, fresh: bool = False, summary: bool = True,
+                  on_block: Callable[[int], None] | None = None) -> BuildResult:
+    """Build (or resume building) the dataset described by ``cfg`` in ``cfg.out``.
+
+    ``on_block(n)`` is called after the n-th block finished in this run (progress hooks, tests).
+    """
+    import rasterio
+
+    _check_inputs(cfg)
+    out = Path(cfg.out)
+    if fresh:
+        clear_build(out, cfg)
+    work = out / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with rasterio.Env(**GDAL_ENV):
+        sar = SarSource(cfg.sar, cfg.sar_nodata, cfg.sar_scaling)
+        optical = OpticalSource(cfg.optical)
+        try:
+            check_state(work, fingerprint(cfg))
+            plan = make_plan(cfg, sar, optical)
+            done_now = run_blocks(plan, sar, optical, cfg, work, on_block)
+            rows = decide(plan, cfg, work)
+            write_layout(rows, cfg, out, work)
+            write_manifest(rows, out / "manifest.csv")
+            write_json_atomic(out / "registration.json",
+                              {"scene": cfg.scene_name(), "sar_scaling": plan.scaler,
+                               "subregions": [dict(f.to_json(), region=sr.to_json())
+                                              for sr, f in zip(plan.subregions, plan.fits)]})
+            mp = sum(b.window(cfg.patches.size)[2] * b.window(cfg.patches.size)[3]
+                     for bl, f in zip(plan.blocks, plan.fits) if f.ok for b in bl) / 1e6
+            result = BuildResult(out, plan, rows, time.perf_counter() - t0, done_now, mp)
+            if summary:
+                from saropt.build.summary import write_summary
+
+                write_summary(result, cfg, sar, optical)
+        finally:
+            sar.close()
+            optical.close()
+    return result
