@@ -1,0 +1,198 @@
+"""``saropt fuse``: fuse COCO results files, evaluate complementarity, OSD pretraining/transfer.
+
+``saropt fuse PRED1.json PRED2.json --gt GT.json`` is short for ``saropt fuse run ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from saropt.cli import add_json_flag, emit
+
+SUBCOMMANDS = ("run", "compare", "osd-train", "osd-transfer")
+
+
+class _DefaultRun(argparse._SubParsersAction):
+    """Sub-commands whose default is ``run``: a first word that is no sub-command is an input."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if values and values[0] not in self._name_parser_map:
+            values = ["run", *values]
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _AnyName(dict):
+    """Choices that accept any first word (``_DefaultRun`` routes unknown ones to ``run``)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "fuse", help="fuse detectors' COCO results (WBF / NMS / soft-NMS), complementarity "
+        "evaluation, OSD pretraining",
+        description="saropt fuse PRED.json ... --gt GT.json [--method wbf] is short for "
+        "saropt fuse run ...")
+    p.set_defaults(_parser=p)
+    p.register("action", "parsers", _DefaultRun)
+    sub = p.add_subparsers(dest="fuse_command", metavar="SUBCOMMAND")
+    _add_run(sub)
+    _add_compare(sub)
+    _add_osd_train(sub)
+    _add_osd_transfer(sub)
+    sub.choices = _AnyName(sub.choices)
+
+
+def _add_fusion_options(p: argparse.ArgumentParser, defaults: bool) -> None:
+    d = (lambda v: v) if defaults else (lambda v: None)  # noqa: E731
+    p.add_argument("--method", choices=["wbf", "nms", "soft_nms"], default=d("wbf"))
+    p.add_argument("--weights", type=float, nargs="+", default=None,
+                   help="one weight per prediction file (default: all 1)")
+    p.add_argument("--iou-thr", type=float, default=d(0.55))
+    p.add_argument("--skip-box-thr", type=float, default=d(0.0))
+    p.add_argument("--conf-type", default=d("box_and_model_avg"),
+                   choices=["avg", "max", "box_and_model_avg", "absent_model_aware_avg"],
+                   help="WBF score mode (default box_and_model_avg: stays in [0, 1])")
+    p.add_argument("--sigma", type=float, default=d(0.5), help="soft-NMS Gaussian sigma")
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="fuse COCO results files (default sub-command)",
+                       description="Fuse two or more COCO results files. Inputs: *.json "
+                       "prediction files, optionally one config (fuse/wbf) and key=value "
+                       "overrides; flags override the config.")
+    p.add_argument("inputs", nargs="*", metavar="PRED.json|CONFIG|key=value")
+    p.add_argument("--gt", help="COCO ground truth (for image sizes)")
+    p.add_argument("--out", help="fused COCO results file (default fused.json)")
+    _add_fusion_options(p, defaults=False)
+    add_json_flag(p)
+    p.set_defaults(func=_cmd_run, _parser=p)
+
+
+def _split_inputs(inputs: list[str]) -> tuple[str | None, list[str], list[str]]:
+    """(config, prediction files, overrides) from the positional words."""
+    config, preds, overrides = None, [], []
+    for item in inputs:
+        if "=" in item:
+            overrides.append(item)
+        elif item.endswith(".json"):
+            preds.append(item)
+        elif config is None:
+            config = item
+        else:
+            from saropt.errors import SaroptError
+
+            raise SaroptError(f"two configs given ({config!r}, {item!r}); prediction files "
+                              "must end in .json")
+    return config, preds, overrides
+
+
+def fuse_config_from_args(args: argparse.Namespace) -> Any:
+    from saropt.config import load_config
+    from saropt.fuse.fusion import FuseConfig
+
+    config, preds, overrides = _split_inputs(args.inputs)
+    cfg = load_config(FuseConfig, config, overrides)
+    flags = {"gt": args.gt, "out": args.out, "method": args.method, "weights": args.weights,
+             "iou_thr": args.iou_thr, "skip_box_thr": args.skip_box_thr,
+             "conf_type": args.conf_type, "sigma": args.sigma}
+    updates = {k: v for k, v in flags.items() if v is not None}
+    if preds:
+        updates["predictions"] = preds
+    return cfg.model_copy(update=updates) if updates else cfg
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from saropt.fuse.fusion import FuseConfig, fuse_files
+
+    cfg = FuseConfig.model_validate(fuse_config_from_args(args).model_dump())
+    out, summary = fuse_files(cfg, progress=not args.json)
+    emit(summary, args.json, f"fused {summary['n_inputs']} predictions with {cfg.method} -> "
+         f"{summary['n_fused']} in {out}")
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="AP of each detector and of their fusion, overall and "
+                       "inshore/offshore; false alarms on land and recall at sea")
+    p.add_argument("predictions", nargs="+", metavar="PRED.json")
+    p.add_argument("--gt", required=True, help="COCO ground truth (images may carry 'scene')")
+    p.add_argument("--names", nargs="+", help="a name per prediction file (default: file stem)")
+    p.add_argument("--land-masks", help="folder of <image stem>.png land masks (255 = land)")
+    p.add_argument("--score-thr", type=float, default=0.5,
+                   help="score at which false alarms and recall are counted (default 0.5)")
+    p.add_argument("--out", help="folder for compare.json, compare.md and compare.png")
+    _add_fusion_options(p, defaults=True)
+    add_json_flag(p)
+    p.set_defaults(func=_cmd_compare, _parser=p)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from saropt.fuse.compare import complementarity, figure, table_rows
+    from saropt.utils.table import format_table
+
+    fusion = {"method": args.method, "weights": args.weights, "iou_thr": args.iou_thr,
+              "skip_box_thr": args.skip_box_thr, "conf_type": args.conf_type,
+              "sigma": args.sigma}
+    result = complementarity(args.gt, args.predictions, args.names, args.land_masks,
+                             args.score_thr, fusion, fused_name=f"fused ({args.method})")
+    rows, headers = table_rows(result)
+    if args.out:
+        write_compare_outputs(result, Path(args.out))
+    emit(result, args.json, format_table(rows, headers))
+    _ = figure  # the figure is written with --out
+    return 0
+
+
+def write_compare_outputs(result: dict[str, Any], out: Path) -> dict[str, Path]:
+    """``compare.json``, ``compare.md`` (table) and ``compare.png`` (bars) in ``out``."""
+    from saropt.fuse.compare import figure, table_rows
+    from saropt.utils.io import save_figure_atomic, write_json_atomic, write_text_atomic
+    from saropt.utils.table import format_table
+
+    rows, headers = table_rows(result)
+    return {"json": write_json_atomic(out / "compare.json", result),
+            "md": write_text_atomic(out / "compare.md",
+                                    format_table(rows, headers, markdown=True) + "\n"),
+            "png": save_figure_atomic(figure(result), out / "compare.png")}
+
+
+def _add_osd_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("osd-train", help="train the optical ship detector (OSD) on DOTA ships "
+                       "(config osd/faster_rcnn_dota or osd/yolov3_dota)")
+    p.add_argument("config", help="OSD config, e.g. osd/faster_rcnn_dota")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    add_json_flag(p)
+    p.set_defaults(func=_cmd_osd_train, _parser=p)
+
+
+def _cmd_osd_train(args: argparse.Namespace) -> int:
+    from saropt.fuse.osd import train_osd
+
+    result = train_osd(args.config, args.overrides)
+    emit(result, args.json, f"OSD checkpoint: {result['checkpoint']}")
+    return 0
+
+
+def _add_osd_transfer(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("osd-transfer", help="start a SAR detector from an OSD checkpoint and "
+                       "list the weights that matched (writes a 1-channel detector checkpoint)")
+    p.add_argument("checkpoint", help="OSD detector checkpoint (optical, 3 channels)")
+    p.add_argument("--detector", default="faster_rcnn_r50",
+                   help="detector name as in saropt.detect.models.create_detector")
+    p.add_argument("--in-chans", type=int, default=1)
+    p.add_argument("--out", help="write the initialised SAR detector's state dict here (.pt)")
+    add_json_flag(p)
+    p.set_defaults(func=_cmd_osd_transfer, _parser=p)
+
+
+def _cmd_osd_transfer(args: argparse.Namespace) -> int:
+    from saropt.fuse.osd import transfer_report
+
+    result = transfer_report(args.checkpoint, args.detector, args.in_chans, args.out)
+    emit(result, args.json, result["text"])
+    return 0

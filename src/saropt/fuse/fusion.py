@@ -1,0 +1,253 @@
+"""Fusion of several detectors' COCO results: weighted boxes fusion (WBF), NMS and soft-NMS.
+
+All three go through ``ensemble-boxes``, which wants per-image boxes normalised to [0, 1]: we
+divide by each image's width and height (from the ground-truth COCO file), clip to [0, 1], drop
+boxes of zero area, fuse, and multiply back. See ``docs/fusion.md`` for the score modes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from saropt.config import Config
+from saropt.errors import DataError, SaroptError
+
+METHODS = ("wbf", "nms", "soft_nms")
+CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")
+#: conf_types whose fused score provably stays in [0, 1] for any weights (see docs/fusion.md)
+BOUNDED_CONF_TYPES = ("max", "box_and_model_avg", "absent_model_aware_avg")
+
+ImageSizes = dict[int, tuple[float, float]]  # image_id -> (width, height)
+
+
+class FuseConfig(Config):
+    """``saropt fuse`` settings (``configs/fuse/wbf.yaml``)."""
+
+    predictions: list[str] = []
+    names: list[str] | None = None
+    gt: str | None = None
+    method: Literal["wbf", "nms", "soft_nms"] = "wbf"
+    weights: list[float] | None = None
+    iou_thr: float = 0.55
+    skip_box_thr: float = 0.0
+    conf_type: Literal["avg", "max", "box_and_model_avg",
+                       "absent_model_aware_avg"] = "box_and_model_avg"
+    sigma: float = 0.5
+    soft_nms_thr: float = 0.001
+    out: str = "fused.json"
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _read_json(path: str | Path, what: str) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} file {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+
+
+def _check_result(path: Path, i: int, r: Any) -> dict[str, Any]:
+    if not isinstance(r, dict) or not {"image_id", "bbox", "score"} <= set(r):
+        raise DataError(f"{path}: entry {i} is not a COCO result with image_id, bbox and score")
+    bbox = r["bbox"]
+    if (not isinstance(bbox, list) or len(bbox) != 4
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)):
+        raise DataError(f"{path}: entry {i} has bbox {bbox!r}, expected 4 finite numbers")
+    score = r["score"]
+    if not isinstance(score, (int, float)) or not math.isfinite(score):
+        raise DataError(f"{path}: entry {i} has score {score!r}, expected a finite number")
+    return {"image_id": int(r["image_id"]), "category_id": int(r.get("category_id", 1)),
+            "bbox": [float(v) for v in bbox], "score": float(score)}
+
+
+def load_coco_results(path: str | Path) -> list[dict[str, Any]]:
+    """A COCO results file (list of ``{image_id, category_id, bbox: [x, y, w, h], score}``)."""
+    path = Path(path)
+    data = _read_json(path, "predictions")
+    if not isinstance(data, list):
+        raise DataError(f"{path}: a COCO results file is a JSON list, got {type(data).__name__}")
+    return [_check_result(path, i, r) for i, r in enumerate(data)]
+
+
+def load_coco_gt(path: str | Path) -> dict[str, Any]:
+    """A COCO ground-truth file, checked for ``images`` with id, width and height."""
+    path = Path(path)
+    data = _read_json(path, "ground-truth")
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise DataError(f"{path}: a COCO ground-truth file needs an 'images' list")
+    for i, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or not {"id", "width", "height"} <= set(im):
+            raise DataError(f"{path}: images[{i}] needs id, width and height")
+    return data
+
+
+def image_sizes_from_gt(gt: str | Path | dict[str, Any]) -> ImageSizes:
+    """``image_id -> (width, height)`` from a COCO ground-truth file (or its loaded dict)."""
+    data = gt if isinstance(gt, dict) else load_coco_gt(gt)
+    return {int(im["id"]): (float(im["width"]), float(im["height"])) for im in data["images"]}
+
+
+# ------------------------------------------------------------------ normalisation
+
+
+def _normalised_arrays(results: Sequence[dict[str, Any]], size: tuple[float, float]
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """xyxy boxes in [0, 1], scores and labels of one model on one image (zero-area dropped)."""
+    if not results:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0)
+    w, h = size
+    xywh = np.array([r["bbox"] for r in results], dtype=np.float64)
+    boxes = np.stack([xywh[:, 0] / w, xywh[:, 1] / h, (xywh[:, 0] + xywh[:, 2]) / w,
+                      (xywh[:, 1] + xywh[:, 3]) / h], axis=1).clip(0.0, 1.0)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    scores = np.array([r["score"] for r in results], dtype=np.float64)
+    labels = np.array([r["category_id"] for r in results], dtype=np.float64)
+    return boxes[keep], scores[keep], labels[keep]
+
+
+def per_image_inputs(results_lists: Sequence[Sequence[dict[str, Any]]], image_sizes: ImageSizes,
+                     image_id: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The normalised per-model lists that ``ensemble_boxes`` takes, for one image."""
+    boxes, scores, labels = [], [], []
+    for results in results_lists:
+        b, s, lab = _normalised_arrays([r for r in results if r["image_id"] == image_id],
+                                       image_sizes[image_id])
+        boxes.append(b)
+        scores.append(s)
+        labels.append(lab)
+    return boxes, scores, labels
+
+
+def _denormalise(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, image_id: int,
+                 size: tuple[float, float]) -> list[dict[str, Any]]:
+    w, h = size
+    out = []
+    for (x1, y1, x2, y2), s, lab in zip(boxes, scores, labels):
+        out.append({"image_id": image_id, "category_id": int(lab),
+                    "bbox": [float(x1 * w), float(y1 * h), float((x2 - x1) * w),
+                             float((y2 - y1) * h)], "score": float(s)})
+    return out
+
+
+# ------------------------------------------------------------------ fusion
+
+
+def fuse_arrays(boxes: list[np.ndarray], scores: list[np.ndarray], labels: list[np.ndarray],
+                method: str, weights: Sequence[float], iou_thr: float, skip_box_thr: float,
+                conf_type: str, sigma: float, soft_nms_thr: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image through ``ensemble_boxes`` (inputs already normalised)."""
+    import ensemble_boxes
+
+    if sum(len(b) for b in boxes) == 0:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0)
+    w = list(weights)
+    if method == "wbf":
+        return ensemble_boxes.weighted_boxes_fusion(boxes, scores, labels, weights=w,
+                                                    iou_thr=iou_thr, skip_box_thr=skip_box_thr,
+                                                    conf_type=conf_type)
+    keep = [s >= skip_box_thr for s in scores]
+    boxes = [b[k] for b, k in zip(boxes, keep)]
+    scores = [s[k] for s, k in zip(scores, keep)]
+    labels = [lab[k] for lab, k in zip(labels, keep)]
+    if sum(len(b) for b in boxes) == 0:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0)
+    if method == "nms":
+        return ensemble_boxes.nms(boxes, scores, labels, iou_thr=iou_thr, weights=w)
+    return ensemble_boxes.soft_nms(boxes, scores, labels, iou_thr=iou_thr, sigma=sigma,
+                                   thresh=soft_nms_thr, weights=w)
+
+
+def _check_args(n_models: int, method: str, weights: Sequence[float] | None,
+                conf_type: str) -> list[float]:
+    if n_models < 1:
+        raise SaroptError("fusion needs at least one results list")
+    if method not in METHODS:
+        raise SaroptError(f"fusion method {method!r} is not one of {', '.join(METHODS)}")
+    if conf_type not in CONF_TYPES:
+        raise SaroptError(f"conf_type {conf_type!r} is not one of {', '.join(CONF_TYPES)}")
+    w = [1.0] * n_models if weights is None else [float(x) for x in weights]
+    if len(w) != n_models:
+        raise SaroptError(f"{len(w)} weights given for {n_models} prediction files")
+    if any(x <= 0 for x in w):
+        raise SaroptError(f"weights must be positive, got {w}")
+    return w
+
+
+def fuse_coco_results(results_lists: Sequence[Sequence[dict[str, Any]]],
+                      image_sizes: ImageSizes, method: str = "wbf",
+                      weights: Sequence[float] | None = None, iou_thr: float = 0.55,
+                      skip_box_thr: float = 0.0, conf_type: str = "box_and_model_avg",
+                      sigma: float = 0.5, soft_nms_thr: float = 0.001,
+                      progress: bool = False) -> list[dict[str, Any]]:
+    """Fuse several models' COCO results image by image; returns one COCO results list.
+
+    ``image_sizes`` maps every image id to ``(width, height)`` (see :func:`image_sizes_from_gt`);
+    a prediction on an image not in it is an error. ``method`` is ``wbf``, ``nms`` or
+    ``soft_nms``; ``weights`` one positive number per model; ``conf_type`` the WBF score mode.
+    """
+    w = _check_args(len(results_lists), method, weights, conf_type)
+    by_image: list[dict[int, list[dict[str, Any]]]] = []
+    for k, results in enumerate(results_lists):
+        groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for r in results:
+            if r["image_id"] not in image_sizes:
+                raise DataError(f"model {k}: prediction on image_id {r['image_id']}, which is "
+                                "not in the ground-truth images")
+            groups[r["image_id"]].append(r)
+        by_image.append(groups)
+    image_ids = sorted(set().union(*[set(g) for g in by_image]))
+    fused: list[dict[str, Any]] = []
+    for image_id in _maybe_progress(image_ids, progress):
+        arrays = [_normalised_arrays(g.get(image_id, []), image_sizes[image_id])
+                  for g in by_image]
+        b, s, lab = fuse_arrays([a[0] for a in arrays], [a[1] for a in arrays],
+                                [a[2] for a in arrays], method, w, iou_thr, skip_box_thr,
+                                conf_type, sigma, soft_nms_thr)
+        fused.extend(_denormalise(b, s, lab, image_id, image_sizes[image_id]))
+    return fused
+
+
+def _maybe_progress(items: list[int], progress: bool) -> Any:
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="fusing", unit="image")
+
+
+def fuse_files(cfg: FuseConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Run ``cfg`` (prediction files + GT) and write the fused COCO results file atomically."""
+    from saropt.utils.io import write_json_atomic
+
+    if len(cfg.predictions) < 1:
+        raise SaroptError("no prediction files given (positional PRED.json or predictions=[...])")
+    if cfg.gt is None:
+        raise SaroptError("the ground-truth COCO file is needed for image sizes (--gt GT.json)")
+    sizes = image_sizes_from_gt(cfg.gt)
+    lists = [load_coco_results(p) for p in cfg.predictions]
+    for path, results in zip(cfg.predictions, lists):
+        unknown = {r["image_id"] for r in results} - set(sizes)
+        if unknown:
+            raise DataError(f"{path}: predictions on image ids {sorted(unknown)[:5]} that are "
+                            f"not in {cfg.gt}")
+    fused = fuse_coco_results(lists, sizes, cfg.method, cfg.weights, cfg.iou_thr,
+                              cfg.skip_box_thr, cfg.conf_type, cfg.sigma, cfg.soft_nms_thr,
+                              progress=progress)
+    out = write_json_atomic(cfg.out, fused)
+    summary = {"out": str(out), "method": cfg.method, "n_inputs": [len(x) for x in lists],
+               "n_fused": len(fused), "weights": cfg.weights or [1.0] * len(lists),
+               "iou_thr": cfg.iou_thr, "skip_box_thr": cfg.skip_box_thr,
+               "conf_type": cfg.conf_type if cfg.method == "wbf" else None}
+    return out, summary
