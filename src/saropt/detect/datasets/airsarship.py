@@ -1,0 +1,188 @@
+"""AIR-SARShip-1.0 and -2.0 (Sun et al., J. Radars 2019; Gaofen-3): 16-bit TIFF scenes + XML.
+
+Layout under ``root``: scene images ``*.tif``/``*.tiff`` (anywhere below ``root``), each with an
+XML file of the same stem beside it or in a sibling ``Annotations/``, ``annotations/``,
+``labels/`` or ``xml/`` folder. The XML is VOC-like (``<object><bndbox>``) or Gaofen-style
+(``<object>...<points><point>x,y</point>...``); polygons become horizontal boxes.
+
+Split (paper 003 4.1: 21 of 31 scenes / 210 of 300 images, chosen at random, list unpublished):
+``root/train.txt`` and ``root/test.txt`` (scene stems) when present, else a seeded random split of
+the sorted scenes with those proportions (``seed=0``), documented in docs/detect.md.
+
+16-bit -> 8-bit: a linear stretch between the scene's ``percentiles`` (default 0.5 and 99.5, from a
+decimated read of the whole scene, so every tile of a scene shares one mapping), clipped to
+[0, 255]. ``percentiles=None`` maps the full 16-bit range (value / 257). 8-bit files are read as
+they are. Scenes are cut into ``tile`` x ``tile`` tiles with ``overlap`` (512, 0.5 as in the
+paper; :mod:`saropt.detect.tiling`); ``tile=None`` reads whole scenes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from saropt.detect.datasets.base import (
+    DetectionDataset,
+    Record,
+    Transform,
+    as_boxes,
+    drop_degenerate,
+)
+from saropt.detect.datasets.voc import parse_voc_xml
+from saropt.detect.tiling import Window, boxes_in_window, tile_windows
+from saropt.errors import DataError
+
+PAPER_SPLIT = {"1.0": (21, 31), "2.0": (210, 300)}
+XML_DIRS = ("", "Annotations", "annotations", "labels", "xml")
+
+
+def scale_to_uint8(array: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Linear stretch of ``[low, high]`` onto ``[0, 255]``, clipped."""
+    scaled = (array.astype(np.float32) - low) * (255.0 / max(high - low, 1e-6))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def scene_range(path: Path, percentiles: tuple[float, float] | None, max_side: int = 1024
+                ) -> tuple[float, float]:
+    """The (low, high) input values mapped to 0 and 255 for one scene."""
+    import rasterio
+
+    with _Quiet(), rasterio.open(path) as src:
+        if src.dtypes[0] == "uint8":
+            return 0.0, 255.0
+        if percentiles is None:
+            return 0.0, 65535.0
+        f = max(1, int(np.ceil(max(src.width, src.height) / max_side)))
+        small = src.read(1, out_shape=(max(1, src.height // f), max(1, src.width // f)))
+    lo, hi = np.percentile(small, percentiles)
+    return float(lo), float(max(hi, lo + 1))
+
+
+class _Quiet:
+    """Silence rasterio's warning about plain (not georeferenced) TIFFs."""
+
+    def __enter__(self) -> None:
+        import rasterio.errors
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
+
+
+class AIRSARShip(DetectionDataset):
+    """AIR-SARShip scenes as tiles; one record per tile (``meta["scene_file"]``, ``window``)."""
+
+    name = "air-sarship"
+
+    def __init__(self, root: str | Path, version: str = "1.0", split: str = "train",
+                 tile: int | None = 512, overlap: float = 0.5, min_visible: float = 0.5,
+                 percentiles: tuple[float, float] | None = (0.5, 99.5), seed: int = 0,
+                 in_chans: int = 1, transforms: Transform | None = None) -> None:
+        super().__init__(in_chans, transforms)
+        if version not in PAPER_SPLIT:
+            raise DataError(f"AIR-SARShip version must be '1.0' or '2.0', got {version!r}")
+        if split not in ("train", "test", "all"):
+            raise DataError(f"AIR-SARShip split must be train, test or all, got {split!r}")
+        self.root, self.version, self.split = Path(root), version, split
+        self.tile, self.overlap, self.min_visible = tile, overlap, min_visible
+        self.percentiles, self.seed = percentiles, seed
+        self._ranges: dict[Path, tuple[float, float]] = {}
+        self.scenes = [self._scene(i + 1, p) for i, p in enumerate(self._split_scenes())]
+        self.records = self._tile_records()
+
+    # ----------------------------------------------------------------- scenes and split
+    def _all_scenes(self) -> list[Path]:
+        if not self.root.is_dir():
+            raise DataError(f"AIR-SARShip root {self.root} does not exist")
+        found = sorted(p for p in self.root.rglob("*")
+                       if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith("."))
+        if not found:
+            raise DataError(f"{self.root}: no .tif/.tiff scenes found")
+        return found
+
+    def _split_scenes(self) -> list[Path]:
+        scenes = self._all_scenes()
+        if self.split == "all":
+            return scenes
+        listed = self.root / f"{self.split}.txt"
+        if listed.is_file():
+            stems = {Path(s.strip()).stem for s in listed.read_text().splitlines() if s.strip()}
+            return [p for p in scenes if p.stem in stems]
+        n_train, n_total = PAPER_SPLIT[self.version]
+        order = np.random.default_rng(self.seed).permutation(len(scenes))
+        n = int(round(len(scenes) * n_train / n_total))
+        chosen = set(order[:n].tolist() if self.split == "train" else order[n:].tolist())
+        return [p for i, p in enumerate(scenes) if i in chosen]
+
+    def _xml_for(self, image: Path) -> Path:
+        for sub in XML_DIRS:
+            for folder in (image.parent / sub, image.parent.parent / sub):
+                cand = folder / f"{image.stem}.xml"
+                if cand.is_file():
+                    return cand
+        raise DataError(f"AIR-SARShip scene {image} has no XML annotation "
+                        f"({image.stem}.xml beside it or in {', '.join(XML_DIRS[1:])})")
+
+    def _scene(self, scene_id: int, path: Path) -> dict:
+        import rasterio
+
+        xml = self._xml_for(path)
+        try:
+            with _Quiet(), rasterio.open(path) as src:
+                width, height = src.width, src.height
+        except rasterio.errors.RasterioIOError as err:
+            raise DataError(f"{path}: cannot read TIFF ({err})") from None
+        ann = parse_voc_xml(xml)
+        boxes = as_boxes([o.box for o in ann.objects])
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
+        boxes, _ = drop_degenerate(boxes, np.ones(len(boxes), np.int64), str(xml))
+        return {"id": scene_id, "path": path, "width": width, "height": height, "boxes": boxes}
+
+    # ----------------------------------------------------------------- tiles
+    def _tile_records(self) -> list[Record]:
+        records: list[Record] = []
+        for sc in self.scenes:
+            windows: list[Window] = ([(0, 0, sc["width"], sc["height"])] if self.tile is None
+                                     else tile_windows(sc["width"], sc["height"], self.tile,
+                                                       self.overlap))
+            for win in windows:
+                boxes, _ = boxes_in_window(sc["boxes"], win, self.min_visible)
+                name = f"{sc['path'].stem}_{win[0]}_{win[1]}.png"
+                meta = {"scene": None, "scene_file": sc["path"].name, "scene_id": sc["id"],
+                        "x0": win[0], "y0": win[1]}
+                records.append(Record(len(records) + 1, name, sc["path"], win[2] - win[0],
+                                      win[3] - win[1], boxes, np.ones(len(boxes), np.int64),
+                                      window=win, meta=meta))
+        return records
+
+    def load_image(self, rec: Record) -> np.ndarray:
+        import rasterio
+        from rasterio.windows import Window as RWindow
+
+        if rec.path not in self._ranges:
+            self._ranges[rec.path] = scene_range(rec.path, self.percentiles)
+        x0, y0, x1, y1 = rec.window
+        with _Quiet(), rasterio.open(rec.path) as src:
+            band = src.read(1, window=RWindow(x0, y0, x1 - x0, y1 - y0))
+        img = scale_to_uint8(band, *self._ranges[rec.path])
+        return img if self.in_chans == 1 else np.repeat(img[:, :, None], 3, axis=2)
+
+    def tile_to_scene(self) -> dict[int, tuple[int, Window]]:
+        """Tile image id -> (scene id, window), for :func:`tiling.tile_results_to_scene`."""
+        return {r.image_id: (r.meta["scene_id"], r.window) for r in self.records}
+
+    def scene_coco(self) -> dict:
+        """Scene-level COCO ground truth (scene ids as in :meth:`tile_to_scene`)."""
+        images = [{"id": s["id"], "file_name": s["path"].name, "width": s["width"],
+                   "height": s["height"]} for s in self.scenes]
+        anns = [{"id": k + 1, "image_id": s["id"], "category_id": 1,
+                 "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                 "area": float((b[2] - b[0]) * (b[3] - b[1])), "iscrowd": 0}
+                for k, (s, b) in enumerate((s, b) for s in self.scenes for b in s["boxes"])]
+        return {"images": images, "annotations": anns, "categories": self.categories}

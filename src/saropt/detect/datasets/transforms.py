@@ -1,0 +1,64 @@
+"""Joint transforms of a detection sample (image and boxes together): ``sample -> sample``."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from saropt.detect.datasets.base import Sample
+from saropt.detect.datasets.sizes import InputSize
+
+
+class Compose:
+    def __init__(self, transforms: Sequence[Callable[[Sample], Sample]]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, sample: Sample) -> Sample:
+        for t in self.transforms:
+            sample = t(sample)
+        return sample
+
+
+class Resize:
+    """Resize to ``InputSize``: ``keep_ratio`` scales so that the long side fits ``width`` and
+    the short side fits ``height`` (mmdetection's ``(1000, 600)``), else stretches to exactly
+    ``width`` x ``height``. Boxes scale with the image; ``meta["scale"]`` = (sx, sy)."""
+
+    def __init__(self, size: InputSize) -> None:
+        self.size = size
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        if not self.size.keep_ratio:
+            return self.size.height, self.size.width
+        long_side, short_side = max(self.size), min(self.size[:2])
+        s = min(long_side / max(h, w), short_side / min(h, w))
+        return max(1, round(h * s)), max(1, round(w * s))
+
+    def __call__(self, sample: Sample) -> Sample:
+        img = sample["image"]
+        h, w = img.shape[-2:]
+        nh, nw = self.out_hw(h, w)
+        sx, sy = nw / w, nh / h
+        img = F.interpolate(img[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
+        scale = torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
+        meta = {**sample["meta"], "scale": (sx, sy)}
+        if "ignore_boxes" in meta:
+            meta["ignore_boxes"] = meta["ignore_boxes"] * scale
+        return {**sample, "image": img.clamp_(0, 1), "boxes": sample["boxes"] * scale,
+                "meta": meta}
+
+
+class RandomHorizontalFlip:
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, sample: Sample) -> Sample:
+        if random.random() >= self.p:
+            return sample
+        w = sample["image"].shape[-1]
+        b = sample["boxes"].clone()
+        b[:, [0, 2]] = w - sample["boxes"][:, [2, 0]]
+        return {**sample, "image": sample["image"].flip(-1), "boxes": b}

@@ -1,0 +1,144 @@
+"""``saropt detect eval`` as a function: score predictions, write metrics, curves and a gallery."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saropt.detect.ap import AP_DEFINITIONS, evaluate_coco_results, load_coco_gt
+from saropt.errors import DataError
+from saropt.utils.io import save_figure_atomic, write_json_atomic
+from saropt.utils.table import format_table
+
+AP_SHORT = {"voc07_11pt": "VOC07 11-pt", "voc_all_point": "VOC all-pt",
+            "coco_101pt": "COCO 101-pt"}
+
+
+def metrics_table(result: dict[str, Any]) -> str:
+    """One row per image set, one column per AP definition."""
+    rows = []
+    for name, m in [("all", result["all"]), *result["subsets"].items()]:
+        rows.append([name, m["n_images"], m["n_gt"], m["n_detections"],
+                     *[_f(m["ap50"][k]) for k in AP_DEFINITIONS]])
+    head = ["images", "n_img", "n_gt", "n_det", *[f"AP50 {AP_SHORT[k]}" for k in AP_DEFINITIONS]]
+    return format_table(rows, head)
+
+
+def _f(v: float | None) -> float | str:
+    return "n/a" if v is None else float(v)
+
+
+def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None = None,
+             root: Path | None = None, split: str = "test", images: Path | None = None,
+             subset_keys: list[str] | None = None, iou: float = 0.5, max_dets: int = 100,
+             score_thr: float = 0.5, n_gallery: int = 6) -> dict[str, Any]:
+    """Score ``pred`` against ``gt`` (a COCO file) or a dataset's ground truth; write
+    ``metrics.json``, ``pr_curves.json``, ``pr_curves.png`` and ``gallery.png`` into ``out``."""
+    out = Path(out)
+    reader = None
+    if dataset is not None:
+        if root is None:
+            raise DataError("--dataset needs --root")
+        from saropt.detect.datasets import build_dataset
+
+        reader = build_dataset(dataset, root, split)
+        gt_dict = reader.to_coco()
+        gt_path = write_json_atomic(out / "gt.json", gt_dict)
+    elif gt is not None:
+        gt_dict, gt_path = load_coco_gt(gt), Path(gt)
+    else:
+        raise DataError("give --gt or --dataset")
+    result = evaluate_coco_results(gt_dict, pred, subset_keys or None, iou, max_dets)
+    curves = result.pop("curves")
+    files = {"metrics": out / "metrics.json", "pr_curves_json": out / "pr_curves.json"}
+    result.update({"ground_truth": str(gt_path), "predictions": str(pred)})
+    write_json_atomic(files["pr_curves_json"], curves)
+    files["pr_curves_png"] = _pr_figure(result, curves, out / "pr_curves.png")
+    if n_gallery > 0:
+        image_dir = images or _guess_image_dir(gt_path)
+        if reader is not None or image_dir is not None:
+            files["gallery"] = _gallery(gt_dict, pred, reader, image_dir, n_gallery, score_thr,
+                                        out / "gallery.png")
+    result["files"] = {k: str(v) for k, v in files.items()}
+    write_json_atomic(files["metrics"], result)
+    return result
+
+
+def _pr_figure(result: dict, curves: dict, path: Path) -> Path:
+    from saropt.detect.viz import plot_pr_curves
+
+    lines, aps = {}, {}
+    for set_name, per_cat in curves.items():
+        metrics = result["all"] if set_name == "all" else result["subsets"][set_name]
+        for cat, c in per_cat.items():
+            name = set_name if len(per_cat) == 1 else f"{set_name} {cat}"
+            lines[name] = c
+            aps[name] = {AP_SHORT[k]: v for k, v in
+                         metrics["per_category"][cat]["ap50"].items()}
+    return save_figure_atomic(plot_pr_curves(lines, aps), path)
+
+
+def _guess_image_dir(gt_path: Path) -> Path | None:
+    for cand in (gt_path.parent.parent / "JPEGImages", gt_path.parent.parent / "images",
+                 gt_path.parent / "JPEGImages", gt_path.parent / "images"):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def _gallery(gt: dict, pred: Path, reader: Any, image_dir: Path | None, n: int,
+             score_thr: float, path: Path) -> Path:
+    """The ``n`` images with the most errors (false alarms + misses), then the most ships."""
+    from tqdm import tqdm
+
+    from saropt.detect.ap import load_results, xywh_to_xyxy
+    from saropt.detect.viz import gallery, match_detections
+
+    dets = load_results(pred, gt)
+    by_img: dict[int, dict[str, list]] = {int(i["id"]): {"gt": [], "ign": [], "pred": [],
+                                                         "scores": []} for i in gt["images"]}
+    for a in gt["annotations"]:
+        by_img[a["image_id"]]["ign" if a["iscrowd"] else "gt"].append(a["bbox"])
+    for d in dets:
+        by_img[d["image_id"]]["pred"].append(d["bbox"])
+        by_img[d["image_id"]]["scores"].append(d["score"])
+    boxes = {i: {k: (xywh_to_xyxy(v) if k != "scores" else np.asarray(v, np.float32))
+                 for k, v in b.items()} for i, b in by_img.items()}
+
+    def errors(i: int) -> tuple[int, int]:
+        b = boxes[i]
+        keep = b["scores"] >= score_thr
+        tp, ign, missed = match_detections(b["gt"], b["pred"][keep], b["scores"][keep], 0.5,
+                                           b["ign"])
+        return int((~tp & ~ign).sum() + missed.sum()), len(b["gt"])
+
+    chosen = sorted(boxes, key=lambda i: tuple(-v for v in errors(i)))[:n]
+    names = {int(i["id"]): i["file_name"] for i in gt["images"]}
+    items = []
+    for i in tqdm(chosen, desc="gallery", leave=False):
+        image = _load(reader, image_dir, i, names[i])
+        items.append({"image": image, "gt": boxes[i]["gt"], "pred": boxes[i]["pred"],
+                      "scores": boxes[i]["scores"], "ignore": boxes[i]["ign"],
+                      "title": f"{names[i]} (id {i})"})
+    fig = gallery(items, score_thr=score_thr,
+                  title=f"predictions with score >= {score_thr}: {Path(pred).name}")
+    return save_figure_atomic(fig, path)
+
+
+def _load(reader: Any, image_dir: Path | None, image_id: int, file_name: str) -> np.ndarray:
+    if reader is not None:
+        rec = reader.record_by_id(image_id)
+        return reader.load_image(rec)
+    from saropt.detect.datasets.base import read_image
+
+    path = image_dir / file_name
+    if not path.is_file():
+        raise DataError(f"gallery image {path} does not exist (set --images)")
+    return read_image(path, 3)
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
