@@ -88,9 +88,9 @@ def draw_detections(ax: Any, image: np.ndarray | torch.Tensor, gt: Any = None,
     ax.set_xticks([])
     ax.set_yticks([])
     counts = {"tp": int(tp.sum()), "fp": int((~tp & ~ign).sum()), "missed": int(missed.sum())}
-    ax.set_title(title or "", fontsize=8)
-    ax.set_xlabel(f"correct {counts['tp']}  false alarms {counts['fp']}  missed "
-                  f"{counts['missed']}", fontsize=7)
+    summary = (f"correct {counts['tp']}  false alarms {counts['fp']}  "
+               f"missed {counts['missed']}")
+    ax.set_title(f"{title}\n{summary}" if title else summary, fontsize=7)
     return counts
 
 
