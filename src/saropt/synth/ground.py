@@ -1,0 +1,356 @@
+"""The scene model: what is on the ground, on a padded SAR-aligned grid at 1 m per pixel.
+
+The ground is generated on the SAR grid plus a margin ``pad`` on every side, so the optical image,
+which covers a slightly rotated and larger footprint, sees real ground everywhere. Polygons are in
+padded-grid pixel coordinates (x = column, pixel centres at integers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from saropt.synth.config import BARE, BUILDING, PIER, ROAD, SEA, SHIP, VEGETATION, WorldConfig
+from saropt.synth.noise import fractal_noise
+
+FILL_SHIFT = 4  # cv2 sub-pixel bits for polygon drawing
+_SCALE = float(1 << FILL_SHIFT)
+
+
+@dataclass
+class Building:
+    poly: np.ndarray  # (4, 2) footprint corners
+    height: float
+    roof: int  # index into the roof palette
+
+
+@dataclass
+class Ship:
+    poly: np.ndarray  # (5, 2) hull: stern port, bow shoulder port, bow, shoulder stbd, stern stbd
+    length: float
+    width: float
+    heading_deg: float  # bow direction, degrees clockwise from image up (-y)
+    inshore: bool
+    height: float
+    paint: int
+
+
+@dataclass
+class Ground:
+    classes: np.ndarray  # uint8 (Hp, Wp)
+    heights: np.ndarray  # float32 (Hp, Wp)
+    pad: int
+    sar_shape: tuple[int, int]
+    buildings: list[Building] = field(default_factory=list)
+    ships: list[Ship] = field(default_factory=list)
+    piers: list[np.ndarray] = field(default_factory=list)
+    calm_rects: list[list[int]] = field(default_factory=list)  # SAR-grid [x0, y0, x1, y1]
+    sea_normal: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0]))
+    wind_deg: float = 0.0
+
+
+def fill_poly(img: np.ndarray, poly: np.ndarray, value: float | tuple) -> None:
+    """Fill one polygon with sub-pixel precision (pixel centres at integer coordinates)."""
+    pts = np.round(np.asarray(poly, np.float64) * _SCALE).astype(np.int32)
+    cv2.fillPoly(img, [pts], value, lineType=cv2.LINE_8, shift=FILL_SHIFT)
+
+
+def rect_poly(center: np.ndarray, along: np.ndarray, length: float, width: float) -> np.ndarray:
+    """Corners of a rotated rectangle (length along unit vector ``along``)."""
+    across = np.array([-along[1], along[0]])
+    hl, hw = length / 2, width / 2
+    return np.array([center - along * hl - across * hw, center + along * hl - across * hw,
+                     center + along * hl + across * hw, center - along * hl + across * hw])
+
+
+def hull_poly(center: np.ndarray, heading_deg: float, length: float, width: float) -> np.ndarray:
+    """Ship hull polygon with a pointed bow; heading clockwise from image up."""
+    h = np.deg2rad(heading_deg)
+    fwd = np.array([np.sin(h), -np.cos(h)])
+    side = np.array([np.cos(h), np.sin(h)])  # starboard
+    bow = min(width * 1.2, length * 0.3)
+    local = [(-length / 2, -width / 2), (length / 2 - bow, -width / 2), (length / 2, 0.0),
+             (length / 2 - bow, width / 2), (-length / 2, width / 2)]
+    return np.array([center + fwd * a + side * b for a, b in local])
+
+
+def _local_hits(mask: np.ndarray, poly: np.ndarray, grow: int = 0) -> bool:
+    """True when ``poly`` (grown by ``grow`` px) touches a nonzero ``mask`` pixel or leaves it."""
+    h, w = mask.shape
+    x0, y0 = np.floor(poly.min(0)).astype(int) - grow - 1
+    x1, y1 = np.ceil(poly.max(0)).astype(int) + grow + 2
+    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+        return True
+    local = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    p = poly - [x0, y0]
+    fill_poly(local, p, 1)
+    if grow:
+        pts = np.round(p * _SCALE).astype(np.int32)
+        cv2.polylines(local, [pts], True, 1, thickness=2 * grow + 1, shift=FILL_SHIFT)
+    return bool(np.any(mask[y0:y1, x0:x1][local > 0]))
+
+
+def _mark(mask: np.ndarray, poly: np.ndarray, grow: int = 0) -> None:
+    fill_poly(mask, poly, 1)
+    if grow:
+        pts = np.round(poly * _SCALE).astype(np.int32)
+        cv2.polylines(mask, [pts], True, 1, thickness=2 * grow + 1, shift=FILL_SHIFT)
+
+
+def sample_ship_length(rng: np.random.Generator, cfg: WorldConfig, cap: float = 1e9) -> float:
+    lo, hi = cfg.ship_length_m
+    hi = max(lo, min(hi, cap))
+    return float(np.clip(cfg.ship_length_median_m * np.exp(0.75 * rng.standard_normal()), lo, hi))
+
+
+def sample_ship_width(rng: np.random.Generator, length: float) -> float:
+    return float(max(2.5, length / rng.uniform(4.5, 7.5)))
+
+
+def make_ground(rng: np.random.Generator, sar_shape: tuple[int, int], pad: int,
+                cfg: WorldConfig) -> Ground:
+    """Generate classes, heights, buildings, piers and ships on the padded grid."""
+    h, w = sar_shape
+    hp, wp = h + 2 * pad, w + 2 * pad
+    side = float(min(h, w))
+    theta = rng.uniform(0, 2 * np.pi)
+    n = np.array([np.cos(theta), np.sin(theta)])  # points from land to sea
+    t = np.array([-n[1], n[0]])
+    centre = np.array([wp / 2, hp / 2]) + n * (cfg.land_fraction - 0.5) * side * 0.9
+    harbour_u = rng.uniform(-0.2, 0.2) * side
+    harbour_len = float(np.clip(0.35 * side, 250, 1600))
+    ground = Ground(classes=np.zeros((hp, wp), np.uint8), heights=np.zeros((hp, wp), np.float32),
+                    pad=pad, sar_shape=sar_shape, sea_normal=n,
+                    wind_deg=float(rng.uniform(0, 360)))
+    land = _coast(rng, (hp, wp), centre, n, t, harbour_u, harbour_len if cfg.harbour else 0.0,
+                  side)
+    classes = ground.classes
+    classes[land] = BARE
+    urban = _land_cover(rng, ground, land, centre, n, t, harbour_u, cfg, side)
+    road = _roads(rng, (hp, wp), theta, cfg) & land
+    classes[road] = ROAD
+    if cfg.harbour:
+        _piers(rng, ground, centre, n, t, harbour_u, harbour_len)
+    _buildings(rng, ground, urban & land, road, theta, cfg, near_port=(centre, t, harbour_u,
+                                                                        harbour_len))
+    _calm_sea(rng, ground, cfg)
+    _ships(rng, ground, centre, n, t, harbour_u, harbour_len, cfg)
+    return ground
+
+
+def _coast(rng: np.random.Generator, shape: tuple[int, int], centre: np.ndarray, n: np.ndarray,
+           t: np.ndarray, harbour_u: float, harbour_len: float, side: float) -> np.ndarray:
+    hp, wp = shape
+    xs = np.arange(wp, dtype=np.float32) - np.float32(centre[0])
+    ys = np.arange(hp, dtype=np.float32) - np.float32(centre[1])
+    s = xs[None, :] * np.float32(n[0]) + ys[:, None] * np.float32(n[1])
+    noise = fractal_noise(rng, shape, [side / 3, side / 10, side / 40, 12], [1, 0.45, 0.15, 0.03])
+    noise *= np.float32(0.13 * side)
+    if harbour_len > 0:
+        u = xs[None, :] * np.float32(t[0]) + ys[:, None] * np.float32(t[1]) - np.float32(harbour_u)
+        weight = 1 - np.exp(-np.maximum(np.abs(u) - harbour_len / 2, 0) ** 2 / (0.1 * side) ** 2)
+        noise *= weight.astype(np.float32)
+    land = (s + noise) < 0
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+    land = cv2.morphologyEx(land.astype(np.uint8), cv2.MORPH_OPEN, k)
+    land = cv2.morphologyEx(land, cv2.MORPH_CLOSE, k)
+    return land.astype(bool)
+
+
+def _land_cover(rng: np.random.Generator, ground: Ground, land: np.ndarray, centre: np.ndarray,
+                n: np.ndarray, t: np.ndarray, harbour_u: float, cfg: WorldConfig,
+                side: float) -> np.ndarray:
+    """Vegetation on part of the non-urban land; returns the urban mask."""
+    shape = ground.classes.shape
+    hp, wp = shape
+    urb = fractal_noise(rng, shape, [side / 4, side / 12], [1, 0.4])
+    port = centre + t * harbour_u
+    xs = np.arange(wp, dtype=np.float32) - np.float32(port[0])
+    ys = np.arange(hp, dtype=np.float32) - np.float32(port[1])
+    d2 = xs[None, :] ** 2 + ys[:, None] ** 2
+    urb += np.float32(1.5) * np.exp(-d2 / np.float32((0.35 * side) ** 2))
+    thr = np.quantile(urb[land][:: 97], 1 - cfg.urban_fraction) if land.any() else 0
+    urban = urb > thr
+    veg = fractal_noise(rng, shape, [side / 8, 60, 15], [1, 0.5, 0.2])
+    rest = land & ~urban
+    vthr = np.quantile(veg[rest][:: 97], 1 - cfg.vegetation_fraction) if rest.any() else 0
+    ground.classes[rest & (veg > vthr)] = VEGETATION
+    ground.classes[urban & land & (veg > vthr + 1.2)] = VEGETATION  # parks
+    return urban
+
+
+def _roads(rng: np.random.Generator, shape: tuple[int, int], theta: float,
+           cfg: WorldConfig) -> np.ndarray:
+    hp, wp = shape
+    mask = np.zeros(shape, np.uint8)
+    alpha = theta + rng.normal(0, 0.15)
+    dirs = [np.array([np.cos(alpha), np.sin(alpha)]),
+            np.array([-np.sin(alpha), np.cos(alpha)])]
+    diag = float(np.hypot(hp, wp))
+    c = np.array([wp / 2, hp / 2])
+    offsets = []
+    for _ in range(2):
+        sp = rng.uniform(*cfg.road_spacing_m)
+        k = int(diag / sp / 2) + 2
+        offsets.append(np.arange(-k, k + 1) * sp + rng.uniform(-0.25, 0.25, 2 * k + 1) * sp)
+    for fam in range(2):
+        d, e = dirs[fam], dirs[1 - fam]
+        for off in offsets[fam]:
+            widths = rng.uniform(*cfg.road_width_m)
+            cuts = offsets[1 - fam]
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                if rng.random() < 0.15:
+                    continue
+                p0 = c + e * off + d * a
+                p1 = c + e * off + d * b
+                cv2.line(mask, tuple(np.round(p0 * _SCALE).astype(int)),
+                         tuple(np.round(p1 * _SCALE).astype(int)), 1, int(round(widths)),
+                         lineType=cv2.LINE_8, shift=FILL_SHIFT)
+    return mask.astype(bool)
+
+
+def _piers(rng: np.random.Generator, ground: Ground, centre: np.ndarray, n: np.ndarray,
+           t: np.ndarray, harbour_u: float, harbour_len: float) -> None:
+    side = float(min(ground.sar_shape))
+    u = harbour_u - harbour_len / 2 + rng.uniform(30, 60)
+    while u < harbour_u + harbour_len / 2 - 40:
+        length = float(np.clip(rng.uniform(0.06, 0.14) * side, 60, 420))
+        width = float(rng.uniform(10, 24))
+        base = centre + t * u - n * 15
+        poly = rect_poly(base + n * (length / 2), n, length + 0.0, width)
+        fill_poly(ground.classes, poly, PIER)
+        fill_poly(ground.heights, poly, 2.0)
+        ground.piers.append(poly)
+        u += max(70.0, length * rng.uniform(0.5, 0.9)) + width
+
+
+def _buildings(rng: np.random.Generator, ground: Ground, urban: np.ndarray, road: np.ndarray,
+               theta: float, cfg: WorldConfig, near_port: tuple) -> None:
+    classes, heights = ground.classes, ground.heights
+    blocked = (~urban | road | (classes == PIER)).astype(np.uint8)
+    blocked = cv2.dilate(blocked, np.ones((5, 5), np.uint8))
+    ys, xs = np.nonzero(~blocked.astype(bool)[::4, ::4])
+    if len(xs) == 0:
+        return
+    area = len(xs) * 16
+    n_try = int(area * cfg.building_density / 900)
+    centre, t, harbour_u, harbour_len = near_port
+    port = centre + t * harbour_u
+    idx = rng.integers(0, len(xs), n_try)
+    pts = np.stack([xs[idx] * 4.0, ys[idx] * 4.0], 1) + rng.uniform(0, 4, (n_try, 2))
+    for p in pts:
+        in_port = np.hypot(*(p - port)) < 0.4 * harbour_len
+        if in_port and rng.random() < 0.5:
+            length, width = rng.uniform(40, 130), rng.uniform(20, 50)
+            height = rng.uniform(7, 16)
+        else:
+            length, width = rng.uniform(10, 60), rng.uniform(8, 32)
+            height = float(np.clip(cfg.building_height_median_m *
+                                   np.exp(0.5 * rng.standard_normal()), 3,
+                                   cfg.building_height_max_m))
+            if rng.random() < 0.03:
+                length, width = rng.uniform(15, 35), rng.uniform(15, 35)
+                height = rng.uniform(30, cfg.building_height_max_m)
+        ang = theta + (0 if rng.random() < 0.8 else rng.uniform(-0.5, 0.5))
+        poly = rect_poly(p, np.array([np.cos(ang), np.sin(ang)]), length, width)
+        if _local_hits(blocked, poly, grow=3):
+            continue
+        _mark(blocked, poly, grow=3)
+        fill_poly(classes, poly, BUILDING)
+        fill_poly(heights, poly, float(height))
+        ground.buildings.append(Building(poly=poly, height=float(height),
+                                         roof=int(rng.integers(0, 1 << 16))))
+
+
+def _calm_sea(rng: np.random.Generator, ground: Ground, cfg: WorldConfig) -> None:
+    h, w = ground.sar_shape
+    pad = ground.pad
+    land = ground.classes != SEA
+    land_near = cv2.dilate(land.astype(np.uint8), np.ones((41, 41), np.uint8))
+    for _ in range(cfg.calm_sea_patches * 30):
+        if len(ground.calm_rects) >= cfg.calm_sea_patches:
+            break
+        fw, fh = rng.uniform(*cfg.calm_sea_size, 2) * np.array([w, h])
+        x0, y0 = rng.uniform(0, w - fw), rng.uniform(0, h - fh)
+        rect = [int(x0), int(y0), int(x0 + fw), int(y0 + fh)]
+        if land_near[rect[1] + pad:rect[3] + pad, rect[0] + pad:rect[2] + pad].any():
+            continue
+        if any(_overlap(rect, r) for r in ground.calm_rects):
+            continue
+        ground.calm_rects.append(rect)
+
+
+def _overlap(a: list[int], b: list[int], grow: int = 0) -> bool:
+    return not (a[2] + grow <= b[0] or b[2] + grow <= a[0] or a[3] + grow <= b[1]
+                or b[3] + grow <= a[1])
+
+
+def _ships(rng: np.random.Generator, ground: Ground, centre: np.ndarray, n: np.ndarray,
+           t: np.ndarray, harbour_u: float, harbour_len: float, cfg: WorldConfig) -> None:
+    h, w = ground.sar_shape
+    pad = ground.pad
+    occupied = (ground.classes != SEA).astype(np.uint8)
+    # keep ships fully inside the SAR grid and out of calm patches
+    inside = np.ones_like(occupied)
+    inside[pad + 4:pad + h - 4, pad + 4:pad + w - 4] = 0
+    occupied |= inside
+    for x0, y0, x1, y1 in ground.calm_rects:
+        occupied[y0 + pad - 30:y1 + pad + 30, x0 + pad - 30:x1 + pad + 30] = 1
+    for pier in ground.piers:
+        base = (pier[0] + pier[3]) / 2
+        pier_len = float(np.linalg.norm(pier[1] - pier[0]))
+        pier_w = float(np.linalg.norm(pier[3] - pier[0]))
+        for sgn in (-1, 1):
+            along = 22.0
+            while along < pier_len - 15:
+                length = sample_ship_length(rng, cfg, cap=pier_len - along)
+                width = sample_ship_width(rng, length)
+                if rng.random() < cfg.mooring_probability:
+                    c = (base + n * (along + length / 2)
+                         + t * sgn * (pier_w / 2 + rng.uniform(1.5, 4) + width / 2))
+                    head = _heading(n if rng.random() < 0.5 else -n)
+                    _try_ship(rng, ground, occupied, c, head, length, width, inshore=True,
+                              grow=1)
+                along += length + rng.uniform(5, 25)
+    # along the quay between piers
+    if cfg.harbour:
+        u = harbour_u - harbour_len / 2
+        while u < harbour_u + harbour_len / 2:
+            length = sample_ship_length(rng, cfg, cap=200)
+            width = sample_ship_width(rng, length)
+            if rng.random() < cfg.mooring_probability:
+                c = centre + t * (u + length / 2) + n * (rng.uniform(1.5, 4) + width / 2)
+                _try_ship(rng, ground, occupied, c, _heading(t if rng.random() < .5 else -t),
+                          length, width, inshore=True, grow=1)
+            u += length + rng.uniform(5, 30)
+    sea_km2 = float((ground.classes[pad:pad + h, pad:pad + w] == SEA).sum()) / 1e6
+    n_off = int(rng.poisson(cfg.offshore_ships_per_km2 * sea_km2))
+    placed = 0
+    for _ in range(n_off * 20):
+        if placed >= n_off:
+            break
+        length = sample_ship_length(rng, cfg)
+        width = sample_ship_width(rng, length)
+        c = np.array([rng.uniform(pad, pad + w), rng.uniform(pad, pad + h)])
+        placed += _try_ship(rng, ground, occupied, c, rng.uniform(0, 360), length, width,
+                            inshore=False, grow=25)
+
+
+def _heading(v: np.ndarray) -> float:
+    return float(np.degrees(np.arctan2(v[0], -v[1])) % 360)
+
+
+def _try_ship(rng: np.random.Generator, ground: Ground, occupied: np.ndarray, c: np.ndarray,
+              heading: float, length: float, width: float, inshore: bool, grow: int) -> bool:
+    poly = hull_poly(c, heading, length, width)
+    if _local_hits(occupied, poly, grow=grow):
+        return False
+    _mark(occupied, poly, grow=2)
+    fill_poly(ground.classes, poly, SHIP)
+    height = float(min(3 + 0.08 * length, 30))
+    fill_poly(ground.heights, poly, height)
+    ground.ships.append(Ship(poly=poly, length=length, width=width, heading_deg=float(heading),
+                             inshore=inshore, height=height, paint=int(rng.integers(0, 1 << 16))))
+    return True

@@ -1,0 +1,117 @@
+"""Optical rendering: a Google-Earth-like RGB view of the ground, with sun shadows."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from saropt.synth.config import BARE, BUILDING, PIER, ROAD, SEA, SHIP, VEGETATION, WorldConfig
+from saropt.synth.ground import FILL_SHIFT, Ground, fill_poly
+from saropt.synth.noise import fractal_noise, smooth_noise
+
+ROOF_PALETTE = np.array([[150, 148, 142], [180, 178, 170], [120, 118, 115], [160, 95, 75],
+                         [135, 80, 65], [200, 200, 195], [95, 110, 125], [170, 160, 130],
+                         [110, 125, 110], [210, 205, 190]], np.float32)
+HULL_PALETTE = np.array([[200, 200, 198], [60, 62, 70], [140, 45, 40], [40, 70, 120],
+                         [225, 225, 220], [90, 95, 85], [170, 120, 60]], np.float32)
+_BASE = {SEA: (24, 56, 72), BARE: (150, 138, 115), VEGETATION: (62, 86, 50), ROAD: (108, 108, 104),
+         BUILDING: (150, 148, 142), PIER: (168, 163, 152), SHIP: (200, 200, 198)}
+
+
+def render_optical(rng: np.random.Generator, ground: Ground, cfg: WorldConfig) -> np.ndarray:
+    """uint8 (Hp, Wp, 3) RGB on the padded ground grid."""
+    classes = ground.classes
+    shape = classes.shape
+    lut = np.array([_BASE[k] for k in range(7)], np.float32)
+    img = lut[classes]  # (H, W, 3) float32
+    _texture(rng, img, ground, shape)
+    _roofs(img, ground)
+    _ships(img, ground)
+    _shadows(img, ground, cfg)
+    img = cv2.GaussianBlur(img, (0, 0), 0.6)
+    img += rng.standard_normal(shape, dtype=np.float32)[..., None] * np.float32(1.5)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _texture(rng: np.random.Generator, img: np.ndarray, ground: Ground,
+             shape: tuple[int, int]) -> None:
+    classes = ground.classes
+    side = float(min(shape))
+    low = fractal_noise(rng, shape, [side / 6, 120, 30], [1, 0.6, 0.3])
+    fine = smooth_noise(rng, shape, 2.5)
+    sea = classes == SEA
+    land = ~sea
+    # sea: lighter and greener in the shallows near the coast, wind ripples offshore
+    dist = cv2.distanceTransform((~land).astype(np.uint8), cv2.DIST_L2, 3)
+    shallow = np.exp(-dist / np.float32(40.0))
+    ripple = smooth_noise(rng, shape, 6)
+    calm = _calm_mask(ground, shape)
+    sea_mod = low * 6 + ripple * 3 * (~calm)
+    for ch, a in enumerate((36, 38, 20)):
+        img[..., ch] += (shallow * a + sea_mod) * sea
+    veg = classes == VEGETATION
+    crowns = smooth_noise(rng, shape, 3.0)
+    bare = classes == BARE
+    soil = low * 14 + fine * 5
+    tree = low * 10 + crowns * 14
+    for ch in range(3):
+        img[..., ch] += soil * bare + tree * veg + (fine * 3 + low * 4) * (classes == ROAD)
+        img[..., ch] += (low * 5 + fine * 4) * (classes == PIER)
+    img[..., 0] += (low * 8) * bare  # reddish soil variation
+    img[..., 1] += (low * 6) * veg
+
+
+def _calm_mask(ground: Ground, shape: tuple[int, int]) -> np.ndarray:
+    m = np.zeros(shape, bool)
+    p = ground.pad
+    for x0, y0, x1, y1 in ground.calm_rects:
+        m[y0 + p:y1 + p, x0 + p:x1 + p] = True
+    return m & (ground.classes == SEA)
+
+
+def _roofs(img: np.ndarray, ground: Ground) -> None:
+    for b in ground.buildings:
+        colour = ROOF_PALETTE[b.roof % len(ROOF_PALETTE)] * (0.85 + 0.3 * ((b.roof >> 4) % 8) / 8)
+        fill_poly(img, b.poly, tuple(float(c) for c in colour))
+        pts = np.round(b.poly * (1 << FILL_SHIFT)).astype(np.int32)
+        cv2.polylines(img, [pts], True, tuple(float(c) * 0.7 for c in colour), 1,
+                      shift=FILL_SHIFT)
+        if (b.roof >> 8) % 3 == 0:  # roof fixtures
+            c = b.poly.mean(0)
+            inner = c + (b.poly - c) * 0.35
+            fill_poly(img, inner, tuple(float(v) * 1.15 for v in colour))
+
+
+def _ships(img: np.ndarray, ground: Ground) -> None:
+    for s in ground.ships:
+        colour = HULL_PALETTE[s.paint % len(HULL_PALETTE)]
+        fill_poly(img, s.poly, tuple(float(c) for c in colour))
+        stern = (s.poly[0] + s.poly[4]) / 2
+        bow = s.poly[2]
+        fwd = (bow - stern) / max(s.length, 1e-6)
+        if s.length > 25:  # white superstructure near the stern
+            c = stern + fwd * s.length * 0.15
+            from saropt.synth.ground import rect_poly
+            fill_poly(img, rect_poly(c, fwd, s.length * 0.12, s.width * 0.75), (235, 235, 232))
+            if s.length > 90 and (s.paint >> 3) % 2:  # deck cargo
+                rng = np.random.default_rng(s.paint)
+                for k in range(int(s.length // 25)):
+                    cc = stern + fwd * s.length * (0.3 + 0.6 * (k + 0.5) / (s.length // 25))
+                    col = tuple(float(v) for v in rng.uniform(60, 200, 3))
+                    fill_poly(img, rect_poly(cc, fwd, 18, s.width * 0.8), col)
+
+
+def _shadows(img: np.ndarray, ground: Ground, cfg: WorldConfig) -> None:
+    az = np.deg2rad(cfg.sun_azimuth_deg)
+    away = np.array([-np.sin(az), np.cos(az)])  # shadow direction in image coordinates
+    k = 1.0 / np.tan(np.deg2rad(cfg.sun_elevation_deg))
+    caster = np.zeros(ground.classes.shape, np.float32)
+    objs = [(b.poly, b.height) for b in ground.buildings] + [(s.poly, s.height * 0.5)
+                                                            for s in ground.ships]
+    for poly, hgt in sorted(objs, key=lambda o: o[1]):
+        moved = poly + away * hgt * k
+        hull = cv2.convexHull(np.concatenate([poly, moved]).astype(np.float32))[:, 0]
+        fill_poly(caster, hull, float(hgt))
+    shade = caster > ground.heights + 0.5
+    for ch, f in enumerate((0.42, 0.46, 0.56)):
+        img[..., ch][shade] *= np.float32(f)

@@ -1,0 +1,144 @@
+"""Writers: a scene pair as GeoTIFFs + truth, and co-registered patches in the QXS-SAROPT layout."""
+
+from __future__ import annotations
+
+import csv
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from saropt.synth.config import SEA, WorldConfig
+from saropt.synth.world import ScenePair, make_scene_pair
+from saropt.utils.io import atomic_path, save_image_atomic, write_json_atomic, write_text_atomic
+
+#: pixel frame written into the GeoTIFFs: 1 m pixels, no CRS (the images are not georeferenced;
+#: the SAR-optical relation is in truth.json and the tie points)
+PIXEL_TRANSFORM = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
+
+
+def write_geotiff(path: str | Path, array: np.ndarray, tags: dict[str, str] | None = None) -> Path:
+    """Write (H, W) or (H, W, 3) uint8/uint16 as a tiled, deflate-compressed GeoTIFF (rasterio)."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    bands = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+    profile: dict[str, Any] = {"driver": "GTiff", "height": bands.shape[1],
+                               "width": bands.shape[2], "count": bands.shape[0],
+                               "dtype": bands.dtype.name, "compress": "deflate",
+                               "transform": Affine(*PIXEL_TRANSFORM)}
+    if bands.shape[1] >= 256 and bands.shape[2] >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    if bands.shape[0] == 3:
+        profile["photometric"] = "RGB"
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(bands)
+            if tags:
+                dst.update_tags(**tags)
+    return Path(path)
+
+
+def tie_points_csv(pair: ScenePair) -> str:
+    """``subregion,sar_x,sar_y,opt_x,opt_y`` (the outlier flags stay in truth.json)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["subregion", "sar_x", "sar_y", "opt_x", "opt_y"])
+    for tp in pair.tie_points:
+        w.writerow([tp["subregion"]] + [f"{tp[k]:.3f}" for k in ("sar_x", "sar_y", "opt_x",
+                                                                   "opt_y")])
+    return buf.getvalue()
+
+
+def write_scene(pair: ScenePair, out_dir: str | Path) -> Path:
+    """Write ``sar.tif``, ``sar_8bit.png``, ``optical.tif``, ``tiepoints.csv``,
+    ``subregions.json``, ``truth.json`` (plus ``classes.png``, the SAR-grid class map)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_geotiff(out / "sar.tif", pair.sar_amp,
+                  {"SAROPT_GRID": "sar", "SAROPT_CONTENT": "amplitude DN (synthetic)"})
+    save_image_atomic(out / "sar_8bit.png", pair.sar8)
+    write_geotiff(out / "optical.tif", pair.optical,
+                  {"SAROPT_GRID": "optical", "SAROPT_CONTENT": "RGB (synthetic)"})
+    save_image_atomic(out / "classes.png", pair.classes)
+    write_text_atomic(out / "tiepoints.csv", tie_points_csv(pair))
+    write_json_atomic(out / "subregions.json", pair.subregions)
+    write_json_atomic(out / "truth.json", pair.truth())
+    return out
+
+
+def qxs_dir_names(patch_size: int, overlap: float) -> tuple[str, str]:
+    """``("opt_256_oc_0.2", "sar_256_oc_0.2")`` for the QXS-SAROPT defaults."""
+    tag = f"{patch_size}_oc_{overlap:g}"
+    return f"opt_{tag}", f"sar_{tag}"
+
+
+def patch_origins(shape: tuple[int, int], patch_size: int, overlap: float) -> list[tuple[int, int]]:
+    """Top-left (x, y) of patches cut with stride ``round(patch_size * (1 - overlap))``."""
+    stride = max(1, int(round(patch_size * (1 - overlap))))
+    h, w = shape
+    return [(x, y) for y in range(0, h - patch_size + 1, stride)
+            for x in range(0, w - patch_size + 1, stride)]
+
+
+def calm_fraction(pair: ScenePair, x: int, y: int, size: int) -> float:
+    """Share of the patch covered by the planted calm (texture-less) sea."""
+    m = np.zeros((size, size), bool)
+    for x0, y0, x1, y1 in pair.calm_sea:
+        m[max(0, y0 - y):max(0, y1 - y), max(0, x0 - x):max(0, x1 - x)] = True
+    return float((m & (pair.classes[y:y + size, x:x + size] == SEA)).mean())
+
+
+def write_qxs_pairs(out_dir: str | Path, n_pairs: int, seed: int, patch_size: int = 256,
+                    overlap: float = 0.2, scene_size: int = 2048, cfg: WorldConfig | None = None,
+                    max_calm_fraction: float = 0.5, progress: bool = True) -> Path:
+    """Cut ``n_pairs`` co-registered SAR/optical patches from rendered scenes (seeds
+    ``seed * 1000 + k``) into the QXS-SAROPT layout, with ``manifest.csv``; returns ``out_dir``.
+
+    Patches are taken row by row with the QXS overlap; patches mostly on calm sea are skipped,
+    as the QXS screening drops texture-less patches.
+    """
+    if n_pairs < 1:
+        raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
+    if scene_size < patch_size:
+        raise ValueError(f"scene_size {scene_size} is smaller than patch_size {patch_size}")
+    root = Path(out_dir)
+    opt_name, sar_name = qxs_dir_names(patch_size, overlap)
+    (root / opt_name).mkdir(parents=True, exist_ok=True)
+    (root / sar_name).mkdir(parents=True, exist_ok=True)
+    rows: list[list[Any]] = []
+    bar = tqdm(total=n_pairs, desc="QXS pairs", unit="pair", disable=not progress)
+    k = 0
+    while len(rows) < n_pairs:
+        scene_seed = seed * 1000 + k
+        pair = make_scene_pair(scene_size, scene_seed, cfg)
+        for x, y in patch_origins(pair.shape, patch_size, overlap):
+            if len(rows) >= n_pairs:
+                break
+            if calm_fraction(pair, x, y, patch_size) > max_calm_fraction:
+                continue
+            idx = len(rows) + 1
+            sl = (slice(y, y + patch_size), slice(x, x + patch_size))
+            save_image_atomic(root / opt_name / f"{idx}.png", pair.optical_on_sar[sl])
+            save_image_atomic(root / sar_name / f"{idx}.png", pair.sar8[sl])
+            cls = pair.classes[sl]
+            n_ships = sum(_box_inside(s["sar_box"], x, y, patch_size) for s in pair.ships)
+            rows.append([idx, f"s{scene_seed}", x, y, patch_size, scene_seed,
+                         f"{float((cls == SEA).mean()):.3f}", n_ships])
+            bar.update(1)
+        k += 1
+    bar.close()
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "scene", "x", "y", "size", "scene_seed", "sea_fraction", "n_ships"])
+    w.writerows(rows)
+    write_text_atomic(root / "manifest.csv", buf.getvalue())
+    return root
+
+
+def _box_inside(box: list[float], x: int, y: int, size: int) -> bool:
+    return box[0] >= x and box[1] >= y and box[2] <= x + size and box[3] <= y + size

@@ -1,0 +1,43 @@
+"""Shared fixtures: a small rendered scene pair and small synthetic datasets (session-scoped, so
+each is rendered once per test run). Any part's tests may use them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def synth_pair():
+    """A 384x384 ``saropt.synth.ScenePair`` (seed 7) with land, sea, a harbour and ships."""
+    from saropt.synth import make_scene_pair
+
+    return make_scene_pair(384, 7)
+
+
+@pytest.fixture(scope="session")
+def synth_scene_dir(tmp_path_factory, synth_pair) -> Path:
+    """``synth_pair`` written by ``write_scene``: sar.tif, optical.tif, tiepoints.csv, ..."""
+    from saropt.synth import write_scene
+
+    return write_scene(synth_pair, tmp_path_factory.mktemp("synth_scene"))
+
+
+@pytest.fixture(scope="session")
+def synth_qxs_root(tmp_path_factory) -> Path:
+    """24 co-registered 64x64 pairs in the QXS layout (``opt_64_oc_0.2/``, ``sar_64_oc_0.2/``,
+    ``manifest.csv``), cut from two 256x256 scenes."""
+    from saropt.synth import write_qxs_pairs
+
+    return write_qxs_pairs(tmp_path_factory.mktemp("synth_qxs"), 24, seed=3, patch_size=64,
+                           scene_size=256, progress=False)
+
+
+@pytest.fixture(scope="session")
+def synth_qxs_root_256(tmp_path_factory) -> Path:
+    """12 pairs of the real QXS size: ``opt_256_oc_0.2/`` and ``sar_256_oc_0.2/`` 256x256."""
+    from saropt.synth import write_qxs_pairs
+
+    return write_qxs_pairs(tmp_path_factory.mktemp("synth_qxs256"), 12, seed=4, patch_size=256,
+                           scene_size=768, progress=False)
