@@ -3,29 +3,47 @@
 >>> from saropt.data import QXSSAROPT, TrainPairs, EvalPairs, read_split, read_pairs
 >>> split = read_split("splits/qxs")
 >>> train = TrainPairs(QXSSAROPT("QXS-SAROPT", ids=split["train"], cache="qxs.cache"))
+
+Names are imported lazily (PEP 562), so ``saropt.data.checks`` and the CLI do not pull in torch.
 """
 
-from saropt.data.cache import PairCache, build_cache
-from saropt.data.checks import CheckResult, check_dataset
-from saropt.data.images import read_opt, read_sar
-from saropt.data.layout import Problems, scan_layout, sort_ids
-from saropt.data.pairs import EvalPairs, TrainPairs, draw_eval_pairs, draw_negatives
-from saropt.data.plot import plot_batch, plot_pair
-from saropt.data.qxs import QXSSAROPT
-from saropt.data.splits import make_split, read_manifest, read_pairs, read_split, resolve_sizes
-from saropt.data.transforms import (
-    Compose,
-    RandomHorizontalFlip,
-    RandomRot90,
-    RandomVerticalFlip,
-    Resize,
-    augmentations,
-)
+from __future__ import annotations
 
-__all__ = [
-    "QXSSAROPT", "TrainPairs", "EvalPairs", "make_split", "read_split", "read_pairs",
-    "read_manifest", "resolve_sizes", "build_cache", "PairCache", "check_dataset", "CheckResult",
-    "scan_layout", "sort_ids", "Problems", "read_sar", "read_opt", "draw_eval_pairs",
-    "draw_negatives", "plot_pair", "plot_batch", "Compose", "RandomHorizontalFlip",
-    "RandomVerticalFlip", "RandomRot90", "Resize", "augmentations",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use
+    from saropt.data.cache import PairCache, build_cache  # noqa: F401
+    from saropt.data.checks import CheckResult, check_dataset  # noqa: F401
+    from saropt.data.pairs import EvalPairs, TrainPairs, draw_eval_pairs  # noqa: F401
+    from saropt.data.qxs import QXSSAROPT  # noqa: F401
+    from saropt.data.splits import make_split, read_pairs, read_split  # noqa: F401
+
+_EXPORTS: dict[str, str] = {
+    "QXSSAROPT": "qxs", "sar_tensor": "qxs", "opt_tensor": "qxs",
+    "TrainPairs": "pairs", "EvalPairs": "pairs", "draw_eval_pairs": "pairs",
+    "draw_negatives": "pairs",
+    "make_split": "splits", "read_split": "splits", "read_pairs": "splits",
+    "read_split_info": "splits", "read_manifest": "splits", "resolve_sizes": "splits",
+    "write_pairs": "splits",
+    "build_cache": "cache", "PairCache": "cache",
+    "check_dataset": "checks", "CheckResult": "checks",
+    "scan_layout": "layout", "sort_ids": "layout", "Problems": "layout",
+    "read_sar": "images", "read_opt": "images",
+    "plot_pair": "plot", "plot_batch": "plot",
+    "Compose": "transforms", "RandomHorizontalFlip": "transforms",
+    "RandomVerticalFlip": "transforms", "RandomRot90": "transforms", "Resize": "transforms",
+    "augmentations": "transforms",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"saropt.data.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'saropt.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

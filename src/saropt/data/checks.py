@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from saropt.data.images import open_image, opt_array, sar_array
-from saropt.data.layout import Layout, Problems, scan_layout
+from saropt.data.layout import Layout, Problems, scan_layout, sort_ids
 from saropt.errors import DataError
 from saropt.utils.table import format_table
 
@@ -117,8 +117,10 @@ def _check_pair(id_: str, layout: Layout) -> dict[str, Any]:
     """Decode one pair; return modes, sizes, partial statistics and problems (picklable)."""
     rec: dict[str, Any] = {"id": id_, "problems": []}
     arrays = {}
-    for kind, path, convert in (("sar", layout.sar_files[id_], sar_array),
-                                ("opt", layout.opt_files[id_], opt_array)):
+    for kind, path, convert in (("sar", layout.sar_files.get(id_), sar_array),
+                                ("opt", layout.opt_files.get(id_), opt_array)):
+        if path is None:  # reported as a missing counterpart
+            continue
         try:
             im = open_image(path)
             rec[f"{kind}_mode"] = im.mode
@@ -155,16 +157,17 @@ def check_dataset(root: str | Path, sar_dir: str = "sar_256_oc_0.2",
         patch_size = expected_patch_size(Path(sar_dir).name)
     layout = scan_layout(root, sar_dir, opt_dir, qxs_names=qxs_names)
     problems = layout.problems
+    stems = sort_ids(set(layout.sar_files) | set(layout.opt_files))  # unpaired files too
     fn = partial(_check_pair, layout=layout)
-    bar = partial(tqdm, total=len(layout.ids), desc="checking pairs", unit="pair",
+    bar = partial(tqdm, total=len(stems), desc="checking pairs", unit="pair",
                   disable=not progress)
-    if workers > 1 and len(layout.ids) > 64:
+    if workers > 1 and len(stems) > 64:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(workers) as pool:
-            records = list(bar(pool.imap(fn, layout.ids, chunksize=32)))
+            records = list(bar(pool.imap(fn, stems, chunksize=32)))
     else:
-        records = [fn(i) for i in bar(layout.ids)]
+        records = [fn(i) for i in bar(stems)]
     modes: dict[str, Counter] = {"sar": Counter(), "opt": Counter()}
     sizes: Counter = Counter()
     moments = {"sar": _Moments(1), "opt": _Moments(3)}
@@ -176,9 +179,9 @@ def check_dataset(root: str | Path, sar_dir: str = "sar_256_oc_0.2",
                 modes[k][rec[f"{k}_mode"]] += 1
             if f"{k}_moments" in rec:
                 moments[k].merge(rec[f"{k}_moments"])
-        if "sar_size" in rec:
-            w, h = rec["sar_size"]
-            sizes[f"{w}x{h}"] += 1
+        size = rec.get("sar_size") or rec.get("opt_size")
+        if size:
+            sizes[f"{size[0]}x{size[1]}"] += 1
     _flag_sizes(records, layout, patch_size, sizes, problems)
     counts = {"sar files": len(layout.sar_files), "opt files": len(layout.opt_files),
               "pairs": len(layout.ids)}
@@ -197,7 +200,9 @@ def _flag_sizes(records: list[dict[str, Any]], layout: Layout, patch_size: int |
     else:
         return
     for rec in records:
-        size = rec.get("sar_size")
-        if size and tuple(size) != want:
-            problems.add("wrong patch size", f"{layout.sar_files[rec['id']]}: {size[0]}x{size[1]} "
-                         f"pixels, {why}")
+        for kind, files in (("sar", layout.sar_files), ("opt", layout.opt_files)):
+            size = rec.get(f"{kind}_size")
+            if size and tuple(size) != want:
+                problems.add("wrong patch size", f"{files[rec['id']]}: {size[0]}x{size[1]} "
+                             f"pixels, {why}")
+                break  # one report per pair

@@ -61,7 +61,8 @@ def _count(n: int, count: int | None, frac: float | None, name: str) -> int | No
     return count
 
 
-def resolve_sizes(n: int, train: int | None = None, test: int | None = None, val: int | None = 0,
+def resolve_sizes(n: int, train: int | None = None, test: int | None = None,
+                  val: int | None = None,
                   train_frac: float | None = None, test_frac: float | None = None,
                   val_frac: float | None = None) -> dict[str, int]:
     """Counts of each split for ``n`` pairs. Unset train or test takes the rest; with neither
@@ -167,7 +168,7 @@ def _spatial_assign(ids: list[str], sizes: dict[str, int], windows: dict[str, Wi
 
 # ---- making and reading splits ----------------------------------------------------------------
 def make_split(root: str | Path, out: str | Path, train: int | None = None,
-               test: int | None = None, val: int | None = 0, train_frac: float | None = None,
+               test: int | None = None, val: int | None = None, train_frac: float | None = None,
                test_frac: float | None = None, val_frac: float | None = None, seed: int = 0,
                mode: str = "random", sar_dir: str = "sar_256_oc_0.2",
                opt_dir: str = "opt_256_oc_0.2", manifest: str | Path | None = None,
@@ -203,6 +204,10 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
         a, b = sizes["test"], sizes["test"] + sizes["val"]
         parts = {"test": perm[:a], "val": perm[a:b], "train": perm[b:b + sizes["train"]]}
     parts = {k: sort_ids(parts[k]) for k in SPLITS}
+    for name in ("val", "test"):
+        if len(parts[name]) == 1:
+            raise DataError(f"the {name} set would hold 1 pair; its fixed false pairs need at "
+                            f"least 2 (ask for 0 or >= 2 {name} pairs)")
     info = {
         "seed": seed, "mode": mode, "root": str(Path(root).resolve()), "sar_dir": sar_dir,
         "opt_dir": opt_dir, "n_pairs": len(ids), "requested": sizes,
