@@ -179,13 +179,12 @@ def _cmd_osd_train(args: argparse.Namespace) -> int:
 
 
 def _add_osd_transfer(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("osd-transfer", help="start a SAR detector from an OSD checkpoint and "
-                       "list the weights that matched (writes a 1-channel detector checkpoint)")
+    p = sub.add_parser("osd-transfer", help="build a SAR detector from an OSD checkpoint and "
+                       "list the weights that matched (what `model.init=detector:CKPT` loads)")
     p.add_argument("checkpoint", help="OSD detector checkpoint (optical, 3 channels)")
-    p.add_argument("--detector", default="faster_rcnn_r50",
-                   help="detector name as in saropt.detect.models.create_detector")
-    p.add_argument("--in-chans", type=int, default=1)
-    p.add_argument("--out", help="write the initialised SAR detector's state dict here (.pt)")
+    p.add_argument("--detector", default="faster_rcnn_r50_fpn",
+                   help="detector name (saropt.detect.models.list_detectors())")
+    p.add_argument("--in-chans", type=int, default=1, help="input channels of the SAR detector")
     add_json_flag(p)
     p.set_defaults(func=_cmd_osd_transfer, _parser=p)
 
@@ -193,6 +192,6 @@ def _add_osd_transfer(sub: argparse._SubParsersAction) -> None:
 def _cmd_osd_transfer(args: argparse.Namespace) -> int:
     from saropt.fuse.osd import transfer_report
 
-    result = transfer_report(args.checkpoint, args.detector, args.in_chans, args.out)
+    result = transfer_report(args.checkpoint, args.detector, args.in_chans)
     emit(result, args.json, result["text"])
     return 0
