@@ -84,8 +84,8 @@ class BuildConfig(Config):
     out: Path
     scene: str | None = Field(None, description="scene name in the manifest (default: SAR "
                               "file's stem, or its folder's name when that stem is 'sar')")
-    sar_nodata: float | None = Field(0.0, description="SAR value meaning no data (null: the "
-                                     "file's nodata, or none)")
+    sar_nodata: float | None = Field(None, description="SAR value meaning no data (null: the "
+                                     "file's own nodata tag, if any)")
     sar_scaling: SarScaling = SarScaling()
     registration: Registration = Registration()
     patches: Patches = Patches()

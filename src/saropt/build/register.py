@@ -21,16 +21,43 @@ from skimage.measure import ransac
 MIN_POINTS = {"affine": 3, "projective": 4, "polynomial2": 6, "tps": 3}
 
 
+class NormalizedPolynomial2:
+    """``PolynomialTransform`` of order 2 fit on centred, scaled source coordinates.
+
+    skimage's polynomial estimate is badly conditioned on raw pixel coordinates (x^2 ~ 1e8 for
+    a large scene: a 0.6 px fit becomes 2 px); normalising first fixes it.
+    """
+
+    def __init__(self, tf: sktf.PolynomialTransform, center: np.ndarray, scale: float) -> None:
+        self.tf, self.center, self.scale = tf, center, scale
+
+    @classmethod
+    def from_estimate(cls, src: np.ndarray, dst: np.ndarray):
+        center = src.mean(axis=0)
+        scale = float(np.sqrt(((src - center) ** 2).sum(axis=1).mean())) or 1.0
+        tf = sktf.PolynomialTransform.from_estimate((src - center) / scale, dst, order=2)
+        return cls(tf, center, scale) if tf else tf
+
+    def __call__(self, xy: np.ndarray) -> np.ndarray:
+        return self.tf((np.asarray(xy, dtype=np.float64) - self.center) / self.scale)
+
+    def residuals(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(self(src) - dst, axis=1)
+
+    @property
+    def params(self) -> dict:
+        return {"center": self.center.tolist(), "scale": self.scale,
+                "coeffs": np.asarray(self.tf.params).tolist()}
+
+
 def _model_class(model: str):
     return {"affine": sktf.AffineTransform, "projective": sktf.ProjectiveTransform,
-            "polynomial2": sktf.PolynomialTransform, "tps": sktf.ThinPlateSplineTransform}[model]
+            "polynomial2": NormalizedPolynomial2, "tps": sktf.ThinPlateSplineTransform}[model]
 
 
 def estimate(model: str, src: np.ndarray, dst: np.ndarray):
     """A fitted transform mapping ``src`` (N, 2) onto ``dst``, or None when degenerate."""
-    cls = _model_class(model)
-    kwargs = {"order": 2} if model == "polynomial2" else {}
-    tf = cls.from_estimate(src, dst, **kwargs)
+    tf = _model_class(model).from_estimate(src, dst)
     if not tf:
         return None
     if model in ("affine", "projective") and not np.all(np.isfinite(tf.params)):
@@ -65,6 +92,8 @@ class Fit:
         if self.model == "tps":
             inl = self.points[self.inliers]
             return {"src": inl[:, :2].tolist(), "dst": inl[:, 2:4].tolist()}
+        if self.model == "polynomial2":
+            return tf.params
         return np.asarray(tf.params).tolist()
 
     def to_json(self) -> dict:

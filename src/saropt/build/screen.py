@@ -3,10 +3,11 @@
 * **texture** (per modality): standard deviation (grey levels) of the patch block-averaged 8x8,
   which suppresses SAR speckle (by ~8x) but keeps structure; calm sea and flat areas score low.
 * **seam** (optical): mosaicking seamlines are straight steps across the whole patch. For every
-  row (and column) boundary, and lines tilted up to ~3 degrees, the median over the line of the
-  signed 2-pixel step; the score is the largest |median| over the robust spread (1.4826 MAD, at
-  least 1 grey level) of those medians. Texture and short edges give medians near zero; a seam
-  gives one line far out. The score is multiplied by the ratio of the weaker to the stronger
+  row (and column) line, tilted up to 3 degrees, the median over the line of the signed step
+  across 2 px and across 24 px (a seam persists at both scales, the two edges of a road cancel
+  at the wider one); the score is the largest same-sign step over the robust spread (1.4826 MAD,
+  at least 1 grey level) of all lines' steps. Texture and short edges give medians near zero,
+  a seam gives one line far out. The score is multiplied by the ratio of the weaker to the stronger
   side's local texture (mean absolute difference along the line in 24-px bands on either
   side), so a coastline (textured land against flat sea) is not a seam while a brightness jump
   inside texture is.
@@ -35,9 +36,10 @@ def texture_score(img: np.ndarray, factor: int = 8) -> float:
     return float(small.std())
 
 
-def _line_medians(g: np.ndarray) -> np.ndarray:
-    """Median 2-pixel step along every (slightly tilted) row boundary: (tilts, rows)."""
-    d = g[2:, :] - g[:-2, :]
+def _line_medians(g: np.ndarray, gap: int) -> np.ndarray:
+    """Median step ``g[c + gap] - g[c - gap]`` along every (slightly tilted) line through row
+    ``c``, for ``c`` in ``[gap, n - gap)``: shape (tilts, n - 2 * gap)."""
+    d = g[2 * gap:, :] - g[:-2 * gap, :]
     n, w = d.shape
     cols = np.arange(w)
     out = []
@@ -51,16 +53,27 @@ def _line_medians(g: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
-def seam_score(img: np.ndarray, band: int = 24) -> float:
+def _persistent_steps(g: np.ndarray, wide: int = 12) -> np.ndarray:
+    """Steps seen both across 2 px and across ``2 * wide`` px with the same sign (the smaller
+    magnitude): a seam persists on both scales, the two edges of a road cancel on the wide one."""
+    narrow = _line_medians(g, 1)[:, wide - 1:g.shape[0] - wide - 1]
+    broad = _line_medians(g, wide)
+    same = np.sign(narrow) == np.sign(broad)
+    return np.where(same, np.minimum(np.abs(narrow), np.abs(broad)), 0.0)
+
+
+def seam_score(img: np.ndarray, band: int = 24, wide: int = 12) -> float:
     """How far the strongest straight full-length step stands out (see module docstring)."""
     g = to_gray(img).astype(np.float32)
     scores = []
     for arr in (g, g.T):
-        m = _line_medians(arr)
+        if arr.shape[0] <= 2 * wide + 2:
+            continue
+        m = _persistent_steps(arr, wide)
         spread = max(1.4826 * float(np.median(np.abs(m - np.median(m)))), 1.0)
-        t, r = np.unravel_index(int(np.argmax(np.abs(m))), m.shape)
-        scores.append(float(np.abs(m[t, r])) / spread * _side_balance(arr, r + 1, band))
-    return max(scores)
+        t, r = np.unravel_index(int(np.argmax(m)), m.shape)
+        scores.append(float(m[t, r]) / spread * _side_balance(arr, r + wide, band))
+    return max(scores, default=0.0)
 
 
 def _side_balance(g: np.ndarray, row: int, band: int) -> float:
@@ -85,19 +98,22 @@ class DuplicateIndex:
     """Hashes of kept patches; ``query`` gives the closest kept patch by max(Hamming SAR, opt)."""
 
     def __init__(self) -> None:
-        self.sar = np.zeros(0, np.uint64)
-        self.opt = np.zeros(0, np.uint64)
+        self.hashes = np.zeros((1024, 2), np.uint64)
         self.ids: list[int] = []
 
     def query(self, h_sar: int, h_opt: int) -> tuple[int | None, int | None]:
-        if not self.ids:
+        n = len(self.ids)
+        if n == 0:
             return None, None
-        d = np.maximum(np.bitwise_count(self.sar ^ np.uint64(h_sar)),
-                       np.bitwise_count(self.opt ^ np.uint64(h_opt)))
+        h = self.hashes[:n]
+        d = np.maximum(np.bitwise_count(h[:, 0] ^ np.uint64(h_sar)),
+                       np.bitwise_count(h[:, 1] ^ np.uint64(h_opt)))
         i = int(np.argmin(d))
         return int(d[i]), self.ids[i]
 
     def add(self, h_sar: int, h_opt: int, pid: int) -> None:
-        self.sar = np.append(self.sar, np.uint64(h_sar))
-        self.opt = np.append(self.opt, np.uint64(h_opt))
+        n = len(self.ids)
+        if n == len(self.hashes):
+            self.hashes = np.concatenate([self.hashes, np.zeros_like(self.hashes)])
+        self.hashes[n] = (h_sar, h_opt)
         self.ids.append(pid)
