@@ -1,0 +1,83 @@
+"""``saropt bnn train | eval | embed | export``."""
+
+from __future__ import annotations
+
+import argparse
+
+from saropt.cli import add_config_args, add_json_flag, emit
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser("bnn", help="Bridge Neural Network: SAR-optical matching, "
+                                  "encoders for OSM pretraining")
+    group.set_defaults(_parser=group)
+    sub = group.add_subparsers(dest="bnn_command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train (or resume) a BNN from a config",
+                       description="Train a BNN. Example: saropt bnn train bnn/qxs_resnet50 "
+                       "data.root=/data/QXS-SAROPT data.split=/data/qxs_split "
+                       "trainer.devices=4 trainer.strategy=ddp")
+    add_config_args(p, required=True)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="matching + retrieval metrics and figures for a checkpoint")
+    p.add_argument("checkpoint", help="Lightning checkpoint (.ckpt) of a BNN run")
+    p.add_argument("--split", required=True, help="split folder (test.txt, test_pairs.csv, ...)")
+    p.add_argument("--root", default=None, help="dataset root (default: the one trained on)")
+    p.add_argument("--out", default=None, help="output folder (default: <run>/eval)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-figures", action="store_true", help="metrics.json only")
+    add_json_flag(p)
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("embed", help="codes for a folder of patches (N x n .npy)")
+    p.add_argument("checkpoint", help="BNN checkpoint (.ckpt) or exported .safetensors")
+    p.add_argument("folder", help="folder of image patches")
+    p.add_argument("--modality", required=True, choices=["sar", "opt"])
+    p.add_argument("--out", required=True, help="output .npy (file names go to the .txt beside)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=_cmd_embed)
+
+    p = sub.add_parser("export", help="write sar_/opt_encoder.safetensors + .json sidecars")
+    p.add_argument("checkpoint", help="BNN checkpoint (.ckpt)")
+    p.add_argument("--out", required=True, help="output folder")
+    add_json_flag(p)
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from saropt.bnn.config import BNNConfig
+    from saropt.bnn.train import train
+    from saropt.config import load_config
+
+    cfg = load_config(BNNConfig, args.config, args.overrides)
+    out = train(cfg)
+    print(f"run folder: {out} (checkpoints/last.ckpt, csv/metrics.csv, tb/)")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from saropt.bnn.evaluate import evaluate, metrics_table
+
+    res = evaluate(args.checkpoint, args.split, args.out, root=args.root,
+                   batch_size=args.batch_size, figures=not args.no_figures)
+    emit(res, args.json, metrics_table(res))
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from saropt.bnn.embed import embed_folder
+
+    out, n = embed_folder(args.checkpoint, args.folder, args.modality, args.out,
+                          args.batch_size)
+    print(f"wrote {n} codes to {out} (file names in {out.with_suffix('.txt')})")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from saropt.bnn.export import export_encoders
+
+    paths = export_encoders(args.checkpoint, args.out)
+    emit({k: str(v) for k, v in paths.items()}, args.json,
+         "\n".join(f"{k}: {v} (+ {v.with_suffix('.json').name})" for k, v in paths.items()))
+    return 0

@@ -1,0 +1,92 @@
+"""``BNNConfig``: every BNN setting in one validated config (see ``docs/bnn.md``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from saropt.config import Config
+from saropt.engine import TrainerConfig
+
+#: ImageNet statistics; the SAR encoder uses their grey mean (timm's rule for 1-channel inputs).
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+GREY_MEAN = [0.449]
+GREY_STD = [0.226]
+
+
+class DataSection(Config):
+    """Where the pairs come from and how they are sampled."""
+
+    root: str | None = None
+    split: str | None = None
+    sar_dir: str = "sar_256_oc_0.2"
+    opt_dir: str = "opt_256_oc_0.2"
+    patch_size: int = Field(256, gt=0)
+    image_size: int | None = Field(None, gt=0)
+    cache: str | None = None
+    train_size: int | None = Field(None, gt=0)
+    neg_per_pos: float = Field(1.0, gt=0)
+    batch_size: int = Field(20, gt=0)
+    eval_batch_size: int = Field(64, gt=0)
+    num_workers: int = Field(0, ge=0)
+    seed: int = 0
+
+
+class ModelSection(Config):
+    """Encoders and heads: backbone, 1x1 conv, 4x4 average pooling, linear + sigmoid to n."""
+
+    arch: str = "resnet50"
+    opt_arch: str | None = None
+    code_dim: int = Field(50, gt=0)
+    conv_width: int = Field(256, gt=0)
+    conv_act: Literal["relu", "none"] = "relu"
+    pool: Literal["paper", "adaptive"] = "paper"
+    pool_size: int = Field(4, gt=0)
+    pool_grid: int = Field(2, gt=0)
+    sar_mean: list[float] = GREY_MEAN
+    sar_std: list[float] = GREY_STD
+    opt_mean: list[float] = IMAGENET_MEAN
+    opt_std: list[float] = IMAGENET_STD
+    sar_init: str | None = None
+    opt_init: str | None = None
+
+    @model_validator(mode="after")
+    def _check_norm(self) -> ModelSection:
+        if len(self.sar_mean) != 1 or len(self.sar_std) != 1:
+            raise ValueError("sar_mean and sar_std need one value (SAR has one channel)")
+        if len(self.opt_mean) != 3 or len(self.opt_std) != 3:
+            raise ValueError("opt_mean and opt_std need three values (optical is RGB)")
+        if min(self.sar_std + self.opt_std) <= 0:
+            raise ValueError("std values must be positive")
+        return self
+
+
+class OptimSection(Config):
+    """SGD with a step schedule (paper: lr 0.01 halved at epochs 30 and 100)."""
+
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    nesterov: bool = False
+    milestones: list[int] = [30, 100]
+    gamma: float = Field(0.5, gt=0)
+
+
+class BNNConfig(Config):
+    """A BNN experiment: data, model, optimiser, loss weight, trainer and output folder."""
+
+    name: str = "bnn"
+    data: DataSection = DataSection()
+    model: ModelSection = ModelSection()
+    optim: OptimSection = OptimSection()
+    alpha: float = Field(1.0, ge=0)
+    threshold: float = Field(0.5, gt=0)
+    trainer: TrainerConfig = TrainerConfig(max_epochs=200)
+    out_dir: str = "runs/bnn"
+
+    @property
+    def input_size(self) -> int:
+        """Side of the images the encoders see (after the optional resize)."""
+        return self.data.image_size or self.data.patch_size

@@ -1,0 +1,226 @@
+"""Evaluation of a trained BNN on a split's fixed pairs: matching metrics at d < 0.5, ROC-AUC,
+FPR at 95% TPR, a threshold chosen on the validation pairs, retrieval among the test pairs,
+figures and ``metrics.json``."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from saropt.bnn.config import BNNConfig
+from saropt.bnn.metrics import (
+    best_threshold,
+    binary_metrics,
+    matching_metrics,
+    nan_to_none,
+    retrieval_metrics,
+    roc_curve,
+)
+from saropt.bnn.model import distance
+from saropt.errors import SaroptError
+from saropt.utils.io import save_figure_atomic, write_json_atomic
+from saropt.utils.table import format_table
+
+
+def autocast_for(cfg: BNNConfig, device: torch.device) -> Any:
+    """bf16 autocast when the model was trained in bf16 mixed precision, else nothing."""
+    if cfg.trainer.precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def compute_codes(module: Any, dataset: Any, batch_size: int = 64, num_workers: int = 0,
+                  progress: bool = True) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(ids, z_sar, z_opt)`` for every pair of a ``QXSSAROPT`` dataset."""
+    from tqdm import tqdm
+
+    device = next(module.parameters()).device
+    ids: list[str] = []
+    zs, zo = [], []
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    for batch in tqdm(loader, desc="codes", disable=not progress, leave=False):
+        with autocast_for(module.cfg, device):
+            zs.append(module.model.sar(batch["sar"].to(device)).float().cpu())
+            zo.append(module.model.opt(batch["opt"].to(device)).float().cpu())
+        ids.extend(batch["id"])
+    if not ids:
+        return ids, np.zeros((0, module.cfg.model.code_dim)), np.zeros((0, 0))
+    return ids, torch.cat(zs).numpy(), torch.cat(zo).numpy()
+
+
+def pair_distances(ids: list[str], z_s: np.ndarray, z_o: np.ndarray,
+                   pairs: list[tuple[str, str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(d, labels)`` of ``pairs`` (sar_id, opt_id, label) from per-id codes."""
+    index = {i: k for k, i in enumerate(ids)}
+    missing = [p for p in pairs if p[0] not in index or p[1] not in index]
+    if missing:
+        raise SaroptError(f"{len(missing)} pairs name ids without codes (first: {missing[0]})")
+    s = torch.from_numpy(z_s[[index[p[0]] for p in pairs]])
+    o = torch.from_numpy(z_o[[index[p[1]] for p in pairs]])
+    return distance(s, o).numpy(), np.array([float(p[2]) for p in pairs])
+
+
+def default_pairs(ids: list[str], seed: int = 0) -> list[tuple[str, str, float]]:
+    """1:1 pairs when a split has no pairs file: each id true, plus one false partner."""
+    rng = random.Random(seed)
+    n = len(ids)
+    if n < 2:
+        raise SaroptError("need at least two test ids to form false pairs")
+    out = []
+    for k, i in enumerate(ids):
+        out.append((i, i, 1.0))
+        out.append((i, ids[(k + rng.randrange(1, n)) % n], 0.0))
+    return out
+
+
+def load_split_pairs(split: Path, which: str, ids: list[str]) -> tuple[list, str]:
+    """The split's ``<which>_pairs.csv``, else 1:1 pairs drawn from ``ids``."""
+    from saropt.bnn.data import eval_pairs_path
+    from saropt.data import read_pairs
+
+    path = eval_pairs_path(split, which)
+    if path is not None:
+        return [(str(a), str(b), float(c)) for a, b, c in read_pairs(path)], str(path)
+    return default_pairs(ids), f"drawn 1:1 from {which}.txt (no {which}_pairs.csv)"
+
+
+def codes_for(module: Any, cfg: BNNConfig, ids: list[str], batch_size: int) -> tuple:
+    from saropt.bnn.data import base_dataset
+
+    return compute_codes(module, base_dataset(cfg, ids), batch_size)
+
+
+def eval_subset(module: Any, cfg: BNNConfig, split: Path, which: str, ids: list[str],
+                batch_size: int) -> dict[str, Any]:
+    """Codes, pairs, distances and labels of one split part (val or test)."""
+    pairs, source = load_split_pairs(split, which, ids)
+    need = sorted(set(ids) | {p[0] for p in pairs} | {p[1] for p in pairs})
+    code_ids, z_s, z_o = codes_for(module, cfg, need, batch_size)
+    d, y = pair_distances(code_ids, z_s, z_o, pairs)
+    index = {i: k for k, i in enumerate(code_ids)}
+    keep = [index[i] for i in ids]
+    return {"pairs": pairs, "source": source, "d": d, "y": y,
+            "z_s": z_s[keep], "z_o": z_o[keep]}
+
+
+def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | None = None,
+             root: str | None = None, batch_size: int = 64, gallery_n: int = 4,
+             figures: bool = True) -> dict[str, Any]:
+    """Evaluate a BNN checkpoint on ``split``; writes ``metrics.json`` and figures to
+    ``out_dir`` (default ``<run>/eval``) and returns the metrics."""
+    from saropt.bnn.data import read_split_dir
+    from saropt.bnn.export import load_module
+
+    checkpoint, split = Path(checkpoint), Path(split)
+    module = load_module(checkpoint)
+    if torch.cuda.is_available():
+        module = module.cuda()
+    cfg: BNNConfig = module.cfg
+    if root is not None:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": root})})
+        module.cfg = cfg
+    parts = read_split_dir(split)
+    if not parts["test"]:
+        raise SaroptError(f"split {split} has no test ids")
+    out_dir = Path(out_dir) if out_dir else checkpoint.parent.parent / "eval"
+    test = eval_subset(module, cfg, split, "test", parts["test"], batch_size)
+    result: dict[str, Any] = {"checkpoint": str(checkpoint), "split": str(split),
+                              "test_pairs": test["source"], "threshold": cfg.threshold}
+    result["test"] = nan_to_none(matching_metrics(test["d"], test["y"], cfg.threshold))
+    result["test"]["n_pairs"] = len(test["pairs"])
+    result["retrieval"] = retrieval_metrics(test["z_s"], test["z_o"])
+    result["val_threshold"] = _val_threshold(module, cfg, split, parts, batch_size, test)
+    write_json_atomic(out_dir / "metrics.json", result)
+    if figures:
+        result["figures"] = [str(p) for p in write_figures(out_dir, checkpoint, cfg, test,
+                                                           result, gallery_n)]
+    return result
+
+
+def _val_threshold(module: Any, cfg: BNNConfig, split: Path, parts: dict[str, list[str]],
+                   batch_size: int, test: dict[str, Any]) -> dict[str, Any] | None:
+    """Best-accuracy threshold on the validation pairs and its test metrics; None without
+    validation pairs (the threshold is never chosen on test pairs)."""
+    from saropt.bnn.data import eval_pairs_path
+
+    if eval_pairs_path(split, "val") is None:
+        return None
+    val = eval_subset(module, cfg, split, "val", parts["val"], batch_size)
+    t, val_acc = best_threshold(val["d"], val["y"])
+    at_t = binary_metrics(test["d"], test["y"], t)
+    return {"threshold": t, "val_accuracy": val_acc, "n_val_pairs": len(val["pairs"]),
+            "test": nan_to_none(at_t)}
+
+
+def gallery_groups(test: dict[str, Any], threshold: float,
+                   n: int) -> dict[str, list[tuple[str, str, float]]]:
+    """Up to ``n`` test pairs per outcome, the most confident first."""
+    pred = test["d"] < threshold
+    y = test["y"] > 0.5
+    masks = {"TP": pred & y, "FP": pred & ~y, "TN": ~pred & ~y, "FN": ~pred & y}
+    groups = {}
+    for name, mask in masks.items():
+        idx = np.nonzero(mask)[0]
+        idx = idx[np.argsort(test["d"][idx])]
+        if name in ("TN", "FP"):  # most striking: far negatives, close false positives
+            idx = idx[::-1] if name == "TN" else idx
+        groups[name] = [(test["pairs"][i][0], test["pairs"][i][1], float(test["d"][i]))
+                        for i in idx[:n]]
+    return groups
+
+
+def write_figures(out_dir: Path, checkpoint: Path, cfg: BNNConfig, test: dict[str, Any],
+                  result: dict[str, Any], gallery_n: int) -> list[Path]:
+    """Curves (from the run's CSV log), ROC, histograms and the gallery as PNG."""
+    from saropt.bnn.data import base_dataset
+    from saropt.bnn.plots import (
+        plot_curves,
+        plot_gallery,
+        plot_histograms,
+        plot_roc,
+        read_epoch_metrics,
+    )
+
+    paths = []
+    csv_path = checkpoint.parent.parent / "csv" / "metrics.csv"
+    if csv_path.is_file():
+        paths.append(save_figure_atomic(plot_curves(read_epoch_metrics(csv_path)),
+                                        out_dir / "curves.png"))
+    fpr, tpr, _ = roc_curve(test["d"], test["y"])
+    t = result["test"]
+    auc = t["roc_auc"] if t["roc_auc"] is not None else float("nan")
+    point = (t["fpr"] or 0.0, t["recall"] or 0.0)
+    paths.append(save_figure_atomic(plot_roc(fpr, tpr, auc, point, cfg.threshold),
+                                    out_dir / "roc.png"))
+    paths.append(save_figure_atomic(plot_histograms(test["d"], test["y"], cfg.threshold),
+                                    out_dir / "histograms.png"))
+    plain = base_dataset(cfg.model_copy(update={"data": cfg.data.model_copy(
+        update={"image_size": None})}), None)
+    load = lambda s, o: (plain.sar_u8(s), plain.opt_u8(o))  # noqa: E731
+    groups = gallery_groups(test, cfg.threshold, gallery_n)
+    paths.append(save_figure_atomic(plot_gallery(groups, load), out_dir / "gallery.png"))
+    return paths
+
+
+def metrics_table(result: dict[str, Any]) -> str:
+    """The human-readable summary printed by ``saropt bnn eval``."""
+    t, r = result["test"], result["retrieval"]
+    rows: list[tuple[str, Any]] = [
+        (f"accuracy (d < {result['threshold']:g})", t["accuracy"]),
+        ("precision", t["precision"]), ("recall", t["recall"]),
+        ("ROC-AUC", t["roc_auc"]), ("FPR at 95% TPR", t["fpr_at_95tpr"]),
+        ("test pairs", t["n_pairs"])]
+    vt = result.get("val_threshold")
+    if vt:
+        rows += [("threshold chosen on val", vt["threshold"]),
+                 ("accuracy at val threshold", vt["test"]["accuracy"])]
+    rows += [(f"retrieval N={int(r['n'])} {k}", v) for k, v in r.items() if k != "n"]
+    rows = [(k, "n/a" if v is None else v) for k, v in rows]
+    return format_table(rows, ["metric", "value"])

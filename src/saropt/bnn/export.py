@@ -1,0 +1,124 @@
+"""Export BNN encoders as safetensors + JSON sidecar, load them back, put them into detectors.
+
+The ``.safetensors`` file holds the timm backbone's ``state_dict()`` under timm's key names
+(for ResNets these equal torchvision's: ``conv1.weight``, ``layer1.0.conv1.weight``, ...) plus
+the BNN head under ``head.``; the ``.json`` sidecar describes how to rebuild and feed it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from saropt.bnn.model import Encoder, create_encoder
+from saropt.errors import SaroptError
+from saropt.utils.io import atomic_path, write_json_atomic
+from saropt.utils.weights import LoadReport, load_state_dict_report, read_weights
+
+ENCODER_NAMES = {"sar": "sar_encoder", "opt": "opt_encoder"}
+
+
+def load_module(checkpoint: str | Path, map_location: str = "cpu") -> Any:
+    """The :class:`BNNModule` of a Lightning checkpoint, in eval mode and contiguous memory."""
+    from saropt.bnn.module import BNNModule
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise SaroptError(f"checkpoint {path} does not exist")
+    try:
+        module = BNNModule.load_from_checkpoint(str(path), map_location=map_location,
+                                                weights_only=False)
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise SaroptError(f"{path}: not a BNN checkpoint ({err})") from None
+    return module.to(memory_format=torch.contiguous_format).eval()
+
+
+def encoder_state(enc: Encoder) -> dict[str, torch.Tensor]:
+    """Backbone tensors under timm names plus ``head.*``, contiguous, on CPU."""
+    state = {k: v for k, v in enc.backbone.state_dict().items()}
+    state.update({f"head.{k}": v for k, v in enc.head.state_dict().items()})
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def encoder_meta(enc: Encoder, head_cfg: dict[str, Any], training_data: dict[str, Any],
+                 metrics: dict[str, Any]) -> dict[str, Any]:
+    return {"architecture": enc.arch, "in_chans": enc.in_chans,
+            "mean": enc.mean.flatten().tolist(), "std": enc.std.flatten().tolist(),
+            "input_range": "[0, 1] before normalisation", "code_dim": enc.code_dim,
+            "image_size": enc.image_size, "head": head_cfg, "framework": "timm",
+            "training_data": training_data, "metrics": metrics}
+
+
+def save_encoder(enc: Encoder, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write ``path`` (.safetensors) and its ``.json`` sidecar atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(encoder_state(enc), str(tmp), metadata={"format": "pt"})
+    write_json_atomic(path.with_suffix(".json"), meta)
+    return path
+
+
+def _run_metrics(checkpoint: Path, module: Any) -> dict[str, Any]:
+    """Test metrics from ``<run>/eval/metrics.json`` if evaluated, else the last val metrics."""
+    metrics_file = checkpoint.parent.parent / "eval" / "metrics.json"
+    if metrics_file.is_file():
+        return {"source": str(metrics_file), **json.loads(metrics_file.read_text())["test"]}
+    return {"source": "last validation epoch", **module.last_val_metrics}
+
+
+def export_encoders(checkpoint: str | Path, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``sar_encoder.safetensors/.json`` and ``opt_encoder...`` for a BNN checkpoint."""
+    checkpoint = Path(checkpoint)
+    module = load_module(checkpoint)
+    cfg = module.cfg
+    m = cfg.model
+    head_cfg = {"conv_width": m.conv_width, "conv_act": m.conv_act, "pool": m.pool,
+                "pool_size": m.pool_size, "pool_grid": m.pool_grid}
+    training = {"root": cfg.data.root, "split": cfg.data.split, "sar_dir": cfg.data.sar_dir,
+                "opt_dir": cfg.data.opt_dir, "train_size": cfg.data.train_size,
+                "image_size": cfg.input_size, "epochs": int(module.current_epoch),
+                "config": cfg.name, "checkpoint": str(checkpoint)}
+    metrics = _run_metrics(checkpoint, module)
+    out = {}
+    for key, name in ENCODER_NAMES.items():
+        enc = getattr(module.model, key)
+        meta = encoder_meta(enc, head_cfg, training, metrics)
+        out[key] = save_encoder(enc, Path(out_dir) / f"{name}.safetensors", meta)
+    return out
+
+
+def load_encoder(path: str | Path) -> Encoder:
+    """Rebuild a full BNN encoder (backbone + head) from an exported file; strict."""
+    state, meta = read_weights(path)
+    need = ("architecture", "in_chans", "mean", "std", "code_dim", "image_size", "head")
+    missing = [k for k in need if k not in meta]
+    if missing:
+        raise SaroptError(f"{path}: sidecar {Path(path).with_suffix('.json')} lacks {missing}")
+    enc = create_encoder(meta["architecture"], meta["in_chans"], code_dim=meta["code_dim"],
+                         image_size=meta["image_size"], mean=meta["mean"], std=meta["std"],
+                         **meta["head"])
+    rep = load_state_dict_report(enc, state, adapt_in_chans=False)
+    bad = rep.missing + rep.unexpected + [m[0] for m in rep.mismatched]
+    bad = [k for k in bad if k not in ("mean", "std")]
+    if bad:
+        raise SaroptError(f"{path}: does not fit a {meta['architecture']} BNN encoder "
+                          f"({rep.summary()}; first: {bad[:5]})")
+    return enc.eval()
+
+
+def load_encoder_into(module: nn.Module, path: str | Path, prefix: str = "",
+                      include_head: bool = False) -> LoadReport:
+    """Put an exported encoder's backbone into ``module`` (a timm or torchvision backbone, or a
+    detector whose backbone sits under ``prefix``, e.g. ``"backbone.body."`` for torchvision's
+    Faster R-CNN). Tensors match by name and shape; a 1-channel first conv going into a 3-channel
+    one is adapted. Returns the report of what matched; the head is skipped unless asked."""
+    state, _ = read_weights(path)
+    if not include_head:
+        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    return load_state_dict_report(module, state, src_prefix="", dst_prefix=prefix)

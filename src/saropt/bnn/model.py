@@ -1,0 +1,132 @@
+"""BNN encoders (timm backbone + 1x1 conv + 4x4 average pooling + linear + sigmoid) and the
+two-encoder model with its distance d = ||z_s - z_o||_2 / sqrt(n) (paper 003, eq. 1)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from saropt.errors import SaroptError
+
+#: Backbones tried and documented; any timm model with ``forward_features`` also works.
+KNOWN_ARCHS = ("resnet50", "darknet53", "resnet18", "resnet34", "cspdarknet53")
+
+
+def distance(z_s: torch.Tensor, z_o: torch.Tensor) -> torch.Tensor:
+    """Row-wise ``||z_s - z_o||_2 / sqrt(n)`` in float32; codes in [0, 1]^n give d in [0, 1]."""
+    if z_s.shape != z_o.shape:
+        raise ValueError(f"code shapes differ: {tuple(z_s.shape)} vs {tuple(z_o.shape)}")
+    diff = z_s.float() - z_o.float()
+    return diff.pow(2).sum(-1).sqrt() / math.sqrt(z_s.shape[-1])
+
+
+def create_backbone(arch: str, in_chans: int) -> nn.Module:
+    """A timm model without classifier and global pooling (``forward_features`` -> feature map)."""
+    import timm
+
+    try:
+        return timm.create_model(arch, pretrained=False, num_classes=0, global_pool="",
+                                 in_chans=in_chans)
+    except RuntimeError as err:  # timm: "Unknown model (...)"
+        raise SaroptError(f"model.arch {arch!r} is not a timm model ({err}); "
+                          f"tried and documented: {', '.join(KNOWN_ARCHS)}") from None
+
+
+class Head(nn.Module):
+    """1x1 conv -> (ReLU) -> average pooling -> flatten -> linear -> sigmoid to ``code_dim``."""
+
+    def __init__(self, in_channels: int, feat_hw: tuple[int, int], code_dim: int = 50,
+                 conv_width: int = 256, conv_act: str = "relu", pool: str = "paper",
+                 pool_size: int = 4, pool_grid: int = 2) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, conv_width, kernel_size=1)
+        self.act = nn.ReLU(inplace=True) if conv_act == "relu" else nn.Identity()
+        if pool == "paper":
+            if min(feat_hw) < pool_size:
+                raise SaroptError(
+                    f"feature map {feat_hw[0]}x{feat_hw[1]} is smaller than the {pool_size}x"
+                    f"{pool_size} pooling; use larger images or model.pool=adaptive")
+            self.pool: nn.Module = nn.AvgPool2d(pool_size, stride=pool_size)
+            out_hw = (feat_hw[0] // pool_size, feat_hw[1] // pool_size)
+        else:
+            self.pool = nn.AdaptiveAvgPool2d(pool_grid)
+            out_hw = (pool_grid, pool_grid)
+        self.fc = nn.Linear(conv_width * out_hw[0] * out_hw[1], code_dim)
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.act(self.conv(fmap)))
+        return torch.sigmoid(self.fc(torch.flatten(x, 1)))
+
+
+class Encoder(nn.Module):
+    """One modality's network f(x): normalise [0, 1] input, backbone, head -> code in [0, 1]^n."""
+
+    def __init__(self, arch: str, in_chans: int, image_size: int, mean: Sequence[float],
+                 std: Sequence[float], **head_kwargs: object) -> None:
+        super().__init__()
+        if len(mean) != in_chans or len(std) != in_chans:
+            raise SaroptError(f"{arch}: need {in_chans} mean/std values, got {mean} / {std}")
+        self.arch, self.in_chans, self.image_size = arch, in_chans, image_size
+        self.backbone = create_backbone(arch, in_chans)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        feat_c, feat_hw = self._feature_shape(image_size)
+        self.head = Head(feat_c, feat_hw, **head_kwargs)  # type: ignore[arg-type]
+        self.code_dim = self.head.fc.out_features
+
+    @torch.no_grad()
+    def _feature_shape(self, size: int) -> tuple[int, tuple[int, int]]:
+        was_training = self.backbone.training
+        self.backbone.eval()
+        fmap = self.backbone.forward_features(torch.zeros(1, self.in_chans, size, size))
+        self.backbone.train(was_training)
+        return fmap.shape[1], (fmap.shape[2], fmap.shape[3])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(f"{self.arch} encoder expects Bx{self.in_chans}xHxW, "
+                             f"got {tuple(x.shape)}")
+        x = (x - self.mean) / self.std
+        return self.head(self.backbone.forward_features(x))
+
+
+def create_encoder(arch: str, in_chans: int, code_dim: int = 50, image_size: int = 256,
+                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                   conv_width: int = 256, conv_act: str = "relu", pool: str = "paper",
+                   pool_size: int = 4, pool_grid: int = 2) -> Encoder:
+    """A BNN encoder; ``in_chans`` 1 (SAR) or 3 (optical); default mean/std are ImageNet's."""
+    from saropt.bnn.config import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD
+
+    mean = list(mean) if mean is not None else (GREY_MEAN if in_chans == 1 else IMAGENET_MEAN)
+    std = list(std) if std is not None else (GREY_STD if in_chans == 1 else IMAGENET_STD)
+    return Encoder(arch, in_chans, image_size, mean, std, code_dim=code_dim,
+                   conv_width=conv_width, conv_act=conv_act, pool=pool, pool_size=pool_size,
+                   pool_grid=pool_grid)
+
+
+class BNN(nn.Module):
+    """Two separate encoders (no shared weights): ``sar`` (1 channel) and ``opt`` (3 channels)."""
+
+    def __init__(self, sar: Encoder, opt: Encoder) -> None:
+        super().__init__()
+        if sar.code_dim != opt.code_dim:
+            raise SaroptError(f"code sizes differ: SAR {sar.code_dim}, optical {opt.code_dim}")
+        self.sar, self.opt = sar, opt
+
+    @classmethod
+    def from_config(cls, cfg: object) -> BNN:
+        """Build from a :class:`saropt.bnn.config.BNNConfig`."""
+        m, size = cfg.model, cfg.input_size  # type: ignore[attr-defined]
+        common = dict(code_dim=m.code_dim, image_size=size, conv_width=m.conv_width,
+                      conv_act=m.conv_act, pool=m.pool, pool_size=m.pool_size,
+                      pool_grid=m.pool_grid)
+        sar = create_encoder(m.arch, 1, mean=m.sar_mean, std=m.sar_std, **common)
+        opt = create_encoder(m.opt_arch or m.arch, 3, mean=m.opt_mean, std=m.opt_std, **common)
+        return cls(sar, opt)
+
+    def forward(self, x_s: torch.Tensor, x_o: torch.Tensor) -> torch.Tensor:
+        """Distances d of the pairs (x_s[i], x_o[i])."""
+        return distance(self.sar(x_s), self.opt(x_o))

@@ -1,0 +1,47 @@
+"""``train(cfg)``: fit a BNN through the shared engine (checkpoints, resume, logs, DDP, AMP)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from saropt.bnn.config import BNNConfig
+from saropt.utils.io import write_text_atomic
+
+
+def init_from_files(module: Any, cfg: BNNConfig) -> list[str]:
+    """Load optional local backbone weights (``model.sar_init`` / ``model.opt_init``)."""
+    from saropt.utils.weights import load_state_dict_report, read_weights
+
+    lines = []
+    for name, path in (("sar", cfg.model.sar_init), ("opt", cfg.model.opt_init)):
+        if path:
+            state, _ = read_weights(path)
+            enc = getattr(module.model, name)
+            rep = load_state_dict_report(enc.backbone, state)
+            lines.append(f"{name} encoder from {path}: {rep.summary()}")
+    return lines
+
+
+def train(cfg: BNNConfig, datamodule: Any = None, callbacks: list[Any] | None = None) -> Path:
+    """Train (or resume) ``cfg``; returns the run folder holding checkpoints/, csv/, tb/."""
+    import lightning as L
+
+    from saropt.bnn.data import BNNDataModule
+    from saropt.bnn.module import BNNModule
+    from saropt.engine import make_trainer, resume_checkpoint
+
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "config.yaml", cfg.to_yaml())
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    module = BNNModule(cfg.model_dump(mode="json"))
+    for line in init_from_files(module, cfg):
+        print(line)
+    dm = datamodule if datamodule is not None else BNNDataModule(cfg)
+    trainer = make_trainer(cfg.trainer, out, extra_callbacks=callbacks)
+    ckpt = resume_checkpoint(cfg.trainer, out)
+    if ckpt:
+        print(f"resuming from {ckpt}")
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    return out
