@@ -102,6 +102,17 @@ def test_hrsid_layout_sample_contract(tmp_path):
         HRSID(root, "train")
 
 
+def test_hrsid_scene_from_inshore_offshore_files(tmp_path):
+    root = _coco_root(tmp_path)
+    data = json.loads((root / "annotations" / "test2017.json").read_text())
+    for img in data["images"]:
+        img.pop("scene")
+    (root / "annotations" / "test2017.json").write_text(json.dumps(data))
+    (root / "annotations" / "inshore_test.json").write_text(json.dumps(
+        {"images": data["images"][:1], "annotations": []}))
+    assert [r.meta["scene"] for r in HRSID(root, "test").records] == ["inshore", None]
+
+
 def test_coco_reader_rgb_and_bad_file(tmp_path):
     root = _coco_root(tmp_path)
     ds = CocoShips(root, "annotations/test2017.json", "JPEGImages", in_chans=3)

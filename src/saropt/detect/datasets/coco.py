@@ -124,3 +124,16 @@ class HRSID(CocoShips):
         super().__init__(root, Path("annotations") / f"{split}2017.json", "JPEGImages",
                          in_chans, transforms)
         self.split = split
+        self._scenes_from_files(Path(root) / "annotations")
+
+    def _scenes_from_files(self, folder: Path) -> None:
+        """Images listed in ``annotations/*inshore*.json`` / ``*offshore*.json`` (when such
+        files exist) get that scene, unless their entry already carries one."""
+        scene_of: dict[str, str] = {}
+        for scene in ("offshore", "inshore"):  # a name with both words counts as inshore
+            for path in sorted(folder.glob(f"*{scene}*.json")):
+                scene_of.update({img["file_name"]: scene
+                                 for img in load_coco_json(path)["images"]})
+        for rec in self.records:
+            if rec.meta.get("scene") is None and rec.file_name in scene_of:
+                rec.meta["scene"] = scene_of[rec.file_name]
