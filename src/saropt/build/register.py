@@ -128,6 +128,12 @@ def find_inliers(model: str, src: np.ndarray, dst: np.ndarray, threshold: float,
     return np.ones(len(src), bool) if inliers is None else np.asarray(inliers, bool)
 
 
+def _collinear(src: np.ndarray) -> bool:
+    """True when the points span (almost) no area: smallest/largest singular value < 1e-3."""
+    sv = np.linalg.svd(src - src.mean(axis=0), compute_uv=False)
+    return sv[0] == 0 or sv[-1] / sv[0] < 1e-3
+
+
 def leave_one_out_rmse(model: str, src: np.ndarray, dst: np.ndarray) -> float:
     """RMSE of each point predicted by the model fit on the other points."""
     if len(src) <= MIN_POINTS[model]:
@@ -155,6 +161,9 @@ def fit_subregion(name: str, points: np.ndarray, cfg) -> Fit:
                                 cfg.seed) if cfg.ransac else np.ones(len(src), bool))
     if fit.inliers.sum() < need:
         fit.reason = f"only {int(fit.inliers.sum())} RANSAC inliers, {model} needs {need}"
+        return fit
+    if _collinear(src[fit.inliers]):
+        fit.reason = "tie points are (nearly) collinear: the fit would be undetermined"
         return fit
     fit.transform = estimate(model, src[fit.inliers], dst[fit.inliers])
     if fit.transform is None:

@@ -2,15 +2,15 @@
 
 * **texture** (per modality): standard deviation (grey levels) of the patch block-averaged 8x8,
   which suppresses SAR speckle (by ~8x) but keeps structure; calm sea and flat areas score low.
-* **seam** (optical): mosaicking seamlines are straight steps across the whole patch. For every
-  row (and column) line, tilted up to 3 degrees, the median over the line of the signed step
-  across 2 px and across 24 px (a seam persists at both scales, the two edges of a road cancel
-  at the wider one); the score is the largest same-sign step over the robust spread (1.4826 MAD,
-  at least 1 grey level) of all lines' steps. Texture and short edges give medians near zero,
-  a seam gives one line far out. The score is multiplied by the ratio of the weaker to the stronger
-  side's local texture (mean absolute difference along the line in 24-px bands on either
-  side), so a coastline (textured land against flat sea) is not a seam while a brightness jump
-  inside texture is.
+* **seam** (optical): mosaicking seamlines are straight brightness steps across the whole
+  patch. For every row (and column) line, tilted up to 3 degrees, the median over the line of
+  the signed grey-level step across 2 px and across 24 px; the line's step is the smaller of
+  the two when they agree in sign (a seam persists on both scales, the two edges of a road
+  cancel across 24 px), else 0; texture and short edges give medians near zero. The score (grey
+  levels) is the strongest line's step times the ratio of the weaker to the stronger side's
+  local texture (mean absolute difference along the line in 24-px bands on either side), so a
+  coastline (textured land against flat sea) is not a seam while a brightness jump inside
+  texture is.
 * **near-duplicates**: 64-bit DCT perceptual hashes of the SAR and optical patches; a patch whose
   two hashes are both within ``duplicate_max_hamming`` bits of one already kept patch is dropped.
 """
@@ -54,8 +54,9 @@ def _line_medians(g: np.ndarray, gap: int) -> np.ndarray:
 
 
 def _persistent_steps(g: np.ndarray, wide: int = 12) -> np.ndarray:
-    """Steps seen both across 2 px and across ``2 * wide`` px with the same sign (the smaller
-    magnitude): a seam persists on both scales, the two edges of a road cancel on the wide one."""
+    """Line steps seen both across 2 px and across ``2 * wide`` px (same sign, the smaller
+    magnitude; 0 otherwise): a seam persists on both scales, the two edges of a road cancel
+    on the wide one."""
     narrow = _line_medians(g, 1)[:, wide - 1:g.shape[0] - wide - 1]
     broad = _line_medians(g, wide)
     same = np.sign(narrow) == np.sign(broad)
@@ -69,10 +70,9 @@ def seam_score(img: np.ndarray, band: int = 24, wide: int = 12) -> float:
     for arr in (g, g.T):
         if arr.shape[0] <= 2 * wide + 2:
             continue
-        m = _persistent_steps(arr, wide)
-        spread = max(1.4826 * float(np.median(np.abs(m - np.median(m)))), 1.0)
-        t, r = np.unravel_index(int(np.argmax(m)), m.shape)
-        scores.append(float(m[t, r]) / spread * _side_balance(arr, r + wide, band))
+        z = _persistent_steps(arr, wide)  # grey levels
+        t, r = np.unravel_index(int(np.argmax(z)), z.shape)
+        scores.append(float(z[t, r]) * _side_balance(arr, r + wide, band))
     return max(scores, default=0.0)
 
 

@@ -34,12 +34,13 @@ def registration_figure(result, sar, path: Path, max_panels: int = 9) -> Path:
     n = len(items)
     cols = min(3, n)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.5 * rows), squeeze=False,
+                             layout="constrained")
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     for ax, (sr, fit) in zip(axes.ravel(), items):
         x0, y0, x1, y1 = sr.bbox
-        img, s = _thumb(sar, x0, y0, x1 - x0, y1 - y0)
+        img, _ = _thumb(sar, x0, y0, x1 - x0, y1 - y0, 320)
         ax.imshow(img, cmap="gray", extent=(x0 - 0.5, x1 - 0.5, y1 - 0.5, y0 - 0.5))
         if sr.polygon is not None:
             ax.plot(*np.vstack([sr.polygon, sr.polygon[:1]]).T, "c-", lw=1)
@@ -50,8 +51,9 @@ def registration_figure(result, sar, path: Path, max_panels: int = 9) -> Path:
         ax.set_xlim(x0 - 0.5, x1 - 0.5)
         ax.set_ylim(y1 - 0.5, y0 - 0.5)
         ax.tick_params(labelsize=6)
-    fig.suptitle("Tie points (green inlier, red outlier) and residual vectors (magnified)")
-    return save_figure_atomic(fig, path)
+    fig.suptitle("Tie points (green inlier, red outlier) and residual vectors (magnified)",
+                 fontsize=9)
+    return save_figure_atomic(fig, path, dpi=90)
 
 
 def _residual_arrows(ax, fit, extent: float) -> None:
@@ -78,8 +80,8 @@ def overview_figure(result, sar, cfg, path: Path) -> Path:
     from matplotlib.patches import Rectangle
 
     h, w = sar.shape
-    img, _ = _thumb(sar, 0, 0, w, h, 900)
-    fig, ax = plt.subplots(figsize=(8, 8 * h / w + 0.5))
+    img, _ = _thumb(sar, 0, 0, w, h, 700)
+    fig, ax = plt.subplots(figsize=(7, 7 * h / w + 0.5))
     ax.imshow(img, cmap="gray", extent=(-0.5, w - 0.5, h - 0.5, -0.5))
     size = cfg.patches.size
     for sr, fit in zip(result.plan.subregions, result.plan.fits):
@@ -93,7 +95,7 @@ def overview_figure(result, sar, cfg, path: Path) -> Path:
                                ec=color, lw=0.6))
     ax.set_title(f"{cfg.scene_name()}: kept (green) and rejected (red) patches; "
                  "sub-regions cyan, refused magenta", fontsize=9)
-    return save_figure_atomic(fig, path)
+    return save_figure_atomic(fig, path, dpi=90)
 
 
 def samples_figure(result, cfg, path: Path, n: int = 6, seed: int = 0) -> Path | None:
@@ -117,8 +119,9 @@ def samples_figure(result, cfg, path: Path, n: int = 6, seed: int = 0) -> Path |
             axes[i, j].axis("off")
         label = f"keep #{r['id']}" if r["decision"] == "keep" else r["reason"].split(" (")[0]
         axes[0, j].set_title(label, fontsize=7, color="green" if r["id"] != "" else "red")
-    fig.suptitle("Sample patch pairs (top SAR, bottom warped optical): kept, then rejected")
-    return save_figure_atomic(fig, path)
+    fig.suptitle("Sample patch pairs (top SAR, bottom warped optical): kept, then rejected",
+                 fontsize=9)
+    return save_figure_atomic(fig, path, dpi=90)
 
 
 def _sample(rows: list, n: int, rng) -> list:
