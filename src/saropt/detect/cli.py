@@ -55,6 +55,9 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score-thr", type=float, default=0.5,
                    help="score threshold of predictions drawn in the gallery")
     p.add_argument("--gallery", type=int, default=6, help="images in the gallery (0: none)")
+    p.add_argument("--merge-tiles", action="store_true",
+                   help="tiled readers (AIR-SARShip): merge tile predictions into scenes "
+                   "(offset + class-wise NMS) and score whole scenes")
     add_json_flag(p)
     p.set_defaults(func=_cmd_eval)
 
@@ -65,7 +68,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     result = run_eval(gt=args.gt, dataset=args.dataset, root=args.root, split=args.split,
                       pred=args.pred, images=args.images, subset_keys=args.subset_key,
                       out=args.out, iou=args.iou, max_dets=args.max_dets,
-                      score_thr=args.score_thr, n_gallery=args.gallery)
+                      score_thr=args.score_thr, n_gallery=args.gallery,
+                      merge_tiles=args.merge_tiles)
     emit(result, args.json, _text(result))
     return 0
 

@@ -34,9 +34,11 @@ def _f(v: float | None) -> float | str:
 def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None = None,
              root: Path | None = None, split: str = "test", images: Path | None = None,
              subset_keys: list[str] | None = None, iou: float = 0.5, max_dets: int = 100,
-             score_thr: float = 0.5, n_gallery: int = 6) -> dict[str, Any]:
+             score_thr: float = 0.5, n_gallery: int = 6, merge_tiles: bool = False
+             ) -> dict[str, Any]:
     """Score ``pred`` against ``gt`` (a COCO file) or a dataset's ground truth; write
-    ``metrics.json``, ``pr_curves.json``, ``pr_curves.png`` and ``gallery.png`` into ``out``."""
+    ``metrics.json``, ``pr_curves.json``, ``pr_curves.png`` and ``gallery.png`` into ``out``.
+    ``merge_tiles`` (tiled readers): merge tile predictions into scenes, score on scenes."""
     out = Path(out)
     reader = None
     if dataset is not None:
@@ -46,8 +48,12 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
 
         reader = build_dataset(dataset, root, split)
         gt_dict = reader.to_coco()
+        if merge_tiles:
+            pred, gt_dict = _merge_to_scenes(reader, gt_dict, pred, out)
         gt_path = write_json_atomic(out / "gt.json", gt_dict)
     elif gt is not None:
+        if merge_tiles:
+            raise DataError("--merge-tiles needs --dataset (the reader knows the tiles)")
         gt_dict, gt_path = load_coco_gt(gt), Path(gt)
     else:
         raise DataError("give --gt or --dataset")
@@ -61,10 +67,21 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
         image_dir = images or _guess_image_dir(gt_path)
         if reader is not None or image_dir is not None:
             files["gallery"] = _gallery(gt_dict, pred, reader, image_dir, n_gallery, score_thr,
-                                        out / "gallery.png")
+                                        out / "gallery.png", scenes=merge_tiles)
     result["files"] = {k: str(v) for k, v in files.items()}
     write_json_atomic(files["metrics"], result)
     return result
+
+
+def _merge_to_scenes(reader: Any, gt_tiles: dict, pred: Path, out: Path) -> tuple[Path, dict]:
+    """Tile predictions -> scene predictions (offset + class-wise NMS), scene ground truth."""
+    from saropt.detect.ap import load_results
+    from saropt.detect.tiling import tile_results_to_scene
+
+    if not hasattr(reader, "tile_to_scene"):
+        raise DataError(f"--merge-tiles: the {reader.name} reader does not cut scenes into tiles")
+    merged = tile_results_to_scene(load_results(pred, gt_tiles), reader.tile_to_scene())
+    return write_json_atomic(out / "scene_predictions.json", merged), reader.scene_coco()
 
 
 def _pr_figure(result: dict, curves: dict, path: Path) -> Path:
@@ -90,7 +107,7 @@ def _guess_image_dir(gt_path: Path) -> Path | None:
 
 
 def _gallery(gt: dict, pred: Path, reader: Any, image_dir: Path | None, n: int,
-             score_thr: float, path: Path) -> Path:
+             score_thr: float, path: Path, scenes: bool = False) -> Path:
     """The ``n`` images with the most errors (false alarms + misses), then the most ships."""
     from tqdm import tqdm
 
@@ -119,7 +136,7 @@ def _gallery(gt: dict, pred: Path, reader: Any, image_dir: Path | None, n: int,
     names = {int(i["id"]): i["file_name"] for i in gt["images"]}
     items = []
     for i in tqdm(chosen, desc="gallery", leave=False):
-        image = _load(reader, image_dir, i, names[i])
+        image = reader.load_scene(i) if scenes else _load(reader, image_dir, i, names[i])
         items.append({"image": image, "gt": boxes[i]["gt"], "pred": boxes[i]["pred"],
                       "scores": boxes[i]["scores"], "ignore": boxes[i]["ign"],
                       "title": f"{names[i]} (id {i})"})

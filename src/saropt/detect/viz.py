@@ -127,17 +127,16 @@ def gallery(items: Sequence[Mapping[str, Any]], ncols: int = 3, score_thr: float
     n = max(1, len(items))
     ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 4.0 * nrows + 0.6),
+                             squeeze=False, layout="constrained")
     for ax in axes.flat[len(items):]:
         ax.axis("off")
     for ax, it in zip(axes.flat, items):
         draw_detections(ax, it["image"], it.get("gt"), it.get("pred"), it.get("scores"),
                         it.get("ignore"), score_thr, it.get("title"))
-    fig.legend(handles=legend_handles(), loc="lower center", ncol=4, fontsize=8,
-               bbox_to_anchor=(0.5, -0.01))
+    fig.legend(handles=legend_handles(), loc="outside lower center", ncol=4, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 
 

@@ -173,6 +173,14 @@ class AIRSARShip(DetectionDataset):
         img = scale_to_uint8(band, *self._ranges[rec.path])
         return img if self.in_chans == 1 else np.repeat(img[:, :, None], 3, axis=2)
 
+    def load_scene(self, scene_id: int) -> np.ndarray:
+        """A whole scene as 8-bit (same stretch as its tiles)."""
+        sc = next(s for s in self.scenes if s["id"] == scene_id)
+        rec = Record(scene_id, sc["path"].name, sc["path"], sc["width"], sc["height"],
+                     sc["boxes"], np.ones(len(sc["boxes"]), np.int64),
+                     window=(0, 0, sc["width"], sc["height"]))
+        return self.load_image(rec)
+
     def tile_to_scene(self) -> dict[int, tuple[int, Window]]:
         """Tile image id -> (scene id, window), for :func:`tiling.tile_results_to_scene`."""
         return {r.image_id: (r.meta["scene_id"], r.window) for r in self.records}
