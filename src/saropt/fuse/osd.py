@@ -68,3 +68,25 @@ def transfer_report(checkpoint: str | Path, detector: str = "faster_rcnn_r50_fpn
     return {"checkpoint": str(checkpoint), "detector": detector, "in_chans": in_chans,
             "n_target_tensors": n_model, "parts": parts, "report": report.to_dict(),
             "summary": report.summary(), "text": text}
+
+
+def load_osd_config(config: str | Path, overrides: list[str] | None = None) -> Any:
+    """An OSD config (a ``DetectConfig`` on optical images), checked to be optical."""
+    from saropt.config import load_config
+    from saropt.detect.module import DetectConfig
+    from saropt.errors import SaroptError
+
+    cfg = load_config(DetectConfig, config, overrides)
+    if cfg.model.in_chans != 3:
+        raise SaroptError(f"{config}: an optical ship detector takes RGB input "
+                          f"(model.in_chans=3), got {cfg.model.in_chans}")
+    return cfg
+
+
+def train_osd(config: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Train the optical ship detector through ``saropt.detect.train``; the returned
+    ``checkpoint`` (``last.ckpt``) is what ``model.init=detector:PATH`` takes."""
+    from saropt.detect.train import train
+
+    result = train(load_osd_config(config, overrides))
+    return {**result, "checkpoint": result["last_checkpoint"]}
