@@ -261,6 +261,9 @@ def test_dota_layout(tmp_path):
     assert s["image"].shape == (3, 100, 120)
     assert s["boxes"].tolist() == [[8, 10, 30, 25], [110, 90, 120, 100]]
     assert s["meta"]["ignore_boxes"].tolist() == [[50, 50, 60, 60]]
+    coco = DOTA(root, classes=("harbor", "ship")).to_coco()
+    assert [(a["category_id"], a["iscrowd"]) for a in coco["annotations"]] == [
+        (2, 0), (2, 0), (1, 0), (2, 1)]  # the difficult ship stays a ship, ignored
     both = DOTA(root, classes=("ship", "harbor"), include_difficult=True)
     assert both[0]["labels"].tolist() == [1, 1, 1, 2]
     assert both[0]["meta"]["difficult"] == [False, False, True, False]

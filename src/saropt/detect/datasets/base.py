@@ -41,6 +41,7 @@ class Record:
     ignore_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     window: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) in the source image
     meta: dict[str, Any] = field(default_factory=dict)
+    ignore_labels: np.ndarray | None = None  # labels of ignore_boxes (None: all ships, 1)
 
 
 def as_boxes(values: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
@@ -152,9 +153,11 @@ class DetectionDataset(Dataset):
             for box, label in zip(rec.boxes, rec.labels):
                 anns.append(_coco_ann(len(anns) + 1, rec.image_id, box,
                                       self.category_id(int(label)), 0))
-            for box in rec.ignore_boxes:
+            ign_labels = (rec.ignore_labels if rec.ignore_labels is not None
+                          else np.ones(len(rec.ignore_boxes), np.int64))
+            for box, label in zip(rec.ignore_boxes, ign_labels):
                 anns.append(_coco_ann(len(anns) + 1, rec.image_id, box,
-                                      self.category_id(1), 1))
+                                      self.category_id(int(label)), 1))
         return {"images": images, "annotations": anns, "categories": self.categories}
 
     def write_coco(self, path: str | Path) -> Path:

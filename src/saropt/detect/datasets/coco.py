@@ -80,20 +80,21 @@ def _records_from_coco(data: dict[str, Any], image_dir: Path, source: Path) -> l
         except (KeyError, TypeError, ValueError):
             raise DataError(f"{source}: image entry needs id, file_name, width, height: "
                             f"{img}") from None
-        boxes, labels, ignore = _split_annotations(by_image.get(image_id, []), label_of, source)
+        boxes, labels, ignore, ign_labels = _split_annotations(by_image.get(image_id, []),
+                                                               label_of, source)
         boxes, labels = drop_degenerate(boxes, labels, f"{source} image {file_name}")
         meta = {k: v for k, v in img.items()
                 if k not in ("id", "file_name", "width", "height")
                 and (v is None or isinstance(v, (str, int, float, bool)))}
         meta.setdefault("scene", None)
         records.append(Record(image_id, file_name, image_dir / file_name, width, height,
-                              boxes, labels, ignore, meta=meta))
+                              boxes, labels, ignore, meta=meta, ignore_labels=ign_labels))
     return records
 
 
 def _split_annotations(anns: list[dict], label_of: dict[int, int], source: Path
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    boxes, labels, ignore = [], [], []
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    boxes, labels, ignore, ign_labels = [], [], [], []
     for ann in anns:
         bbox = ann.get("bbox")
         if not isinstance(bbox, list) or len(bbox) != 4:
@@ -104,10 +105,12 @@ def _split_annotations(anns: list[dict], label_of: dict[int, int], source: Path
             raise DataError(f"{source}: annotation {ann.get('id')} has unknown category {cat}")
         if ann.get("iscrowd", 0) or ann.get("ignore", 0):
             ignore.append([x, y, x + w, y + h])
+            ign_labels.append(label_of[cat])
         else:
             boxes.append([x, y, x + w, y + h])
             labels.append(label_of[cat])
-    return as_boxes(boxes), np.asarray(labels, np.int64), as_boxes(ignore)
+    return (as_boxes(boxes), np.asarray(labels, np.int64), as_boxes(ignore),
+            np.asarray(ign_labels, np.int64))
 
 
 class HRSID(CocoShips):

@@ -76,7 +76,7 @@ class DOTA(DetectionDataset):
         txt = self.root / "labelTxt" / f"{image.stem}.txt"
         if not txt.is_file():
             raise DataError(f"DOTA image {image} has no label file {txt}")
-        keep, hard, labels, flags = [], [], [], []
+        keep, hard, labels, hard_labels, flags = [], [], [], [], []
         for quad, cls, difficult in parse_dota_txt(txt):
             if cls not in self.classes:
                 continue
@@ -84,6 +84,7 @@ class DOTA(DetectionDataset):
             box = np.clip(box, 0, [width, height, width, height])
             if difficult and not self.include_difficult:
                 hard.append(box)
+                hard_labels.append(self.classes.index(cls) + 1)
             else:
                 keep.append(box)
                 labels.append(self.classes.index(cls) + 1)
@@ -91,17 +92,18 @@ class DOTA(DetectionDataset):
         boxes, labels = as_boxes(keep), np.asarray(labels, np.int64)
         ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         boxes, labels = drop_degenerate(boxes, labels, str(txt))
-        return boxes, labels, as_boxes(hard), np.asarray(flags, bool)[ok]
+        return (boxes, labels, as_boxes(hard), np.asarray(hard_labels, np.int64),
+                np.asarray(flags, bool)[ok])
 
     def _add(self, image: Path, tile: int | None, overlap: float, min_visible: float,
              keep_empty: bool) -> None:
         width, height = image_size(image)
-        boxes, labels, hard, flags = self._objects(image, width, height)
+        boxes, labels, hard, hard_labels, flags = self._objects(image, width, height)
         windows = ([(0, 0, width, height)] if tile is None
                    else tile_windows(width, height, tile, overlap))
         for win in windows:
             b, keep = boxes_in_window(boxes, win, min_visible)
-            ign, _ = boxes_in_window(hard, win, min_visible)
+            ign, ign_keep = boxes_in_window(hard, win, min_visible)
             if not len(keep) and not keep_empty:
                 continue
             name = image.name if tile is None else f"{image.stem}_{win[0]}_{win[1]}.png"
@@ -109,7 +111,8 @@ class DOTA(DetectionDataset):
                     "x0": win[0], "y0": win[1]}
             self.records.append(Record(len(self.records) + 1, name, image, win[2] - win[0],
                                        win[3] - win[1], b, labels[keep], ign,
-                                       None if tile is None else win, meta))
+                                       None if tile is None else win, meta,
+                                       hard_labels[ign_keep]))
 
     def load_image(self, rec: Record) -> np.ndarray:
         if self._cache is None or self._cache[0] != rec.path:
