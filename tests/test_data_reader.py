@@ -170,3 +170,18 @@ def test_real_coreg180_pairs() -> None:
     assert 0.0 < float(s["sar"].mean()) < 1.0
     small = QXSSAROPT(root, sar_dir="sar", opt_dir="opt", patch_size=64, resize="area")[5]
     assert small["opt"].shape == (3, 64, 64)
+
+
+def test_uint8_output_and_to_float(qxs: Path) -> None:
+    from saropt.data import to_float
+
+    f32 = QXSSAROPT(qxs, patch_size=16)
+    u8 = QXSSAROPT(qxs, patch_size=16, dtype="uint8")
+    a, b = f32[3], u8[3]
+    assert b["sar"].dtype == torch.uint8 and b["opt"].shape == (3, 16, 16)
+    c = to_float(b)
+    assert torch.equal(c["sar"], a["sar"]) and torch.equal(c["opt"], a["opt"]) and c["id"] == "4"
+    small = QXSSAROPT(qxs, patch_size=16, dtype="uint8", transforms=Resize(8))[0]
+    assert small["opt"].dtype == torch.uint8 and small["opt"].shape == (3, 8, 8)
+    with pytest.raises(ValueError, match="dtype"):
+        QXSSAROPT(qxs, dtype="float16")

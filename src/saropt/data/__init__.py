@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from saropt.data.splits import make_split, read_pairs, read_split  # noqa: F401
 
 _EXPORTS: dict[str, str] = {
-    "QXSSAROPT": "qxs", "sar_tensor": "qxs", "opt_tensor": "qxs",
+    "QXSSAROPT": "qxs", "sar_tensor": "qxs", "opt_tensor": "qxs", "to_float": "qxs",
     "TrainPairs": "pairs", "EvalPairs": "pairs", "draw_eval_pairs": "pairs",
     "draw_negatives": "pairs",
     "make_split": "splits", "read_split": "splits", "read_pairs": "splits",

@@ -116,7 +116,7 @@ def _pair_sample(base: QXSSAROPT, sar_id: str, opt_id: str, label: float) -> dic
         sar, opt = base.pair_u8(sar_id)
     else:
         sar, opt = base.sar_u8(sar_id), base.opt_u8(opt_id)
-    sample = {"sar": sar_tensor(sar), "opt": opt_tensor(opt),
+    sample = {"sar": sar_tensor(sar, base.dtype), "opt": opt_tensor(opt, base.dtype),
               "label": torch.tensor(label, dtype=torch.float32),
               "sar_id": sar_id, "opt_id": opt_id}
     return base.transforms(sample) if base.transforms else sample

@@ -93,8 +93,10 @@ class Resize:
             if img.shape[-2:] == (self.size, self.size):
                 continue
             aa = self.antialias and self.mode in ("bilinear", "bicubic")
-            out[k] = F.interpolate(img[None], size=(self.size, self.size), mode=self.mode,
-                                   antialias=aa, **_align(self.mode))[0].clamp_(0, 1)
+            res = F.interpolate(img[None].float(), size=(self.size, self.size), mode=self.mode,
+                                antialias=aa, **_align(self.mode))[0]
+            out[k] = (res.round_().clamp_(0, 255).to(torch.uint8) if img.dtype == torch.uint8
+                      else res.clamp_(0, 1))
         return out
 
     def __repr__(self) -> str:

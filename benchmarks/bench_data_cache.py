@@ -1,0 +1,109 @@
+"""Pairs per second from PNG files and from the decode-once cache, 1 worker and several.
+
+    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=200000000000 \
+        .venv/bin/python benchmarks/bench_data_cache.py [--root QXS --n 300 --workers 0 2]
+
+Without ``--root`` it writes ``--n`` QXS-layout 256x256 pairs with speckled SAR and textured
+optical content (PNG sizes close to real QXS-SAROPT patches) to a temporary folder. Each
+configuration reads the same pairs through a DataLoader (batch 20, the paper's batch size) and
+reports pairs per second overall and per worker (workers = 0 means the main process alone),
+for float32 samples (the default) and uint8 samples (``dtype="uint8"``, converted on the GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def _field(rng: np.random.Generator, size: int, scale: int) -> np.ndarray:
+    """Smooth random field in [0, 1] (upsampled noise)."""
+    small = rng.random((size // scale + 1, size // scale + 1)).astype(np.float32)
+    img = Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
+    a = np.asarray(img, dtype=np.float32)
+    return (a - a.min()) / max(float(a.max() - a.min()), 1e-6)
+
+
+def make_pairs(root: Path, n: int, size: int = 256, seed: int = 0) -> Path:
+    """QXS-layout pairs: SAR = smooth scene x exponential speckle (log-scaled), optical RGB."""
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(seed)
+    for d in ("sar_256_oc_0.2", "opt_256_oc_0.2"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in tqdm(range(1, n + 1), desc="writing PNG pairs", unit="pair"):
+        scene = _field(rng, size, 16)
+        speckle = rng.exponential(1.0, (size, size)).astype(np.float32)
+        sar = np.clip(np.log1p(20 * scene * speckle) / np.log1p(60) * 255, 0, 255)
+        colour = np.stack([_field(rng, size, 8) for _ in range(3)], -1) * 0.5
+        opt = np.clip((0.5 * scene[..., None] + colour) * 200 + rng.normal(0, 6, colour.shape),
+                      0, 255)
+        Image.fromarray(sar.astype(np.uint8)).save(root / "sar_256_oc_0.2" / f"{i}.png")
+        Image.fromarray(opt.astype(np.uint8)).save(root / "opt_256_oc_0.2" / f"{i}.png")
+    return root
+
+
+def pairs_per_second(ds, workers: int, epochs: int = 1, batch_size: int = 20) -> float:
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
+                        persistent_workers=workers > 0)
+    next(iter(loader))  # start workers, warm caches
+    t0 = time.perf_counter()
+    count = 0
+    for _ in range(epochs):
+        for batch in loader:
+            count += len(batch["id"])
+    return count / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", help="existing QXS-layout folder (default: generate pairs)")
+    ap.add_argument("--sar-dir", default="sar_256_oc_0.2")
+    ap.add_argument("--opt-dir", default="opt_256_oc_0.2")
+    ap.add_argument("--patch-size", type=int, default=256)
+    ap.add_argument("--n", type=int, default=300, help="pairs to generate")
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "uint8"],
+                    help="sample dtypes to measure (uint8: convert on the GPU)")
+    ap.add_argument("--cache-epochs", type=int, default=5, help="passes over the cache")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from saropt.data import QXSSAROPT, build_cache
+    from saropt.utils.table import format_table
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.root) if args.root else make_pairs(Path(tmp) / "qxs", args.n)
+        t0 = time.perf_counter()
+        cache = build_cache(root, Path(tmp) / "cache", args.sar_dir, args.opt_dir,
+                            args.patch_size)
+        build_s = time.perf_counter() - t0
+        kw = {"sar_dir": args.sar_dir, "opt_dir": args.opt_dir, "patch_size": args.patch_size}
+        png_mb = sum(p.stat().st_size for p in root.rglob("*.png")) / 2**20
+        rows = []
+        for dtype in args.dtypes:
+            png_ds = QXSSAROPT(root, dtype=dtype, **kw)
+            cache_ds = QXSSAROPT(root, cache=cache, dtype=dtype, **kw)
+            for w in args.workers:
+                png = pairs_per_second(png_ds, w)
+                cached = pairs_per_second(cache_ds, w, epochs=args.cache_epochs)
+                per = max(w, 1)
+                rows.append((dtype, w, round(png), round(cached), round(png / per),
+                             round(cached / per), f"{cached / png:.1f}x"))
+    print(f"{len(png_ds)} pairs of {args.patch_size}x{args.patch_size}, {png_mb:.1f} MB of PNG; "
+          f"cache built in {build_s:.1f} s ({len(png_ds) / build_s:.0f} pairs/s)")
+    print(format_table(rows, ["samples", "workers", "PNG pairs/s", "cache pairs/s", "PNG /worker",
+                              "cache /worker", "speed-up"], markdown=True))
+
+
+if __name__ == "__main__":
+    main()
