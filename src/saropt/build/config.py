@@ -93,6 +93,7 @@ class BuildConfig(Config):
     screening: Screening = Screening()
     png_compression: int = Field(1, ge=0, le=9)
     progress: bool = True
+    summary: bool = Field(True, description="write summary.md and figures")
 
     @model_validator(mode="after")
     def _sources(self) -> BuildConfig:

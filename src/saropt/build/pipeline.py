@@ -323,11 +323,12 @@ class BuildResult:
                 "mp_per_s": round(self.megapixels / max(self.seconds, 1e-9), 3)}
 
 
-def build_dataset(cfg: BuildConfig, fresh: bool = False, summary: bool = True,
+def build_dataset(cfg: BuildConfig, fresh: bool = False, summary: bool | None = None,
                   on_block: Callable[[int], None] | None = None) -> BuildResult:
     """Build (or resume building) the dataset described by ``cfg`` in ``cfg.out``.
 
     ``on_block(n)`` is called after the n-th block finished in this run (progress hooks, tests).
+    ``summary`` (default ``cfg.summary``) writes ``summary.md`` and its figures.
     """
     import rasterio
 
@@ -355,7 +356,7 @@ def build_dataset(cfg: BuildConfig, fresh: bool = False, summary: bool = True,
             mp = sum(b.window(cfg.patches.size)[2] * b.window(cfg.patches.size)[3]
                      for bl, f in zip(plan.blocks, plan.fits) if f.ok for b in bl) / 1e6
             result = BuildResult(out, plan, rows, time.perf_counter() - t0, done_now, mp)
-            if summary:
+            if cfg.summary if summary is None else summary:
                 from saropt.build.summary import write_summary
 
                 write_summary(result, cfg, sar, optical)
