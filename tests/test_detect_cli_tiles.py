@@ -48,6 +48,11 @@ def test_eval_tiles_and_merged_scenes(tmp_path, capsys):
     assert scenes["all"]["n_images"] == 2 and scenes["all"]["n_gt"] == 8
     assert scenes["all"]["ap50"] == {"voc07_11pt": 1.0, "voc_all_point": 1.0,
                                      "coco_101pt": 1.0}
-    merged = json.loads((tmp_path / "scenes" / "scene_predictions.json").read_text())
-    assert len(merged) == 8  # one box per ship after class-wise NMS across tiles
+    assert scenes["level"] == "scene" and tiles["level"] == "image"
+    merged_path = tmp_path / "scenes" / "scene_predictions.json"
+    assert len(json.loads(merged_path.read_text())) == 8  # one box per ship after NMS
     assert (tmp_path / "scenes" / "gallery.png").is_file()
+    # predictions already on scenes (as `saropt detect predict` writes them) are recognised
+    assert main(args + ["--out", str(tmp_path / "s2"), "--pred", str(merged_path)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["level"] == "scene" and again["all"]["ap50"]["coco_101pt"] == 1.0

@@ -48,7 +48,10 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
 
         reader = build_dataset(dataset, root, split)
         gt_dict = reader.to_coco()
-        if merge_tiles:
+        scene_level = hasattr(reader, "scene_coco") and _on_scenes(reader, pred)
+        if scene_level:  # e.g. `saropt detect predict` output, already merged into scenes
+            gt_dict, merge_tiles = reader.scene_coco(), True
+        elif merge_tiles:
             pred, gt_dict = _merge_to_scenes(reader, gt_dict, pred, out)
         gt_path = write_json_atomic(out / "gt.json", gt_dict)
     elif gt is not None:
@@ -60,7 +63,8 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
     result = evaluate_coco_results(gt_dict, pred, subset_keys or None, iou, max_dets)
     curves = result.pop("curves")
     files = {"metrics": out / "metrics.json", "pr_curves_json": out / "pr_curves.json"}
-    result.update({"ground_truth": str(gt_path), "predictions": str(pred)})
+    result.update({"ground_truth": str(gt_path), "predictions": str(pred),
+                   "level": "scene" if merge_tiles else "image"})
     write_json_atomic(files["pr_curves_json"], curves)
     files["pr_curves_png"] = _pr_figure(result, curves, out / "pr_curves.png")
     if n_gallery > 0:
@@ -71,6 +75,25 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
     result["files"] = {k: str(v) for k, v in files.items()}
     write_json_atomic(files["metrics"], result)
     return result
+
+
+def _on_scenes(reader: Any, pred: Path) -> bool:
+    """Whether ``pred`` holds results on a tiled reader's whole scenes rather than its tiles
+    (tile and scene ids never coincide; a mixture is an error)."""
+    ids = _pred_image_ids(pred)
+    scenes = {int(s["id"]) for s in reader.scene_coco()["images"]}
+    on_scenes = ids & scenes
+    if on_scenes and ids - scenes:
+        raise DataError(f"{pred}: image ids mix whole scenes ({sorted(on_scenes)[:3]}...) and "
+                        f"other images ({sorted(ids - scenes)[:3]}...)")
+    return bool(on_scenes)
+
+
+def _pred_image_ids(pred: Path) -> set[int]:
+    try:
+        return {int(r["image_id"]) for r in json.loads(Path(pred).read_text())}
+    except (OSError, ValueError, TypeError, KeyError):
+        return set()  # load_results reports the problem with the file's name
 
 
 def _merge_to_scenes(reader: Any, gt_tiles: dict, pred: Path, out: Path) -> tuple[Path, dict]:

@@ -35,6 +35,9 @@ from saropt.detect.tiling import Window, boxes_in_window, tile_windows
 from saropt.errors import DataError
 
 PAPER_SPLIT = {"1.0": (21, 31), "2.0": (210, 300)}
+#: tile image id = scene id * TILE_ID_BASE + tile index, never equal to a scene id (1, 2, ...),
+#: so results on tiles and results on whole scenes cannot be mistaken for each other
+TILE_ID_BASE = 100_000
 XML_DIRS = ("", "Annotations", "annotations", "labels", "xml")
 
 
@@ -151,14 +154,14 @@ class AIRSARShip(DetectionDataset):
             windows: list[Window] = ([(0, 0, sc["width"], sc["height"])] if self.tile is None
                                      else tile_windows(sc["width"], sc["height"], self.tile,
                                                        self.overlap))
-            for win in windows:
+            for k, win in enumerate(windows):
                 boxes, _ = boxes_in_window(sc["boxes"], win, self.min_visible)
                 name = f"{sc['path'].stem}_{win[0]}_{win[1]}.png"
                 meta = {"scene": None, "scene_file": sc["path"].name, "scene_id": sc["id"],
                         "x0": win[0], "y0": win[1]}
-                records.append(Record(len(records) + 1, name, sc["path"], win[2] - win[0],
-                                      win[3] - win[1], boxes, np.ones(len(boxes), np.int64),
-                                      window=win, meta=meta))
+                records.append(Record(sc["id"] * TILE_ID_BASE + k, name, sc["path"],
+                                      win[2] - win[0], win[3] - win[1], boxes,
+                                      np.ones(len(boxes), np.int64), window=win, meta=meta))
         return records
 
     def load_image(self, rec: Record) -> np.ndarray:
