@@ -10,10 +10,11 @@ import pytest
 
 @pytest.fixture(scope="session")
 def synth_pair():
-    """A 384x384 ``saropt.synth.ScenePair`` (seed 7) with land, sea, a harbour and ships."""
-    from saropt.synth import make_scene_pair
+    """A 384x384 ``saropt.synth.ScenePair`` (seed 7) with land, sea, a harbour and ships
+    (offshore ship density raised so that the small scene holds several)."""
+    from saropt.synth import WorldConfig, make_scene_pair
 
-    return make_scene_pair(384, 7)
+    return make_scene_pair(384, 7, WorldConfig(offshore_ships_per_km2=40))
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--n-train", type=int, default=40)
     d.add_argument("--n-test", type=int, default=20)
     d.add_argument("--size", type=int, default=512, help="chip size in pixels (default 512)")
+    d.add_argument("--scene-size", type=int, default=None,
+                   help="side of the scenes chips are cut from (default max(1024, 4 * size))")
     _world_args(d)
     d.set_defaults(func=_cmd_ships)
 
@@ -115,13 +117,19 @@ def _cmd_pairs(args: argparse.Namespace) -> int:
 
 
 def _cmd_ships(args: argparse.Namespace) -> int:
-    from saropt.synth import write_ship_datasets
+    from saropt.synth.ships import read_summary, ship_world_config, write_ship_datasets
 
-    cfg = _world_config(args)
+    cfg = _world_config(args) if args.config or args.overrides else ship_world_config()
+    if args.config is None and args.overrides:  # overrides apply on top of the ship-rich world
+        from saropt.config import build_config
+        from saropt.synth.config import WorldConfig
+
+        cfg = build_config(WorldConfig, ship_world_config().model_dump(), args.overrides)
     t0 = time.perf_counter()
-    summary = write_ship_datasets(args.out, args.seed, args.n_train, args.n_test,
-                                  image_size=args.size, cfg=cfg, progress=not args.quiet,
-                                  return_summary=True)
+    root = write_ship_datasets(args.out, args.seed, args.n_train, args.n_test,
+                               image_size=args.size, scene_size=args.scene_size, cfg=cfg,
+                               progress=not args.quiet)
+    summary = read_summary(root)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     emit(summary, args.json, f"wrote ship datasets to {args.out}: "
          f"{summary['train_images']} train / {summary['test_images']} test chips, "

@@ -17,13 +17,13 @@ class WorldConfig(Config):
 
     # ground
     land_fraction: float = Field(0.55, ge=0.05, le=0.95, description="share of land")
-    urban_fraction: float = Field(0.45, ge=0.0, le=1.0, description="share of land built up")
+    urban_fraction: float = Field(0.55, ge=0.0, le=1.0, description="share of land built up")
     vegetation_fraction: float = Field(0.45, ge=0.0, le=1.0,
                                        description="share of non-urban land with vegetation")
     road_spacing_m: tuple[float, float] = (110.0, 240.0)
     road_width_m: tuple[float, float] = (7.0, 13.0)
-    building_density: float = Field(0.9, ge=0.0, le=3.0,
-                                    description="building attempts per block area unit")
+    building_density: float = Field(2.0, ge=0.0, le=3.0,
+                                    description="share of urban lots built on, times 0.35")
     building_height_median_m: float = 10.0
     building_height_max_m: float = 60.0
     harbour: bool = True

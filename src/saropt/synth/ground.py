@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from saropt.synth.config import BARE, BUILDING, PIER, ROAD, SEA, SHIP, VEGETATION, WorldConfig
-from saropt.synth.noise import fractal_noise
+from saropt.synth.noise import fractal_noise, smooth_noise
 
 FILL_SHIFT = 4  # cv2 sub-pixel bits for polygon drawing
 _SCALE = float(1 << FILL_SHIFT)
@@ -49,6 +49,16 @@ class Ground:
     calm_rects: list[list[int]] = field(default_factory=list)  # SAR-grid [x0, y0, x1, y1]
     sea_normal: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0]))
     wind_deg: float = 0.0
+    textures: dict[str, np.ndarray] = field(default_factory=dict)  # shared by both renderers
+
+
+def texture_fields(rng: np.random.Generator, shape: tuple[int, int],
+                   side: float) -> dict[str, np.ndarray]:
+    """Unit-std float32 fields seen by both sensors (soil moisture, tree crowns, roughness):
+    ``low`` (tens to hundreds of metres), ``mid`` (about 5 m) and ``fine`` (about 2 m); ``block``
+    (one value per block between roads) is added by ``make_ground``."""
+    return {"low": fractal_noise(rng, shape, [side / 6, 120, 30], [1, 0.6, 0.3]),
+            "mid": smooth_noise(rng, shape, 5.0), "fine": smooth_noise(rng, shape, 2.0)}
 
 
 def fill_poly(img: np.ndarray, poly: np.ndarray, value: float | tuple) -> None:
@@ -129,32 +139,60 @@ def make_ground(rng: np.random.Generator, sar_shape: tuple[int, int], pad: int,
     classes = ground.classes
     classes[land] = BARE
     urban = _land_cover(rng, ground, land, centre, n, t, harbour_u, cfg, side)
-    road = _roads(rng, (hp, wp), theta, cfg) & land
+    road, alpha = _roads(rng, (hp, wp), theta, cfg)
+    road &= land
     classes[road] = ROAD
     if cfg.harbour:
         _piers(rng, ground, centre, n, t, harbour_u, harbour_len)
-    _buildings(rng, ground, urban & land, road, theta, cfg, near_port=(centre, t, harbour_u,
+    _buildings(rng, ground, urban & land, road, alpha, cfg, near_port=(centre, t, harbour_u,
                                                                         harbour_len))
     _calm_sea(rng, ground, cfg)
     _ships(rng, ground, centre, n, t, harbour_u, harbour_len, cfg)
+    ground.textures = texture_fields(rng, (hp, wp), side)
+    ground.textures["block"] = _block_field(rng, land & ~road)
     return ground
+
+
+def _block_field(rng: np.random.Generator, free: np.ndarray) -> np.ndarray:
+    """One random value in [-1, 1] per block between roads (parcels of different crop or soil)."""
+    n_lab, labels = cv2.connectedComponents(free.astype(np.uint8), connectivity=4)
+    vals = rng.uniform(-1, 1, n_lab).astype(np.float32)
+    vals[0] = 0.0
+    return vals[labels]
+
+
+def _coarse_coords(shape: tuple[int, int], factor: int,
+                   origin: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Full-grid x and y of the centres of a ``factor``-times coarser grid, minus ``origin``."""
+    hp, wp = shape
+    cs = (-(-hp // factor), -(-wp // factor))
+    xs = (np.arange(cs[1], dtype=np.float32) + 0.5) * factor - 0.5 - np.float32(origin[0])
+    ys = (np.arange(cs[0], dtype=np.float32) + 0.5) * factor - 0.5 - np.float32(origin[1])
+    return xs, ys, cs
+
+
+def upsample_to(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear upsampling of a coarse field to ``shape`` (H, W)."""
+    return cv2.resize(field, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def _coast(rng: np.random.Generator, shape: tuple[int, int], centre: np.ndarray, n: np.ndarray,
            t: np.ndarray, harbour_u: float, harbour_len: float, side: float) -> np.ndarray:
-    hp, wp = shape
-    xs = np.arange(wp, dtype=np.float32) - np.float32(centre[0])
-    ys = np.arange(hp, dtype=np.float32) - np.float32(centre[1])
+    """Land mask: a straight-ish shore (normal ``n``) bent by fractal noise, straight at the
+    harbour quay; computed on a 4x coarser grid and interpolated."""
+    f = 4
+    xs, ys, cs = _coarse_coords(shape, f, centre)
     s = xs[None, :] * np.float32(n[0]) + ys[:, None] * np.float32(n[1])
-    noise = fractal_noise(rng, shape, [side / 3, side / 10, side / 40, 12], [1, 0.45, 0.15, 0.03])
+    noise = fractal_noise(rng, cs, [side / 3 / f, side / 10 / f, side / 40 / f, 12 / f],
+                          [1, 0.45, 0.15, 0.03])
     noise *= np.float32(0.13 * side)
     if harbour_len > 0:
         u = xs[None, :] * np.float32(t[0]) + ys[:, None] * np.float32(t[1]) - np.float32(harbour_u)
         weight = 1 - np.exp(-np.maximum(np.abs(u) - harbour_len / 2, 0) ** 2 / (0.1 * side) ** 2)
         noise *= weight.astype(np.float32)
-    land = (s + noise) < 0
+    land = (upsample_to(s + noise, shape) < 0).astype(np.uint8)
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
-    land = cv2.morphologyEx(land.astype(np.uint8), cv2.MORPH_OPEN, k)
+    land = cv2.morphologyEx(land, cv2.MORPH_OPEN, k)
     land = cv2.morphologyEx(land, cv2.MORPH_CLOSE, k)
     return land.astype(bool)
 
@@ -162,18 +200,19 @@ def _coast(rng: np.random.Generator, shape: tuple[int, int], centre: np.ndarray,
 def _land_cover(rng: np.random.Generator, ground: Ground, land: np.ndarray, centre: np.ndarray,
                 n: np.ndarray, t: np.ndarray, harbour_u: float, cfg: WorldConfig,
                 side: float) -> np.ndarray:
-    """Vegetation on part of the non-urban land; returns the urban mask."""
+    """Vegetation on part of the non-urban land; returns the urban mask (denser near the port)."""
     shape = ground.classes.shape
-    hp, wp = shape
-    urb = fractal_noise(rng, shape, [side / 4, side / 12], [1, 0.4])
+    f = 8
     port = centre + t * harbour_u
-    xs = np.arange(wp, dtype=np.float32) - np.float32(port[0])
-    ys = np.arange(hp, dtype=np.float32) - np.float32(port[1])
-    d2 = xs[None, :] ** 2 + ys[:, None] ** 2
-    urb += np.float32(1.5) * np.exp(-d2 / np.float32((0.35 * side) ** 2))
+    xs, ys, cs = _coarse_coords(shape, f, port)
+    urb = fractal_noise(rng, cs, [side / 4 / f, side / 12 / f], [1, 0.4])
+    urb += np.float32(1.5) * np.exp(-(xs[None, :] ** 2 + ys[:, None] ** 2)
+                                    / np.float32((0.35 * side) ** 2))
+    urb = upsample_to(urb, shape)
     thr = np.quantile(urb[land][:: 97], 1 - cfg.urban_fraction) if land.any() else 0
     urban = urb > thr
-    veg = fractal_noise(rng, shape, [side / 8, 60, 15], [1, 0.5, 0.2])
+    veg = upsample_to(fractal_noise(rng, (shape[0] // 4 + 1, shape[1] // 4 + 1),
+                                    [side / 32, 15, 4], [1, 0.5, 0.2]), shape)
     rest = land & ~urban
     vthr = np.quantile(veg[rest][:: 97], 1 - cfg.vegetation_fraction) if rest.any() else 0
     ground.classes[rest & (veg > vthr)] = VEGETATION
@@ -182,7 +221,8 @@ def _land_cover(rng: np.random.Generator, ground: Ground, land: np.ndarray, cent
 
 
 def _roads(rng: np.random.Generator, shape: tuple[int, int], theta: float,
-           cfg: WorldConfig) -> np.ndarray:
+           cfg: WorldConfig) -> tuple[np.ndarray, float]:
+    """A jittered grid of streets (some segments missing); returns the mask and the grid angle."""
     hp, wp = shape
     mask = np.zeros(shape, np.uint8)
     alpha = theta + rng.normal(0, 0.15)
@@ -208,7 +248,7 @@ def _roads(rng: np.random.Generator, shape: tuple[int, int], theta: float,
                 cv2.line(mask, tuple(np.round(p0 * _SCALE).astype(int)),
                          tuple(np.round(p1 * _SCALE).astype(int)), 1, int(round(widths)),
                          lineType=cv2.LINE_8, shift=FILL_SHIFT)
-    return mask.astype(bool)
+    return mask.astype(bool), float(alpha)
 
 
 def _piers(rng: np.random.Generator, ground: Ground, centre: np.ndarray, n: np.ndarray,
@@ -227,37 +267,46 @@ def _piers(rng: np.random.Generator, ground: Ground, centre: np.ndarray, n: np.n
 
 
 def _buildings(rng: np.random.Generator, ground: Ground, urban: np.ndarray, road: np.ndarray,
-               theta: float, cfg: WorldConfig, near_port: tuple) -> None:
+               alpha: float, cfg: WorldConfig, near_port: tuple) -> None:
+    """Buildings on lots of a grid aligned with the streets, lots on roads or sea left empty;
+    large low warehouses near the port, a few towers."""
     classes, heights = ground.classes, ground.heights
+    hp, wp = classes.shape
     blocked = (~urban | road | (classes == PIER)).astype(np.uint8)
     blocked = cv2.dilate(blocked, np.ones((5, 5), np.uint8))
-    ys, xs = np.nonzero(~blocked.astype(bool)[::4, ::4])
-    if len(xs) == 0:
-        return
-    area = len(xs) * 16
-    n_try = int(area * cfg.building_density / 900)
     centre, t, harbour_u, harbour_len = near_port
     port = centre + t * harbour_u
-    idx = rng.integers(0, len(xs), n_try)
-    pts = np.stack([xs[idx] * 4.0, ys[idx] * 4.0], 1) + rng.uniform(0, 4, (n_try, 2))
-    for p in pts:
-        in_port = np.hypot(*(p - port)) < 0.4 * harbour_len
-        if in_port and rng.random() < 0.5:
-            length, width = rng.uniform(40, 130), rng.uniform(20, 50)
+    d = np.array([np.cos(alpha), np.sin(alpha)])
+    e = np.array([-d[1], d[0]])
+    lot = rng.uniform(20, 36, 2)
+    half = float(np.hypot(hp, wp)) / 2
+    us = np.arange(-half, half, lot[0])
+    vs = np.arange(-half, half, lot[1])
+    uu, vv = np.meshgrid(us, vs)
+    cen = np.array([wp / 2, hp / 2]) + uu.ravel()[:, None] * d + vv.ravel()[:, None] * e
+    cen += rng.uniform(-0.04, 0.04, cen.shape) * lot.mean()
+    ix, iy = np.round(cen).astype(int).T
+    ok = (ix >= 0) & (ix < wp) & (iy >= 0) & (iy < hp)
+    ok[ok] = blocked[iy[ok], ix[ok]] == 0
+    cen = cen[ok][rng.permutation(int(ok.sum()))]
+    fill = min(1.0, 0.35 * cfg.building_density)
+    for p in cen:
+        if rng.random() > fill:
+            continue
+        if np.hypot(*(p - port)) < 0.45 * harbour_len and rng.random() < 0.35:
+            length, width = rng.uniform(50, 130), rng.uniform(25, 50)
             height = rng.uniform(7, 16)
         else:
-            length, width = rng.uniform(10, 60), rng.uniform(8, 32)
+            length, width = lot[0] * rng.uniform(0.45, 0.8) - 3, lot[1] * rng.uniform(0.4, 0.8) - 3
             height = float(np.clip(cfg.building_height_median_m *
                                    np.exp(0.5 * rng.standard_normal()), 3,
                                    cfg.building_height_max_m))
             if rng.random() < 0.03:
-                length, width = rng.uniform(15, 35), rng.uniform(15, 35)
                 height = rng.uniform(30, cfg.building_height_max_m)
-        ang = theta + (0 if rng.random() < 0.8 else rng.uniform(-0.5, 0.5))
-        poly = rect_poly(p, np.array([np.cos(ang), np.sin(ang)]), length, width)
-        if _local_hits(blocked, poly, grow=3):
+        poly = rect_poly(p, d, length, width)
+        if _local_hits(blocked, poly, grow=2):
             continue
-        _mark(blocked, poly, grow=3)
+        _mark(blocked, poly, grow=2)
         fill_poly(classes, poly, BUILDING)
         fill_poly(heights, poly, float(height))
         ground.buildings.append(Building(poly=poly, height=float(height),

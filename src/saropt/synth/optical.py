@@ -7,7 +7,6 @@ import numpy as np
 
 from saropt.synth.config import BARE, BUILDING, PIER, ROAD, SEA, SHIP, VEGETATION, WorldConfig
 from saropt.synth.ground import FILL_SHIFT, Ground, fill_poly
-from saropt.synth.noise import fractal_noise, smooth_noise
 
 ROOF_PALETTE = np.array([[150, 148, 142], [180, 178, 170], [120, 118, 115], [160, 95, 75],
                          [135, 80, 65], [200, 200, 195], [95, 110, 125], [170, 160, 130],
@@ -18,47 +17,45 @@ _BASE = {SEA: (24, 56, 72), BARE: (150, 138, 115), VEGETATION: (62, 86, 50), ROA
          BUILDING: (150, 148, 142), PIER: (168, 163, 152), SHIP: (200, 200, 198)}
 
 
+#: texture amplitude per class and channel (grey levels per unit-std field)
+_LOW = {SEA: (5, 6, 6), BARE: (24, 17, 13), VEGETATION: (9, 15, 8), ROAD: (5, 5, 5),
+        BUILDING: (0, 0, 0), PIER: (6, 6, 6), SHIP: (0, 0, 0)}
+_MID = {SEA: (0, 0, 0), BARE: (3, 3, 3), VEGETATION: (13, 17, 10), ROAD: (1, 1, 1),
+        BUILDING: (0, 0, 0), PIER: (2, 2, 2), SHIP: (0, 0, 0)}
+_BLOCK = {SEA: (0, 0, 0), BARE: (16, 13, 8), VEGETATION: (7, 11, 6), ROAD: (0, 0, 0),
+          BUILDING: (0, 0, 0), PIER: (0, 0, 0), SHIP: (0, 0, 0)}
+_FINE = {SEA: (0, 0, 0), BARE: (5, 5, 4), VEGETATION: (6, 7, 5), ROAD: (3, 3, 3),
+         BUILDING: (0, 0, 0), PIER: (4, 4, 4), SHIP: (0, 0, 0)}
+
+
+def _lut(table: dict[int, tuple]) -> np.ndarray:
+    return np.array([table[k] for k in range(7)], np.float32)
+
+
 def render_optical(rng: np.random.Generator, ground: Ground, cfg: WorldConfig) -> np.ndarray:
     """uint8 (Hp, Wp, 3) RGB on the padded ground grid."""
     classes = ground.classes
-    shape = classes.shape
-    lut = np.array([_BASE[k] for k in range(7)], np.float32)
-    img = lut[classes]  # (H, W, 3) float32
-    _texture(rng, img, ground, shape)
+    tex = ground.textures
+    img = _lut(_BASE)[classes]  # (H, W, 3) float32
+    for name, table in (("low", _LOW), ("mid", _MID), ("fine", _FINE), ("block", _BLOCK)):
+        img += _lut(table)[classes] * tex[name][..., None]
+    _sea(img, ground)
     _roofs(img, ground)
     _ships(img, ground)
     _shadows(img, ground, cfg)
     img = cv2.GaussianBlur(img, (0, 0), 0.6)
-    img += rng.standard_normal(shape, dtype=np.float32)[..., None] * np.float32(1.5)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _texture(rng: np.random.Generator, img: np.ndarray, ground: Ground,
-             shape: tuple[int, int]) -> None:
-    classes = ground.classes
-    side = float(min(shape))
-    low = fractal_noise(rng, shape, [side / 6, 120, 30], [1, 0.6, 0.3])
-    fine = smooth_noise(rng, shape, 2.5)
-    sea = classes == SEA
-    land = ~sea
-    # sea: lighter and greener in the shallows near the coast, wind ripples offshore
-    dist = cv2.distanceTransform((~land).astype(np.uint8), cv2.DIST_L2, 3)
-    shallow = np.exp(-dist / np.float32(40.0))
-    ripple = smooth_noise(rng, shape, 6)
-    calm = _calm_mask(ground, shape)
-    sea_mod = low * 6 + ripple * 3 * (~calm)
+def _sea(img: np.ndarray, ground: Ground) -> None:
+    """Lighter, greener shallows near the coast; wind ripples except on calm patches."""
+    sea = ground.classes == SEA
+    dist = cv2.distanceTransform(sea.astype(np.uint8), cv2.DIST_L2, 3)
+    shade = np.exp(-dist / np.float32(40.0))
+    shade *= sea
+    ripple = ground.textures["mid"] * (sea & ~_calm_mask(ground, sea.shape))
     for ch, a in enumerate((36, 38, 20)):
-        img[..., ch] += (shallow * a + sea_mod) * sea
-    veg = classes == VEGETATION
-    crowns = smooth_noise(rng, shape, 3.0)
-    bare = classes == BARE
-    soil = low * 14 + fine * 5
-    tree = low * 10 + crowns * 14
-    for ch in range(3):
-        img[..., ch] += soil * bare + tree * veg + (fine * 3 + low * 4) * (classes == ROAD)
-        img[..., ch] += (low * 5 + fine * 4) * (classes == PIER)
-    img[..., 0] += (low * 8) * bare  # reddish soil variation
-    img[..., 1] += (low * 6) * veg
+        img[..., ch] += shade * np.float32(a) + ripple * np.float32(2.5)
 
 
 def _calm_mask(ground: Ground, shape: tuple[int, int]) -> np.ndarray:

@@ -14,10 +14,9 @@ import numpy as np
 
 from saropt.synth.config import BARE, BUILDING, PIER, ROAD, SEA, SHIP, VEGETATION, WorldConfig
 from saropt.synth.ground import FILL_SHIFT, Ground, fill_poly
-from saropt.synth.noise import fractal_noise, smooth_noise
 
 #: mean sigma0 (linear) per class
-SIGMA0 = {SEA: 0.012, BARE: 0.05, VEGETATION: 0.11, ROAD: 0.006, BUILDING: 1e-5, PIER: 0.25,
+SIGMA0 = {SEA: 0.012, BARE: 0.04, VEGETATION: 0.13, ROAD: 0.005, BUILDING: 1e-5, PIER: 0.25,
           SHIP: 0.8}
 CALM_SIGMA0 = 2e-6
 SHADOW_SIGMA0 = 1e-5
@@ -33,39 +32,53 @@ def render_sar_intensity(rng: np.random.Generator, ground: Ground,
     classes = ground.classes[o:o + h + 2 * m, o:o + w + 2 * m]
     shape = classes.shape
     flip = cfg.sensor_side == "right"
-    sigma = _clutter(rng, classes, ground, o, shape)
-    strong = np.zeros(shape, np.float32)
+    sigma = _clutter(classes, ground, o, shape)
+    strong = np.zeros(shape, np.float32)  # deterministic scatterers: double bounce, edges
+    points = np.zeros(shape, np.float32)  # ship scatterers, the only ones with visible side-lobes
     _buildings(sigma, strong, ground, o, cfg, flip)
-    _ships(rng, sigma, strong, ground, o)
+    _ships(rng, sigma, points, ground, o)
     _piers(strong, ground, o, flip)
     looks = np.float32(cfg.looks)
     inten = sigma * rng.standard_gamma(looks, shape, dtype=np.float32) / looks
-    strong = strong * rng.standard_gamma(8.0, shape, dtype=np.float32) / np.float32(8.0)
-    inten += strong + _sidelobes(strong, cfg.sidelobe_length)
+    strong += points
+    hot = np.nonzero(strong)
+    strong[hot] *= rng.standard_gamma(8.0, len(hot[0]), dtype=np.float32) / np.float32(8.0)
+    inten += strong
+    inten += _sidelobes(np.where(points > 0, strong, np.float32(0)), cfg.sidelobe_length)
     inten = cv2.GaussianBlur(inten, (0, 0), 0.45)
     return inten[m:m + h, m:m + w]
 
 
-def _clutter(rng: np.random.Generator, classes: np.ndarray, ground: Ground, o: int,
+#: log-texture weights per class: sigma0 *= exp(low * a + mid * b + fine * c + block * d)
+_TEX = {SEA: (0.45, 0.15, 0.0, 0.0), BARE: (0.5, 0.1, 0.25, 0.6),
+        VEGETATION: (0.35, 0.5, 0.2, 0.35), ROAD: (0.3, 0.0, 0.1, 0.0),
+        BUILDING: (0.0, 0.0, 0.0, 0.0), PIER: (0.2, 0.0, 0.2, 0.0), SHIP: (0.0, 0.0, 0.3, 0.0)}
+
+
+def _clutter(classes: np.ndarray, ground: Ground, o: int,
              shape: tuple[int, int]) -> np.ndarray:
-    lut = np.array([SIGMA0[k] for k in range(7)], np.float32)
-    sigma = lut[classes]
-    side = float(min(shape))
-    tex = fractal_noise(rng, shape, [side / 5, 80, 12], [1, 0.5, 0.4])
-    fine = smooth_noise(rng, shape, 2.0)
-    # sea: wind-roughness variations and swell along the wind direction
-    wd = np.deg2rad(ground.wind_deg)
-    xs = np.arange(shape[1], dtype=np.float32) * np.float32(np.cos(wd))
-    ys = np.arange(shape[0], dtype=np.float32) * np.float32(np.sin(wd))
-    swell = np.sin((xs[None, :] + ys[:, None]) * np.float32(2 * np.pi / 90.0))
-    mod = np.exp(np.float32(0.45) * tex + np.float32(0.25) * swell)
-    mod_land = np.exp(np.float32(0.5) * tex + np.float32(0.35) * fine)
+    """Mean sigma0 per pixel: class level times textures shared with the optical rendering;
+    the sea adds swell along the wind; calm patches drop to the noise floor."""
+    sl = (slice(o, o + shape[0]), slice(o, o + shape[1]))
+    tex = np.array([_TEX[k] for k in range(7)], np.float32)
+    expo = tex[classes, 0] * ground.textures["low"][sl]
+    expo += tex[classes, 1] * ground.textures["mid"][sl]
+    expo += tex[classes, 2] * ground.textures["fine"][sl]
+    expo += tex[classes, 3] * ground.textures["block"][sl]
     sea = classes == SEA
-    sigma *= np.where(sea, mod, mod_land)
+    wd = np.deg2rad(ground.wind_deg)
+    k = np.float32(2 * np.pi / 90.0)
+    xs = np.arange(shape[1], dtype=np.float32) * np.float32(np.cos(wd)) * k
+    ys = np.arange(shape[0], dtype=np.float32) * np.float32(np.sin(wd)) * k
+    # sin(a + b) separably: swell crests perpendicular to the wind, 90 m apart
+    swell = np.sin(ys)[:, None] * np.cos(xs)[None, :] + np.cos(ys)[:, None] * np.sin(xs)[None, :]
+    expo += np.float32(0.25) * swell * sea
+    lut = np.array([SIGMA0[k] for k in range(7)], np.float32)
+    sigma = lut[classes] * np.exp(expo)
+    p = ground.pad - o
     for x0, y0, x1, y1 in ground.calm_rects:
-        p = ground.pad - o
-        sl = (slice(y0 + p, y1 + p), slice(x0 + p, x1 + p))
-        sigma[sl] = np.where(sea[sl], np.float32(CALM_SIGMA0), sigma[sl])
+        r = (slice(y0 + p, y1 + p), slice(x0 + p, x1 + p))
+        sigma[r] = np.where(sea[r], np.float32(CALM_SIGMA0), sigma[r])
     return sigma
 
 
@@ -86,34 +99,46 @@ def _buildings(sigma: np.ndarray, strong: np.ndarray, ground: Ground, o: int, cf
         lay = b.height / tan_i
         shd = b.height * tan_i
         fill_poly(shadow, _hull(fp, _shift_x(fp, -toward * shd)), 1)
-        fill_poly(wall, _hull(fp, _shift_x(fp, toward * lay)), 0.18 + 0.004 * b.height)
-        fill_poly(roof, _shift_x(fp, toward * lay), 0.06 + 0.1 * ((b.roof >> 5) % 4) / 3)
-        _near_edges(dbl, fp, toward, 60.0)
+        wall_val = 0.12 + 0.003 * b.height
+        for a, c, facing in _facing_edges(fp, toward):
+            quad = np.array([a, c, c + [toward * lay, 0.0], a + [toward * lay, 0.0]])
+            fill_poly(wall, quad, wall_val * (0.4 + 0.6 * facing))
+            _line(dbl, a, c, 60.0 * facing ** 4)
+        fill_poly(roof, _shift_x(fp, toward * lay), 0.02 + 0.06 * ((b.roof >> 5) % 4) / 3)
     sigma[shadow > 0] = np.float32(SHADOW_SIGMA0)
     sigma += wall + roof
     strong += dbl
+
+
+def _facing_edges(poly: np.ndarray, toward: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Edges of a convex polygon whose outward normal points to the sensor, with the cosine."""
+    c = poly.mean(0)
+    out = []
+    for a, b in zip(poly, np.roll(poly, -1, 0)):
+        d = b - a
+        normal = np.array([d[1], -d[0]]) / (np.linalg.norm(d) + 1e-9)
+        if np.dot(normal, (a + b) / 2 - c) < 0:
+            normal = -normal
+        facing = float(normal[0] * toward)
+        if facing > 0.05:
+            out.append((a, b, facing))
+    return out
+
+
+def _line(img: np.ndarray, a: np.ndarray, b: np.ndarray, value: float, thickness: int = 1) -> None:
+    p0 = tuple(int(v) for v in np.round(a * (1 << FILL_SHIFT)))
+    p1 = tuple(int(v) for v in np.round(b * (1 << FILL_SHIFT)))
+    cv2.line(img, p0, p1, float(value), thickness, shift=FILL_SHIFT)
 
 
 def _hull(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cv2.convexHull(np.concatenate([a, b]).astype(np.float32))[:, 0].astype(np.float64)
 
 
-def _near_edges(img: np.ndarray, poly: np.ndarray, toward: float, peak: float,
-                thickness: int = 1) -> None:
+def _near_edges(img: np.ndarray, poly: np.ndarray, toward: float, peak: float) -> None:
     """Bright lines on the polygon edges that face the sensor, strongest when square to range."""
-    c = poly.mean(0)
-    for a, b in zip(poly, np.roll(poly, -1, 0)):
-        d = b - a
-        normal = np.array([d[1], -d[0]]) / (np.linalg.norm(d) + 1e-9)
-        if np.dot(normal, (a + b) / 2 - c) < 0:
-            normal = -normal
-        facing = normal[0] * toward
-        if facing <= 0.1:
-            continue
-        val = peak * facing ** 4
-        p0 = tuple(np.round(a * (1 << FILL_SHIFT)).astype(int))
-        p1 = tuple(np.round(b * (1 << FILL_SHIFT)).astype(int))
-        cv2.line(img, p0, p1, float(val), thickness, shift=FILL_SHIFT)
+    for a, b, facing in _facing_edges(poly, toward):
+        _line(img, a, b, peak * facing ** 4)
 
 
 def _ships(rng: np.random.Generator, sigma: np.ndarray, strong: np.ndarray, ground: Ground,
@@ -148,7 +173,7 @@ def _sidelobes(strong: np.ndarray, length: int) -> np.ndarray:
     kern[length] = 0.0
     kern = kern.astype(np.float32)
     delta = np.zeros(1, np.float32) + 1
-    src = np.where(strong > 3.0, strong, np.float32(0))
+    src = strong
     rows = cv2.sepFilter2D(src, cv2.CV_32F, kern, delta, borderType=cv2.BORDER_CONSTANT)
     cols = cv2.sepFilter2D(src, cv2.CV_32F, delta, kern, borderType=cv2.BORDER_CONSTANT)
     return rows + cols
