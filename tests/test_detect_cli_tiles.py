@@ -39,7 +39,7 @@ def test_eval_tiles_and_merged_scenes(tmp_path, capsys):
     pred = tmp_path / "tile_preds.json"
     pred.write_text(json.dumps(gt_as_results(reader.to_coco())))
     args = ["detect", "eval", "--dataset", "air-sarship-2.0", "--root", str(root), "--split",
-            "all", "--pred", str(pred), "--json", "--gallery", "1"]
+            "all", "--pred", str(pred), "--json", "--gallery", "1", "--option", "overlap=0.5"]
     assert main(args + ["--out", str(tmp_path / "tiles")]) == 0
     tiles = json.loads(capsys.readouterr().out)
     assert tiles["all"]["n_images"] == len(reader) and tiles["all"]["ap50"]["coco_101pt"] == 1.0

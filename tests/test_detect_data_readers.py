@@ -307,3 +307,5 @@ def test_build_dataset_and_plot(tmp_path):
     assert len(fig.axes[0].patches) >= 4
     with pytest.raises(DataError, match="unknown dataset"):
         build_dataset("voc2012", root)
+    with pytest.raises(DataError, match="tile_size"):
+        build_dataset("ssdd", root, "test", tile_size=3)

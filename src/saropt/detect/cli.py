@@ -43,6 +43,9 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--dataset", choices=DATASETS, help="a dataset reader's ground truth")
     p.add_argument("--root", type=Path, help="dataset root (with --dataset)")
     p.add_argument("--split", default="test", help="dataset split (with --dataset)")
+    p.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
+                   help="reader option with --dataset, e.g. tile=512 or include_difficult=true "
+                   "(use the same as for `detect predict`)")
     p.add_argument("--pred", type=Path, required=True, help="COCO results JSON")
     p.add_argument("--images", type=Path,
                    help="image folder for the gallery with --gt (default: JPEGImages/ or "
@@ -69,9 +72,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       pred=args.pred, images=args.images, subset_keys=args.subset_key,
                       out=args.out, iou=args.iou, max_dets=args.max_dets,
                       score_thr=args.score_thr, n_gallery=args.gallery,
-                      merge_tiles=args.merge_tiles)
+                      merge_tiles=args.merge_tiles, options=dict(args.option))
     emit(result, args.json, _text(result))
     return 0
+
+
+def _option(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--option {text!r} is not key=value")
+    return key, yaml.safe_load(value)
 
 
 def _text(result: dict[str, Any]) -> str:

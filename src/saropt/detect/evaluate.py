@@ -34,8 +34,8 @@ def _f(v: float | None) -> float | str:
 def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None = None,
              root: Path | None = None, split: str = "test", images: Path | None = None,
              subset_keys: list[str] | None = None, iou: float = 0.5, max_dets: int = 100,
-             score_thr: float = 0.5, n_gallery: int = 6, merge_tiles: bool = False
-             ) -> dict[str, Any]:
+             score_thr: float = 0.5, n_gallery: int = 6, merge_tiles: bool = False,
+             options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score ``pred`` against ``gt`` (a COCO file) or a dataset's ground truth; write
     ``metrics.json``, ``pr_curves.json``, ``pr_curves.png`` and ``gallery.png`` into ``out``.
     ``merge_tiles`` (tiled readers): merge tile predictions into scenes, score on scenes."""
@@ -46,7 +46,7 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
             raise DataError("--dataset needs --root")
         from saropt.detect.datasets import build_dataset
 
-        reader = build_dataset(dataset, root, split)
+        reader = build_dataset(dataset, root, split, **(options or {}))
         gt_dict = reader.to_coco()
         scene_level = hasattr(reader, "scene_coco") and _on_scenes(reader, pred)
         if scene_level:  # e.g. `saropt detect predict` output, already merged into scenes

@@ -42,6 +42,14 @@ def build_dataset(name: str, root: str | Path, split: str = "test", **kwargs: An
     """A reader by name: hrsid, ssdd, air-sarship-1.0, air-sarship-2.0, dota, coco (coco needs
     ``ann_file`` and ``image_dir`` keyword arguments)."""
     key = name.lower().replace("_", "-").replace("airsarship", "air-sarship")
+    try:
+        return _build(key, name, root, split, kwargs)
+    except TypeError as err:  # an option the reader does not take
+        raise DataError(f"dataset {name!r}: {err}") from None
+
+
+def _build(key: str, name: str, root: str | Path, split: str, kwargs: dict[str, Any]
+           ) -> DetectionDataset:
     if key == "hrsid":
         return HRSID(root, split, **kwargs)
     if key == "ssdd":
