@@ -28,7 +28,7 @@ def test_paper_tiling_of_air_sarship_scenes():
     assert [w[0] for w in tile_windows(1000, 1000)[:3]] == [0, 256, 488]  # AIR-SARShip-2.0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(sizes, sizes, tiles, overlaps)
 def test_windows_cover_the_image_and_stay_inside(w, h, tile, overlap):
     wins = tile_windows(w, h, tile, overlap)
@@ -44,7 +44,7 @@ boxes_st = st.lists(st.tuples(st.floats(-50, 600), st.floats(-50, 600), st.float
                               st.floats(1, 120)), min_size=0, max_size=12)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, database=None)
 @given(boxes_st, st.sampled_from([0.0, 0.3, 0.5, 0.9]))
 def test_visible_fraction_rule(raw, min_visible):
     boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in raw], np.float32).reshape(-1, 4)
@@ -61,7 +61,7 @@ def test_visible_fraction_rule(raw, min_visible):
     assert (areas > 0).all()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, database=None)
 @given(st.lists(st.tuples(st.integers(0, 940), st.integers(0, 940), st.integers(4, 60),
                           st.integers(4, 60)), min_size=1, max_size=8, unique_by=lambda t: t[:2]))
 def test_gt_through_tiles_and_back_recovers_the_scene(raw):
