@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="spatial: keep overlapping neighbours on one side (needs manifest.csv)")
     p.add_argument("--manifest", help="manifest CSV (default ROOT/manifest.csv)")
     p.add_argument("--block", type=float, help="spatial block side in SAR pixels "
-                   "(default 8 patch sizes)")
+                   "(default 4 patch sizes)")
     add_json_flag(p)
     p.set_defaults(func=_cmd_split)
 

@@ -147,6 +147,11 @@ def _blocks(ids: Sequence[str], windows: dict[str, Window], block: float) -> lis
     return [groups[k] for k in sorted(groups, key=str)]
 
 
+def _closer(have: int, add: int, want: int) -> bool:
+    """Whether adding a group of ``add`` brings ``have`` nearer to ``want``."""
+    return abs(have + add - want) < abs(have - want)
+
+
 def _spatial_assign(ids: list[str], sizes: dict[str, int], windows: dict[str, Window],
                     block: float, rng: np.random.Generator) -> tuple[dict[str, list[str]], int]:
     groups = _blocks(ids, windows, block)
@@ -154,7 +159,8 @@ def _spatial_assign(ids: list[str], sizes: dict[str, int], windows: dict[str, Wi
     out: dict[str, list[str]] = {"test": [], "val": []}
     rest: list[str] = []
     for g in order:
-        target = next((s for s in ("test", "val") if len(out[s]) < sizes[s]), None)
+        target = next((s for s in ("test", "val") if _closer(len(out[s]), len(groups[g]),
+                                                              sizes[s])), None)
         (out[target] if target else rest).extend(groups[g])
     dropped_val = overlapping(out["val"], out["test"], windows)
     out["val"] = [i for i in out["val"] if i not in dropped_val]
@@ -177,7 +183,7 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
 
     Sizes: counts (``train``, ``test``, ``val``) or fractions of all pairs; see
     :func:`resolve_sizes`. ``mode="spatial"`` reads ``manifest`` (default ``root/manifest.csv``)
-    and groups patches into square blocks of ``block`` SAR pixels (default 8 patch sizes).
+    and groups patches into square blocks of ``block`` SAR pixels (default 4 patch sizes).
     """
     if mode not in ("random", "spatial"):
         raise DataError(f"split mode must be 'random' or 'spatial', got {mode!r}")
@@ -197,7 +203,7 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
         if absent:
             raise DataError(f"{manifest_path}: {len(absent)} pairs have no manifest row "
                             f"(first: {absent[:3]})")
-        block = block or 8 * float(np.median([windows[i].size for i in ids]))
+        block = block or 4 * float(np.median([windows[i].size for i in ids]))
         parts, purged = _spatial_assign(list(ids), sizes, windows, block, rng)
     else:
         perm = [ids[k] for k in rng.permutation(len(ids))]
