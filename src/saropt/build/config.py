@@ -65,8 +65,8 @@ class Screening(Config):
     """Thresholds replacing the paper's manual inspection; set a threshold to null to skip it."""
 
     texture_min_sar: float | None = Field(5.0, description="min texture score of the SAR patch")
-    texture_min_opt: float | None = Field(5.0, description="min texture score of the optical")
-    seam_max: float | None = Field(10.0, description="max seamline score (grey-level "
+    texture_min_opt: float | None = Field(6.0, description="min texture score of the optical")
+    seam_max: float | None = Field(15.0, description="max seamline score (grey-level "
                                     "step) of the optical patch")
     duplicate_max_hamming: int | None = Field(
         6, description="reject a patch whose SAR and optical hashes are both this close to a "

@@ -37,20 +37,22 @@ def texture_score(img: np.ndarray, factor: int = 8) -> float:
 
 
 def _line_medians(g: np.ndarray, gap: int) -> np.ndarray:
-    """Median step ``g[c + gap] - g[c - gap]`` along every (slightly tilted) line through row
-    ``c``, for ``c`` in ``[gap, n - gap)``: shape (tilts, n - 2 * gap)."""
-    d = g[2 * gap:, :] - g[:-2 * gap, :]
-    n, w = d.shape
-    cols = np.arange(w)
-    out = []
-    for t in TILTS:
-        off = np.round(t * (cols - w / 2)).astype(int)
-        rows = np.arange(n)[:, None] + off[None, :]
-        inside = (rows >= 0) & (rows < n)
-        vals = np.where(inside, d[np.clip(rows, 0, n - 1), cols[None, :]], np.nan)
-        ok = inside.mean(axis=1) > 0.9
-        out.append(np.where(ok, np.nanmedian(vals, axis=1), 0.0))
-    return np.asarray(out)
+    """Median (upper) step ``g[c + gap] - g[c - gap]`` along every (slightly tilted) line
+    through row ``c``, for ``c`` in ``[gap, n - gap)``: shape (tilts, n - 2 * gap). Each tilt
+    shears the image so its lines become rows; lines that would leave the patch get 0."""
+    h, w = g.shape
+    n = h - 2 * gap
+    out = np.zeros((len(TILTS), n), np.float32)
+    for i, t in enumerate(TILTS):
+        shear = np.float32([[1, 0, 0], [t, 1, -t * w / 2]])  # row y of output = y + t (x - w/2)
+        sheared = g if t == 0 else cv2.warpAffine(g, shear, (w, h), flags=cv2.INTER_NEAREST
+                                                  | cv2.WARP_INVERSE_MAP)
+        d = sheared[2 * gap:] - sheared[:-2 * gap]
+        m = int(np.ceil(abs(t) * w / 2)) + 1
+        lo, hi = m, n - m
+        if hi > lo:
+            out[i, lo:hi] = np.partition(d[lo:hi], w // 2, axis=1)[:, w // 2]
+    return out
 
 
 def _persistent_steps(g: np.ndarray, wide: int = 12) -> np.ndarray:
@@ -67,7 +69,7 @@ def seam_score(img: np.ndarray, band: int = 24, wide: int = 12) -> float:
     """How far the strongest straight full-length step stands out (see module docstring)."""
     g = to_gray(img).astype(np.float32)
     scores = []
-    for arr in (g, g.T):
+    for arr in (g, np.ascontiguousarray(g.T)):
         if arr.shape[0] <= 2 * wide + 2:
             continue
         z = _persistent_steps(arr, wide)  # grey levels
@@ -77,9 +79,9 @@ def seam_score(img: np.ndarray, band: int = 24, wide: int = 12) -> float:
 
 
 def _side_balance(g: np.ndarray, row: int, band: int) -> float:
-    """min/max of the local texture (std of the row-to-row step) in bands above and below."""
-    d = np.abs(np.diff(g, axis=1))
-    above, below = d[max(0, row - band - 2):max(0, row - 2)], d[row + 2:row + band + 2]
+    """min/max of the local texture (mean |difference along the line|) in bands either side."""
+    above = np.abs(np.diff(g[max(0, row - band - 1):max(0, row - 1)], axis=1))
+    below = np.abs(np.diff(g[row + 1:row + band + 1], axis=1))
     if above.size == 0 or below.size == 0:
         return 0.0
     a, b = float(above.mean()), float(below.mean())
