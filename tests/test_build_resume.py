@@ -100,3 +100,30 @@ def test_peak_memory_flat_when_scene_grows_4x(tmp_path: Path) -> None:
                      patches={"size": 256, "block": 2}, sar_scaling={"sample_side": 256})
         peaks[side] = peak_traced_mb(cfg)
     assert peaks[1024] < 1.3 * peaks[512] + 1.0, peaks
+
+
+def test_georeferenced_pair_needs_no_tiepoints(scene: Path, tmp_path: Path) -> None:
+    """Tie points from the GeoTIFFs' georeferencing reproduce the exact pixel mapping."""
+    import json
+    import shutil
+
+    import numpy as np
+    import rasterio
+    from rasterio.transform import Affine
+
+    m = np.asarray(json.loads((scene / "truth.json").read_text())["sar_to_opt"])
+    for name in ("sar.tif", "optical.tif"):
+        shutil.copy(scene / name, tmp_path / name)
+    t_sar = Affine(2.0, 0.0, 500000.0, 0.0, -2.0, 4000000.0)
+    c = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    t_opt = np.array(t_sar).reshape(3, 3) @ c @ np.linalg.inv(m) @ np.linalg.inv(c)
+    for name, t in (("sar.tif", t_sar), ("optical.tif", Affine(*t_opt[:2].ravel()))):
+        with rasterio.open(tmp_path / name, "r+") as ds:
+            ds.crs, ds.transform = "EPSG:32650", t
+    cfg = BuildConfig(sar=tmp_path / "sar.tif", optical=tmp_path / "optical.tif",
+                      georeference=True, out=tmp_path / "out", progress=False, summary=False,
+                      patches={"size": 128})
+    result = build_dataset(cfg)
+    fit = result.plan.fits[0]
+    assert fit.ok and fit.rmse < 1e-3 and np.allclose(fit.transform.params, m, atol=1e-6)
+    assert result.n_kept > 0

@@ -15,7 +15,7 @@ import numpy as np
 from saropt.errors import DataError
 
 #: GDAL's block cache, bounded so peak memory does not grow with the scene.
-GDAL_ENV = {"GDAL_CACHEMAX": 64 * 1024 * 1024}
+GDAL_ENV = {"GDAL_CACHEMAX": 16 * 1024 * 1024}
 
 
 def open_raster(path: Path, key: str):
