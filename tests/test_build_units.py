@@ -194,3 +194,28 @@ def test_duplicates_by_perceptual_hash() -> None:
     dist, of = idx.query(phash(noisy), phash(noisy))
     assert of == 1 and dist <= 4
     assert idx.query(phash(b), phash(b))[0] > 12
+
+
+# ------------------------------------------------------------------ SAR scaling
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+def test_sar_scaling_percentile_db_and_nodata(tmp_path: Path, dtype: str) -> None:
+    import rasterio
+
+    from saropt.build.rasters import SarSource
+
+    rng = np.random.default_rng(0)
+    amp = (100 * np.sqrt(rng.exponential(1, (200, 300))) + 1).astype(dtype)
+    amp[:10] = 0
+    with rasterio.open(tmp_path / "s.tif", "w", driver="GTiff", width=300, height=200,
+                       count=1, dtype=dtype, nodata=0) as dst:
+        dst.write(amp[None])
+    cfg = BuildConfig(sar="s", optical="o", out="x", tiepoints="t").sar_scaling
+    sar = SarSource(tmp_path / "s.tif", None, cfg)
+    assert sar.scaler.method == "db"
+    img, valid = sar.read(0, 0, 300, 200)
+    assert img.dtype == np.uint8 and not valid[:10].any() and valid[10:].all()
+    v = img[10:]
+    assert np.mean(v == 0) < 0.02 and np.mean(v == 255) < 0.02 and v.std() > 20
+    with pytest.raises(DataError, match="sar_scaling.method 'none' needs uint8"):
+        SarSource(tmp_path / "s.tif", None, cfg.model_copy(update={"method": "none"}))

@@ -209,12 +209,14 @@ def _land_cover(rng: np.random.Generator, ground: Ground, land: np.ndarray, cent
     urb += np.float32(1.5) * np.exp(-(xs[None, :] ** 2 + ys[:, None] ** 2)
                                     / np.float32((0.35 * side) ** 2))
     urb = upsample_to(urb, shape)
-    thr = np.quantile(urb[land][:: 97], 1 - cfg.urban_fraction) if land.any() else 0
+    sub = (slice(None, None, 7), slice(None, None, 7))
+    thr = np.quantile(urb[sub][land[sub]], 1 - cfg.urban_fraction) if land[sub].any() else 0
     urban = urb > thr
     veg = upsample_to(fractal_noise(rng, (shape[0] // 4 + 1, shape[1] // 4 + 1),
                                     [side / 32, 15, 4], [1, 0.5, 0.2]), shape)
     rest = land & ~urban
-    vthr = np.quantile(veg[rest][:: 97], 1 - cfg.vegetation_fraction) if rest.any() else 0
+    vthr = (np.quantile(veg[sub][rest[sub]], 1 - cfg.vegetation_fraction)
+            if rest[sub].any() else 0)
     ground.classes[rest & (veg > vthr)] = VEGETATION
     ground.classes[urban & land & (veg > vthr + 1.2)] = VEGETATION  # parks
     return urban
@@ -278,7 +280,7 @@ def _buildings(rng: np.random.Generator, ground: Ground, urban: np.ndarray, road
     port = centre + t * harbour_u
     d = np.array([np.cos(alpha), np.sin(alpha)])
     e = np.array([-d[1], d[0]])
-    lot = rng.uniform(20, 36, 2)
+    lot = rng.uniform(22, 42, 2)
     half = float(np.hypot(hp, wp)) / 2
     us = np.arange(-half, half, lot[0])
     vs = np.arange(-half, half, lot[1])
@@ -326,7 +328,7 @@ def _calm_sea(rng: np.random.Generator, ground: Ground, cfg: WorldConfig) -> Non
         rect = [int(x0), int(y0), int(x0 + fw), int(y0 + fh)]
         if land_near[rect[1] + pad:rect[3] + pad, rect[0] + pad:rect[2] + pad].any():
             continue
-        if any(_overlap(rect, r) for r in ground.calm_rects):
+        if any(_overlap(rect, r, grow=60) for r in ground.calm_rects):
             continue
         ground.calm_rects.append(rect)
 

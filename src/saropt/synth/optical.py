@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from saropt.synth.config import BARE, BUILDING, PIER, ROAD, SEA, SHIP, VEGETATION, WorldConfig
-from saropt.synth.ground import FILL_SHIFT, Ground, fill_poly
+from saropt.synth.ground import FILL_SHIFT, Ground, fill_poly, rect_poly
 
 ROOF_PALETTE = np.array([[150, 148, 142], [180, 178, 170], [120, 118, 115], [160, 95, 75],
                          [135, 80, 65], [200, 200, 195], [95, 110, 125], [170, 160, 130],
@@ -17,45 +17,58 @@ _BASE = {SEA: (24, 56, 72), BARE: (150, 138, 115), VEGETATION: (62, 86, 50), ROA
          BUILDING: (150, 148, 142), PIER: (168, 163, 152), SHIP: (200, 200, 198)}
 
 
-#: texture amplitude per class and channel (grey levels per unit-std field)
-_LOW = {SEA: (5, 6, 6), BARE: (24, 17, 13), VEGETATION: (9, 15, 8), ROAD: (5, 5, 5),
-        BUILDING: (0, 0, 0), PIER: (6, 6, 6), SHIP: (0, 0, 0)}
-_MID = {SEA: (0, 0, 0), BARE: (3, 3, 3), VEGETATION: (13, 17, 10), ROAD: (1, 1, 1),
-        BUILDING: (0, 0, 0), PIER: (2, 2, 2), SHIP: (0, 0, 0)}
-_BLOCK = {SEA: (0, 0, 0), BARE: (16, 13, 8), VEGETATION: (7, 11, 6), ROAD: (0, 0, 0),
-          BUILDING: (0, 0, 0), PIER: (0, 0, 0), SHIP: (0, 0, 0)}
-_FINE = {SEA: (0, 0, 0), BARE: (5, 5, 4), VEGETATION: (6, 7, 5), ROAD: (3, 3, 3),
-         BUILDING: (0, 0, 0), PIER: (4, 4, 4), SHIP: (0, 0, 0)}
+#: texture amplitude per class (grey levels per unit-std field) ...
+_WEIGHTS = {"low": {SEA: 6, BARE: 20, VEGETATION: 12, ROAD: 5, PIER: 6},
+            "mid": {SEA: 2.5, BARE: 3, VEGETATION: 15, ROAD: 1, PIER: 2},
+            "fine": {BARE: 5, VEGETATION: 6, ROAD: 3, PIER: 4},
+            "block": {BARE: 22, VEGETATION: 10}}
+#: ... and the colour direction it varies along
+_TINT = {SEA: (0.9, 1.0, 0.55), BARE: (1.0, 0.85, 0.65), VEGETATION: (0.6, 1.0, 0.55),
+         ROAD: (1, 1, 1), BUILDING: (1, 1, 1), PIER: (1, 1, 1), SHIP: (1, 1, 1)}
+SHALLOW_GAIN = 38.0  # grey levels added to the sea at the shore, decaying over 40 m
 
 
-def _lut(table: dict[int, tuple]) -> np.ndarray:
-    return np.array([table[k] for k in range(7)], np.float32)
+def _lut256(table: dict[int, float]) -> np.ndarray:
+    lut = np.zeros(256, np.float32)
+    for k, v in table.items():
+        lut[k] = v
+    return lut
 
 
 def render_optical(rng: np.random.Generator, ground: Ground, cfg: WorldConfig) -> np.ndarray:
     """uint8 (Hp, Wp, 3) RGB on the padded ground grid."""
     classes = ground.classes
-    tex = ground.textures
-    img = _lut(_BASE)[classes]  # (H, W, 3) float32
-    for name, table in (("low", _LOW), ("mid", _MID), ("fine", _FINE), ("block", _BLOCK)):
-        img += _lut(table)[classes] * tex[name][..., None]
-    _sea(img, ground)
+    tex = _texture(ground)
+    channels = []
+    for c in range(3):
+        ch = cv2.LUT(classes, _lut256({k: v[c] for k, v in _TINT.items()}))
+        ch *= tex
+        ch += cv2.LUT(classes, _lut256({k: v[c] for k, v in _BASE.items()}))
+        channels.append(np.clip(ch, 0, 255).astype(np.uint8))
+    img = cv2.merge(channels)
     _roofs(img, ground)
     _ships(img, ground)
     _shadows(img, ground, cfg)
-    img = cv2.GaussianBlur(img, (0, 0), 0.6)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    return cv2.GaussianBlur(img, (0, 0), 0.6)
 
 
-def _sea(img: np.ndarray, ground: Ground) -> None:
-    """Lighter, greener shallows near the coast; wind ripples except on calm patches."""
-    sea = ground.classes == SEA
+def _texture(ground: Ground) -> np.ndarray:
+    """Scalar texture per pixel: class-weighted shared fields; shallows; no ripple on calm sea."""
+    classes = ground.classes
+    fields = ground.textures
+    tex = np.zeros(classes.shape, np.float32)
+    for name, weights in _WEIGHTS.items():
+        tex += cv2.LUT(classes, _lut256(weights)) * fields[name]
+    sea = classes == SEA
     dist = cv2.distanceTransform(sea.astype(np.uint8), cv2.DIST_L2, 3)
-    shade = np.exp(-dist / np.float32(40.0))
-    shade *= sea
-    ripple = ground.textures["mid"] * (sea & ~_calm_mask(ground, sea.shape))
-    for ch, a in enumerate((36, 38, 20)):
-        img[..., ch] += shade * np.float32(a) + ripple * np.float32(2.5)
+    shade = np.exp(dist * np.float32(-1 / 40.0))
+    tex += shade * (sea * np.float32(SHALLOW_GAIN))
+    p = ground.pad
+    for x0, y0, x1, y1 in ground.calm_rects:
+        r = (slice(y0 + p, y1 + p), slice(x0 + p, x1 + p))
+        calm = fields["low"][r] * np.float32(_WEIGHTS["low"][SEA]) + shade[r] * SHALLOW_GAIN
+        tex[r] = np.where(sea[r], calm, tex[r])
+    return tex
 
 
 def _calm_mask(ground: Ground, shape: tuple[int, int]) -> np.ndarray:
@@ -88,7 +101,6 @@ def _ships(img: np.ndarray, ground: Ground) -> None:
         fwd = (bow - stern) / max(s.length, 1e-6)
         if s.length > 25:  # white superstructure near the stern
             c = stern + fwd * s.length * 0.15
-            from saropt.synth.ground import rect_poly
             fill_poly(img, rect_poly(c, fwd, s.length * 0.12, s.width * 0.75), (235, 235, 232))
             if s.length > 90 and (s.paint >> 3) % 2:  # deck cargo
                 rng = np.random.default_rng(s.paint)
@@ -110,5 +122,4 @@ def _shadows(img: np.ndarray, ground: Ground, cfg: WorldConfig) -> None:
         hull = cv2.convexHull(np.concatenate([poly, moved]).astype(np.float32))[:, 0]
         fill_poly(caster, hull, float(hgt))
     shade = caster > ground.heights + 0.5
-    for ch, f in enumerate((0.42, 0.46, 0.56)):
-        img[..., ch][shade] *= np.float32(f)
+    img[shade] = (img[shade] * np.array([0.42, 0.46, 0.56], np.float32)).astype(np.uint8)

@@ -44,7 +44,7 @@ def render_sar_intensity(rng: np.random.Generator, ground: Ground,
     hot = np.nonzero(strong)
     strong[hot] *= rng.standard_gamma(8.0, len(hot[0]), dtype=np.float32) / np.float32(8.0)
     inten += strong
-    inten += _sidelobes(np.where(points > 0, strong, np.float32(0)), cfg.sidelobe_length)
+    inten += _sidelobes(strong, points, cfg.sidelobe_length)
     inten = cv2.GaussianBlur(inten, (0, 0), 0.45)
     return inten[m:m + h, m:m + w]
 
@@ -99,12 +99,12 @@ def _buildings(sigma: np.ndarray, strong: np.ndarray, ground: Ground, o: int, cf
         lay = b.height / tan_i
         shd = b.height * tan_i
         fill_poly(shadow, _hull(fp, _shift_x(fp, -toward * shd)), 1)
-        wall_val = 0.12 + 0.003 * b.height
+        wall_val = 0.3 + 0.01 * b.height
         for a, c, facing in _facing_edges(fp, toward):
             quad = np.array([a, c, c + [toward * lay, 0.0], a + [toward * lay, 0.0]])
             fill_poly(wall, quad, wall_val * (0.4 + 0.6 * facing))
             _line(dbl, a, c, 60.0 * facing ** 4)
-        fill_poly(roof, _shift_x(fp, toward * lay), 0.02 + 0.06 * ((b.roof >> 5) % 4) / 3)
+        fill_poly(roof, _shift_x(fp, toward * lay), 0.03 + 0.08 * ((b.roof >> 5) % 4) / 3)
     sigma[shadow > 0] = np.float32(SHADOW_SIGMA0)
     sigma += wall + roof
     strong += dbl
@@ -164,19 +164,25 @@ def _piers(strong: np.ndarray, ground: Ground, o: int, flip: bool) -> None:
         _near_edges(strong, p - o, 1.0 if flip else -1.0, 3.0)
 
 
-def _sidelobes(strong: np.ndarray, length: int) -> np.ndarray:
-    """Cross-shaped side-lobes of an unweighted sinc impulse response (range and azimuth)."""
-    if length <= 0:
-        return np.zeros_like(strong)
-    k = np.arange(-length, length + 1, dtype=np.float64)
-    kern = 0.5 * (np.sinc(k + 0.5) ** 2 + np.sinc(k - 0.5) ** 2)
+def _sidelobes(strong: np.ndarray, points: np.ndarray, length: int) -> np.ndarray:
+    """Cross-shaped side-lobes of an unweighted sinc impulse response (range and azimuth) around
+    the point scatterers (nonzero ``points``), with the point's fluctuated intensity."""
+    out = np.zeros_like(strong)
+    ys, xs = np.nonzero(points)
+    if length <= 0 or len(ys) == 0:
+        return out
+    k = np.arange(-length, length + 1)
+    kern = (0.5 * (np.sinc(k + 0.5) ** 2 + np.sinc(k - 0.5) ** 2)).astype(np.float32)
     kern[length] = 0.0
-    kern = kern.astype(np.float32)
-    delta = np.zeros(1, np.float32) + 1
-    src = strong
-    rows = cv2.sepFilter2D(src, cv2.CV_32F, kern, delta, borderType=cv2.BORDER_CONSTANT)
-    cols = cv2.sepFilter2D(src, cv2.CV_32F, delta, kern, borderType=cv2.BORDER_CONSTANT)
-    return rows + cols
+    val = strong[ys, xs][:, None] * kern[None, :]
+    h, w = strong.shape
+    for axis_len, fixed, moving, along_x in ((w, ys, xs, True), (h, xs, ys, False)):
+        pos = moving[:, None] + k[None, :]
+        ok = (pos >= 0) & (pos < axis_len)
+        fix = np.broadcast_to(fixed[:, None], pos.shape)
+        idx = (fix[ok], pos[ok]) if along_x else (pos[ok], fix[ok])
+        np.add.at(out, idx, val[ok])
+    return out
 
 
 def to_amplitude_uint16(intensity: np.ndarray, cfg: WorldConfig) -> np.ndarray:

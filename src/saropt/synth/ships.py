@@ -26,44 +26,66 @@ from tqdm import tqdm
 
 from saropt.synth.config import SEA, SHIP, WorldConfig
 from saropt.synth.world import ScenePair, make_scene_pair
-from saropt.utils.io import atomic_path, save_image_atomic, write_json_atomic, write_text_atomic
+from saropt.synth.writers import save_png_fast
+from saropt.utils.io import atomic_path, write_json_atomic, write_text_atomic
 
 #: ship-rich world used when no config is given (more ships, no calm patches)
-SHIP_WORLD = {"offshore_ships_per_km2": 22.0, "mooring_probability": 0.85,
+SHIP_WORLD = {"offshore_ships_per_km2": 30.0, "mooring_probability": 0.85,
               "ship_length_median_m": 38.0, "calm_sea_patches": 0}
 NO_SHIP_SHARE = 0.15
+CHIP_OVERLAP = 0.25
 
 
 def ship_world_config() -> WorldConfig:
     return WorldConfig(**SHIP_WORLD)
 
 
+def _window(pair: ScenePair, x: int, y: int, size: int) -> dict[str, Any] | None:
+    """The window at (x, y) with the ships fully inside it, or None when it cuts a ship."""
+    inside = []
+    for s in pair.ships:
+        x0, y0, x1, y1 = s["sar_box"]
+        if min(x1, x + size) <= max(x0, x) or min(y1, y + size) <= max(y0, y):
+            continue
+        if not (x0 >= x and y0 >= y and x1 <= x + size and y1 <= y + size):
+            return None
+        inside.append(s)
+    cls = pair.classes[y:y + size, x:x + size]
+    land = float(((cls != SEA) & (cls != SHIP)).mean())
+    return {"x": x, "y": y, "ships": inside, "land": land,
+            "scene": "inshore" if land >= 0.02 else "offshore"}
+
+
 def _chip_windows(pair: ScenePair, size: int, rng: np.random.Generator) -> list[dict[str, Any]]:
-    """Non-overlapping windows (random grid offset) that cut no ship, with their ships."""
+    """Windows around ships (random placement) overlapping each other by at most
+    ``CHIP_OVERLAP`` (HRSID's chips overlap by 25 %), then ship-free windows on a grid."""
     h, w = pair.shape
-    ox, oy = (int(v) for v in rng.integers(0, max(1, min(h, w) - size * (min(h, w) // size)) + 1,
-                                           2))
-    out = []
-    for y in range(oy, h - size + 1, size):
-        for x in range(ox, w - size + 1, size):
-            inside, cut = [], False
-            for s in pair.ships:
-                x0, y0, x1, y1 = s["sar_box"]
-                ix = min(x1, x + size) - max(x0, x)
-                iy = min(y1, y + size) - max(y0, y)
-                if ix <= 0 or iy <= 0:
-                    continue
-                if x0 >= x and y0 >= y and x1 <= x + size and y1 <= y + size:
-                    inside.append(s)
-                else:
-                    cut = True
-            if cut:
-                continue
-            cls = pair.classes[y:y + size, x:x + size]
-            land = float(((cls != SEA) & (cls != SHIP)).mean())
-            out.append({"x": x, "y": y, "ships": inside, "land": land,
-                        "scene": "inshore" if land >= 0.02 else "offshore"})
-    return out
+    chosen: list[dict[str, Any]] = []
+
+    def free(x: int, y: int) -> bool:
+        return all(max(0, min(x, c["x"]) + size - max(x, c["x"])) *
+                   max(0, min(y, c["y"]) + size - max(y, c["y"])) <= CHIP_OVERLAP * size * size
+                   for c in chosen)
+
+    for i in rng.permutation(len(pair.ships)):
+        x0, y0, x1, y1 = pair.ships[i]["sar_box"]
+        lo_x, hi_x = max(0, int(np.ceil(x1)) - size), min(w - size, int(x0))
+        lo_y, hi_y = max(0, int(np.ceil(y1)) - size), min(h - size, int(y0))
+        if lo_x > hi_x or lo_y > hi_y:
+            continue  # ship larger than a chip, or at the border
+        for _ in range(6):
+            x, y = int(rng.integers(lo_x, hi_x + 1)), int(rng.integers(lo_y, hi_y + 1))
+            win = _window(pair, x, y, size) if free(x, y) else None
+            if win is not None:
+                chosen.append(win)
+                break
+    stride = int(round(size * (1 - CHIP_OVERLAP)))
+    for y in range(0, h - size + 1, stride):
+        for x in range(0, w - size + 1, stride):
+            win = _window(pair, x, y, size) if free(x, y) else None
+            if win is not None and not win["ships"]:
+                chosen.append(win)
+    return chosen
 
 
 def _select(windows: list[dict[str, Any]], rng: np.random.Generator, need: int,
@@ -166,8 +188,10 @@ def write_ship_datasets(out_dir: str | Path, seed: int, n_train: int, n_test: in
     summary: dict[str, Any] = {"root": str(root), "image_size": image_size, "ships": 0}
     bar = tqdm(total=n_train + n_test, desc="ship chips", unit="chip", disable=not progress)
     for split, n_need, base in (("train", n_train, 0), ("test", n_test, 500)):
-        chips = _collect_chips(seed * 1000 + base, n_need, image_size, scene_size, cfg, bar)
+        chips, n_scenes = _collect_chips(seed * 1000 + base, n_need, image_size, scene_size, cfg,
+                                         bar)
         stats = _write_split(root, split, chips, image_size, ssdd_nums[split])
+        stats["scenes_rendered"] = n_scenes
         summary[f"{split}_images"] = len(chips)
         summary[f"{split}_scenes"] = stats
         summary["ships"] += stats["ships"]
@@ -177,7 +201,7 @@ def write_ship_datasets(out_dir: str | Path, seed: int, n_train: int, n_test: in
 
 
 def _collect_chips(seed0: int, n_need: int, size: int, scene_size: int, cfg: WorldConfig,
-                   bar: tqdm) -> list[dict[str, Any]]:
+                   bar: tqdm) -> tuple[list[dict[str, Any]], int]:
     chips: list[dict[str, Any]] = []
     k = 0
     while len(chips) < n_need:
@@ -197,7 +221,7 @@ def _collect_chips(seed0: int, n_need: int, size: int, scene_size: int, cfg: Wor
                           "land_mask": (((cls != SEA) & (cls != SHIP)) * 255).astype(np.uint8)})
             bar.update(1)
         k += 1
-    return chips
+    return chips, k
 
 
 def _write_split(root: Path, split: str, chips: list[dict[str, Any]], size: int,
@@ -209,7 +233,7 @@ def _write_split(root: Path, split: str, chips: list[dict[str, Any]], size: int,
         x, y = chip["x"], chip["y"]
         stem = f"P{chip['scene_seed']:04d}_{x}_{x + size}_{y}_{y + size}"
         _save_jpeg(root / "hrsid" / "JPEGImages" / f"{stem}.jpg", chip["sar"])
-        save_image_atomic(root / "hrsid" / "land_masks" / f"{stem}.png", chip["land_mask"])
+        save_png_fast(root / "hrsid" / "land_masks" / f"{stem}.png", chip["land_mask"])
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": f"{stem}.jpg", "width": size, "height": size,
                        "scene": chip["scene"], "scene_seed": chip["scene_seed"],
@@ -229,7 +253,7 @@ def _write_split(root: Path, split: str, chips: list[dict[str, Any]], size: int,
         _save_jpeg(root / "ssdd" / "JPEGImages" / f"{ssdd_name}.jpg", chip["sar"])
         write_text_atomic(root / "ssdd" / "Annotations" / f"{ssdd_name}.xml",
                           _voc_xml(f"{ssdd_name}.jpg", size, boxes))
-        save_image_atomic(root / "dota" / "images" / f"{stem}.png", chip["opt"])
+        save_png_fast(root / "dota" / "images" / f"{stem}.png", chip["opt"])
         write_text_atomic(root / "dota" / "labelTxt" / f"{stem}.txt", _dota_txt(quads))
         lists["all"].append(ssdd_name)
         lists[chip["scene"]].append(ssdd_name)

@@ -71,6 +71,19 @@ def write_scene(pair: ScenePair, out_dir: str | Path) -> Path:
     return out
 
 
+def save_png_fast(path: str | Path, array: np.ndarray) -> Path:
+    """Atomic PNG (L or RGB uint8) with light zlib compression: many small patches write fast."""
+    import cv2
+
+    img = array if array.ndim == 2 else cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
+    return Path(path)
+
+
 def qxs_dir_names(patch_size: int, overlap: float) -> tuple[str, str]:
     """``("opt_256_oc_0.2", "sar_256_oc_0.2")`` for the QXS-SAROPT defaults."""
     tag = f"{patch_size}_oc_{overlap:g}"
@@ -123,8 +136,8 @@ def write_qxs_pairs(out_dir: str | Path, n_pairs: int, seed: int, patch_size: in
                 continue
             idx = len(rows) + 1
             sl = (slice(y, y + patch_size), slice(x, x + patch_size))
-            save_image_atomic(root / opt_name / f"{idx}.png", pair.optical_on_sar[sl])
-            save_image_atomic(root / sar_name / f"{idx}.png", pair.sar8[sl])
+            save_png_fast(root / opt_name / f"{idx}.png", pair.optical_on_sar[sl])
+            save_png_fast(root / sar_name / f"{idx}.png", pair.sar8[sl])
             cls = pair.classes[sl]
             n_ships = sum(_box_inside(s["sar_box"], x, y, patch_size) for s in pair.ships)
             rows.append([idx, f"s{scene_seed}", x, y, patch_size, scene_seed,
