@@ -1,7 +1,7 @@
 """Pairs per second from PNG files and from the decode-once cache, 1 worker and several.
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=200000000000 \
-        .venv/bin/python benchmarks/bench_data_cache.py [--root QXS --n 300 --workers 0 2]
+        .venv/bin/python benchmarks/bench_data_cache.py [--root QXS --n 300 --workers 0 1 2]
 
 Without ``--root`` it writes ``--n`` QXS-layout 256x256 pairs with speckled SAR and textured
 optical content (PNG sizes close to real QXS-SAROPT patches) to a temporary folder. Each
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--opt-dir", default="opt_256_oc_0.2")
     ap.add_argument("--patch-size", type=int, default=256)
     ap.add_argument("--n", type=int, default=300, help="pairs to generate")
-    ap.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2],
+                    help="DataLoader num_workers values (0: the main process reads)")
     ap.add_argument("--dtypes", nargs="+", default=["float32", "uint8"],
                     help="sample dtypes to measure (uint8: convert on the GPU)")
     ap.add_argument("--cache-epochs", type=int, default=5, help="passes over the cache")
