@@ -67,9 +67,12 @@ def _residual_arrows(ax, fit, extent: float) -> None:
         mag = np.linalg.norm(fit.residuals[inl], axis=1)
         typical = float(np.median(mag)) if mag.size and np.median(mag) > 0 else 1.0
         gain = 0.05 * extent / typical
-        ax.quiver(p[:, 0], p[:, 1], fit.residuals[:, 0] * gain, fit.residuals[:, 1] * gain,
-                  angles="xy", scale_units="xy", scale=1, color="yellow", width=0.004)
-        ax.set_xlabel(f"arrows x{gain:.0f}", fontsize=7)
+        r = fit.residuals
+        ax.quiver(p[inl, 0], p[inl, 1], r[inl, 0] * gain, r[inl, 1] * gain, angles="xy",
+                  scale_units="xy", scale=1, color="yellow", width=0.004)
+        ax.quiver(p[~inl, 0], p[~inl, 1], r[~inl, 0], r[~inl, 1], angles="xy",
+                  scale_units="xy", scale=1, color="red", width=0.004)
+        ax.set_xlabel(f"inlier residuals x{gain:.0f}, outliers x1", fontsize=7)
 
 
 def overview_figure(result, sar, cfg, path: Path) -> Path:
