@@ -7,6 +7,8 @@ import json
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from saropt.synth import SceneMapping, WorldConfig, make_scene_pair, warp_opt_to_sar
 from saropt.synth.config import BUILDING, SEA, SHIP
@@ -136,3 +138,37 @@ def test_sar_looks_like_sar(synth_pair):
     assert cv > 0.3  # speckle, not a flat field
     if calm.any():
         assert p.sar8[calm & (p.classes == SEA)].std() < 2.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), strength=st.floats(0.0, 3.0), h=st.integers(64, 5000),
+       w=st.integers(64, 5000))
+def test_random_mapping_inverts_and_covers_the_sar_scene(seed, strength, h, w):
+    from saropt.synth.geometry import random_mapping
+
+    m, (ho, wo) = random_mapping(np.random.default_rng(seed), (h, w), strength, 4.0, 0.04, 0.02,
+                                 3.0)
+    corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], float)
+    opt = m.sar_to_opt(corners)
+    assert np.abs(m.opt_to_sar(opt) - corners).max() < 1e-7
+    assert (opt >= 0).all() and (opt[:, 0] <= wo - 1).all() and (opt[:, 1] <= ho - 1).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 65535), min_size=10, max_size=200))
+def test_db_scaling_is_monotonic(values):
+    from saropt.synth.sar import amplitude_to_uint8
+
+    amp = np.array(values, np.uint16).reshape(1, -1)
+    out = amplitude_to_uint8(amp)
+    order = np.argsort(amp[0], kind="stable")
+    assert (np.diff(out[0][order].astype(int)) >= 0).all()
+
+
+def test_patch_origins_use_the_qxs_stride():
+    from saropt.synth.writers import patch_origins, qxs_dir_names
+
+    assert qxs_dir_names(256, 0.2) == ("opt_256_oc_0.2", "sar_256_oc_0.2")
+    origins = patch_origins((1000, 700), 256, 0.2)
+    xs, ys = sorted({x for x, _ in origins}), sorted({y for _, y in origins})
+    assert xs == [0, 205, 410] and ys == [0, 205, 410, 615]

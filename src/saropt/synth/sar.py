@@ -38,6 +38,7 @@ def render_sar_intensity(rng: np.random.Generator, ground: Ground,
     _buildings(sigma, strong, ground, o, cfg, flip)
     _ships(rng, sigma, points, ground, o)
     _piers(strong, ground, o, flip)
+    _sea_spikes(rng, sigma, classes)
     looks = np.float32(cfg.looks)
     inten = sigma * rng.standard_gamma(looks, shape, dtype=np.float32) / looks
     strong += points
@@ -72,7 +73,7 @@ def _clutter(classes: np.ndarray, ground: Ground, o: int,
     ys = np.arange(shape[0], dtype=np.float32) * np.float32(np.sin(wd)) * k
     # sin(a + b) separably: swell crests perpendicular to the wind, 90 m apart
     swell = np.sin(ys)[:, None] * np.cos(xs)[None, :] + np.cos(ys)[:, None] * np.sin(xs)[None, :]
-    expo += np.float32(0.25) * swell * sea
+    expo += np.float32(0.15) * swell * sea
     lut = np.array([SIGMA0[k] for k in range(7)], np.float32)
     sigma = lut[classes] * np.exp(expo)
     p = ground.pad - o
@@ -146,17 +147,28 @@ def _ships(rng: np.random.Generator, sigma: np.ndarray, strong: np.ndarray, grou
     h, w = strong.shape
     for s in ground.ships:
         poly = s.poly - o
-        fill_poly(sigma, poly, float(rng.uniform(0.5, 2.5)))
+        # small boats (wood, fibreglass) are often weak scatterers
+        weak = rng.uniform(0.1, 1.0) if s.length < 30 else 1.0
+        fill_poly(sigma, poly, float(rng.uniform(0.5, 2.5) * weak))
         stern = (poly[0] + poly[4]) / 2
         fwd = (poly[2] - stern) / max(s.length, 1e-6)
         n_pts = int(np.clip(s.length / 8, 2, 40))
         pos = stern + fwd[None] * (rng.uniform(0.05, 0.95, n_pts) * s.length)[:, None]
         pos += rng.normal(0, s.width * 0.2, (n_pts, 2))
-        vals = np.exp(rng.uniform(np.log(5), np.log(150), n_pts)) * (s.length / 60) ** 0.5
+        vals = np.exp(rng.uniform(np.log(5), np.log(150), n_pts)) * (s.length / 60) ** 0.5 * weak
         vals[0] *= 3  # superstructure
         ij = np.round(pos).astype(int)
         ok = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
         np.add.at(strong, (ij[ok, 1], ij[ok, 0]), vals[ok].astype(np.float32))
+
+
+def _sea_spikes(rng: np.random.Generator, sigma: np.ndarray, classes: np.ndarray) -> None:
+    """Breaking waves and small floating objects: rare bright sea pixels (false-alarm bait)."""
+    h, w = classes.shape
+    n = rng.poisson(h * w / 4000)
+    ys, xs = rng.integers(0, h, n), rng.integers(0, w, n)
+    sea = (classes[ys, xs] == SEA) & (sigma[ys, xs] > CALM_SIGMA0)
+    sigma[ys[sea], xs[sea]] += rng.uniform(0.05, 1.5, int(sea.sum())).astype(np.float32)
 
 
 def _piers(strong: np.ndarray, ground: Ground, o: int, flip: bool) -> None:
