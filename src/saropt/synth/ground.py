@@ -35,6 +35,7 @@ class Ship:
     inshore: bool
     height: float
     paint: int
+    moving: bool = False  # under way: a wake behind it
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Ground:
     ships: list[Ship] = field(default_factory=list)
     piers: list[np.ndarray] = field(default_factory=list)
     calm_rects: list[list[int]] = field(default_factory=list)  # SAR-grid [x0, y0, x1, y1]
+    cars: list[np.ndarray] = field(default_factory=list)  # (4, 2) footprints on the streets
     sea_normal: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0]))
     wind_deg: float = 0.0
     textures: dict[str, np.ndarray] = field(default_factory=dict)  # shared by both renderers
@@ -139,7 +141,7 @@ def make_ground(rng: np.random.Generator, sar_shape: tuple[int, int], pad: int,
     classes = ground.classes
     classes[land] = BARE
     urban = _land_cover(rng, ground, land, centre, n, t, harbour_u, cfg, side)
-    road, alpha = _roads(rng, (hp, wp), theta, cfg)
+    road, alpha, cars = _roads(rng, (hp, wp), theta, cfg)
     road &= land
     classes[road] = ROAD
     if cfg.harbour:
@@ -150,7 +152,16 @@ def make_ground(rng: np.random.Generator, sar_shape: tuple[int, int], pad: int,
     _ships(rng, ground, centre, n, t, harbour_u, harbour_len, cfg)
     ground.textures = texture_fields(rng, (hp, wp), side)
     ground.textures["block"] = _block_field(rng, land & ~road)
+    ground.cars = [c for c in cars if _all_on(classes, c, ROAD)]
     return ground
+
+
+def _all_on(classes: np.ndarray, poly: np.ndarray, code: int) -> bool:
+    ij = np.round(poly).astype(int)
+    h, w = classes.shape
+    if (ij < 0).any() or (ij[:, 0] >= w).any() or (ij[:, 1] >= h).any():
+        return False
+    return bool((classes[ij[:, 1], ij[:, 0]] == code).all())
 
 
 def _block_field(rng: np.random.Generator, free: np.ndarray) -> np.ndarray:
@@ -223,8 +234,9 @@ def _land_cover(rng: np.random.Generator, ground: Ground, land: np.ndarray, cent
 
 
 def _roads(rng: np.random.Generator, shape: tuple[int, int], theta: float,
-           cfg: WorldConfig) -> tuple[np.ndarray, float]:
-    """A jittered grid of streets (some segments missing); returns the mask and the grid angle."""
+           cfg: WorldConfig) -> tuple[np.ndarray, float, list[np.ndarray]]:
+    """A jittered grid of streets (some segments missing); returns the mask, the grid angle and
+    candidate car footprints in the lanes."""
     hp, wp = shape
     mask = np.zeros(shape, np.uint8)
     alpha = theta + rng.normal(0, 0.15)
@@ -233,6 +245,7 @@ def _roads(rng: np.random.Generator, shape: tuple[int, int], theta: float,
     diag = float(np.hypot(hp, wp))
     c = np.array([wp / 2, hp / 2])
     offsets = []
+    cars: list[np.ndarray] = []
     for _ in range(2):
         sp = rng.uniform(*cfg.road_spacing_m)
         k = int(diag / sp / 2) + 2
@@ -250,7 +263,11 @@ def _roads(rng: np.random.Generator, shape: tuple[int, int], theta: float,
                 cv2.line(mask, tuple(np.round(p0 * _SCALE).astype(int)),
                          tuple(np.round(p1 * _SCALE).astype(int)), 1, int(round(widths)),
                          lineType=cv2.LINE_8, shift=FILL_SHIFT)
-    return mask.astype(bool), float(alpha)
+                n_cars = rng.poisson(abs(b - a) / 45)
+                for u, lane in zip(rng.uniform(0, 1, n_cars), rng.choice([-1, 1], n_cars)):
+                    pc = p0 + (p1 - p0) * u + e * lane * widths / 4
+                    cars.append(rect_poly(pc, d, rng.uniform(4, 5.5), rng.uniform(1.7, 2.1)))
+    return mask.astype(bool), float(alpha), cars
 
 
 def _piers(rng: np.random.Generator, ground: Ground, centre: np.ndarray, n: np.ndarray,
@@ -386,7 +403,7 @@ def _ships(rng: np.random.Generator, ground: Ground, centre: np.ndarray, n: np.n
         width = sample_ship_width(rng, length)
         c = np.array([rng.uniform(pad, pad + w), rng.uniform(pad, pad + h)])
         placed += _try_ship(rng, ground, occupied, c, rng.uniform(0, 360), length, width,
-                            inshore=False, grow=25)
+                            inshore=False, grow=25, moving=bool(rng.random() < 0.5))
 
 
 def _heading(v: np.ndarray) -> float:
@@ -394,7 +411,8 @@ def _heading(v: np.ndarray) -> float:
 
 
 def _try_ship(rng: np.random.Generator, ground: Ground, occupied: np.ndarray, c: np.ndarray,
-              heading: float, length: float, width: float, inshore: bool, grow: int) -> bool:
+              heading: float, length: float, width: float, inshore: bool, grow: int,
+              moving: bool = False) -> bool:
     poly = hull_poly(c, heading, length, width)
     if _local_hits(occupied, poly, grow=grow):
         return False
@@ -403,5 +421,45 @@ def _try_ship(rng: np.random.Generator, ground: Ground, occupied: np.ndarray, c:
     height = float(min(3 + 0.08 * length, 30))
     fill_poly(ground.heights, poly, height)
     ground.ships.append(Ship(poly=poly, length=length, width=width, heading_deg=float(heading),
-                             inshore=inshore, height=height, paint=int(rng.integers(0, 1 << 16))))
+                             inshore=inshore, height=height, paint=int(rng.integers(0, 1 << 16)),
+                             moving=moving))
     return True
+
+
+def wake_mask(ship: Ship, shape: tuple[int, int],
+              offset: int = 0) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """Strength (0..1, float32) of a moving ship's wake in a local window of an image of
+    ``shape`` whose origin is at padded-grid coordinate ``offset``: a turbulent centre strip and
+    the two Kelvin arms (19.5 deg), fading with distance behind the stern. None if not moving or
+    outside."""
+    if not ship.moving:
+        return None
+    poly = ship.poly - offset
+    stern = (poly[0] + poly[4]) / 2
+    fwd = (poly[2] - stern) / max(ship.length, 1e-6)
+    side = np.array([-fwd[1], fwd[0]])
+    lw = ship.length * 2.5
+    ang = np.deg2rad(19.5)
+    tip = stern - fwd * lw
+    arms = [stern - (fwd * np.cos(ang) + sgn * side * np.sin(ang)) * lw * 0.8 for sgn in (-1, 1)]
+    pts = np.array([stern, tip, *arms])
+    h, w = shape
+    x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - 4, 0)
+    x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 5, [w, h])
+    if x0 >= x1 or y0 >= y1:
+        return None
+    o = np.array([x0, y0], float)
+    local = np.zeros((y1 - y0, x1 - x0), np.float32)
+    centre = np.array([stern - side * ship.width * 0.4, stern + side * ship.width * 0.4,
+                       tip + side * ship.width * 1.2, tip - side * ship.width * 1.2]) - o
+    fill_poly(local, centre, 1.0)
+    for arm in arms:
+        p0 = tuple(int(v) for v in np.round((stern - o) * _SCALE))
+        p1 = tuple(int(v) for v in np.round((arm - o) * _SCALE))
+        cv2.line(local, p0, p1, 0.5, 2, shift=FILL_SHIFT)
+    local = cv2.GaussianBlur(local, (0, 0), 1.5)
+    xs = np.arange(x0, x1, dtype=np.float32) - np.float32(stern[0])
+    ys = np.arange(y0, y1, dtype=np.float32) - np.float32(stern[1])
+    behind = -(xs[None, :] * np.float32(fwd[0]) + ys[:, None] * np.float32(fwd[1]))
+    local *= np.clip(1 - behind / np.float32(lw), 0, 1)
+    return (slice(y0, y1), slice(x0, x1)), local

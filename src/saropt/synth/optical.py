@@ -6,13 +6,15 @@ import cv2
 import numpy as np
 
 from saropt.synth.config import BARE, BUILDING, PIER, ROAD, SEA, SHIP, VEGETATION, WorldConfig
-from saropt.synth.ground import FILL_SHIFT, Ground, fill_poly, rect_poly
+from saropt.synth.ground import FILL_SHIFT, Ground, fill_poly, rect_poly, wake_mask
 
 ROOF_PALETTE = np.array([[150, 148, 142], [180, 178, 170], [120, 118, 115], [160, 95, 75],
                          [135, 80, 65], [200, 200, 195], [95, 110, 125], [170, 160, 130],
                          [110, 125, 110], [210, 205, 190]], np.float32)
 HULL_PALETTE = np.array([[200, 200, 198], [60, 62, 70], [140, 45, 40], [40, 70, 120],
                          [225, 225, 220], [90, 95, 85], [170, 120, 60]], np.float32)
+CAR_PALETTE = np.array([[230, 230, 228], [30, 30, 32], [130, 130, 135], [170, 40, 35],
+                        [40, 60, 130], [200, 200, 205], [90, 90, 95]], np.float32)
 _BASE = {SEA: (24, 56, 72), BARE: (150, 138, 115), VEGETATION: (62, 86, 50), ROAD: (108, 108, 104),
          BUILDING: (150, 148, 142), PIER: (168, 163, 152), SHIP: (200, 200, 198)}
 
@@ -46,7 +48,9 @@ def render_optical(rng: np.random.Generator, ground: Ground, cfg: WorldConfig) -
         ch += cv2.LUT(classes, _lut256({k: v[c] for k, v in _BASE.items()}))
         channels.append(np.clip(ch, 0, 255).astype(np.uint8))
     img = cv2.merge(channels)
+    _wakes(img, ground)
     _roofs(img, ground)
+    _cars(img, ground)
     _ships(img, ground)
     _shadows(img, ground, cfg)
     return cv2.GaussianBlur(img, (0, 0), 0.6)
@@ -90,6 +94,23 @@ def _roofs(img: np.ndarray, ground: Ground) -> None:
             c = b.poly.mean(0)
             inner = c + (b.poly - c) * 0.35
             fill_poly(img, inner, tuple(float(v) * 1.15 for v in colour))
+
+
+def _wakes(img: np.ndarray, ground: Ground) -> None:
+    """White foam behind moving ships, on the sea only."""
+    foam = np.array([225, 232, 235], np.float32)
+    for s in ground.ships:
+        got = wake_mask(s, ground.classes.shape)
+        if got is None:
+            continue
+        sl, m = got
+        a = (m * np.float32(0.6) * (ground.classes[sl] == SEA))[..., None]
+        img[sl] = (img[sl] * (1 - a) + foam * a).astype(np.uint8)
+
+
+def _cars(img: np.ndarray, ground: Ground) -> None:
+    for i, car in enumerate(ground.cars):
+        fill_poly(img, car, tuple(float(v) for v in CAR_PALETTE[(i * 7919) % len(CAR_PALETTE)]))
 
 
 def _ships(img: np.ndarray, ground: Ground) -> None:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from saropt.synth.config import BARE, BUILDING, PIER, ROAD, SEA, SHIP, VEGETATION, WorldConfig
-from saropt.synth.ground import FILL_SHIFT, Ground, fill_poly
+from saropt.synth.ground import FILL_SHIFT, Ground, fill_poly, wake_mask
 
 #: mean sigma0 (linear) per class
 SIGMA0 = {SEA: 0.012, BARE: 0.04, VEGETATION: 0.13, ROAD: 0.005, BUILDING: 1e-5, PIER: 0.25,
@@ -38,6 +38,8 @@ def render_sar_intensity(rng: np.random.Generator, ground: Ground,
     _buildings(sigma, strong, ground, o, cfg, flip)
     _ships(rng, sigma, points, ground, o)
     _piers(strong, ground, o, flip)
+    _cars(rng, strong, ground, o)
+    _wakes(sigma, ground, o, classes)
     _sea_spikes(rng, sigma, classes)
     looks = np.float32(cfg.looks)
     inten = sigma * rng.standard_gamma(looks, shape, dtype=np.float32) / looks
@@ -106,9 +108,22 @@ def _buildings(sigma: np.ndarray, strong: np.ndarray, ground: Ground, o: int, cf
             fill_poly(wall, quad, wall_val * (0.4 + 0.6 * facing))
             _line(dbl, a, c, 60.0 * facing ** 4)
         fill_poly(roof, _shift_x(fp, toward * lay), 0.03 + 0.08 * ((b.roof >> 5) % 4) / 3)
+        _roof_points(dbl, _shift_x(fp, toward * lay), b.roof)
     sigma[shadow > 0] = np.float32(SHADOW_SIGMA0)
     sigma += wall + roof
     strong += dbl
+
+
+def _roof_points(img: np.ndarray, roof: np.ndarray, code: int) -> None:
+    """0-3 bright roof fixtures (air conditioners, railings), placed from the roof's code."""
+    rng = np.random.default_rng(code)
+    h, w = img.shape
+    for _ in range(code % 4):
+        a, b = rng.uniform(0.15, 0.85, 2)
+        p = roof[0] + (roof[1] - roof[0]) * a + (roof[3] - roof[0]) * b
+        x, y = int(round(p[0])), int(round(p[1]))
+        if 0 <= x < w and 0 <= y < h:
+            img[y, x] += np.float32(rng.uniform(2, 25))
 
 
 def _facing_edges(poly: np.ndarray, toward: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -160,6 +175,27 @@ def _ships(rng: np.random.Generator, sigma: np.ndarray, strong: np.ndarray, grou
         ij = np.round(pos).astype(int)
         ok = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
         np.add.at(strong, (ij[ok, 1], ij[ok, 0]), vals[ok].astype(np.float32))
+
+
+def _cars(rng: np.random.Generator, strong: np.ndarray, ground: Ground, o: int) -> None:
+    """Cars: moderately bright points (metal, dihedral with the road)."""
+    if not ground.cars:
+        return
+    c = np.round(np.array([car.mean(0) for car in ground.cars]) - o).astype(int)
+    h, w = strong.shape
+    ok = (c[:, 0] >= 0) & (c[:, 0] < w) & (c[:, 1] >= 0) & (c[:, 1] < h)
+    vals = rng.uniform(0.5, 6.0, int(ok.sum())).astype(np.float32)
+    np.add.at(strong, (c[ok, 1], c[ok, 0]), vals)
+
+
+def _wakes(sigma: np.ndarray, ground: Ground, o: int, classes: np.ndarray) -> None:
+    """The turbulent wake of a moving ship damps the capillary waves: a dark trail."""
+    for s in ground.ships:
+        got = wake_mask(s, sigma.shape, o)
+        if got is None:
+            continue
+        sl, m = got
+        sigma[sl] *= 1 - np.float32(0.75) * m * (classes[sl] == SEA)
 
 
 def _sea_spikes(rng: np.random.Generator, sigma: np.ndarray, classes: np.ndarray) -> None:
