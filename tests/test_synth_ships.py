@@ -91,7 +91,7 @@ def test_dota_files_parse(ships_root):
             parts = line.split()
             assert parts[8:] == ["ship", "0"]
             quad = np.array(parts[:8], float).reshape(4, 2)
-            assert (quad > -2).all() and (quad < 130).all()
+            assert (quad >= 0).all() and (quad <= 128).all()
             e1, e2 = quad[1] - quad[0], quad[2] - quad[1]
             assert abs(np.dot(e1, e2)) < 0.05 * np.linalg.norm(e1) * np.linalg.norm(e2)  # rectangle
             n += 1

@@ -44,7 +44,9 @@ def _window(pair: ScenePair, x: int, y: int, size: int) -> dict[str, Any] | None
     """The window at (x, y) with the ships fully inside it, or None when it cuts a ship."""
     inside = []
     for s in pair.ships:
-        x0, y0, x1, y1 = s["sar_box"]
+        quad = np.asarray(s["sar_quad"]) + 0.5  # contains the hull
+        x0, y0 = np.minimum(quad.min(0), s["sar_box"][:2])
+        x1, y1 = np.maximum(quad.max(0), s["sar_box"][2:])
         if min(x1, x + size) <= max(x0, x) or min(y1, y + size) <= max(y0, y):
             continue
         if not (x0 >= x and y0 >= y and x1 <= x + size and y1 <= y + size):
@@ -68,7 +70,9 @@ def _chip_windows(pair: ScenePair, size: int, rng: np.random.Generator) -> list[
                    for c in chosen)
 
     for i in rng.permutation(len(pair.ships)):
-        x0, y0, x1, y1 = pair.ships[i]["sar_box"]
+        quad = np.asarray(pair.ships[i]["sar_quad"]) + 0.5
+        x0, y0 = quad.min(0)
+        x1, y1 = quad.max(0)
         lo_x, hi_x = max(0, int(np.ceil(x1)) - size), min(w - size, int(x0))
         lo_y, hi_y = max(0, int(np.ceil(y1)) - size), min(h - size, int(y0))
         if lo_x > hi_x or lo_y > hi_y:
@@ -101,20 +105,8 @@ def _select(windows: list[dict[str, Any]], rng: np.random.Generator, need: int,
 
 
 def _quad(ship: dict[str, Any], x: int, y: int) -> np.ndarray:
-    """Oriented rectangle (length x width) of the hull, clockwise from the stern-port corner, in
-    chip edge coordinates."""
-    hull = np.asarray(ship["sar_hull"], float)
-    stern = (hull[0] + hull[4]) / 2
-    bow = hull[2]
-    fwd = (bow - stern) / max(np.linalg.norm(bow - stern), 1e-9)
-    side = np.array([-fwd[1], fwd[0]])
-    half_w = ship["width_m"] / 2
-    quad = np.array([stern - side * half_w, bow - side * half_w, bow + side * half_w,
-                     stern + side * half_w])
-    a, b = quad[1] - quad[0], quad[2] - quad[1]
-    if a[0] * b[1] - a[1] * b[0] < 0:  # make it clockwise on screen (y down)
-        quad = quad[::-1]
-    return quad + 0.5 - [x, y]
+    """The ship's oriented rectangle in chip edge coordinates (clockwise on screen)."""
+    return np.asarray(ship["sar_quad"], float) + 0.5 - [x, y]
 
 
 def _polygon_area(p: np.ndarray) -> float:

@@ -182,12 +182,28 @@ def ship_records(ground: Ground, mapping: SceneMapping,
     for i, s in enumerate(ground.ships):
         hull = s.poly - ground.pad
         hull_opt = mapping.sar_to_opt(hull)
+        quad = oriented_rect(hull, s.width)
         recs.append({"id": i, "sar_box": _box(hull, (h, w)), "opt_box": _box(hull_opt, opt_shape),
                      "sar_hull": hull.round(2).tolist(), "opt_hull": hull_opt.round(2).tolist(),
+                     "sar_quad": quad.round(2).tolist(),
+                     "opt_quad": mapping.sar_to_opt(quad).round(2).tolist(),
                      "length_m": round(s.length, 2), "width_m": round(s.width, 2),
                      "heading_deg": round(s.heading_deg, 2), "inshore": bool(s.inshore),
                      "height_m": round(s.height, 2)})
     return recs
+
+
+def oriented_rect(hull: np.ndarray, width: float) -> np.ndarray:
+    """The ship's length x width rectangle (4, 2), clockwise on screen from the stern-port corner
+    (pixel-centre coordinates, like the hull)."""
+    stern = (hull[0] + hull[4]) / 2
+    bow = hull[2]
+    fwd = (bow - stern) / max(float(np.linalg.norm(bow - stern)), 1e-9)
+    side = np.array([-fwd[1], fwd[0]])
+    quad = np.array([stern - side * width / 2, bow - side * width / 2, bow + side * width / 2,
+                     stern + side * width / 2])
+    a, b = quad[1] - quad[0], quad[2] - quad[1]
+    return quad if a[0] * b[1] - a[1] * b[0] > 0 else quad[::-1].copy()
 
 
 def _box(poly: np.ndarray, shape: tuple[int, int]) -> list[float]:
