@@ -1,0 +1,71 @@
+"""Faster R-CNN (torchvision) on a ResNet-FPN backbone with a native ``in_chans`` first conv.
+
+The backbone is torchvision's ResNet with its first conv rebuilt for ``in_chans`` inputs (one
+channel for SAR) and wrapped by torchvision's ``BackboneWithFPN``.
+Normalisation (``image_mean`` / ``image_std``) has one value per input channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+from torchvision.models import resnet
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+#: torchvision's default RPN anchor sizes (one size per FPN level, 3 aspect ratios each).
+DEFAULT_ANCHOR_SIZES: tuple[int, ...] = (32, 64, 128, 256, 512)
+_LAYERS = ("layer4", "layer3", "layer2", "layer1", "conv1")
+
+
+def resnet_fpn(arch: str, in_chans: int, frozen_bn: bool, trainable_layers: int,
+               out_channels: int = 256) -> BackboneWithFPN:
+    """A ResNet body (first conv for ``in_chans``) + FPN on C2-C5 + max-pool P6.
+
+    ``frozen_bn`` uses :class:`FrozenBatchNorm2d` (torchvision's choice with a pretrained body),
+    otherwise trainable ``BatchNorm2d`` (needed from scratch). The first
+    ``5 - trainable_layers`` stages (conv1, layer1, ...) are frozen.
+    """
+    if not 0 <= trainable_layers <= 5:
+        raise ValueError(f"trainable_layers must be in 0..5, got {trainable_layers}")
+    norm = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
+    body = getattr(resnet, arch)(weights=None, norm_layer=norm)
+    if in_chans != 3:
+        body.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        nn.init.kaiming_normal_(body.conv1.weight, mode="fan_out", nonlinearity="relu")
+    train = list(_LAYERS[:trainable_layers]) + (["bn1"] if trainable_layers == 5 else [])
+    for name, p in body.named_parameters():
+        if not any(name.startswith(t) for t in train):
+            p.requires_grad_(False)
+    c5 = body.fc.in_features
+    return BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
+                           [c5 // 8, c5 // 4, c5 // 2, c5], out_channels)
+
+
+def build_faster_rcnn(arch: str, in_chans: int, num_classes: int, image_mean: Sequence[float],
+                      image_std: Sequence[float], frozen_bn: bool = False,
+                      trainable_layers: int = 5, min_size: int = 800, max_size: int = 1333,
+                      anchor_sizes: Sequence[int] = DEFAULT_ANCHOR_SIZES,
+                      score_thresh: float = 0.05, nms_iou: float = 0.5,
+                      detections_per_img: int = 100, fpn_channels: int = 256,
+                      representation_size: int = 1024, **rcnn_kw: int | float) -> FasterRCNN:
+    """torchvision ``FasterRCNN`` with the given backbone; images are resized so the short side
+    is ``min_size`` (long side at most ``max_size``) and predictions come back in input pixels.
+    ``fpn_channels`` / ``representation_size`` (box-head MLP width) default to torchvision's
+    256 / 1024; ``rcnn_kw`` go to ``FasterRCNN`` (``rpn_post_nms_top_n_test``, ...)."""
+    if len(anchor_sizes) != 5:
+        raise ValueError(f"anchor_sizes needs one size per FPN level (5), got {anchor_sizes}")
+    if len(image_mean) != in_chans or len(image_std) != in_chans:
+        raise ValueError(f"image_mean/std need {in_chans} values, got {image_mean}/{image_std}")
+    anchors = AnchorGenerator(tuple((int(s),) for s in anchor_sizes), ((0.5, 1.0, 2.0),) * 5)
+    box_head = TwoMLPHead(fpn_channels * 7 * 7, representation_size)
+    return FasterRCNN(
+        resnet_fpn(arch, in_chans, frozen_bn, trainable_layers, fpn_channels), num_classes=None,
+        box_head=box_head, box_predictor=FastRCNNPredictor(representation_size, num_classes),
+        min_size=min_size, max_size=max_size, image_mean=list(image_mean),
+        image_std=list(image_std), rpn_anchor_generator=anchors, box_score_thresh=score_thresh,
+        box_nms_thresh=nms_iou, box_detections_per_img=detections_per_img, **rcnn_kw)

@@ -1,0 +1,186 @@
+"""``saropt detect predict CHECKPOINT``: run a trained detector on a dataset, write COCO results.
+
+Large images are cut into overlapping tiles (``--tile``, :mod:`saropt.detect.tiling`) whose
+predictions are shifted back and merged with NMS; readers that tile scenes themselves
+(AIR-SARShip) have their tile predictions merged into scene coordinates, and their ground truth
+written at scene level with ``--gt-out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from saropt.cli import add_json_flag, emit
+from saropt.errors import SaroptError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+EXAMPLES = """examples:
+  saropt detect predict runs/detect/checkpoints/last.ckpt --out preds.json
+  saropt detect predict best.ckpt --dataset hrsid --root /data/HRSID --split test \\
+      --out preds.json --gt-out gt.json
+  saropt detect predict best.ckpt --dataset air-sarship-1.0 --root /data/AIR-SARShip-1.0 \\
+      --out preds.json --gt-out scenes_gt.json
+  saropt detect predict best.ckpt --dataset coco --root scenes --option ann_file=gt.json \\
+      --option image_dir=images --tile 512 --overlap 0.5 --out preds.json
+"""
+
+
+def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Module, Any]:
+    """The detector and its :class:`DetectConfig` from a ``saropt detect train`` checkpoint."""
+    import torch
+
+    from saropt.detect.module import DetectConfig, DetectModule
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise SaroptError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
+        raise SaroptError(f"{path}: not a readable checkpoint ({err})") from None
+    hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    if "config" not in hp or "state_dict" not in ckpt:
+        raise SaroptError(f"{path}: not a `saropt detect train` checkpoint (no config in its "
+                          "hyper-parameters)")
+    module = DetectModule(hp["config"], norm=hp.get("norm"), from_checkpoint=True)
+    module.load_state_dict(ckpt["state_dict"])
+    return module.model.to(device).eval(), DetectConfig.model_validate(hp["config"])
+
+
+def predict_images(model: nn.Module, images: list[torch.Tensor], tile: int | None = None,
+                   overlap: float = 0.5, nms_iou: float = 0.5) -> list[dict[str, torch.Tensor]]:
+    """Detections per image; images larger than ``tile`` run tile by tile and are merged."""
+    import torch
+
+    with torch.no_grad():
+        return _predict_images(model, images, tile, overlap, nms_iou)
+
+
+def _predict_images(model: nn.Module, images: list[torch.Tensor], tile: int | None,
+                    overlap: float, nms_iou: float) -> list[dict[str, torch.Tensor]]:
+    if not tile:
+        return [{k: v.cpu() for k, v in o.items()} for o in model(images)]
+    from saropt.detect.tiling import merge_tile_predictions, tile_windows
+
+    outs = []
+    for img in images:
+        wins = tile_windows(img.shape[-1], img.shape[-2], tile, overlap)
+        dets = model([img[:, y0:y1, x0:x1] for x0, y0, x1, y1 in wins])
+        boxes, scores, labels = merge_tile_predictions(
+            ((w, d["boxes"].cpu(), d["scores"].cpu(), d["labels"].cpu())
+             for w, d in zip(wins, dets)), nms_iou)
+        outs.append({"boxes": boxes, "scores": scores, "labels": labels})
+    return outs
+
+
+def predict_dataset(model: nn.Module, ds: Any, batch_size: int = 4, tile: int | None = None,
+                    overlap: float = 0.5, progress: bool = True) -> list[dict[str, Any]]:
+    """COCO results of ``model`` on a detection dataset (scene-level for tiling readers)."""
+    from tqdm import tqdm
+
+    from saropt.detect.module import to_coco_results
+    from saropt.detect.train import loader
+
+    device = next(model.parameters()).device
+    cats = {i + 1: int(c["id"]) for i, c in enumerate(ds.categories)}
+    results: list[dict[str, Any]] = []
+    for images, targets in tqdm(loader(ds, batch_size, 0, False), desc="predict",
+                                disable=not progress, unit="batch"):
+        outs = predict_images(model, [im.to(device) for im in images], tile, overlap)
+        for out, t in zip(outs, targets):
+            results += to_coco_results(out, int(t["image_id"]), cats)
+    if hasattr(ds, "tile_to_scene"):
+        from saropt.detect.tiling import tile_results_to_scene
+
+        results = tile_results_to_scene(results, ds.tile_to_scene())
+    return results
+
+
+def dataset_gt(ds: Any) -> dict[str, Any]:
+    """Ground truth matching :func:`predict_dataset`'s image ids (scenes for tiling readers)."""
+    return ds.scene_coco() if hasattr(ds, "scene_coco") else ds.to_coco()
+
+
+def run_predict(checkpoint: str | Path, out: str | Path, dataset: str | None = None,
+                root: str | None = None, split: str | None = None,
+                options: dict[str, Any] | None = None, tile: int | None = None,
+                overlap: float = 0.5, batch_size: int = 4, device: str = "auto",
+                score_thresh: float | None = None, gt_out: str | Path | None = None,
+                progress: bool = True) -> dict[str, Any]:
+    """Predict on a dataset (default: the checkpoint's validation split) and write results."""
+    import torch
+
+    from saropt.detect.datasets import build_dataset
+    from saropt.utils.io import write_json_atomic
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, cfg = load_detector(checkpoint, device)
+    d = cfg.data
+    name, root = dataset or d.dataset, root or d.root
+    opts = dict(options if options is not None else (d.options if dataset is None else {}))
+    opts.setdefault("in_chans", cfg.model.in_chans)
+    ds = build_dataset(name, root, split or d.val_split, **opts)
+    if score_thresh is not None:
+        _set_score_thresh(model, score_thresh)
+    results = predict_dataset(model, ds, batch_size, tile, overlap, progress)
+    write_json_atomic(out, results)
+    summary = {"predictions": str(out), "n_images": len(ds), "n_detections": len(results),
+               "dataset": name, "root": str(root), "split": split or d.val_split}
+    if gt_out:
+        summary["ground_truth"] = str(write_json_atomic(gt_out, dataset_gt(ds)))
+    return summary
+
+
+def _set_score_thresh(model: nn.Module, thr: float) -> None:
+    if hasattr(model, "roi_heads"):
+        model.roi_heads.score_thresh = thr
+    else:
+        model.score_thresh = thr
+
+
+def _option(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--option {text!r} is not key=value")
+    return key, yaml.safe_load(value)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict", help="run a trained detector on a dataset and write COCO results JSON",
+        description="Run a `saropt detect train` checkpoint on a dataset split (default: the "
+        "dataset and validation split it was trained with) and write COCO results JSON "
+        "(score with `saropt detect eval`).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="a .ckpt written by `saropt detect train`")
+    p.add_argument("--out", required=True, help="COCO results JSON to write")
+    p.add_argument("--dataset", help="reader name (hrsid, ssdd, air-sarship-1.0, "
+                   "air-sarship-2.0, dota, coco); default: the training config's")
+    p.add_argument("--root", help="dataset root (default: the training config's)")
+    p.add_argument("--split", help="split (default: the training config's val_split)")
+    p.add_argument("--option", action="append", type=_option, default=[],
+                   metavar="KEY=VALUE", help="reader option, e.g. ann_file=test.json")
+    p.add_argument("--tile", type=int, help="tile images larger than this (pixels)")
+    p.add_argument("--overlap", type=float, default=0.5, help="tile overlap (default 0.5)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
+    p.add_argument("--score-thresh", type=float, help="keep detections above this score")
+    p.add_argument("--gt-out", help="also write the matching COCO ground truth here")
+    add_json_flag(p)
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    summary = run_predict(args.checkpoint, args.out, args.dataset, args.root, args.split,
+                          dict(args.option) if args.option else None, args.tile, args.overlap,
+                          args.batch_size, args.device, args.score_thresh, args.gt_out)
+    emit(summary, args.json, "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
