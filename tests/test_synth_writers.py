@@ -108,3 +108,12 @@ def test_qxs_rejects_bad_count(tmp_path, n):
 
     with pytest.raises(ValueError):
         write_qxs_pairs(tmp_path, n, 0)
+
+
+def test_builtin_world_configs_match_the_code():
+    from saropt.config import load_config
+    from saropt.synth import WorldConfig
+    from saropt.synth.ships import ship_world_config
+
+    assert load_config(WorldConfig, "synth/default") == WorldConfig()
+    assert load_config(WorldConfig, "synth/ship_world") == ship_world_config()
