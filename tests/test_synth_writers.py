@@ -102,12 +102,13 @@ def test_cli_group_alone_prints_help(capsys):
     assert "scene" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("n", [0])
-def test_qxs_rejects_bad_count(tmp_path, n):
+@pytest.mark.parametrize("kwargs", [{"n_pairs": 0}, {"overlap": 1.0}, {"patch_size": 4096}])
+def test_qxs_rejects_bad_arguments(tmp_path, kwargs):
     from saropt.synth import write_qxs_pairs
 
+    args = {"n_pairs": 5, "seed": 0, **kwargs}
     with pytest.raises(ValueError):
-        write_qxs_pairs(tmp_path, n, 0)
+        write_qxs_pairs(tmp_path, **args)
 
 
 def test_builtin_world_configs_match_the_code():

@@ -175,6 +175,9 @@ def write_ship_datasets(out_dir: str | Path, seed: int, n_train: int, n_test: in
         raise ValueError(f"image_size must be >= 64 (got {image_size})")
     cfg = cfg or ship_world_config()
     scene_size = scene_size or max(1024, 4 * image_size)
+    if scene_size < 2 * image_size:
+        raise ValueError(f"scene_size {scene_size} must be at least twice image_size "
+                         f"{image_size}")
     root = Path(out_dir)
     ssdd_nums = dict(zip(("train", "test"), _ssdd_numbers(n_train, n_test)))
     summary: dict[str, Any] = {"root": str(root), "image_size": image_size, "ships": 0}

@@ -119,6 +119,8 @@ def write_qxs_pairs(out_dir: str | Path, n_pairs: int, seed: int, patch_size: in
         raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
     if scene_size < patch_size:
         raise ValueError(f"scene_size {scene_size} is smaller than patch_size {patch_size}")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     root = Path(out_dir)
     opt_name, sar_name = qxs_dir_names(patch_size, overlap)
     (root / opt_name).mkdir(parents=True, exist_ok=True)
