@@ -229,7 +229,7 @@ def _land_cover(rng: np.random.Generator, ground: Ground, land: np.ndarray, cent
     vthr = (np.quantile(veg[sub][rest[sub]], 1 - cfg.vegetation_fraction)
             if rest[sub].any() else 0)
     ground.classes[rest & (veg > vthr)] = VEGETATION
-    ground.classes[urban & land & (veg > vthr + 1.2)] = VEGETATION  # parks
+    ground.classes[urban & land & (veg > vthr + 0.5)] = VEGETATION  # parks and gardens
     return urban
 
 

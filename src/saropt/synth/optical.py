@@ -49,7 +49,7 @@ def render_optical(rng: np.random.Generator, ground: Ground, cfg: WorldConfig) -
         channels.append(np.clip(ch, 0, 255).astype(np.uint8))
     img = cv2.merge(channels)
     _wakes(img, ground)
-    _roofs(img, ground)
+    _roofs(img, ground, cfg.sun_azimuth_deg)
     _cars(img, ground)
     _ships(img, ground)
     _shadows(img, ground, cfg)
@@ -83,17 +83,29 @@ def _calm_mask(ground: Ground, shape: tuple[int, int]) -> np.ndarray:
     return m & (ground.classes == SEA)
 
 
-def _roofs(img: np.ndarray, ground: Ground) -> None:
+def _roofs(img: np.ndarray, ground: Ground, sun_azimuth_deg: float) -> None:
+    """Flat roofs with an outline and fixtures, or pitched roofs (sunlit and shaded halves)."""
+    az = np.deg2rad(sun_azimuth_deg)
+    to_sun = np.array([np.sin(az), -np.cos(az)])
     for b in ground.buildings:
         colour = ROOF_PALETTE[b.roof % len(ROOF_PALETTE)] * (0.85 + 0.3 * ((b.roof >> 4) % 8) / 8)
-        fill_poly(img, b.poly, tuple(float(c) for c in colour))
-        pts = np.round(b.poly * (1 << FILL_SHIFT)).astype(np.int32)
+        p = b.poly
+        if (b.roof >> 10) % 2 and b.height < 20:  # pitched roof, ridge along the long side
+            if np.linalg.norm(p[1] - p[0]) < np.linalg.norm(p[3] - p[0]):
+                p = np.roll(p, 1, axis=0)
+            m0, m1 = (p[0] + p[3]) / 2, (p[1] + p[2]) / 2
+            half_a, half_b = np.array([p[0], p[1], m1, m0]), np.array([m0, m1, p[2], p[3]])
+            lit_a = np.dot(half_a.mean(0) - half_b.mean(0), to_sun) > 0
+            for half, lit in ((half_a, lit_a), (half_b, not lit_a)):
+                fill_poly(img, half, tuple(float(c) * (1.12 if lit else 0.72) for c in colour))
+            continue
+        fill_poly(img, p, tuple(float(c) for c in colour))
+        pts = np.round(p * (1 << FILL_SHIFT)).astype(np.int32)
         cv2.polylines(img, [pts], True, tuple(float(c) * 0.7 for c in colour), 1,
                       shift=FILL_SHIFT)
         if (b.roof >> 8) % 3 == 0:  # roof fixtures
-            c = b.poly.mean(0)
-            inner = c + (b.poly - c) * 0.35
-            fill_poly(img, inner, tuple(float(v) * 1.15 for v in colour))
+            c = p.mean(0)
+            fill_poly(img, c + (p - c) * 0.35, tuple(float(v) * 1.15 for v in colour))
 
 
 def _wakes(img: np.ndarray, ground: Ground) -> None:
