@@ -45,8 +45,10 @@ class WorldConfig(Config):
     sensor_side: str = Field("left", pattern="^(left|right)$",
                              description="side the radar looks from (range increases away)")
     amplitude_scale: float = Field(1000.0, gt=0, description="uint16 DN for sigma0 = 1")
-    sar8_percentiles: tuple[float, float] = (1.0, 99.8)
-    sar8_dynamic_range_db: float = Field(36.0, gt=0)
+    sar8_percentiles: tuple[float, float] = (1.0, 99.5)
+    sar8_dynamic_range_db: float = Field(45.0, gt=0)
+    sar8_noise_floor_dn: float = Field(8.0, ge=0, description="DN below which a pixel holds no "
+                                       "signal (left out of the 8-bit percentiles)")
     sidelobe_length: int = Field(48, ge=0)
     # geometry of the optical grid relative to the SAR grid
     distortion_strength: float = Field(1.0, ge=0.0, le=3.0)

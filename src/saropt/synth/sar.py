@@ -16,9 +16,9 @@ from saropt.synth.config import BARE, BUILDING, PIER, ROAD, SEA, SHIP, VEGETATIO
 from saropt.synth.ground import FILL_SHIFT, Ground, fill_poly, wake_mask
 
 #: mean sigma0 (linear) per class
-SIGMA0 = {SEA: 0.012, BARE: 0.04, VEGETATION: 0.13, ROAD: 0.005, BUILDING: 1e-5, PIER: 0.25,
+SIGMA0 = {SEA: 0.006, BARE: 0.05, VEGETATION: 0.14, ROAD: 0.004, BUILDING: 1e-5, PIER: 0.25,
           SHIP: 0.8}
-CALM_SIGMA0 = 2e-6
+CALM_SIGMA0 = 1e-6
 SHADOW_SIGMA0 = 1e-5
 MARGIN = 96  # ground margin rendered around the SAR grid (layover reaches in from outside)
 
@@ -239,18 +239,22 @@ def to_amplitude_uint16(intensity: np.ndarray, cfg: WorldConfig) -> np.ndarray:
     return np.clip(np.rint(amp), 0, 65535).astype(np.uint16)
 
 
-def amplitude_to_uint8(amp: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.8),
-                       dynamic_range_db: float = 36.0) -> np.ndarray:
-    """dB scaling: ``db = 20 log10(max(amp, 1))``, clipped to ``[lo, hi]`` and stretched to 0..255.
+def amplitude_to_uint8(amp: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.5),
+                       dynamic_range_db: float = 45.0, noise_floor_dn: float = 8.0) -> np.ndarray:
+    """dB scaling: ``db = 20 log10(max(amp, 1))``, clipped to ``[lo, hi]``, stretched to 0..255.
 
-    ``hi`` is the upper percentile of ``db``; ``lo`` is the lower percentile but at least
-    ``hi - dynamic_range_db``, so large black areas (calm sea, shadow) cannot stretch the noise.
-    Percentiles are taken on a regular subsample of at most ~1M pixels.
+    ``lo`` and ``hi`` are percentiles of ``db`` over the pixels above the noise floor
+    (``amp >= noise_floor_dn``: radar shadow and calm sea carry no signal and would drag the
+    lower clip down), with ``lo >= hi - dynamic_range_db``. Percentiles come from a regular
+    subsample of at most ~1M pixels.
     """
     step = max(1, int(np.sqrt(amp.size / 1e6)))
     db = np.float32(20.0) * np.log10(np.maximum(amp, 1).astype(np.float32))
-    sub = db[::step, ::step]
-    lo, hi = np.percentile(sub, percentiles)
+    sub = amp[::step, ::step]
+    valid = db[::step, ::step][sub >= noise_floor_dn]
+    if valid.size < 16:
+        valid = db[::step, ::step].ravel()
+    lo, hi = np.percentile(valid, percentiles)
     lo = max(float(lo), float(hi) - dynamic_range_db)
     hi = max(float(hi), lo + 1e-3)
     scaled = (db - np.float32(lo)) * np.float32(255.0 / (hi - lo))

@@ -86,7 +86,8 @@ def make_scene_pair(size: int | tuple[int, int], seed: int,
     inten = render_sar_intensity(rng, ground, cfg)
     amp = to_amplitude_uint16(inten, cfg)
     del inten
-    sar8 = amplitude_to_uint8(amp, cfg.sar8_percentiles, cfg.sar8_dynamic_range_db)
+    sar8 = amplitude_to_uint8(amp, cfg.sar8_percentiles, cfg.sar8_dynamic_range_db,
+                              cfg.sar8_noise_floor_dn)
     crop = (slice(pad, pad + h), slice(pad, pad + w))
     subregions = make_subregions((h, w), cfg.subregion_grid)
     ties = make_tie_points(rng, mapping, subregions, opt_shape, cfg)
