@@ -42,3 +42,13 @@ def synth_qxs_root_256(tmp_path_factory) -> Path:
 
     return write_qxs_pairs(tmp_path_factory.mktemp("synth_qxs256"), 12, seed=4, patch_size=256,
                            scene_size=768, progress=False)
+
+
+@pytest.fixture(scope="session")
+def synth_ships_root(tmp_path_factory) -> Path:
+    """Ship detection sets (``hrsid/``, ``ssdd/``, ``dota/``, ``summary.json``): 10 train and 5
+    test chips of 128x128 cut from 384 px scenes, with ``hrsid/land_masks/``."""
+    from saropt.synth import write_ship_datasets
+
+    return write_ship_datasets(tmp_path_factory.mktemp("synth_ships"), seed=1, n_train=10,
+                               n_test=5, image_size=128, scene_size=384, progress=False)

@@ -14,12 +14,9 @@ from PIL import Image
 from saropt.cli import main
 
 
-@pytest.fixture(scope="module")
-def ships_root(tmp_path_factory) -> Path:
-    from saropt.synth import write_ship_datasets
-
-    return write_ship_datasets(tmp_path_factory.mktemp("ships"), seed=1, n_train=10, n_test=5,
-                               image_size=128, scene_size=384, progress=False)
+@pytest.fixture
+def ships_root(synth_ships_root) -> Path:
+    return synth_ships_root
 
 
 def test_cli_ships_json(tmp_path, capsys):
