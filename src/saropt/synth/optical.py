@@ -37,7 +37,7 @@ def _lut256(table: dict[int, float]) -> np.ndarray:
     return lut
 
 
-def render_optical(rng: np.random.Generator, ground: Ground, cfg: WorldConfig) -> np.ndarray:
+def render_optical(ground: Ground, cfg: WorldConfig) -> np.ndarray:
     """uint8 (Hp, Wp, 3) RGB on the padded ground grid."""
     classes = ground.classes
     tex = _texture(ground)

@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from saropt.synth.config import CLASS_CODES, SEA, WorldConfig
+from saropt.synth.config import CLASS_CODES, WorldConfig
 from saropt.synth.geometry import SceneMapping, grid_sar_coords, random_mapping
 from saropt.synth.ground import Ground, make_ground
 from saropt.synth.optical import render_optical
@@ -79,7 +79,7 @@ def make_scene_pair(size: int | tuple[int, int], seed: int,
         cfg.nonlinear_px)
     pad = _needed_pad(mapping, opt_shape, (h, w))
     ground = make_ground(rng, (h, w), pad, cfg)
-    optical_pad = render_optical(rng, ground, cfg)
+    optical_pad = render_optical(ground, cfg)
     optical, classes_opt = _remap_to_optical([optical_pad, ground.classes],
                                              [cv2.INTER_LINEAR, cv2.INTER_NEAREST], mapping,
                                              opt_shape, pad)
@@ -214,7 +214,3 @@ def _box(poly: np.ndarray, shape: tuple[int, int]) -> list[float]:
     x1, y1 = poly.max(0) + 0.5
     return [round(float(np.clip(x0, 0, w)), 2), round(float(np.clip(y0, 0, h)), 2),
             round(float(np.clip(x1, 0, w)), 2), round(float(np.clip(y1, 0, h)), 2)]
-
-
-def sea_fraction(classes: np.ndarray) -> float:
-    return float((classes == SEA).mean())
