@@ -172,3 +172,23 @@ def test_patch_origins_use_the_qxs_stride():
     origins = patch_origins((1000, 700), 256, 0.2)
     xs, ys = sorted({x for x, _ in origins}), sorted({y for _, y in origins})
     assert xs == [0, 205, 410] and ys == [0, 205, 410, 615]
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_layover_toward_the_sensor_shadow_away(side):
+    """Beside building footprints the SAR is bright on the sensor side (layover, double bounce)
+    and dark on the far side (radar shadow)."""
+    cfg = WorldConfig(sensor_side=side, land_fraction=0.9, urban_fraction=0.9, harbour=False,
+                      calm_sea_patches=0)
+    p = make_scene_pair(256, 5, cfg)
+    b = (p.classes == BUILDING).astype(np.uint8)
+    amp = p.sar_amp.astype(np.float64)
+
+    def band(dx: int) -> np.ndarray:
+        """Pixels just outside the footprints, ``dx`` columns from them."""
+        return np.roll(b, dx, axis=1).astype(bool) & (b == 0)
+
+    left, right = band(-2), band(2)
+    near, far = (left, right) if side == "left" else (right, left)
+    assert b.sum() > 500
+    assert np.median(amp[near]) > 3 * np.median(amp[far])

@@ -65,8 +65,6 @@ def _world_config(args: argparse.Namespace):
 
 
 def _cmd_scene(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from saropt.errors import SaroptError
     from saropt.synth import make_scene_pair, write_scene
 
@@ -79,13 +77,8 @@ def _cmd_scene(args: argparse.Namespace) -> int:
     size = dims[0] if len(dims) == 1 else (dims[0], dims[1])
     cfg = _world_config(args)
     t0 = time.perf_counter()
-    with tqdm(total=2, desc="scene", disable=args.quiet) as bar:
-        bar.set_postfix_str("rendering")
-        pair = make_scene_pair(size, args.seed, cfg)
-        bar.update(1)
-        bar.set_postfix_str("writing")
-        out = write_scene(pair, args.out)
-        bar.update(1)
+    pair = make_scene_pair(size, args.seed, cfg, progress=not args.quiet)
+    out = write_scene(pair, args.out)
     ties = pair.tie_points
     result = {"out": str(out), "sar_shape": list(pair.shape),
               "optical_shape": list(pair.optical.shape[:2]), "ships": len(pair.ships),

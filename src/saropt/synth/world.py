@@ -66,28 +66,39 @@ def _shape2(size: int | tuple[int, int]) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def make_scene_pair(size: int | tuple[int, int], seed: int,
-                    cfg: WorldConfig | None = None) -> ScenePair:
-    """Render a scene pair; ``size`` is the SAR grid side or (height, width) in pixels (1 m)."""
+def make_scene_pair(size: int | tuple[int, int], seed: int, cfg: WorldConfig | None = None,
+                    progress: bool = False) -> ScenePair:
+    """Render a scene pair; ``size`` is the SAR grid side or (height, width) in pixels (1 m).
+    ``progress`` shows a progress bar over the rendering steps."""
+    from tqdm import tqdm
+
     cfg = cfg or WorldConfig()
     h, w = _shape2(size)
     if min(h, w) < 64:
         raise ValueError(f"scene size {size} too small (minimum 64 px)")
+    bar = tqdm(total=4, desc=f"scene {h}x{w}", disable=not progress)
     rng = np.random.default_rng(seed)
     mapping, opt_shape = random_mapping(
         rng, (h, w), cfg.distortion_strength, cfg.rotation_deg, cfg.scale_jitter, cfg.shear,
         cfg.nonlinear_px)
     pad = _needed_pad(mapping, opt_shape, (h, w))
+    bar.set_postfix_str("ground")
     ground = make_ground(rng, (h, w), pad, cfg)
+    bar.update(1)
+    bar.set_postfix_str("optical")
     optical_pad = render_optical(ground, cfg)
     optical, classes_opt = _remap_to_optical([optical_pad, ground.classes],
                                              [cv2.INTER_LINEAR, cv2.INTER_NEAREST], mapping,
                                              opt_shape, pad)
+    bar.update(1)
+    bar.set_postfix_str("SAR")
     inten = render_sar_intensity(rng, ground, cfg)
     amp = to_amplitude_uint16(inten, cfg)
     del inten
     sar8 = amplitude_to_uint8(amp, cfg.sar8_percentiles, cfg.sar8_dynamic_range_db,
                               cfg.sar8_noise_floor_dn)
+    bar.update(1)
+    bar.set_postfix_str("truth")
     crop = (slice(pad, pad + h), slice(pad, pad + w))
     subregions = make_subregions((h, w), cfg.subregion_grid)
     ties = make_tie_points(rng, mapping, subregions, opt_shape, cfg)
@@ -96,6 +107,8 @@ def make_scene_pair(size: int | tuple[int, int], seed: int,
                        "looks": cfg.looks, "pixel_spacing_m": 1.0},
             "sun": {"azimuth_deg": cfg.sun_azimuth_deg, "elevation_deg": cfg.sun_elevation_deg},
             "pad": pad}
+    bar.update(1)
+    bar.close()
     return ScenePair(sar_amp=amp, sar8=sar8, optical=optical,
                      optical_on_sar=np.ascontiguousarray(optical_pad[crop]),
                      classes=np.ascontiguousarray(ground.classes[crop]),
