@@ -21,9 +21,10 @@ _SCALE = float(1 << FILL_SHIFT)
 
 @dataclass
 class Building:
-    poly: np.ndarray  # (4, 2) footprint corners
+    poly: np.ndarray  # (K, 2) convex footprint (4 corners, or a circle's 20 for tanks)
     height: float
-    roof: int  # index into the roof palette
+    roof: int  # random code: roof palette index and appearance flags
+    kind: str = "house"  # house | warehouse | container | tank
 
 
 @dataclass
@@ -297,6 +298,10 @@ def _buildings(rng: np.random.Generator, ground: Ground, urban: np.ndarray, road
     port = centre + t * harbour_u
     d = np.array([np.cos(alpha), np.sin(alpha)])
     e = np.array([-d[1], d[0]])
+    if cfg.harbour:
+        no_road = cv2.dilate((~urban | (classes == PIER)).astype(np.uint8),
+                             np.ones((5, 5), np.uint8))
+        _port_facilities(rng, ground, blocked, no_road, d, port, harbour_len)
     lot = rng.uniform(22, 42, 2)
     half = float(np.hypot(hp, wp)) / 2
     us = np.arange(-half, half, lot[0])
@@ -312,9 +317,10 @@ def _buildings(rng: np.random.Generator, ground: Ground, urban: np.ndarray, road
     for p in cen:
         if rng.random() > fill:
             continue
+        kind = "house"
         if np.hypot(*(p - port)) < 0.45 * harbour_len and rng.random() < 0.35:
             length, width = rng.uniform(50, 130), rng.uniform(25, 50)
-            height = rng.uniform(7, 16)
+            height, kind = rng.uniform(7, 16), "warehouse"
         else:
             length, width = lot[0] * rng.uniform(0.45, 0.8) - 3, lot[1] * rng.uniform(0.4, 0.8) - 3
             height = float(np.clip(cfg.building_height_median_m *
@@ -329,7 +335,64 @@ def _buildings(rng: np.random.Generator, ground: Ground, urban: np.ndarray, road
         fill_poly(classes, poly, BUILDING)
         fill_poly(heights, poly, float(height))
         ground.buildings.append(Building(poly=poly, height=float(height),
-                                         roof=int(rng.integers(0, 1 << 16))))
+                                         roof=int(rng.integers(0, 1 << 16)), kind=kind))
+
+
+def _port_facilities(rng: np.random.Generator, ground: Ground, blocked: np.ndarray,
+                     no_road: np.ndarray, d: np.ndarray, port: np.ndarray,
+                     harbour_len: float) -> None:
+    """Container yards (paved over the street grid, rows of 12 x 2.4 m containers stacked 1-4
+    high) and a tank farm (round tanks) on free land near the port."""
+    e = np.array([-d[1], d[0]])
+    for kind in ["yard"] * int(rng.integers(1, 3)) + ["tanks"] * int(rng.integers(0, 2)):
+        for _ in range(40):
+            c = port + rng.uniform(-0.6, 0.6, 2) * harbour_len
+            size = rng.uniform([120, 70], [240, 140]) if kind == "yard" else \
+                rng.uniform([80, 60], [160, 110])
+            area = rect_poly(c, d, size[0], size[1])
+            if _local_hits(no_road if kind == "yard" else blocked, area, grow=4):
+                continue
+            _mark(no_road, area, grow=4)
+            _mark(blocked, area, grow=4)
+            if kind == "yard":
+                fill_poly(ground.classes, area, ROAD)  # paved
+                _containers(rng, ground, c, d, e, size)
+            else:
+                _tanks(rng, ground, c, d, e, size)
+            break
+
+
+def _add_building(ground: Ground, poly: np.ndarray, height: float, roof: int, kind: str) -> None:
+    fill_poly(ground.classes, poly, BUILDING)
+    fill_poly(ground.heights, poly, float(height))
+    ground.buildings.append(Building(poly=poly, height=float(height), roof=roof, kind=kind))
+
+
+def _containers(rng: np.random.Generator, ground: Ground, c: np.ndarray, d: np.ndarray,
+                e: np.ndarray, size: np.ndarray) -> None:
+    """Blocks of 4 containers along ``d`` by 6 across, with driving lanes between blocks."""
+    along = np.arange(-size[0] / 2 + 10, size[0] / 2 - 16, 12.6)
+    across = np.arange(-size[1] / 2 + 8, size[1] / 2 - 6, 2.6)
+    for i, a in enumerate(along):
+        for j, b in enumerate(across):
+            if i % 5 == 4 or j % 7 == 6 or rng.random() < 0.12:  # lanes and gaps
+                continue
+            stack = int(rng.integers(1, 5))
+            _add_building(ground, rect_poly(c + d * (a + 6.1) + e * b, d, 12.2, 2.44),
+                          2.6 * stack, int(rng.integers(0, 1 << 16)), "container")
+
+
+def _tanks(rng: np.random.Generator, ground: Ground, c: np.ndarray, d: np.ndarray,
+           e: np.ndarray, size: np.ndarray) -> None:
+    """A grid of round storage tanks (20-gons)."""
+    r = float(rng.uniform(8, 18))
+    step = 2.6 * r
+    ang = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    circle = np.stack([np.cos(ang), np.sin(ang)], 1)
+    for a in np.arange(-size[0] / 2 + step / 2, size[0] / 2 - r, step):
+        for b in np.arange(-size[1] / 2 + step / 2, size[1] / 2 - r, step):
+            _add_building(ground, c + d * a + e * b + circle * r, rng.uniform(12, 20),
+                          int(rng.integers(0, 1 << 16)), "tank")
 
 
 def _calm_sea(rng: np.random.Generator, ground: Ground, cfg: WorldConfig) -> None:
@@ -438,7 +501,7 @@ def wake_mask(ship: Ship, shape: tuple[int, int],
     stern = (poly[0] + poly[4]) / 2
     fwd = (poly[2] - stern) / max(ship.length, 1e-6)
     side = np.array([-fwd[1], fwd[0]])
-    lw = ship.length * 2.5
+    lw = ship.length * 2.0
     ang = np.deg2rad(19.5)
     tip = stern - fwd * lw
     arms = [stern - (fwd * np.cos(ang) + sgn * side * np.sin(ang)) * lw * 0.8 for sgn in (-1, 1)]

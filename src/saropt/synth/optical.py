@@ -13,6 +13,9 @@ ROOF_PALETTE = np.array([[150, 148, 142], [180, 178, 170], [120, 118, 115], [160
                          [110, 125, 110], [210, 205, 190]], np.float32)
 HULL_PALETTE = np.array([[200, 200, 198], [60, 62, 70], [140, 45, 40], [40, 70, 120],
                          [225, 225, 220], [90, 95, 85], [170, 120, 60]], np.float32)
+CONTAINER_PALETTE = np.array([[170, 50, 40], [40, 80, 150], [210, 120, 40], [60, 120, 70],
+                              [200, 200, 195], [120, 120, 125], [150, 40, 90], [90, 60, 40]],
+                             np.float32)
 CAR_PALETTE = np.array([[230, 230, 228], [30, 30, 32], [130, 130, 135], [170, 40, 35],
                         [40, 60, 130], [200, 200, 205], [90, 90, 95]], np.float32)
 _BASE = {SEA: (24, 56, 72), BARE: (150, 138, 115), VEGETATION: (62, 86, 50), ROAD: (108, 108, 104),
@@ -90,7 +93,18 @@ def _roofs(img: np.ndarray, ground: Ground, sun_azimuth_deg: float) -> None:
     for b in ground.buildings:
         colour = ROOF_PALETTE[b.roof % len(ROOF_PALETTE)] * (0.85 + 0.3 * ((b.roof >> 4) % 8) / 8)
         p = b.poly
-        if (b.roof >> 10) % 2 and b.height < 20:  # pitched roof, ridge along the long side
+        if b.kind == "container":
+            fill_poly(img, p, tuple(float(c) for c in
+                                    CONTAINER_PALETTE[b.roof % len(CONTAINER_PALETTE)]))
+            continue
+        if b.kind == "tank":
+            fill_poly(img, p, (205.0, 205.0, 200.0))
+            pts = np.round(p * (1 << FILL_SHIFT)).astype(np.int32)
+            cv2.polylines(img, [pts], True, (120.0, 120.0, 118.0), 2, shift=FILL_SHIFT)
+            c = p.mean(0)
+            fill_poly(img, c + (p - c) * 0.8, (185.0, 186.0, 182.0))  # floating lid
+            continue
+        if b.kind == "house" and (b.roof >> 10) % 2 and b.height < 20:  # pitched roof
             if np.linalg.norm(p[1] - p[0]) < np.linalg.norm(p[3] - p[0]):
                 p = np.roll(p, 1, axis=0)
             m0, m1 = (p[0] + p[3]) / 2, (p[1] + p[2]) / 2
@@ -116,7 +130,7 @@ def _wakes(img: np.ndarray, ground: Ground) -> None:
         if got is None:
             continue
         sl, m = got
-        a = (m * np.float32(0.6) * (ground.classes[sl] == SEA))[..., None]
+        a = (m * np.float32(0.45) * (ground.classes[sl] == SEA))[..., None]
         img[sl] = (img[sl] * (1 - a) + foam * a).astype(np.uint8)
 
 
