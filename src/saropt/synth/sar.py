@@ -36,7 +36,7 @@ def render_sar_intensity(rng: np.random.Generator, ground: Ground,
     strong = np.zeros(shape, np.float32)  # deterministic scatterers: double bounce, edges
     points = np.zeros(shape, np.float32)  # ship scatterers, the only ones with visible side-lobes
     _buildings(sigma, strong, ground, o, cfg, flip)
-    _ships(rng, sigma, points, ground, o)
+    point_yx = _ships(rng, sigma, points, ground, o)
     _piers(strong, ground, o, flip)
     _cars(rng, strong, ground, o)
     _wakes(sigma, ground, o, classes)
@@ -44,10 +44,11 @@ def render_sar_intensity(rng: np.random.Generator, ground: Ground,
     looks = np.float32(cfg.looks)
     inten = sigma * rng.standard_gamma(looks, shape, dtype=np.float32) / looks
     strong += points
-    hot = np.nonzero(strong)
-    strong[hot] *= rng.standard_gamma(8.0, len(hot[0]), dtype=np.float32) / np.float32(8.0)
+    flat = strong.reshape(-1)
+    hot = np.flatnonzero(flat)
+    flat[hot] *= rng.standard_gamma(8.0, len(hot), dtype=np.float32) / np.float32(8.0)
     inten += strong
-    inten += _sidelobes(strong, points, cfg.sidelobe_length)
+    inten += _sidelobes(strong, point_yx, cfg.sidelobe_length)
     inten = cv2.GaussianBlur(inten, (0, 0), 0.45)
     return inten[m:m + h, m:m + w]
 
@@ -158,8 +159,11 @@ def _near_edges(img: np.ndarray, poly: np.ndarray, toward: float, peak: float) -
 
 
 def _ships(rng: np.random.Generator, sigma: np.ndarray, strong: np.ndarray, ground: Ground,
-           o: int) -> None:
+           o: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ship hulls into ``sigma``, their point scatterers into ``strong``; returns the points'
+    (rows, columns), without duplicates."""
     h, w = strong.shape
+    all_ij = [np.zeros((0, 2), int)]
     for s in ground.ships:
         poly = s.poly - o
         # small boats (wood, fibreglass) are often weak scatterers
@@ -175,6 +179,9 @@ def _ships(rng: np.random.Generator, sigma: np.ndarray, strong: np.ndarray, grou
         ij = np.round(pos).astype(int)
         ok = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
         np.add.at(strong, (ij[ok, 1], ij[ok, 0]), vals[ok].astype(np.float32))
+        all_ij.append(ij[ok])
+    ij = np.unique(np.concatenate(all_ij), axis=0)
+    return ij[:, 1], ij[:, 0]
 
 
 def _cars(rng: np.random.Generator, strong: np.ndarray, ground: Ground, o: int) -> None:
@@ -212,11 +219,12 @@ def _piers(strong: np.ndarray, ground: Ground, o: int, flip: bool) -> None:
         _near_edges(strong, p - o, 1.0 if flip else -1.0, 3.0)
 
 
-def _sidelobes(strong: np.ndarray, points: np.ndarray, length: int) -> np.ndarray:
+def _sidelobes(strong: np.ndarray, point_yx: tuple[np.ndarray, np.ndarray],
+               length: int) -> np.ndarray:
     """Cross-shaped side-lobes of an unweighted sinc impulse response (range and azimuth) around
-    the point scatterers (nonzero ``points``), with the point's fluctuated intensity."""
+    the point scatterers at ``point_yx``, with the point's fluctuated intensity."""
     out = np.zeros_like(strong)
-    ys, xs = np.nonzero(points)
+    ys, xs = point_yx
     if length <= 0 or len(ys) == 0:
         return out
     k = np.arange(-length, length + 1)
