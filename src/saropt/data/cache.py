@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from saropt.data.images import read_opt, read_sar, resize_array
@@ -148,6 +149,35 @@ class PairCache:
     def opt(self, id_: str) -> np.ndarray:
         """The optical patch of ``id_`` as a read-only uint8 (H, W, 3) view."""
         return self._maps()[1][self.position[id_]]
+
+    @property
+    def pair_shape(self) -> tuple[int, int]:
+        """(H, W) of every cached pair."""
+        return int(self.index["sar_shape"][1]), int(self.index["sar_shape"][2])
+
+    def read_sar_into(self, positions: Sequence[int], out: np.ndarray) -> np.ndarray:
+        """SAR patches at cache ``positions`` into ``out`` (N x H x W, uint8 or a wider type the
+        values are cast to), row ``k`` from ``positions[k]``; the memory map is read in
+        ascending file order."""
+        sar = np.asarray(self._maps()[0])
+        for k in np.argsort(positions, kind="stable"):
+            out[k] = sar[positions[k]]
+        return out
+
+    def read_opt_into(self, positions: Sequence[int], out: np.ndarray) -> np.ndarray:
+        """Optical patches at cache ``positions`` into ``out`` (N x 3 x H x W: channel-first;
+        uint8 or a wider type), de-interleaved by OpenCV from the memory map in file order."""
+        opt = np.asarray(self._maps()[1])
+        scratch = None if out.dtype == np.uint8 else np.empty(out.shape[1:], np.uint8)
+        for k in np.argsort(positions, kind="stable"):
+            dst = out[k] if scratch is None else scratch
+            planes = cv2.split(opt[positions[k]], [dst[0], dst[1], dst[2]])
+            if planes[0].ctypes.data != dst[0].ctypes.data:  # OpenCV allocated: copy over
+                for c in range(3):
+                    dst[c] = planes[c]
+            if scratch is not None:
+                out[k] = scratch
+        return out
 
     def stale_files(self, layout: Layout) -> list[str]:
         """Source files whose size or mtime changed since caching (or that vanished)."""

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from saropt.data.qxs import QXSSAROPT, opt_tensor, sar_tensor
+from saropt.data.qxs import QXSSAROPT, batched_samples, opt_tensor, sar_tensor
 from saropt.errors import DataError
 
 Pair = tuple[str, str, int]
@@ -91,6 +91,13 @@ class TrainPairs(Dataset):
         i, j, label = self.pair_indices(index)
         return _pair_sample(self.base, self.base.ids[i], self.base.ids[j], label)
 
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """Items ``indices`` (one DataLoader batch), batched when the base dataset can (see
+        :meth:`QXSSAROPT.__getitems__`): SAR and optical each one read in file order."""
+        triples = [self.pair_indices(int(k)) for k in indices]
+        ids = self.base.ids
+        return _pair_samples(self.base, [(ids[i], ids[j], y) for i, j, y in triples])
+
 
 class EvalPairs(Dataset):
     """A fixed list of ``(sar_id, opt_id, label)`` pairs, e.g. from ``val_pairs.csv``."""
@@ -110,6 +117,11 @@ class EvalPairs(Dataset):
         s, o, y = self.pairs[index]
         return _pair_sample(self.base, s, o, float(y))
 
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """Items ``indices`` (one DataLoader batch), batched when the base dataset can."""
+        return _pair_samples(self.base, [(s, o, float(y))
+                                         for s, o, y in (self.pairs[k] for k in indices)])
+
 
 def _pair_sample(base: QXSSAROPT, sar_id: str, opt_id: str, label: float) -> dict[str, Any]:
     if sar_id == opt_id:
@@ -120,6 +132,17 @@ def _pair_sample(base: QXSSAROPT, sar_id: str, opt_id: str, label: float) -> dic
               "label": torch.tensor(label, dtype=torch.float32),
               "sar_id": sar_id, "opt_id": opt_id}
     return base.transforms(sample) if base.transforms else sample
+
+
+def _pair_samples(base: QXSSAROPT, pairs: list[tuple[str, str, float]]) -> list[dict[str, Any]]:
+    if not base.can_batch():
+        return [_pair_sample(base, s, o, y) for s, o, y in pairs]
+    sar_ids = [s for s, _, _ in pairs]
+    opt_ids = [o for _, o, _ in pairs]
+    sar, opt = base.batch_tensors(sar_ids, opt_ids)
+    labels = torch.tensor([y for _, _, y in pairs], dtype=torch.float32)
+    return batched_samples({"sar": sar, "opt": opt, "label": labels, "sar_id": sar_ids,
+                            "opt_id": opt_ids})
 
 
 def draw_eval_pairs(ids: Sequence[str], seed: int = 0) -> list[Pair]:

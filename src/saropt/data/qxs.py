@@ -2,6 +2,11 @@
 optical 256x256 patch pairs in ``ROOT/opt_256_oc_0.2/{1..N}.png`` + ``ROOT/sar_256_oc_0.2/``.
 
 Modelled on torchgeo's ``NonGeoDataset`` classes: samples are dicts, ``plot()`` draws one.
+
+Batched reads: with a cache and no transforms, ``__getitems__`` (called by PyTorch's DataLoader
+with the indices of one batch) reads all pairs of a batch from the memory maps in file order into
+batch tensors at once; its samples are views into them, and the default collate function returns
+those batch tensors without stacking (see :class:`BatchedSample`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,85 @@ from saropt.data.layout import Layout, Problems, scan_layout, sort_ids
 from saropt.errors import DataError
 
 Sample = dict[str, Any]
+
+
+class _Batch:
+    """The collated form of samples read together: ``collated`` as ``default_collate`` would
+    build it, plus what identifies the unmodified samples (no reference back to them)."""
+
+    __slots__ = ("collated", "sample_ids", "snapshot")
+
+    def __init__(self, collated: dict[str, Any], samples: list[Sample]) -> None:
+        self.collated = collated
+        self.sample_ids = [id(s) for s in samples]
+        self.snapshot = [tuple(s.items()) for s in samples]
+
+    def matches(self, batch: Sequence[Sample]) -> bool:
+        """``batch`` is exactly these samples, in this order, none of them modified."""
+        if len(batch) != len(self.sample_ids):
+            return False
+        for s, sid, snap in zip(batch, self.sample_ids, self.snapshot):
+            if id(s) != sid or len(s) != len(snap) or any(s.get(k) is not v for k, v in snap):
+                return False
+        return True
+
+
+class BatchedSample(dict):
+    """A sample read by ``__getitems__``: a plain sample dict whose tensors are views into the
+    batch tensors. ``default_collate`` (registered for this type) returns those batch tensors
+    as they are when it is handed exactly the samples of one read, in order and unmodified;
+    any other list (a subset, reordered, a changed value) is collated the ordinary way."""
+
+    __slots__ = ("_batch",)
+
+
+def _collate_batched(batch: Sequence[Sample], *, collate_fn_map: Any = None) -> Any:
+    from torch.utils.data._utils.collate import collate
+
+    whole = getattr(batch[0], "_batch", None)
+    if whole is not None and whole.matches(batch):
+        return dict(whole.collated)
+    return collate([dict(s) for s in batch], collate_fn_map=collate_fn_map)
+
+
+def _register_collate() -> None:
+    try:  # torch's documented extension point for default_collate
+        from torch.utils.data._utils.collate import default_collate_fn_map
+    except ImportError:  # pragma: no cover - other torch versions: ordinary (stacking) collate
+        return
+    default_collate_fn_map[BatchedSample] = _collate_batched
+
+
+_register_collate()
+
+
+def batched_samples(collated: dict[str, Any]) -> list[Sample]:
+    """Per-sample dicts (views) of a collated batch ``{key: tensor (N, ...) or list (N)}``,
+    marked so that the default collate function hands ``collated`` back without copying."""
+    n = len(next(iter(collated.values())))
+    samples: list[Sample] = []
+    for k in range(n):
+        s = BatchedSample({key: v[k] for key, v in collated.items()})
+        samples.append(s)
+    whole = _Batch(collated, samples)
+    for s in samples:
+        s._batch = whole
+    return samples
+
+
+def _empty_pair(n: int, h: int, w: int,
+                dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uninitialised SAR (n, 1, h, w) and optical (n, 3, h, w) batch tensors, both contiguous.
+    In a DataLoader worker they share one block of shared memory (as the default collate
+    allocates), so handing the batch to the main process copies nothing and passes one file
+    descriptor instead of two."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty((n, 1, h, w), dtype=dtype), torch.empty((n, 3, h, w), dtype=dtype)
+    plane = n * h * w
+    storage = torch.UntypedStorage._new_shared(4 * plane * torch.empty(0, dtype=dtype).itemsize)
+    sar = torch.empty(0, dtype=dtype).set_(storage, 0, (n, 1, h, w))
+    opt = torch.empty(0, dtype=dtype).set_(storage, plane, (n, 3, h, w))
+    return sar, opt
 
 
 def sar_tensor(arr: np.ndarray, dtype: str = "float32") -> torch.Tensor:
@@ -176,6 +260,42 @@ class QXSSAROPT(Dataset):
 
     def __getitem__(self, index: int) -> Sample:
         return self.get(self.ids[index])
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Sample]:
+        """The samples of ``indices`` (one DataLoader batch), equal to ``[self[i] for i in
+        indices]``. With a cache, no transforms and cached pairs at ``patch_size``, all pairs are
+        read at once (memory maps in file order, one conversion per batch); otherwise sample by
+        sample."""
+        ids = [self.ids[i] for i in indices]
+        if not self.can_batch():
+            return [self.get(i) for i in ids]
+        sar, opt = self.batch_tensors(ids, ids)
+        return batched_samples({"sar": sar, "opt": opt, "id": ids})
+
+    def can_batch(self) -> bool:
+        """Whether :meth:`batch_tensors` applies: a cache, no transforms, no resizing needed."""
+        if self.cache is None or self.transforms is not None:
+            return False
+        return self.patch_size is None or self.cache.pair_shape == (self.patch_size,) * 2
+
+    def batch_tensors(self, sar_ids: Sequence[str],
+                      opt_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """SAR of ``sar_ids`` (N x 1 x H x W) and optical of ``opt_ids`` (N x 3 x H x W) from
+        the cache (:meth:`can_batch` must hold), in this dataset's dtype; byte for byte what
+        :func:`sar_tensor` / :func:`opt_tensor` give per sample."""
+        assert self.cache is not None
+        pos = self.cache.position
+        sar_pos = [pos[i] for i in sar_ids]
+        opt_pos = [pos[i] for i in opt_ids]
+        n, (h, w) = len(sar_pos), self.cache.pair_shape
+        sar, opt = _empty_pair(n, h, w, torch.uint8 if self.dtype == "uint8" else torch.float32)
+        sar_np, opt_np = sar.numpy(), opt.numpy()
+        self.cache.read_sar_into(sar_pos, sar_np[:, 0])
+        self.cache.read_opt_into(opt_pos, opt_np)
+        if self.dtype == "float32":  # values cast exactly, then one float32 division each
+            np.divide(sar_np, np.float32(255), out=sar_np)
+            np.divide(opt_np, np.float32(255), out=opt_np)
+        return sar, opt
 
     def problems(self) -> Problems:
         """Pairing problems of the folder (empty unless a check was skipped)."""
