@@ -46,8 +46,9 @@ def test_table3_dry_run_lists_every_cell_with_config_and_commands(tmp_path, caps
             assert cmds[-2].startswith("saropt detect predict")
             assert cmds[-1].startswith("saropt detect eval")
             if init == "osm":
-                assert cmds[0].startswith("saropt bnn train")
-                assert any(cmd.startswith("saropt bnn export") for cmd in cmds)
+                assert cmds[0].startswith("saropt data split")
+                assert cmds[1].startswith("saropt bnn train")
+                assert cmds[2].startswith("saropt bnn export")
             assert str(tmp_path / "data") in " ".join(cmds)
             assert all(v == "MISSING" for v in c["datasets"].values())
     assert _cli(["reproduce", "table3", "--data-root", str(tmp_path), "--dry-run",
@@ -55,6 +56,19 @@ def test_table3_dry_run_lists_every_cell_with_config_and_commands(tmp_path, caps
     text = capsys.readouterr().out
     assert "## ssdd_yolov3_osm" in text and "saropt bnn train bnn/qxs_darknet53" in text
     assert "AP 0.9468" in text and "SSDD (MISSING)" in text
+
+
+@pytest.mark.parametrize("table", list(reproduce.TABLES))
+def test_every_command_names_an_existing_builtin_config(table):
+    from saropt.config import resolve_config_path
+
+    for cell in reproduce.load_table(table):
+        for step in cell.steps:
+            argv = step.run.split()
+            if argv[1:3] in (["bnn", "train"], ["detect", "train"], ["fuse", "osd-train"]):
+                assert resolve_config_path(argv[3]).is_file(), (cell.cell, argv[3])
+            if argv[1] == "fuse" and argv[2].startswith("fuse/"):
+                assert resolve_config_path(argv[2]).is_file()
 
 
 @pytest.mark.parametrize("table,n", [("table1", 2), ("table2", 3), ("osd_wbf", 16)])

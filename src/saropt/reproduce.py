@@ -169,7 +169,8 @@ def dry_run_text(listing: dict[str, Any]) -> str:
     lines = [f"# saropt reproduce {listing['table']} (dry run): data root {listing['data_root']}"
              f", output {listing['out']}"]
     for c in listing["cells"]:
-        paper = ", ".join(f"{k} {v}" for k, v in c["paper"].items()) or "not in the provided papers"
+        paper = ", ".join(f"{k} {'not in the provided papers' if v is None else v}"
+                          for k, v in c["paper"].items()) or "-"
         data = ", ".join(f"{d} ({s})" for d, s in c["datasets"].items())
         lines += ["", f"## {c['cell']}: {c['title']}{'  [done]' if c['done'] else ''}",
                   f"config: {c['config']}", f"paper ({c['source']}): {paper}",

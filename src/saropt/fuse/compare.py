@@ -143,16 +143,22 @@ def average_precisions(gt: dict[str, Any], results: list[dict[str, Any]],
 def complementarity(gt_path: str | Path, pred_paths: Sequence[str | Path],
                     names: Sequence[str] | None = None, land_masks: str | Path | None = None,
                     score_thr: float = 0.5, fusion: dict[str, Any] | None = None,
-                    fused_name: str = "fused (WBF)") -> dict[str, Any]:
-    """Per detector and for the fusion of all of them: AP overall / per subset and land / sea
-    counts. ``fusion`` holds keyword arguments of :func:`fuse_coco_results`."""
+                    fused_name: str = "fused (WBF)", fuse: Sequence[str] | None = None
+                    ) -> dict[str, Any]:
+    """Per detector and for the fusion of ``fuse`` (names; default all of them): AP overall /
+    per subset and land / sea counts. ``fusion`` holds keyword arguments of
+    :func:`fuse_coco_results`."""
     gt = load_coco_gt(gt_path)
     names = list(names) if names else [Path(p).stem for p in pred_paths]
     if len(names) != len(pred_paths):
         raise DataError(f"{len(names)} names given for {len(pred_paths)} prediction files")
     lists = {n: load_coco_results(p) for n, p in zip(names, pred_paths)}
-    if len(lists) > 1:
-        lists[fused_name] = fuse_coco_results(list(lists.values()), image_sizes_from_gt(gt),
+    fuse = list(fuse) if fuse else list(lists)
+    unknown = [n for n in fuse if n not in lists]
+    if unknown:
+        raise DataError(f"cannot fuse {unknown}: detectors are {list(lists)}")
+    if len(fuse) > 1:
+        lists[fused_name] = fuse_coco_results([lists[n] for n in fuse], image_sizes_from_gt(gt),
                                               **(fusion or {}))
     subsets = scene_subsets(gt)
     masks = load_land_masks(gt, land_masks) if land_masks else None
@@ -164,7 +170,8 @@ def complementarity(gt_path: str | Path, pred_paths: Sequence[str | Path],
         detectors[name] = row
     return {"gt": str(gt_path), "score_thr": score_thr, "subsets": {k: len(v) for k, v in
                                                                     subsets.items()},
-            "land_masks": str(land_masks) if land_masks else None, "detectors": detectors}
+            "land_masks": str(land_masks) if land_masks else None, "fused": fuse if len(fuse) > 1
+            else [], "detectors": detectors}
 
 
 # ------------------------------------------------------------------ presentation
