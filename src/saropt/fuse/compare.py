@@ -226,6 +226,8 @@ def figure(result: dict[str, Any], ap_key: str | None = None) -> Any:
     if with_masks:
         ls = [result["detectors"][n]["land_sea"] for n in names]
         axes[0, 1].bar(x, [c["fa_land"] for c in ls], color="tab:red")
+        axes[0, 1].set_ylim(0, max(1, *[c["fa_land"] for c in ls]) * 1.15)
+        axes[0, 1].yaxis.get_major_locator().set_params(integer=True)
         _style(axes[0, 1], names, "count", f"false alarms on land (score >= "
                f"{result['score_thr']})")
         axes[0, 2].bar(x, [c["recall_sea"] for c in ls], color="tab:blue")

@@ -108,11 +108,16 @@ def osd_config(base: Any, root: Path, out_dir: Path, epochs: int, seed: int) -> 
     cfg.data = cfg.data.model_copy(update={
         "dataset": "dota", "root": str(root), "train_split": "train", "val_split": "train",
         "options": {"classes": ["ship"]}, "max_val_images": 8})
-    cfg.trainer = cfg.trainer.model_copy(update={"max_epochs": epochs, "seed": seed,
-                                                 "progress_bar": False})
+    cfg.trainer = cfg.trainer.model_copy(update=_quiet_trainer(epochs) | {"seed": seed})
     cfg.optim = cfg.optim.model_copy(update={"milestones": []})
     cfg.out_dir = str(out_dir)
     return type(base).model_validate(cfg.model_dump())
+
+
+def _quiet_trainer(epochs: int) -> dict[str, Any]:
+    """Same optimisation steps, less bookkeeping: validate and checkpoint at the end only."""
+    return {"max_epochs": epochs, "progress_bar": False, "check_val_every_n_epoch": epochs,
+            "checkpoint_every_n_epochs": epochs}
 
 
 # ------------------------------------------------------------------ steps
@@ -136,7 +141,7 @@ def train_sar_from_osd(base: Any, osd_ckpt: str, out: Path) -> dict[str, Any]:
 
     cfg = base.model_copy(deep=True)
     cfg.model = cfg.model.model_copy(update={"init": f"detector:{osd_ckpt}"})
-    cfg.trainer = cfg.trainer.model_copy(update={"progress_bar": False})
+    cfg.trainer = cfg.trainer.model_copy(update=_quiet_trainer(cfg.trainer.max_epochs))
     cfg.out_dir = str(out / "sar_from_osd")
     cfg = type(base).model_validate(cfg.model_dump())
     t0 = time.perf_counter()
