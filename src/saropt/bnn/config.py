@@ -64,8 +64,10 @@ class ModelSection(Config):
 
 
 class OptimSection(Config):
-    """SGD with a step schedule (paper: lr 0.01 halved at epochs 30 and 100)."""
+    """SGD with a step schedule (paper: lr 0.01 halved at epochs 30 and 100); ``adamw`` is a
+    non-paper option for short CPU runs."""
 
+    name: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(0.01, gt=0)
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(1e-4, ge=0)

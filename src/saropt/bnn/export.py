@@ -23,17 +23,25 @@ ENCODER_NAMES = {"sar": "sar_encoder", "opt": "opt_encoder"}
 
 
 def load_module(checkpoint: str | Path, map_location: str = "cpu") -> Any:
-    """The :class:`BNNModule` of a Lightning checkpoint, in eval mode and contiguous memory."""
+    """The :class:`BNNModule` of a Lightning checkpoint, in eval mode and contiguous memory;
+    ``trained_epochs`` holds the number of completed epochs."""
     from saropt.bnn.module import BNNModule
 
     path = Path(checkpoint)
     if not path.is_file():
         raise SaroptError(f"checkpoint {path} does not exist")
     try:
-        module = BNNModule.load_from_checkpoint(str(path), map_location=map_location,
-                                                weights_only=False)
-    except (KeyError, TypeError, RuntimeError) as err:
-        raise SaroptError(f"{path}: not a BNN checkpoint ({err})") from None
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
+        raise SaroptError(f"{path}: not a readable checkpoint ({err})") from None
+    config = (ckpt.get("hyper_parameters") or {}).get("config") if isinstance(ckpt, dict) \
+        else None
+    if config is None or "state_dict" not in ckpt:
+        raise SaroptError(f"{path}: not a BNN checkpoint (no BNN config in hyper_parameters)")
+    module = BNNModule(config)
+    module.load_state_dict(ckpt["state_dict"])
+    module.on_load_checkpoint(ckpt)
+    module.trained_epochs = int(ckpt.get("epoch", -1)) + 1
     return module.to(memory_format=torch.contiguous_format).eval()
 
 
@@ -82,7 +90,7 @@ def export_encoders(checkpoint: str | Path, out_dir: str | Path) -> dict[str, Pa
                 "pool_size": m.pool_size, "pool_grid": m.pool_grid}
     training = {"root": cfg.data.root, "split": cfg.data.split, "sar_dir": cfg.data.sar_dir,
                 "opt_dir": cfg.data.opt_dir, "train_size": cfg.data.train_size,
-                "image_size": cfg.input_size, "epochs": int(module.current_epoch),
+                "image_size": cfg.input_size, "epochs": module.trained_epochs,
                 "config": cfg.name, "checkpoint": str(checkpoint)}
     metrics = _run_metrics(checkpoint, module)
     out = {}
@@ -103,7 +111,8 @@ def load_encoder(path: str | Path) -> Encoder:
     enc = create_encoder(meta["architecture"], meta["in_chans"], code_dim=meta["code_dim"],
                          image_size=meta["image_size"], mean=meta["mean"], std=meta["std"],
                          **meta["head"])
-    rep = load_state_dict_report(enc, state, adapt_in_chans=False)
+    named = {k if k.startswith("head.") else f"backbone.{k}": v for k, v in state.items()}
+    rep = load_state_dict_report(enc, named, adapt_in_chans=False)
     bad = rep.missing + rep.unexpected + [m[0] for m in rep.mismatched]
     bad = [k for k in bad if k not in ("mean", "std")]
     if bad:

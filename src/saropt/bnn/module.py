@@ -83,7 +83,11 @@ class BNNModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        opt = torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum,
-                              weight_decay=o.weight_decay, nesterov=o.nesterov)
+        if o.name == "adamw":
+            opt: torch.optim.Optimizer = torch.optim.AdamW(self.parameters(), lr=o.lr,
+                                                           weight_decay=o.weight_decay)
+        else:
+            opt = torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum,
+                                  weight_decay=o.weight_decay, nesterov=o.nesterov)
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=o.milestones, gamma=o.gamma)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

@@ -101,8 +101,11 @@ def plot_gallery(groups: dict[str, Sequence[tuple[str, str, float]]],
                 ax.set_xticks([])
                 ax.set_yticks([])
             if c >= len(items):
-                ax_o.axis("off")
-                ax_s.axis("off")
+                for ax in (ax_o, ax_s):
+                    ax.set_frame_on(False)
+                if c == 0:
+                    ax_o.text(0.5, 0.5, "none", ha="center", va="center",
+                              transform=ax_o.transAxes)
                 continue
             sar_id, opt_id, dist = items[c]
             sar, opt = load(sar_id, opt_id)
