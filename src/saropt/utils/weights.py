@@ -39,9 +39,12 @@ class LoadReport:
 
 def adapt_input_channels(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     """A first-conv weight (O, I, kh, kw) for ``in_chans`` inputs: RGB -> 1 sums the channels
-    (a grey image through the RGB filters), otherwise timm's ``adapt_input_conv`` rule."""
+    (a grey image through the RGB filters), 1 -> N repeats the filter divided by N (a grey image
+    copied to N channels gives the same response), otherwise timm's ``adapt_input_conv`` rule."""
     from timm.models import adapt_input_conv
 
+    if weight.shape[1] == 1 and in_chans > 1:  # grey -> N: a grey image copied to N channels
+        return (weight.float().repeat(1, in_chans, 1, 1) / in_chans).to(weight.dtype)
     return adapt_input_conv(in_chans, weight.float()).to(weight.dtype)
 
 
