@@ -172,8 +172,10 @@ def _ships(rng: np.random.Generator, sigma: np.ndarray, strong: np.ndarray, grou
         stern = (poly[0] + poly[4]) / 2
         fwd = (poly[2] - stern) / max(s.length, 1e-6)
         n_pts = int(np.clip(s.length / 8, 2, 40))
-        pos = stern + fwd[None] * (rng.uniform(0.05, 0.95, n_pts) * s.length)[:, None]
-        pos += rng.normal(0, s.width * 0.2, (n_pts, 2))
+        side = np.array([-fwd[1], fwd[0]])
+        pos = stern + fwd[None] * (rng.uniform(0.05, 0.8, n_pts) * s.length)[:, None]
+        pos += side[None] * np.clip(rng.normal(0, s.width * 0.2, n_pts), -0.3 * s.width,
+                                    0.3 * s.width)[:, None]  # on the hull
         vals = np.exp(rng.uniform(np.log(5), np.log(150), n_pts)) * (s.length / 60) ** 0.5 * weak
         vals[0] *= 3  # superstructure
         ij = np.round(pos).astype(int)

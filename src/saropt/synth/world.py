@@ -10,7 +10,7 @@ import numpy as np
 
 from saropt.synth.config import CLASS_CODES, WorldConfig
 from saropt.synth.geometry import SceneMapping, grid_sar_coords, random_mapping
-from saropt.synth.ground import Ground, make_ground
+from saropt.synth.ground import Ground, fill_poly, make_ground
 from saropt.synth.optical import render_optical
 from saropt.synth.sar import amplitude_to_uint8, render_sar_intensity, to_amplitude_uint16
 
@@ -221,9 +221,14 @@ def oriented_rect(hull: np.ndarray, width: float) -> np.ndarray:
 
 
 def _box(poly: np.ndarray, shape: tuple[int, int]) -> list[float]:
-    """xyxy box (exclusive edges) of a polygon in pixel-centre coordinates, clipped to the image."""
+    """xyxy box (exclusive edges) of the pixels the polygon rasterises to (as a box drawn
+    around a mask, like HRSID's), clipped to the image; empty boxes are zero-size."""
     h, w = shape
-    x0, y0 = poly.min(0) + 0.5
-    x1, y1 = poly.max(0) + 0.5
-    return [round(float(np.clip(x0, 0, w)), 2), round(float(np.clip(y0, 0, h)), 2),
-            round(float(np.clip(x1, 0, w)), 2), round(float(np.clip(y1, 0, h)), 2)]
+    x0, y0 = np.floor(poly.min(0)).astype(int) - 2
+    x1, y1 = np.ceil(poly.max(0)).astype(int) + 3
+    local = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    fill_poly(local, poly - [x0, y0], 1)
+    ys, xs = np.nonzero(local)
+    bx0, by0 = int(np.clip(xs.min() + x0, 0, w)), int(np.clip(ys.min() + y0, 0, h))
+    bx1, by1 = int(np.clip(xs.max() + x0 + 1, 0, w)), int(np.clip(ys.max() + y0 + 1, 0, h))
+    return [float(bx0), float(by0), float(bx1), float(by1)]
