@@ -1,8 +1,18 @@
 """Dataset construction (``saropt data build``): tie points, per-sub-region registration,
 windowed bilinear warping of the optical onto the SAR grid, patch cutting, screening, and the
-QXS-SAROPT layout with a manifest. See ``docs/build.md``."""
+QXS-SAROPT layout with a manifest. See ``docs/build.md``.
 
-from saropt.build.config import BuildConfig
-from saropt.build.pipeline import BuildResult, build_dataset, layout_dirs
+Names load lazily, so ``saropt --help`` does not import the pipeline (and torch)."""
 
-__all__ = ["BuildConfig", "BuildResult", "build_dataset", "layout_dirs"]
+from typing import TYPE_CHECKING
+
+from saropt.utils.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from saropt.build.config import BuildConfig  # noqa: F401
+    from saropt.build.pipeline import BuildResult, build_dataset, layout_dirs  # noqa: F401
+
+_EXPORTS = {"BuildConfig": "config", "BuildResult": "pipeline", "build_dataset": "pipeline",
+            "layout_dirs": "pipeline"}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
