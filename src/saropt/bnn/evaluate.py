@@ -211,6 +211,11 @@ def write_figures(out_dir: Path, checkpoint: Path, cfg: BNNConfig, test: dict[st
 
 def metrics_table(result: dict[str, Any]) -> str:
     """The human-readable summary printed by ``saropt bnn eval``."""
+    return format_table(metrics_rows(result), ["metric", "value"])
+
+
+def metrics_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(metric, value) rows of an evaluation result, n/a where undefined."""
     t, r = result["test"], result["retrieval"]
     rows: list[tuple[str, Any]] = [
         (f"accuracy (d < {result['threshold']:g})", t["accuracy"]),
@@ -222,5 +227,4 @@ def metrics_table(result: dict[str, Any]) -> str:
         rows += [("threshold chosen on val", vt["threshold"]),
                  ("accuracy at val threshold", vt["test"]["accuracy"])]
     rows += [(f"retrieval N={int(r['n'])} {k}", v) for k, v in r.items() if k != "n"]
-    rows = [(k, "n/a" if v is None else v) for k, v in rows]
-    return format_table(rows, ["metric", "value"])
+    return [(k, "n/a" if v is None else v) for k, v in rows]
