@@ -195,9 +195,18 @@ def test_cli_fuse_short_form_config_form_and_eval(tmp_path, capsys):
 
 def test_fused_file_scores_in_detect_eval(tmp_path):
     ap = pytest.importorskip("saropt.detect.ap", reason="saropt.detect.ap not available yet")
+    from saropt.detect.evaluate import run_eval
+
     gt, preds, paths = _write_world(tmp_path, seed=3)
     fused = fuse_coco_results(preds, image_sizes_from_gt(gt), "wbf", [1, 1])
     for results in (*preds, fused):
         ap50 = ap.evaluate_coco_results(gt, results)["all"]["ap50"]
         assert set(ap50) == {"voc07_11pt", "voc_all_point", "coco_101pt"}
         assert all(0.3 < v <= 1.0 for v in ap50.values()), ap50
+    # the file `saropt fuse` writes is what `saropt detect eval` scores
+    out = tmp_path / "fused.json"
+    assert main(["fuse", *map(str, paths), "--gt", str(tmp_path / "gt.json"), "--out",
+                 str(out)]) == 0
+    res = run_eval(pred=out, out=tmp_path / "eval", gt=tmp_path / "gt.json", n_gallery=0)
+    assert res["all"]["ap50"] == pytest.approx(ap.evaluate_coco_results(gt, fused)["all"]["ap50"])
+    assert (tmp_path / "eval" / "metrics.json").is_file()
