@@ -144,9 +144,15 @@ def test_run_executes_resumes_and_writes_markdown(tmp_path, capsys):
     assert (tmp_path / "count.txt").read_text() == "1"
     assert _cli(args) == 0  # resumed: the cell's result exists, nothing runs again
     assert (tmp_path / "count.txt").read_text() == "1"
-    (out / "results" / "cell_a.json").unlink()  # the step's output still exists: skipped
+    (out / "results" / "cell_a.json").unlink()  # the step finished before: skipped
     assert _cli(args) == 0
     assert (tmp_path / "count.txt").read_text() == "1"
+    # output present but no completion marker (a kill half-way): the command runs again
+    for marker in (out / ".done").iterdir():
+        marker.unlink()
+    (out / "results" / "cell_a.json").unlink()
+    assert _cli(args) == 0
+    assert (tmp_path / "count.txt").read_text() == "2"
 
 
 def test_failing_step_is_reported_with_its_log(tmp_path):

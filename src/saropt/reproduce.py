@@ -52,7 +52,9 @@ DATASET_HINTS = {
 
 class ReproStep(Config):
     """One command. ``{data}``, ``{out}`` and ``{python}`` are filled in; a leading ``saropt``
-    runs this saropt (``python -m saropt.cli``). Skipped when ``creates`` (under --out) exists."""
+    runs this saropt (``python -m saropt.cli``). Skipped when the same command finished before
+    (a marker under ``--out/.done/``) and ``creates`` (under --out) exists; a command killed
+    half-way runs again (training resumes from its ``last.ckpt``)."""
 
     name: str
     run: str
@@ -132,6 +134,19 @@ def step_command(step: ReproStep, data_root: Path, out: Path) -> str:
     return _fill(step.run, data_root, out, quote=True)
 
 
+def step_marker(step: ReproStep, data_root: Path, out: Path) -> Path:
+    """The file that says this exact command finished (shared by every cell that runs it)."""
+    import hashlib
+
+    key = hashlib.sha1(step_command(step, data_root, out).encode()).hexdigest()[:16]
+    return out / ".done" / f"{key}.json"
+
+
+def step_done(step: ReproStep, data_root: Path, out: Path) -> bool:
+    creates = out / _fill(step.creates, data_root, out) if step.creates else None
+    return step_marker(step, data_root, out).is_file() and (creates is None or creates.exists())
+
+
 def missing_datasets(cells: list[ReproCell], data_root: Path) -> list[str]:
     need = sorted({d for c in cells for d in c.datasets})
     return [d for d in need if not (data_root / d).is_dir()]
@@ -160,8 +175,7 @@ def dry_run(table: str | Path, cells: list[ReproCell], data_root: Path, out: Pat
             "datasets": {d: ("MISSING" if d in missing else "ok") for d in c.datasets},
             "result": str(out / c.result), "done": (out / "results" / f"{c.cell}.json").is_file(),
             "commands": [{"name": s.name, "command": step_command(s, data_root, out),
-                          "skip": bool(s.creates and (out / _fill(s.creates, data_root, out))
-                                       .exists())} for s in c.steps]})
+                          "skip": step_done(s, data_root, out)} for s in c.steps]})
     return {"table": str(table), "data_root": str(data_root), "out": str(out), "cells": listing}
 
 
@@ -176,7 +190,7 @@ def dry_run_text(listing: dict[str, Any]) -> str:
                   f"config: {c['config']}", f"paper ({c['source']}): {paper}",
                   f"datasets: {data}"]
         for i, s in enumerate(c["commands"], 1):
-            lines.append(f"  {i}. [{s['name']}]{' (exists, skipped)' if s['skip'] else ''}")
+            lines.append(f"  {i}. [{s['name']}]{' (done before, skipped)' if s['skip'] else ''}")
             lines.append(f"     {s['command']}")
     return "\n".join(lines)
 
@@ -207,7 +221,7 @@ def read_our_numbers(cell: ReproCell, out: Path) -> dict[str, float | None]:
 
 def run_step(cell: ReproCell, step: ReproStep, data_root: Path, out: Path) -> float:
     """Run one step, its output going to ``out/logs/<cell>/<step>.log``; seconds taken."""
-    from saropt.utils.io import atomic_path
+    from saropt.utils.io import atomic_path, write_json_atomic
 
     argv = step_argv(step, data_root, out)
     log = out / "logs" / cell.cell / f"{step.name.replace(' ', '_').replace('/', '_')}.log"
@@ -220,7 +234,11 @@ def run_step(cell: ReproCell, step: ReproStep, data_root: Path, out: Path) -> fl
         tail = "\n".join(log.read_text().splitlines()[-15:])
         raise SaroptError(f"cell {cell.cell}, step {step.name!r} failed (exit {rc}); log "
                           f"{log}:\n{tail}")
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    write_json_atomic(step_marker(step, data_root, out),
+                      {"command": step_command(step, data_root, out), "seconds": seconds,
+                       "cell": cell.cell, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+    return seconds
 
 
 def run_cell(cell: ReproCell, data_root: Path, out: Path) -> dict[str, Any]:
@@ -233,9 +251,8 @@ def run_cell(cell: ReproCell, data_root: Path, out: Path) -> dict[str, Any]:
         return json.loads(done.read_text())
     seconds = {}
     for step in cell.steps:
-        creates = out / _fill(step.creates, data_root, out) if step.creates else None
-        if creates is not None and creates.exists():
-            print(f"[reproduce] {cell.cell} / {step.name}: {creates} exists, skipped")
+        if step_done(step, data_root, out):
+            print(f"[reproduce] {cell.cell} / {step.name}: done before, skipped")
             continue
         seconds[step.name] = run_step(cell, step, data_root, out)
     record = {"cell": cell.cell, "title": cell.title, "paper": cell.paper,
