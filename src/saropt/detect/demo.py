@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-#: Budget shared by every run: 128 px input (chips are 256 px), 4 epochs of batch 4.
-DEMO = {"input_size": 128, "epochs": 4, "batch_size": 4, "lr": 0.02}
+#: Budget shared by every run: 128 px input (chips are 256 px), 5 epochs of batch 4.
+DEMO = {"input_size": 128, "epochs": 5, "batch_size": 4, "lr": 0.02}
 CPU_OPTIONS = {"fpn_channels": 64, "representation_size": 256, "rpn_pre_nms_top_n_train": 300,
                "rpn_post_nms_top_n_train": 100, "box_batch_size_per_image": 32,
                "rpn_pre_nms_top_n_test": 300, "rpn_post_nms_top_n_test": 100,
-               "anchor_sizes": [8, 16, 32, 64, 128], "frozen_bn": False,
+               "anchor_sizes": [8, 16, 32, 64, 128], "aspect_ratios": [0.25, 0.5, 1.0, 2.0, 4.0],
+               "frozen_bn": False,
                "trainable_layers": 5}
 
 

@@ -159,6 +159,10 @@ class DetectModule(L.LightningModule):
         self._val_results: dict[int, list[dict[str, Any]]] = {}
         self.last_metrics: dict[str, Any] = {}
 
+    def on_fit_start(self) -> None:
+        if self.cfg.trainer.channels_last and self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+
     def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         return self.model(images)
 

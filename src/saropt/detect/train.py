@@ -57,9 +57,7 @@ def make_dataset(data: DataConfig, split: str, in_chans: int, limit: int | None 
 
     from saropt.detect.datasets import build_dataset
 
-    opts = dict(data.options)
-    if data.dataset.lower() != "dota" or "in_chans" not in opts:
-        opts.setdefault("in_chans", in_chans)
+    opts = {"in_chans": in_chans, **data.options}
     ds = build_dataset(data.dataset, data.root, split, **opts)
     gt = ds.to_coco()
     if limit is not None and limit < len(ds):

@@ -15,9 +15,10 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-#: torchvision's default RPN anchor sizes (one size per FPN level, 3 aspect ratios each).
+#: torchvision's default RPN anchor sizes (one size per FPN level).
 DEFAULT_ANCHOR_SIZES: tuple[int, ...] = (32, 64, 128, 256, 512)
 _LAYERS = ("layer4", "layer3", "layer2", "layer1", "conv1")
 
@@ -50,22 +51,27 @@ def build_faster_rcnn(arch: str, in_chans: int, num_classes: int, image_mean: Se
                       image_std: Sequence[float], frozen_bn: bool = False,
                       trainable_layers: int = 5, min_size: int = 800, max_size: int = 1333,
                       anchor_sizes: Sequence[int] = DEFAULT_ANCHOR_SIZES,
+                      aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
                       score_thresh: float = 0.05, nms_iou: float = 0.5,
                       detections_per_img: int = 100, fpn_channels: int = 256,
                       representation_size: int = 1024, **rcnn_kw: int | float) -> FasterRCNN:
     """torchvision ``FasterRCNN`` with the given backbone; images are resized so the short side
     is ``min_size`` (long side at most ``max_size``) and predictions come back in input pixels.
-    ``fpn_channels`` / ``representation_size`` (box-head MLP width) default to torchvision's
+    ``aspect_ratios`` (h / w) are shared by all levels; ``fpn_channels`` and
+    ``representation_size`` (box-head MLP width) default to torchvision's
     256 / 1024; ``rcnn_kw`` go to ``FasterRCNN`` (``rpn_post_nms_top_n_test``, ...)."""
     if len(anchor_sizes) != 5:
         raise ValueError(f"anchor_sizes needs one size per FPN level (5), got {anchor_sizes}")
     if len(image_mean) != in_chans or len(image_std) != in_chans:
         raise ValueError(f"image_mean/std need {in_chans} values, got {image_mean}/{image_std}")
-    anchors = AnchorGenerator(tuple((int(s),) for s in anchor_sizes), ((0.5, 1.0, 2.0),) * 5)
+    ratios = tuple(float(r) for r in aspect_ratios)
+    anchors = AnchorGenerator(tuple((int(s),) for s in anchor_sizes), (ratios,) * 5)
     box_head = TwoMLPHead(fpn_channels * 7 * 7, representation_size)
+    rpn_head = RPNHead(fpn_channels, len(ratios))
     return FasterRCNN(
         resnet_fpn(arch, in_chans, frozen_bn, trainable_layers, fpn_channels), num_classes=None,
         box_head=box_head, box_predictor=FastRCNNPredictor(representation_size, num_classes),
         min_size=min_size, max_size=max_size, image_mean=list(image_mean),
-        image_std=list(image_std), rpn_anchor_generator=anchors, box_score_thresh=score_thresh,
+        image_std=list(image_std), rpn_anchor_generator=anchors, rpn_head=rpn_head,
+        box_score_thresh=score_thresh,
         box_nms_thresh=nms_iou, box_detections_per_img=detections_per_img, **rcnn_kw)
