@@ -138,3 +138,23 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["detect", "predict", str(bad), "--out", str(tmp_path / "p.json")]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_small_yolov3_trains_with_kmeans_anchors_and_predicts(trained: dict) -> None:
+    out = trained["tmp"] / "yolo"
+    assert main(["detect", "train", "detect/synthetic_yolov3_small",
+                 f"data.root={trained['root']}", f"out_dir={out}",
+                 "model.options.input_size=64", "model.options.train_sizes=[64, 96]",
+                 "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                 "trainer.accelerator=cpu", "trainer.devices=1",
+                 "trainer.progress_bar=false"]) == 0
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    anchors = ckpt["hyper_parameters"]["config"]["model"]["options"]["anchors"]
+    assert len(anchors) == 9 and all(len(a) == 2 for a in anchors)
+    areas = [w * h for w, h in anchors]
+    assert areas == sorted(areas) and max(areas) < 64 * 64  # from the toy boxes, not COCO's
+    torch.testing.assert_close(ckpt["state_dict"]["model.anchors"], torch.tensor(anchors))
+    preds = trained["tmp"] / "yolo_preds.json"
+    assert main(["detect", "predict", str(out / "checkpoints" / "last.ckpt"),
+                 "--out", str(preds)]) == 0
+    assert isinstance(json.loads(preds.read_text()), list)

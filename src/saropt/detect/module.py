@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from saropt.config import Config
 from saropt.engine import TrainerConfig
@@ -36,6 +36,11 @@ class ModelConfig(Config):
     num_classes: int = Field(2, ge=2)
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("init")
+    @classmethod
+    def _init_set(cls, v: str) -> str:
+        return _require(v, "model.init=bnn:/path/sar_encoder.safetensors (or imagenet:PATH)")
+
 
 class DataConfig(Config):
     """A dataset reader (:func:`saropt.detect.datasets.build_dataset`) and loader settings.
@@ -51,6 +56,11 @@ class DataConfig(Config):
     hflip: float = Field(0.5, ge=0.0, le=1.0)
     max_train_images: int | None = None
     max_val_images: int | None = None
+
+    @field_validator("root")
+    @classmethod
+    def _root_set(cls, v: str) -> str:
+        return _require(v, "data.root=/path/to/dataset")
 
 
 class OptimConfig(Config):
@@ -77,21 +87,12 @@ class DetectConfig(Config):
     eval_iou: float = Field(0.5, gt=0, lt=1)
     description: str = ""
 
-    @model_validator(mode="after")
-    def _no_placeholders(self) -> DetectConfig:
-        for key, value in _walk(self.model_dump()):
-            if value == PLACEHOLDER or (isinstance(value, str) and value.endswith(PLACEHOLDER)):
-                raise ValueError(f"{key} must be set on the command line, e.g. {key}=..."
-                                 + (" (bnn:/path/sar_encoder.safetensors)"
-                                    if key == "model.init" else ""))
-        return self
 
-
-def _walk(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for k, v in d.items():
-        out += _walk(v, f"{prefix}{k}.") if isinstance(v, dict) else [(f"{prefix}{k}", v)]
-    return out
+def _require(value: str, example: str) -> str:
+    """Configs mark values the user must give (paths) with ``???``."""
+    if value.endswith(PLACEHOLDER):
+        raise ValueError(f"must be set, e.g. {example}")
+    return value
 
 
 def lr_factor(step: int, steps_per_epoch: int, cfg: OptimConfig) -> float:
