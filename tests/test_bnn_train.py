@@ -19,7 +19,8 @@ TRAIN_ARGS = [
     f"data.patch_size={PATCH}", f"data.sar_dir=sar_{PATCH}_oc_0.2",
     f"data.opt_dir=opt_{PATCH}_oc_0.2", "optim.name=adamw", "optim.lr=0.003",
     "optim.milestones=[8,10]", "optim.gamma=0.3", "trainer.max_epochs=12",
-    "trainer.progress_bar=false", "trainer.log_every_n_steps=4"]
+    "trainer.progress_bar=false", "trainer.log_every_n_steps=4", "trainer.precision=32-true",
+    "trainer.channels_last=false"]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_training_beats_chance_on_held_out_pairs(run, synthetic):
                    figures=False)
     t = res["test"]
     assert t["n_pairs"] == 200
-    assert t["roc_auc"] > 0.75, t  # chance is 0.5
+    assert t["roc_auc"] > 0.7 and t["accuracy"] > 0.65, t  # chance is 0.5
     assert res["retrieval"]["sar2opt_mrr"] > 2 * np.log(100) / 100  # chance MRR ~ ln(N)/N
 
 
