@@ -50,7 +50,10 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
         ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="epoch{epoch:03d}",
                         auto_insert_metric_name=False, save_last=True, save_top_k=-1
                         if monitor is None else 1, monitor=monitor, mode=mode,
-                        every_n_epochs=cfg.checkpoint_every_n_epochs),
+                        every_n_epochs=cfg.checkpoint_every_n_epochs,
+                        # always overwrite last.ckpt (never last-v1.ckpt), so a resume after a
+                        # kill, or in a copied run folder, picks up the newest state
+                        enable_version_counter=False),
         LearningRateMonitor(logging_interval="epoch"),
     ]
     if cfg.progress_bar:
