@@ -195,3 +195,13 @@ def test_schedule_halves_the_learning_rate_at_30_and_100():
         opt.step()
         sched.step()
     assert (lrs[29], lrs[30], lrs[99], lrs[100]) == pytest.approx((0.01, 0.005, 0.005, 0.0025))
+
+
+def test_train_cli_fails_fast_on_missing_data(tmp_path, capsys):
+    from saropt.cli import main
+
+    assert main(["bnn", "train", "bnn/qxs_resnet50", f"out_dir={tmp_path}"]) == 2
+    assert "data.root is not set" in capsys.readouterr().err
+    assert main(["bnn", "train", "bnn/qxs_resnet50", f"data.root={tmp_path}",
+                 f"data.split={tmp_path / 'nope'}", f"out_dir={tmp_path}"]) == 2
+    assert "is not a folder" in capsys.readouterr().err

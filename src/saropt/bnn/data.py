@@ -82,6 +82,16 @@ def eval_pairs(cfg: BNNConfig, split: str | Path, which: str) -> Dataset | None:
     return EvalPairs(base_dataset(cfg, ids), pairs)
 
 
+def check_data_config(cfg: BNNConfig) -> None:
+    """Fail fast, before any model is built, on a missing dataset root or split folder."""
+    d = cfg.data
+    if d.root is None:
+        raise SaroptError("data.root is not set (give data.root=/path/to/QXS-SAROPT)")
+    if not Path(d.root).is_dir() and d.cache is None:
+        raise SaroptError(f"data.root {d.root} is not a folder")
+    read_split_dir(d.split)
+
+
 def select_train_ids(ids: list[str], size: int | None, seed: int) -> list[str]:
     """All training ids, or a random subset of ``size`` (paper Table 2: 4,000 / 8,000)."""
     if size is None:

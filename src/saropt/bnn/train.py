@@ -27,10 +27,12 @@ def train(cfg: BNNConfig, datamodule: Any = None, callbacks: list[Any] | None = 
     """Train (or resume) ``cfg``; returns the run folder holding checkpoints/, csv/, tb/."""
     import lightning as L
 
-    from saropt.bnn.data import BNNDataModule
+    from saropt.bnn.data import BNNDataModule, check_data_config
     from saropt.bnn.module import BNNModule
     from saropt.engine import make_trainer, resume_checkpoint
 
+    if datamodule is None:
+        check_data_config(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "config.yaml", cfg.to_yaml())
