@@ -76,6 +76,12 @@ def sar_base_config(ctx: Any, ships: Path, out: Path) -> Any:
         cfg_path = Path(ckpt).parent.parent / "config.yaml"
         if cfg_path.is_file():
             return load_config(DetectConfig, cfg_path)
+    try:
+        from saropt.detect.demo import demo_config
+    except ImportError:
+        pass
+    else:
+        return demo_config(ships / "hrsid", out / "sar_default", "random", ctx.seed)
     return DetectConfig.model_validate({
         "model": {"name": "faster_rcnn_r18_fpn", "in_chans": 1,
                   "options": {"min_size": 256, "max_size": 256}},
@@ -206,6 +212,7 @@ def _pretty(name: str) -> str:
 def report_comparison(ctx: Any, preds: dict[str, Any], gt: Path, ships: Path, out: Path) -> None:
     from saropt.fuse.compare import complementarity, figure
     from saropt.fuse.fusion import load_coco_results
+    from saropt.utils.io import write_json_atomic
 
     r = ctx.report
     names = {_pretty(k): Path(v) for k, v in preds.items() if Path(v).is_file()}
@@ -217,8 +224,6 @@ def report_comparison(ctx: Any, preds: dict[str, Any], gt: Path, ships: Path, ou
     res = complementarity(gt, list(names.values()), list(names), masks if masks.is_dir() else
                           None, SCORE_THR, {"method": "wbf"}, "OSD+OSM WBF",
                           fuse=to_fuse if len(to_fuse) == 2 else list(names)[:1])
-    from saropt.utils.io import write_json_atomic
-
     write_json_atomic(out / "compare.json", res)
     _ap_tables(r, res)
     r.figure(figure(res, "voc_all_point"), "fuse_compare.png",
@@ -228,6 +233,9 @@ def report_comparison(ctx: Any, preds: dict[str, Any], gt: Path, ships: Path, ou
     if fused is not None:
         lists = {n: load_coco_results(p) for n, p in names.items()}
         lists["OSD+OSM WBF"] = _fused_results(lists, gt)
+        fused_path = write_json_atomic(out / "predictions" / "osd_osm_wbf.json",
+                                       lists["OSD+OSM WBF"])
+        ctx.artifacts["fused_predictions"] = str(fused_path)
         fig = gallery_figure(gt, lists, ships / "hrsid")
         if fig is not None:
             r.figure(fig, "fuse_gallery.png", f"One inshore test chip: ground truth (green) and "
