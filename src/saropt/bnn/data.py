@@ -63,9 +63,13 @@ def read_split_dir(split: str | Path | None) -> dict[str, list[str]]:
 
 
 def eval_pairs_path(split: str | Path, which: str) -> Path | None:
-    """``split/<which>_pairs.csv`` when it exists and is not empty."""
+    """``split/<which>_pairs.csv`` when it exists and holds pairs (not just a header)."""
     p = Path(split) / f"{which}_pairs.csv"
-    return p if p.is_file() and p.stat().st_size > 0 else None
+    if not p.is_file():
+        return None
+    with open(p) as f:
+        rows = sum(1 for line in f if line.strip())
+    return p if rows > 1 else None
 
 
 def eval_pairs(cfg: BNNConfig, split: str | Path, which: str) -> Dataset | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 #: CPU-scale settings (the paper trains ResNet50 at 256 px for 200 epochs; see docs/bnn.md)
-DEMO_OVERRIDES = ["data.image_size=64", "data.train_size=120", "trainer.max_epochs=3",
+DEMO_OVERRIDES = ["data.image_size=64", "data.train_size=100", "trainer.max_epochs=3",
                   "optim.name=adamw", "optim.lr=0.003", "optim.milestones=[2]",
                   "optim.gamma=0.3", "trainer.progress_bar=false", "trainer.log_every_n_steps=4"]
 

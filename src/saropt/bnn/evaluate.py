@@ -169,8 +169,8 @@ def gallery_groups(test: dict[str, Any], threshold: float,
     for name, mask in masks.items():
         idx = np.nonzero(mask)[0]
         idx = idx[np.argsort(test["d"][idx])]
-        if name in ("TN", "FP"):  # most striking: far negatives, close false positives
-            idx = idx[::-1] if name == "TN" else idx
+        if name in ("TN", "FN"):  # most confident (TP, TN) or most wrong (FP, FN) first
+            idx = idx[::-1]
         groups[name] = [(test["pairs"][i][0], test["pairs"][i][1], float(test["d"][i]))
                         for i in idx[:n]]
     return groups

@@ -73,7 +73,9 @@ def plot_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, point: tuple[float, f
 def plot_histograms(d: np.ndarray, labels: np.ndarray, threshold: float) -> Any:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    bins = np.linspace(0, max(1.0, float(np.max(d)) if d.size else 1.0), 41)
+    lo = min(float(np.min(d)) if d.size else 0.0, threshold) - 0.02
+    hi = max(float(np.max(d)) if d.size else 1.0, threshold) + 0.02
+    bins = np.linspace(max(lo, 0.0), hi, 41)  # zoomed on the data; the threshold stays in view
     y = labels > 0.5
     ax.hist(d[y], bins=bins, alpha=0.6, label=f"true pairs ({int(y.sum())})", color="tab:green")
     ax.hist(d[~y], bins=bins, alpha=0.6, label=f"false pairs ({int((~y).sum())})",
