@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/bench_bnn_train.py                 # CPU: R18 + R50, 256 px
     .venv/bin/python benchmarks/bench_bnn_train.py --device cuda   # + model FLOP utilisation
 
-Each cell: ``--warmup`` steps untimed, then ``--steps`` timed steps of batch ``--batch`` (pairs).
+Each cell: ``--warmup`` steps untimed, then ``--steps`` timed steps of batch ``--batch`` (pairs);
+a path's time is the median step (start of one step to the start of the next).
 FLOPs per pair are counted once (forward + backward, both encoders) with
 ``torch.utils.flop_counter``; MFU = achieved FLOP/s / peak (``--peak-tflops``, or a table of
 known GPUs). Set ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=200000000000`` for CPU timings.
@@ -50,7 +51,8 @@ class RandomPairs(Dataset):
 
 def make_config(arch: str, size: int, precision: str, device: str) -> BNNConfig:
     return BNNConfig.model_validate({
-        "model": {"arch": arch}, "data": {"patch_size": size},
+        "model": {"arch": arch, "pool": "paper" if size >= 128 else "adaptive"},
+        "data": {"patch_size": size},
         "trainer": {"precision": precision, "channels_last": precision != "32-true",
                     "accelerator": "gpu" if device == "cuda" else "cpu", "devices": 1,
                     "progress_bar": False, "max_epochs": 1, "resume": False,
@@ -63,44 +65,50 @@ def sync(device: str) -> None:
 
 
 class StepTimer:
-    """Lightning callback timing the steps after ``warmup``."""
+    """Lightning callback stamping the start of every training step (after a device sync)."""
 
-    def __init__(self, warmup: int, device: str) -> None:
+    def __init__(self, device: str) -> None:
         import lightning as L
+
+        self.stamps: list[float] = []
 
         class _CB(L.Callback):
             def on_train_batch_start(cb, trainer, pl_module, batch, batch_idx):  # noqa: N805
-                if batch_idx == warmup:
-                    sync(device)
-                    self.t0 = time.perf_counter()
-
-            def on_train_batch_end(cb, trainer, pl_module, outputs, batch, batch_idx):  # noqa: N805
                 sync(device)
-                self.t1 = time.perf_counter()
+                self.stamps.append(time.perf_counter())
 
-        self.callback, self.t0, self.t1 = _CB(), 0.0, 0.0
+        self.callback = _CB()
+
+
+def median_step(stamps: list[float], warmup: int, steps: int) -> float:
+    """Median seconds per step over the timed steps; the median shrugs off bursts of load from
+    other processes on a shared machine."""
+    gaps = sorted(b - a for a, b in zip(stamps[warmup:warmup + steps],
+                                        stamps[warmup + 1:warmup + steps + 1]))
+    return gaps[len(gaps) // 2] if len(gaps) % 2 else sum(gaps[len(gaps) // 2 - 1:][:2]) / 2
 
 
 def lightning_path(cfg: BNNConfig, loader: DataLoader, warmup: int, steps: int,
                    device: str) -> float:
-    """Seconds for ``steps`` timed steps through ``make_trainer`` + ``BNNModule``."""
+    """Median seconds per step through ``make_trainer`` + ``BNNModule`` (full step cycle:
+    fetch, forward, backward, optimiser, logging and hooks)."""
     from saropt.bnn.module import BNNModule
     from saropt.engine import make_trainer
 
     torch.manual_seed(0)
     module = BNNModule(cfg.model_dump(mode="json"))
-    timer = StepTimer(warmup, device)
-    tcfg = cfg.trainer.model_copy(update={"limit_train_batches": warmup + steps,
+    timer = StepTimer(device)
+    tcfg = cfg.trainer.model_copy(update={"limit_train_batches": warmup + steps + 1,
                                           "limit_val_batches": 0})
     with tempfile.TemporaryDirectory() as out:
         trainer = make_trainer(tcfg, out, extra_callbacks=[timer.callback])
         trainer.fit(module, train_dataloaders=loader)
-    return timer.t1 - timer.t0
+    return median_step(timer.stamps, warmup, steps)
 
 
 def plain_path(cfg: BNNConfig, loader: DataLoader, warmup: int, steps: int,
                device: str) -> float:
-    """Seconds for ``steps`` timed steps of a hand-written loop over the same model."""
+    """Median seconds per step of a hand-written loop over the same model (same cycle)."""
     from saropt.bnn.model import BNN
 
     torch.manual_seed(0)
@@ -112,11 +120,10 @@ def plain_path(cfg: BNNConfig, loader: DataLoader, warmup: int, steps: int,
                           weight_decay=o.weight_decay)
     amp = (torch.autocast(device, dtype=torch.bfloat16) if cfg.trainer.precision == "bf16-mixed"
            else contextlib.nullcontext())
-    t0 = 0.0
+    stamps: list[float] = []
     for i, batch in enumerate(loader):
-        if i == warmup:
-            sync(device)
-            t0 = time.perf_counter()
+        sync(device)
+        stamps.append(time.perf_counter())
         if i == warmup + steps:
             break
         sar = batch["sar"].to(device, non_blocking=True).contiguous(memory_format=fmt)
@@ -127,8 +134,7 @@ def plain_path(cfg: BNNConfig, loader: DataLoader, warmup: int, steps: int,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    sync(device)
-    return time.perf_counter() - t0
+    return median_step(stamps, warmup, steps)
 
 
 def flops_per_pair(cfg: BNNConfig, size: int) -> float:
@@ -160,10 +166,10 @@ def peak_tflops(device: str, precision: str, override: float | None) -> float | 
 
 def run_cell(arch: str, precision: str, args: argparse.Namespace) -> dict[str, Any]:
     cfg = make_config(arch, args.size, precision, args.device)
-    n = args.batch * (args.warmup + args.steps + 1)
+    n = args.batch * (args.warmup + args.steps + 2)
     loader = DataLoader(RandomPairs(n, args.size), batch_size=args.batch, shuffle=False,
                         num_workers=0, pin_memory=args.device == "cuda")
-    pairs = args.batch * args.steps
+    pairs = args.batch
     t_plain = plain_path(cfg, loader, args.warmup, args.steps, args.device)
     t_light = lightning_path(cfg, loader, args.warmup, args.steps, args.device)
     row = {"arch": arch, "precision": precision, "size": args.size,
@@ -187,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=20)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--steps", type=int, default=3)
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="peak TFLOP/s for MFU (default: known GPUs; none on CPU)")
     p.add_argument("--json", action="store_true")
@@ -215,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         table.append(cells)
     device = torch.cuda.get_device_name() if args.device == "cuda" else \
         f"CPU, {torch.get_num_threads()} threads"
-    print(f"# BNN training throughput, batch {args.batch}, {args.steps} timed steps, {device}")
+    print(f"# BNN training throughput, batch {args.batch}, median of {args.steps} timed steps "
+          f"after {args.warmup} warm-up, {device}")
     print(format_table(table, headers, floatfmt=".2f"))
     return 0
 
