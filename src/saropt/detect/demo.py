@@ -18,6 +18,7 @@ from typing import Any
 
 #: Budget shared by every run: 128 px input (chips are 256 px), 5 epochs of batch 4.
 DEMO = {"input_size": 128, "epochs": 5, "batch_size": 4, "lr": 0.02}
+FIG_SCORE_THR = 0.3
 CPU_OPTIONS = {"fpn_channels": 64, "representation_size": 256, "rpn_pre_nms_top_n_train": 300,
                "rpn_post_nms_top_n_train": 100, "box_batch_size_per_image": 32,
                "rpn_pre_nms_top_n_test": 300, "rpn_post_nms_top_n_test": 100,
@@ -132,7 +133,8 @@ def _report(ctx: Any, runs: list[dict[str, Any]], ships: Path, out: Path) -> Non
            "between the rows is within run-to-run noise unless it is large.")
     r.figure(_figure(runs, ships), "detect_random_vs_osm.png",
              "Left: precision-recall at IoU 0.5 per init. Right: test chips, ground truth green, "
-             "correct detections blue, false alarms red, missed ships yellow (best init).")
+             f"detections with score >= {FIG_SCORE_THR} of the best init: correct blue, false "
+             "alarms red, missed ships yellow.")
 
 
 def _figure(runs: list[dict[str, Any]], ships: Path) -> Any:
@@ -163,6 +165,7 @@ def _figure(runs: list[dict[str, Any]], ships: Path) -> Any:
         boxes = [[p["bbox"][0], p["bbox"][1], p["bbox"][0] + p["bbox"][2],
                   p["bbox"][1] + p["bbox"][3]] for p in mine]
         draw_detections(ax, s["image"], s["boxes"], boxes, [p["score"] for p in mine],
+                        score_thr=FIG_SCORE_THR,
                         title=f"{best['name']}: {s['meta']['file_name'][:18]} "
                               f"({s['meta'].get('scene')})")
     fig.tight_layout()
