@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from saropt.data.transforms import Compose  # noqa: F401  (one Compose for every sample dict)
 from saropt.detect.datasets.base import Sample
 from saropt.detect.datasets.sizes import InputSize
-
-
-class Compose:
-    def __init__(self, transforms: Sequence[Callable[[Sample], Sample]]) -> None:
-        self.transforms = list(transforms)
-
-    def __call__(self, sample: Sample) -> Sample:
-        for t in self.transforms:
-            sample = t(sample)
-        return sample
 
 
 class Resize:
