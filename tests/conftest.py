@@ -52,3 +52,14 @@ def synth_ships_root(tmp_path_factory) -> Path:
 
     return write_ship_datasets(tmp_path_factory.mktemp("synth_ships"), seed=1, n_train=10,
                                n_test=5, image_size=128, scene_size=384, progress=False)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: much faster than two when the 2 shared cores are oversubscribed."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

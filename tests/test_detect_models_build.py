@@ -8,14 +8,7 @@ import torch
 from saropt.detect.models import create_detector, get_normalization, list_detectors
 from saropt.errors import SaroptError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: much faster than two when the 2 shared cores are oversubscribed."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny_kw(name: str) -> dict:

@@ -16,13 +16,7 @@ from saropt.detect.models import create_detector, get_normalization
 from saropt.detect.module import DetectConfig, OptimConfig, lr_factor
 from saropt.errors import SaroptError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

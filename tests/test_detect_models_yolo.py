@@ -19,13 +19,7 @@ SIZE = 416
 GRIDS = [(SIZE // s, SIZE // s) for s in STRIDES]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: much faster than two when the 2 shared cores are oversubscribed."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _gt() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
