@@ -9,13 +9,13 @@ edges) or ``{"<name>": {"polygon": [[x, y], ...]}}``, in SAR pixels.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from saropt.errors import DataError
+from saropt.utils.io import read_json
 
 TIEPOINT_COLUMNS = ["subregion", "sar_x", "sar_y", "opt_x", "opt_y"]
 
@@ -89,12 +89,7 @@ def read_subregions(path: Path | None, sar_shape: tuple[int, int]) -> list[SubRe
     h, w = sar_shape
     if path is None:
         return [SubRegion("scene", (0, 0, w, h))]
-    if not path.is_file():
-        raise DataError(f"sub-region file {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON: {err}") from None
+    data = read_json(path, "sub-region")
     if not isinstance(data, dict) or not data:
         raise DataError(f"{path}: expected a non-empty mapping name -> {{rect|polygon}}")
     return [_parse_subregion(path, str(name), spec, w, h) for name, spec in data.items()]

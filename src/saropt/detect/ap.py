@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import torch
 from torchvision.ops import box_iou
 
 from saropt.errors import DataError
+from saropt.utils.io import read_json
 
 AP_DEFINITIONS = {
     "voc07_11pt": "AP@0.5, PASCAL VOC07 11-point interpolation",
@@ -73,13 +73,7 @@ def load_results(results: str | Path | Iterable[Mapping[str, Any]], gt: dict[str
     against the ground truth's images and categories; errors name the file."""
     source = str(results) if isinstance(results, (str, Path)) else "predictions"
     if isinstance(results, (str, Path)):
-        path = Path(results)
-        if not path.is_file():
-            raise DataError(f"predictions file {path} does not exist")
-        try:
-            results = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DataError(f"{path}: not valid JSON ({err})") from None
+        results = read_json(results, "predictions")
     if isinstance(results, Mapping):
         raise DataError(f"{source}: expected a COCO results list, got an object")
     image_ids = {int(img["id"]) for img in gt["images"]}

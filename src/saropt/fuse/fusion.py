@@ -7,7 +7,6 @@ boxes of zero area, fuse, and multiply back. See ``docs/fusion.md`` for the scor
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ import numpy as np
 
 from saropt.config import Config
 from saropt.errors import DataError, SaroptError
+from saropt.utils.io import read_json
 
 METHODS = ("wbf", "nms", "soft_nms")
 CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")
@@ -47,16 +47,6 @@ class FuseConfig(Config):
 # ------------------------------------------------------------------ reading
 
 
-def _read_json(path: str | Path, what: str) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{what} file {path} does not exist")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from None
-
-
 def _check_result(path: Path, i: int, r: Any) -> dict[str, Any]:
     if not isinstance(r, dict) or not {"image_id", "bbox", "score"} <= set(r):
         raise DataError(f"{path}: entry {i} is not a COCO result with image_id, bbox and score")
@@ -74,7 +64,7 @@ def _check_result(path: Path, i: int, r: Any) -> dict[str, Any]:
 def load_coco_results(path: str | Path) -> list[dict[str, Any]]:
     """A COCO results file (list of ``{image_id, category_id, bbox: [x, y, w, h], score}``)."""
     path = Path(path)
-    data = _read_json(path, "predictions")
+    data = read_json(path, "predictions")
     if not isinstance(data, list):
         raise DataError(f"{path}: a COCO results file is a JSON list, got {type(data).__name__}")
     return [_check_result(path, i, r) for i, r in enumerate(data)]
@@ -83,7 +73,7 @@ def load_coco_results(path: str | Path) -> list[dict[str, Any]]:
 def load_coco_gt(path: str | Path) -> dict[str, Any]:
     """A COCO ground-truth file, checked for ``images`` with id, width and height."""
     path = Path(path)
-    data = _read_json(path, "ground-truth")
+    data = read_json(path, "ground-truth")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(f"{path}: a COCO ground-truth file needs an 'images' list")
     for i, im in enumerate(data["images"]):

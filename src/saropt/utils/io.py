@@ -34,6 +34,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def read_json(path: str | Path, what: str) -> Any:
+    """Parse a JSON file; a missing or unparsable file is a ``DataError`` naming it."""
+    from saropt.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} file {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

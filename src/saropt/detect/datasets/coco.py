@@ -8,7 +8,6 @@ carry ``"scene": "inshore" | "offshore"``; other scalar keys of the entry go int
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,13 @@ from saropt.detect.datasets.base import (
     drop_degenerate,
 )
 from saropt.errors import DataError
+from saropt.utils.io import read_json
 
 
 def load_coco_json(path: str | Path) -> dict[str, Any]:
     """A COCO dict with ``images``, ``annotations``, ``categories``; errors name the file."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"COCO annotation file {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from None
+    data = read_json(path, "COCO annotation")
     for key in ("images", "annotations"):
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
             raise DataError(f"{path}: not a COCO ground-truth file (no '{key}' list)")
