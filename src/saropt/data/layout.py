@@ -384,13 +384,14 @@ def entry_to_id(entry: str) -> str:
     """The pair id a split-list entry names: an id as it is (``SARShip-1.0-3``), or a path
     relative to the dataset root (``opt_256_oc_0.2/123.png`` -> ``123``;
     ``ROIs1158_spring/s1_1/ROIs1158_spring_s1_1_p30.png`` -> ``ROIs1158_spring_1_p30``;
-    ``256/train/opt12.png`` -> ``256/train/12``). Only a known image suffix is stripped."""
+    ``256/train/opt12.png`` -> ``256/train/12``). An entry is a path only when it ends in a
+    known image suffix, and only that suffix is stripped."""
     text = entry.strip().replace("\\", "/")
     name = text.rsplit("/", 1)[-1]
     suffix = Path(name).suffix.lower()
-    if "/" not in text and suffix not in IMAGE_SUFFIXES:
+    if suffix not in IMAGE_SUFFIXES:  # an id (OSdataset ids hold slashes: 256/train/12)
         return text
-    stem = name[: -len(suffix)] if suffix in IMAGE_SUFFIXES else name
+    stem = name[: -len(suffix)]
     parents = [p for p in text.split("/")[:-1] if p not in ("", ".")]
     m = _SEN12_FILE.match(stem)
     if m:
