@@ -62,9 +62,11 @@ def _save_pair(sar_path: Path, opt_path: Path, k: int, size: int) -> None:
     Image.fromarray(opt).save(opt_path)
 
 
+SEN12_SCENES = (("ROIs1158_spring", 1, 3), ("ROIs1868_summer", 5, 2))
+
+
 def make_sen12(root: Path, size: int = 16,
-               scenes: tuple[tuple[str, int, int], ...] = (("ROIs1158_spring", 1, 3),
-                                                            ("ROIs1868_summer", 5, 2))) -> list[str]:
+               scenes: tuple[tuple[str, int, int], ...] = SEN12_SCENES) -> list[str]:
     """SEN1-2 layout: ``ROOT/<roi>/s1_<n>/<roi>_s1_<n>_p<k>.png`` + the ``s2_<n>`` twin, for
     ``(roi, n, patches)`` in ``scenes``; returns the pair ids (``<roi>_<n>_p<k>``) in order."""
     ids, k = [], 0
