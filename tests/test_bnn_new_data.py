@@ -107,3 +107,31 @@ def test_embed_a_pair_dataset_root_by_ids(trained, tmp_path):
     assert np.allclose(codes[ids.index("ROIs2017_winter_7_p3")], ref[0], atol=1e-6)
     assert main(["bnn", "embed", str(ckpt), str(tmp_path), "--modality", "sar",
                  "--out", str(tmp_path / "none.npy")]) == 2  # no images, no layout
+
+
+def test_training_root_reads_files_unless_cache_is_asked(trained, tmp_path, capsys):
+    """Without --cache the training run's cache is not read (here made stale on purpose);
+    with it, its staleness is reported; a missing root points at --cache."""
+    import os
+    from pathlib import Path
+
+    ckpt, cache, _, _, _ = trained
+    cfg = load_module(ckpt).cfg.data
+    make_split(cfg.root, tmp_path / "split", train=2, test=4, seed=0)
+    os.utime(Path(cfg.root) / cfg.sar_dir / "3.png", ns=(1, 1))  # the cache is now stale
+    args = ["bnn", "eval", str(ckpt), "--split", str(tmp_path / "split"), "--no-figures",
+            "--out", str(tmp_path / "ev")]
+    assert main(args) == 0
+    assert main([*args, "--cache", str(cache)]) == 2
+    assert "is stale" in capsys.readouterr().err
+    assert main([*args, "--root", str(tmp_path / "gone")]) == 2
+    assert "gone is not a folder\n" in capsys.readouterr().err
+    from saropt.bnn.evaluate import eval_data
+    from saropt.errors import SaroptError
+
+    moved = load_module(ckpt).cfg
+    moved = moved.model_copy(update={"data": moved.data.model_copy(update={
+        "root": str(tmp_path / "moved")})})
+    with pytest.raises(SaroptError, match=f"give --cache {cache}"):
+        eval_data(moved)  # the training root is gone (a GPU node with the cache only)
+    assert eval_data(moved, cache=str(cache)).data.cache == str(cache)

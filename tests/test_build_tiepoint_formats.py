@@ -91,19 +91,16 @@ def test_qgis_map_coordinates_in_another_crs_are_reprojected(rasters) -> None:
     assert np.allclose(qgis_tiepoints(tmp / "b.points", "sar", sar, opt)[0], [[3, 4, 20, 10]])
 
 
-def test_qgis_points_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text, match", [
+    ("mapX,mapY,sourceX,sourceY,enable\n1,2,3.5,4.5,1\n", "sourceY 4.5 is positive"),
+    ("mapX,mapY,foo\n1,2,3\n", r"missing column\(s\) \['sourceX', 'sourceY'\]"),
+    ("mapX,mapY,sourceX,sourceY,enable\n1,2,3.5,-4.5,0\n", "no enabled tie point"),
+    ("mapX,mapY,sourceX,sourceY,enable\n1,abc,3.5,-4.5,1\n", "line 2"),
+])
+def test_qgis_points_errors(tmp_path: Path, text: str, match: str) -> None:
     p = tmp_path / "x.points"
-    p.write_text("mapX,mapY,sourceX,sourceY,enable\n1,2,3.5,4.5,1\n")
-    with pytest.raises(DataError, match="sourceY 4.5 is positive"):
-        read_qgis_points(p)
-    p.write_text("mapX,mapY,foo\n1,2,3\n")
-    with pytest.raises(DataError, match=r"missing column\(s\) \['sourceX', 'sourceY'\]"):
-        read_qgis_points(p)
-    p.write_text("mapX,mapY,sourceX,sourceY,enable\n1,2,3.5,-4.5,0\n")
-    with pytest.raises(DataError, match="no enabled tie point"):
-        read_qgis_points(p)
-    p.write_text("mapX,mapY,sourceX,sourceY,enable\n1,abc,3.5,-4.5,1\n")
-    with pytest.raises(DataError, match="line 2"):
+    p.write_text(text)
+    with pytest.raises(DataError, match=match):
         read_qgis_points(p)
 
 

@@ -127,6 +127,10 @@ def eval_data(cfg: BNNConfig, root: str | None = None, layout: str = "auto",
               "layout": d.layout if keep else layout,
               "sar_dir": d.sar_dir if keep else sar_dir,
               "opt_dir": d.opt_dir if keep else opt_dir}
+    if cache is None and not Path(update["root"]).is_dir():
+        hint = (f"; to read the training run's cache give --cache {d.cache}"
+                if d.cache and same_root else "")
+        raise SaroptError(f"dataset root {update['root']} is not a folder{hint}")
     return cfg.model_copy(update={"data": d.model_copy(update=update)})
 
 
