@@ -364,9 +364,10 @@ def _scan_osdataset(root: Path) -> Layout:
         part = next((_RELEASE_PARTS[p.lower()] for p in reversed(parts)
                      if p.lower() in _RELEASE_PARTS), None)
         sizes.add(next((int(p) for p in parts if p.isdigit()), None))
-        for stem, path in scan_folder(folder, Problems()).items():
+        for stem, path in scan_folder(folder, problems).items():
             m = _OS_FILE.match(stem)
             if not m:
+                problems.add("bad name", f"{path}: not an OSdataset name (sarN / optN)")
                 continue
             id_ = "/".join([*parts, m.group(2)])
             _add_file(sar if m.group(1).lower() == "sar" else opt, id_, path, problems)
