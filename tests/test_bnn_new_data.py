@@ -135,3 +135,46 @@ def test_training_root_reads_files_unless_cache_is_asked(trained, tmp_path, caps
     with pytest.raises(SaroptError, match=f"give --cache {cache}"):
         eval_data(moved)  # the training root is gone (a GPU node with the cache only)
     assert eval_data(moved, cache=str(cache)).data.cache == str(cache)
+
+
+def test_same_pairs_in_three_layouts_give_the_same_metrics(trained, tmp_path):
+    """The same 8 pairs as QXS folders, as SEN1-2 and as OSdataset, with the same split (ids
+    mapped; the SEN1-2 split given as published-style path lists): identical metrics."""
+    import shutil
+
+    from saropt.bnn.evaluate import evaluate
+    from saropt.data.splits import read_pairs, write_pairs
+
+    ckpt = trained[0]
+    qxs = make_qxs(tmp_path / "qxs", n=8, size=PATCH)
+    make_split(qxs, tmp_path / "split_qxs", train=2, val=2, test=4, seed=1)
+    sen = {str(i): f"ROIs1158_spring_1_p{i}" for i in range(1, 9)}
+    osd = {str(i): f"256/test/{i}" for i in range(1, 9)}
+    for i in sen:
+        for src, dst in (("sar_256_oc_0.2", f"s1_1/ROIs1158_spring_s1_1_p{i}.png"),
+                         ("opt_256_oc_0.2", f"s2_1/ROIs1158_spring_s2_1_p{i}.png")):
+            (tmp_path / "sen12" / "ROIs1158_spring" / dst).parent.mkdir(parents=True,
+                                                                       exist_ok=True)
+            shutil.copy(qxs / src / f"{i}.png", tmp_path / "sen12" / "ROIs1158_spring" / dst)
+        (tmp_path / "os" / "256" / "test").mkdir(parents=True, exist_ok=True)
+        shutil.copy(qxs / "sar_256_oc_0.2" / f"{i}.png", tmp_path / "os/256/test" / f"sar{i}.png")
+        shutil.copy(qxs / "opt_256_oc_0.2" / f"{i}.png", tmp_path / "os/256/test" / f"opt{i}.png")
+    for name, mapping, as_paths in (("sen", sen, True), ("os", osd, False)):
+        out = tmp_path / f"split_{name}"
+        out.mkdir()
+        for part in ("train", "val", "test"):
+            ids = (tmp_path / "split_qxs" / f"{part}.txt").read_text().split()
+            lines = [f"ROIs1158_spring/s2_1/ROIs1158_spring_s2_1_p{i}.png" if as_paths
+                     else mapping[i] for i in ids]
+            (out / f"{part}.txt").write_text("".join(f"{x}\n" for x in lines))
+        for part in ("val", "test"):
+            pairs = read_pairs(tmp_path / "split_qxs" / f"{part}_pairs.csv")
+            write_pairs(out / f"{part}_pairs.csv", [(mapping[s], mapping[o], y)
+                                                   for s, o, y in pairs])
+    results = [evaluate(ckpt, tmp_path / f"split_{n}", tmp_path / f"ev_{n}", root=str(r),
+                        figures=False)
+               for n, r in (("qxs", qxs), ("sen", tmp_path / "sen12"), ("os", tmp_path / "os"))]
+    assert [r["data"]["layout"] for r in results] == ["qxs", "sen12", "osdataset"]
+    for r in results[1:]:
+        assert r["test"] == results[0]["test"] and r["retrieval"] == results[0]["retrieval"]
+        assert r["val_threshold"] == results[0]["val_threshold"]

@@ -183,18 +183,27 @@ def scene(tmp_path_factory):
         envi.append(f"{sx + 1.5:.6f} {sy + 1.5:.6f} {ox + 1.5:.6f} {oy + 1.5:.6f}")
     (d / "sar.points").write_text(f"#CRS: {CRS.from_string(UTM).to_wkt()}\n" + "\n".join(qgis))
     (d / "sar_opt.pts").write_text("\r\n".join(envi) + "\r\n")  # ENVI on Windows writes CRLF
+    import shutil
+
+    shutil.copy(d / "sar.tif", d / "sar_gcps.tif")
+    gcps = [GroundControlPoint(row=sy + 0.5, col=sx + 0.5, x=_opt_map(ox, oy)[0],
+                               y=_opt_map(ox, oy)[1]) for sx, sy, ox, oy in rows]
+    with rasterio.open(d / "sar_gcps.tif", "r+") as ds:
+        ds.gcps = (gcps, CRS.from_string(UTM))
     return sc
 
 
 @pytest.mark.parametrize("extra", [
     {"tiepoints": "sar.points", "source_image": "sar"},
     {"tiepoints": "sar_opt.pts", "source_image": "optical"},
+    {"gcps": "sar", "sar": "sar_gcps.tif"},
 ])
 def test_plan_from_each_format_recovers_the_true_mapping(scene, extra) -> None:
     d = scene.dir
-    cfg = BuildConfig(sar=d / "sar.tif", optical=d / "optical.tif", out=d / "out",
-                      **{**extra, "tiepoints": d / extra["tiepoints"]}, progress=False,
-                      summary=False, patches={"size": 64})
+    files = {k: d / v for k, v in extra.items() if k in ("tiepoints", "sar")}
+    cfg = BuildConfig(**{"sar": d / "sar.tif", "optical": d / "optical.tif", "out": d / "out",
+                         **extra, **files}, progress=False, summary=False,
+                      patches={"size": 64})
     sar, opt = SarSource(cfg.sar, None, cfg.sar_scaling), OpticalSource(cfg.optical)
     try:
         plan = make_plan(cfg, sar, opt)
