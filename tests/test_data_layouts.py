@@ -77,6 +77,8 @@ def test_osdataset_ids_release_split_and_cache(tmp_path: Path) -> None:
     # a size folder or a split folder as the root: ids relative to it
     assert QXSSAROPT(root / "16", patch_size=16).ids[:2] == ["test/1", "test/2"]
     assert QXSSAROPT(root / "16" / "val", patch_size=16).ids == ["1", "2"]
+    with pytest.raises(DataError, match="'16/val/2' is 'val/2' here: give the root the split"):
+        QXSSAROPT(root / "16", ids=["16/val/2"], patch_size=16)
 
 
 def test_plain_folders_detected_and_names_not_flagged(tmp_path: Path) -> None:

@@ -135,6 +135,17 @@ def to_float(batch: dict[str, Any]) -> dict[str, Any]:
                 and v.dtype == torch.uint8 else v) for k, v in batch.items()}
 
 
+def _relative_hint(unknown: str, known: set[str]) -> str:
+    """A hint when an id with folders (OSdataset ``256/train/12``) is known relative to another
+    folder level: the split was made for a parent or a child of this root."""
+    parts = unknown.split("/")
+    for k in range(1, len(parts)):
+        if "/".join(parts[k:]) in known:
+            return (f"; ids are relative to the dataset root and {unknown!r} is "
+                    f"{'/'.join(parts[k:])!r} here: give the root the split was made for")
+    return ""
+
+
 class QXSSAROPT(Dataset):
     """SAR-optical patch pairs sharing a file name in two folders.
 
@@ -197,7 +208,7 @@ class QXSSAROPT(Dataset):
         unknown = [i for i in ids if i not in known]
         if unknown:
             raise DataError(f"dataset {self.root}: {len(unknown)} requested ids have no pair "
-                            f"(first: {unknown[:5]})")
+                            f"(first: {unknown[:5]})" + _relative_hint(unknown[0], known))
         if len(set(ids)) != len(ids):
             raise DataError(f"dataset {self.root}: the requested ids contain duplicates")
         return sort_ids(ids)
