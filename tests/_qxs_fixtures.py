@@ -52,3 +52,44 @@ def grid_manifest(root: Path, scenes: int = 2, nx: int = 8, ny: int = 8, size: i
                 rows.append((str(k), f"scene{s}", gx * stride, gy * stride, size))
     write_manifest(root, rows)
     return [r[0] for r in rows]
+
+
+def _save_pair(sar_path: Path, opt_path: Path, k: int, size: int) -> None:
+    sar, opt = pair_arrays(k, size)
+    sar_path.parent.mkdir(parents=True, exist_ok=True)
+    opt_path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sar).save(sar_path)
+    Image.fromarray(opt).save(opt_path)
+
+
+SEN12_SCENES = (("ROIs1158_spring", 1, 3), ("ROIs1868_summer", 5, 2))
+
+
+def make_sen12(root: Path, size: int = 16,
+               scenes: tuple[tuple[str, int, int], ...] = SEN12_SCENES) -> list[str]:
+    """SEN1-2 layout: ``ROOT/<roi>/s1_<n>/<roi>_s1_<n>_p<k>.png`` + the ``s2_<n>`` twin, for
+    ``(roi, n, patches)`` in ``scenes``; returns the pair ids (``<roi>_<n>_p<k>``) in order."""
+    ids, k = [], 0
+    for roi, n, patches in scenes:
+        for p in range(1, patches + 1):
+            k += 1
+            _save_pair(root / roi / f"s1_{n}" / f"{roi}_s1_{n}_p{p}.png",
+                       root / roi / f"s2_{n}" / f"{roi}_s2_{n}_p{p}.png", k, size)
+            ids.append(f"{roi}_{n}_p{p}")
+    return ids
+
+
+def make_osdataset(root: Path, size: int = 16,
+                   counts: dict[str, int] | None = None) -> dict[str, list[str]]:
+    """OSdataset layout: ``ROOT/<size>/<part>/sarN.png`` + ``optN.png``; returns the ids
+    (``<size>/<part>/N``) of each part."""
+    counts = counts or {"train": 4, "val": 2, "test": 3}
+    out, k = {}, 0
+    for part, n in counts.items():
+        out[part] = []
+        for i in range(1, n + 1):
+            k += 1
+            folder = root / str(size) / part
+            _save_pair(folder / f"sar{i}.png", folder / f"opt{i}.png", k, size)
+            out[part].append(f"{size}/{part}/{i}")
+    return out

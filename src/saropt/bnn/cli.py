@@ -23,17 +23,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="matching + retrieval metrics and figures for a checkpoint")
     p.add_argument("checkpoint", help="Lightning checkpoint (.ckpt) of a BNN run")
     p.add_argument("--split", required=True, help="split folder (test.txt, test_pairs.csv, ...)")
-    p.add_argument("--root", default=None, help="dataset root (default: the one trained on)")
+    p.add_argument("--root", default=None, help="dataset root (default: the one trained on), "
+                   "read in its own layout")
+    _add_data_flags(p)
     p.add_argument("--out", default=None, help="output folder (default: <run>/eval)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-figures", action="store_true", help="metrics.json only")
     add_json_flag(p)
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("embed", help="codes for a folder of patches (N x n .npy)")
+    p = sub.add_parser("embed", help="codes for a folder of patches or a pair dataset's "
+                       "SAR or optical patches (N x n .npy)")
     p.add_argument("checkpoint", help="BNN checkpoint (.ckpt) or exported .safetensors")
-    p.add_argument("folder", help="folder of image patches")
+    p.add_argument("folder", help="folder of image patches, or a pair dataset root (its "
+                   "layout detected or given)")
     p.add_argument("--modality", required=True, choices=["sar", "opt"])
+    _add_data_flags(p)
     p.add_argument("--out", required=True, help="output .npy (file names go to the .txt beside)")
     p.add_argument("--batch-size", type=int, default=32)
     p.set_defaults(func=_cmd_embed)
@@ -43,6 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     add_json_flag(p)
     p.set_defaults(func=_cmd_export)
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    from saropt.data.cli import add_layout_flags
+
+    add_layout_flags(p)
+    p.add_argument("--cache", default=None, help="read the pairs from this cache (`saropt data "
+                   "cache`; default: none, the image files)")
+    p.add_argument("--resize", default=None, choices=["nearest", "bilinear", "bicubic", "area",
+                                                      "lanczos"],
+                   help="resize pairs of another size to the training patch size")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -60,7 +76,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from saropt.bnn.evaluate import evaluate, metrics_table
 
     res = evaluate(args.checkpoint, args.split, args.out, root=args.root,
-                   batch_size=args.batch_size, figures=not args.no_figures)
+                   batch_size=args.batch_size, figures=not args.no_figures, layout=args.layout,
+                   sar_dir=args.sar_dir, opt_dir=args.opt_dir, cache=args.cache,
+                   resize=args.resize)
     emit(res, args.json, metrics_table(res))
     return 0
 
@@ -69,7 +87,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from saropt.bnn.embed import embed_folder
 
     out, n = embed_folder(args.checkpoint, args.folder, args.modality, args.out,
-                          args.batch_size)
+                          args.batch_size, layout=args.layout, sar_dir=args.sar_dir,
+                          opt_dir=args.opt_dir, cache=args.cache, resize=args.resize)
     print(f"wrote {n} codes to {out} (file names in {out.with_suffix('.txt')})")
     return 0
 

@@ -17,13 +17,20 @@ GREY_STD = [0.226]
 
 
 class DataSection(Config):
-    """Where the pairs come from and how they are sampled."""
+    """Where the pairs come from and how they are sampled.
+
+    The pairs of ``root`` are found as ``saropt data`` finds them: ``sar_dir`` + ``opt_dir``
+    when given, else by ``layout`` (``auto`` detects it). Pairs of another size than
+    ``patch_size`` are an error unless ``resize`` names a policy.
+    """
 
     root: str | None = None
     split: str | None = None
-    sar_dir: str = "sar_256_oc_0.2"
-    opt_dir: str = "opt_256_oc_0.2"
+    layout: Literal["auto", "qxs", "plain", "sen12", "osdataset"] = "auto"
+    sar_dir: str | None = None
+    opt_dir: str | None = None
     patch_size: int = Field(256, gt=0)
+    resize: Literal["nearest", "bilinear", "bicubic", "area", "lanczos"] | None = None
     image_size: int | None = Field(None, gt=0)
     cache: str | None = None
     train_size: int | None = Field(None, gt=0)

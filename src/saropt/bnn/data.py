@@ -39,7 +39,7 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 def base_dataset(cfg: BNNConfig, ids: Sequence[str] | None) -> Any:
-    """A ``saropt.data.QXSSAROPT`` over ``ids`` with the configured folders, size and resize."""
+    """A ``saropt.data.QXSSAROPT`` over ``ids`` with the configured layout, size and resize."""
     from saropt.data import QXSSAROPT
     from saropt.data.transforms import Resize
 
@@ -48,7 +48,8 @@ def base_dataset(cfg: BNNConfig, ids: Sequence[str] | None) -> Any:
         raise SaroptError("data.root is not set (give data.root=/path/to/QXS-SAROPT)")
     transforms = Resize(d.image_size) if d.image_size and d.image_size != d.patch_size else None
     return QXSSAROPT(d.root, ids=ids, sar_dir=d.sar_dir, opt_dir=d.opt_dir,
-                     patch_size=d.patch_size, transforms=transforms, cache=d.cache)
+                     patch_size=d.patch_size, resize=d.resize, transforms=transforms,
+                     cache=d.cache, layout=d.layout)
 
 
 def read_split_dir(split: str | Path | None) -> dict[str, list[str]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,51 +35,96 @@ def load_any_encoder(source: str | Path, modality: str) -> Encoder:
 
 
 def image_files(folder: str | Path) -> list[Path]:
+    """The image files directly inside ``folder`` in natural order (may be empty)."""
     from saropt.data.layout import natural_key
 
     folder = Path(folder)
     if not folder.is_dir():
         raise SaroptError(f"{folder} is not a folder")
-    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
-                   key=lambda p: natural_key(p.stem))
-    if not files:
-        raise SaroptError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                  key=lambda p: natural_key(p.stem))
 
 
-def read_patch(path: Path, in_chans: int, size: int) -> torch.Tensor:
-    """A C x size x size float tensor in [0, 1] (grey for SAR, RGB for optical)."""
-    from PIL import Image
+def _to_tensor(im: Any, in_chans: int, size: int, resample: str) -> torch.Tensor:
+    from saropt.data.images import RESAMPLING
 
-    try:
-        im = Image.open(path)
-        im = im.convert("L" if in_chans == 1 else "RGB")
-    except OSError as err:
-        raise SaroptError(f"{path}: not a readable image ({err})") from None
+    im = im.convert("L" if in_chans == 1 else "RGB")
     if im.size != (size, size):
-        im = im.resize((size, size), Image.BILINEAR)
+        im = im.resize((size, size), RESAMPLING[resample])
     arr = np.asarray(im, dtype=np.float32) / 255.0
     t = torch.from_numpy(arr)
     return t.unsqueeze(0) if in_chans == 1 else t.permute(2, 0, 1)
 
 
+def read_patch(path: Path, in_chans: int, size: int, resample: str = "bilinear") -> torch.Tensor:
+    """A C x size x size float tensor in [0, 1] (grey for SAR, RGB for optical), resized with
+    ``resample`` (a policy of :data:`saropt.data.images.RESAMPLING`) when of another size."""
+    from PIL import Image
+
+    try:
+        im = Image.open(path)
+        im.load()
+    except OSError as err:
+        raise SaroptError(f"{path}: not a readable image ({err})") from None
+    return _to_tensor(im, in_chans, size, resample)
+
+
+def _dataset_patches(root: Path, modality: str, layout: str, sar_dir: str | None,
+                     opt_dir: str | None, cache: str | None) -> tuple[list[str], Callable]:
+    """Ids and a loader of one modality's uint8 patches of a pair dataset (its own layout)."""
+    from saropt.data import QXSSAROPT
+    from saropt.data.layout import detect_layout
+
+    if sar_dir is None and layout == "auto":
+        try:
+            detect_layout(root)
+        except SaroptError as err:
+            raise SaroptError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                              f"and is no pair dataset: {err}") from None
+    ds = QXSSAROPT(root, sar_dir=sar_dir, opt_dir=opt_dir, patch_size=None, cache=cache,
+                   layout=layout)
+    if not ds.ids:
+        raise SaroptError(f"{root}: the dataset holds no pairs")
+    return ds.ids, (ds.sar_u8 if modality == "sar" else ds.opt_u8)
+
+
 @torch.no_grad()
 def embed_folder(source: str | Path, folder: str | Path, modality: str, out: str | Path,
-                 batch_size: int = 32) -> tuple[Path, int]:
-    """Write codes (N x n float32) to ``out`` (.npy) and the file names to ``out``.txt."""
+                 batch_size: int = 32, layout: str = "auto", sar_dir: str | None = None,
+                 opt_dir: str | None = None, cache: str | None = None,
+                 resize: str | None = None) -> tuple[Path, int]:
+    """Write codes (N x n float32) to ``out`` (.npy) and the names to ``out``.txt.
+
+    ``folder`` holding images: every image in natural order, names = file names. Otherwise a
+    pair dataset root read in its own layout (``sar_dir`` + ``opt_dir``, else ``layout``;
+    ``cache`` only when given): the ``modality`` patch of every pair, names = pair ids.
+    Patches of another size than the encoder's input are resized (``resize``, default
+    bilinear)."""
+    from PIL import Image
     from tqdm import tqdm
 
     enc = load_any_encoder(source, modality).eval()
+    resample = resize or "bilinear"
     files = image_files(folder)
+    if files:
+        if cache is not None or sar_dir is not None or layout != "auto":
+            raise SaroptError(f"{folder} holds images: --cache, --layout and --sar-dir apply "
+                              "to a pair dataset root, not a folder of patches")
+        names = [p.name for p in files]
+        load = lambda k: read_patch(files[k], enc.in_chans, enc.image_size, resample)  # noqa: E731
+    else:
+        names, read_u8 = _dataset_patches(Path(folder), modality, layout, sar_dir, opt_dir,
+                                          cache)
+        load = lambda k: _to_tensor(Image.fromarray(np.ascontiguousarray(  # noqa: E731
+            read_u8(names[k]))), enc.in_chans, enc.image_size, resample)
     codes = []
-    for start in tqdm(range(0, len(files), batch_size), desc="embed", leave=False):
-        x = torch.stack([read_patch(p, enc.in_chans, enc.image_size)
-                         for p in files[start:start + batch_size]])
+    for start in tqdm(range(0, len(names), batch_size), desc="embed", leave=False):
+        x = torch.stack([load(k) for k in range(start, min(start + batch_size, len(names)))])
         codes.append(enc(x).float())
     arr = torch.cat(codes).numpy()
     out = Path(out)
     out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
     with atomic_path(out) as tmp:
         np.save(tmp, arr)
-    write_text_atomic(out.with_suffix(".txt"), "\n".join(p.name for p in files) + "\n")
-    return out, len(files)
+    write_text_atomic(out.with_suffix(".txt"), "\n".join(names) + "\n")
+    return out, len(names)

@@ -110,28 +110,59 @@ def eval_subset(module: Any, cfg: BNNConfig, split: Path, which: str, ids: list[
             "z_s": z_s[keep], "z_o": z_o[keep]}
 
 
+def eval_data(cfg: BNNConfig, root: str | None = None, layout: str = "auto",
+              sar_dir: str | None = None, opt_dir: str | None = None,
+              cache: str | None = None, resize: str | None = None) -> BNNConfig:
+    """The config with the data to evaluate or embed on: ``root`` (None: the training root)
+    read in its own layout (``sar_dir`` + ``opt_dir``, else ``layout``; the training run's
+    folder names only for the training root), ``cache`` only when given, and a ``resize``
+    policy for pairs of another size than the training patches."""
+    d = cfg.data
+    if root is None and d.root is None:
+        raise SaroptError("the checkpoint names no dataset root; give --root")
+    same_root = root is None or (d.root is not None and Path(root).resolve() ==
+                                 Path(d.root).resolve())
+    keep = same_root and sar_dir is None and layout == "auto"
+    update = {"root": str(root or d.root), "cache": cache, "resize": resize or d.resize,
+              "layout": d.layout if keep else layout,
+              "sar_dir": d.sar_dir if keep else sar_dir,
+              "opt_dir": d.opt_dir if keep else opt_dir}
+    if cache is None and not Path(update["root"]).is_dir():
+        hint = (f"; to read the training run's cache give --cache {d.cache}"
+                if d.cache and same_root else "")
+        raise SaroptError(f"dataset root {update['root']} is not a folder{hint}")
+    return cfg.model_copy(update={"data": d.model_copy(update=update)})
+
+
 def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | None = None,
              root: str | None = None, batch_size: int = 64, gallery_n: int = 4,
-             figures: bool = True) -> dict[str, Any]:
+             figures: bool = True, layout: str = "auto", sar_dir: str | None = None,
+             opt_dir: str | None = None, cache: str | None = None,
+             resize: str | None = None) -> dict[str, Any]:
     """Evaluate a BNN checkpoint on ``split``; writes ``metrics.json`` and figures to
-    ``out_dir`` (default ``<run>/eval``) and returns the metrics."""
-    from saropt.bnn.data import read_split_dir
+    ``out_dir`` (default ``<run>/eval``) and returns the metrics.
+
+    The pairs come from ``root`` (default: the training root) in that dataset's own layout,
+    from PNGs unless ``cache`` is given (see :func:`eval_data`)."""
+    from saropt.bnn.data import base_dataset, read_split_dir
     from saropt.bnn.export import load_module
 
     checkpoint, split = Path(checkpoint), Path(split)
     module = load_module(checkpoint)
     if torch.cuda.is_available():
         module = module.cuda()
-    cfg: BNNConfig = module.cfg
-    if root is not None:
-        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": root})})
-        module.cfg = cfg
+    cfg = eval_data(module.cfg, root, layout, sar_dir, opt_dir, cache, resize)
+    module.cfg = cfg
     parts = read_split_dir(split)
     if not parts["test"]:
         raise SaroptError(f"split {split} has no test ids")
+    found = base_dataset(cfg, None)
     out_dir = Path(out_dir) if out_dir else checkpoint.parent.parent / "eval"
     test = eval_subset(module, cfg, split, "test", parts["test"], batch_size)
     result: dict[str, Any] = {"checkpoint": str(checkpoint), "split": str(split),
+                              "data": {"root": cfg.data.root, "layout": found.layout.kind
+                                       if found.layout else None, "pairs": len(found),
+                                       "cache": cfg.data.cache, "resize": cfg.data.resize},
                               "test_pairs": test["source"], "threshold": cfg.threshold}
     result["test"] = nan_to_none(matching_metrics(test["d"], test["y"], cfg.threshold))
     result["test"]["n_pairs"] = len(test["pairs"])

@@ -78,10 +78,20 @@ class BuildConfig(Config):
 
     sar: Path
     optical: Path
-    tiepoints: Path | None = None
+    tiepoints: Path | None = Field(None, description="tie-point file: builder CSV (.csv), "
+                                   "QGIS Georeferencer .points or ENVI image-to-image .pts")
+    tiepoint_format: Literal["auto", "csv", "qgis", "envi"] = Field(
+        "auto", description="format of tiepoints (auto: from its suffix)")
+    source_image: Literal["sar", "optical"] = Field(
+        "optical", description="the image whose pixels a .points file's source columns (the "
+        "raster QGIS georeferenced) or a .pts file's warp columns hold; the other image is the "
+        "map (QGIS) or base (ENVI) side")
+    gcps: Literal["sar", "optical"] | None = Field(
+        None, description="take tie points from the GCPs stored in this GeoTIFF, placed on "
+        "the other raster by its georeferencing")
     subregions: Path | None = None
     georeference: bool = Field(False, description="derive tie points from the GeoTIFFs' "
-                               "georeferencing instead of a tie-point CSV")
+                               "georeferencing instead of a tie-point file")
     out: Path
     scene: str | None = Field(None, description="scene name in the manifest (default: SAR "
                               "file's stem, or its folder's name when that stem is 'sar')")
@@ -97,8 +107,13 @@ class BuildConfig(Config):
 
     @model_validator(mode="after")
     def _sources(self) -> BuildConfig:
-        if self.tiepoints is None and not self.georeference:
-            raise ValueError("give tiepoints (a CSV) or set georeference: true")
+        given = [k for k, v in (("tiepoints", self.tiepoints is not None),
+                                ("georeference", self.georeference),
+                                ("gcps", self.gcps is not None)) if v]
+        if len(given) != 1:
+            raise ValueError("give exactly one tie-point source: tiepoints (.csv, .points, "
+                             " .pts), gcps: sar|optical, or georeference: true"
+                             + (f" (got {', '.join(given)})" if given else ""))
         return self
 
     def scene_name(self) -> str:

@@ -30,7 +30,13 @@ from saropt.build.patches import Block, plan_blocks
 from saropt.build.rasters import GDAL_ENV, OpticalSource, SarSource
 from saropt.build.register import Fit, fit_subregion
 from saropt.build.screen import DuplicateIndex, phash, seam_score, texture_score
-from saropt.build.tiepoints import SubRegion, read_subregions, read_tiepoints
+from saropt.build.tiepoints import (
+    SubRegion,
+    assign_subregions,
+    read_subregions,
+    read_tiepoints,
+    tiepoint_format,
+)
 from saropt.build.warp import warp_window
 from saropt.errors import DataError
 from saropt.utils.io import atomic_path, write_json_atomic, write_text_atomic
@@ -52,6 +58,7 @@ class Plan:
     fits: list[Fit]
     blocks: list[list[Block]]
     scaler: dict = field(default_factory=dict)
+    tiepoints: dict = field(default_factory=dict)  # format and counts (read, disabled, ...)
 
     def n_blocks(self) -> int:
         return sum(len(b) for b, f in zip(self.blocks, self.fits) if f.ok)
@@ -67,31 +74,61 @@ def _check_inputs(cfg: BuildConfig) -> None:
 
 
 def load_tiepoints(cfg: BuildConfig, sar: SarSource, optical: OpticalSource,
-                   subregions: list[SubRegion]) -> dict[str, np.ndarray]:
-    """Tie points per sub-region name, from the CSV or from georeferencing."""
-    if cfg.georeference and cfg.tiepoints is None:
+                   subregions: list[SubRegion]) -> tuple[dict[str, np.ndarray], dict]:
+    """Tie points per sub-region name, in the builder's pixel convention, from the CSV, a QGIS
+    ``.points`` or ENVI ``.pts`` file, the GeoTIFF's GCPs or georeferencing; and what was
+    read (format, counts of points read, disabled and outside every sub-region)."""
+    if cfg.georeference:
         from saropt.build.georef import georef_tiepoints
 
-        return georef_tiepoints(sar.ds, optical.ds, subregions)
+        groups = georef_tiepoints(sar.ds, optical.ds, subregions)
+        return groups, {"source": "georeference"}
+    if cfg.gcps is not None:
+        from saropt.build.georef import gcp_tiepoints
+
+        return _by_subregion(gcp_tiepoints(cfg.gcps, sar.ds, optical.ds), subregions,
+                             {"source": f"gcps of {cfg.gcps}"}, str(cfg.gcps))
+    fmt = tiepoint_format(cfg.tiepoints, cfg.tiepoint_format)
+    if fmt == "qgis":
+        from saropt.build.georef import qgis_tiepoints
+
+        pts, disabled = qgis_tiepoints(cfg.tiepoints, cfg.source_image, sar.ds, optical.ds)
+        return _by_subregion(pts, subregions, {"source": "qgis", "disabled": disabled},
+                             str(cfg.tiepoints))
+    if fmt == "envi":
+        from saropt.build.georef import envi_tiepoints
+
+        return _by_subregion(envi_tiepoints(cfg.tiepoints, cfg.source_image), subregions,
+                             {"source": "envi"}, str(cfg.tiepoints))
     groups = read_tiepoints(cfg.tiepoints)
+    info = {"source": "csv", "read": int(sum(len(g) for g in groups.values()))}
     if cfg.subregions is None:
-        return {"scene": np.concatenate(list(groups.values()))}
+        return {"scene": np.concatenate(list(groups.values()))}, info
     names = {sr.name for sr in subregions}
     unknown = sorted(set(groups) - names)
     if unknown:
         raise DataError(f"{cfg.tiepoints}: sub-region(s) {unknown} are not in "
                         f"{cfg.subregions} (known: {sorted(names)})")
-    return groups
+    return groups, info
+
+
+def _by_subregion(points: np.ndarray, subregions: list[SubRegion], info: dict,
+                  source: str) -> tuple[dict[str, np.ndarray], dict]:
+    groups, outside = assign_subregions(points, subregions)
+    if not groups:
+        raise DataError(f"{source}: none of its {len(points)} tie points falls on the SAR "
+                        "raster's sub-regions (check source_image and the pixel convention)")
+    return groups, dict(info, read=len(points), outside_subregions=outside)
 
 
 def make_plan(cfg: BuildConfig, sar: SarSource, optical: OpticalSource) -> Plan:
     subregions = read_subregions(cfg.subregions, sar.shape)
-    groups = load_tiepoints(cfg, sar, optical, subregions)
+    groups, tie_info = load_tiepoints(cfg, sar, optical, subregions)
     fits = [fit_subregion(sr.name, groups.get(sr.name, np.zeros((0, 4))), cfg.registration)
             for sr in subregions]
     p = cfg.patches
     blocks = [plan_blocks(sr, p.size, p.stride, p.block) for sr in subregions]
-    return Plan(subregions, fits, blocks, sar.scaler.to_json())
+    return Plan(subregions, fits, blocks, sar.scaler.to_json(), tie_info)
 
 
 # ---------------------------------------------------------------- resumable state
@@ -108,7 +145,8 @@ def _file_sig(path: Path | None) -> str | None:
 def fingerprint(cfg: BuildConfig) -> dict:
     """What the staged blocks depend on (screening thresholds excluded: they only re-decide)."""
     d = cfg.model_dump(mode="json", include={"georeference", "sar_nodata", "sar_scaling",
-                                             "registration", "patches"})
+                                             "registration", "patches", "tiepoint_format",
+                                             "source_image", "gcps"})
     d.update({k: _file_sig(getattr(cfg, k)) for k in ("sar", "optical", "tiepoints",
                                                       "subregions")})
     return d
@@ -351,6 +389,7 @@ def build_dataset(cfg: BuildConfig, fresh: bool = False, summary: bool | None = 
             write_manifest(rows, out / "manifest.csv")
             write_json_atomic(out / "registration.json",
                               {"scene": cfg.scene_name(), "sar_scaling": plan.scaler,
+                               "tiepoints": plan.tiepoints,
                                "subregions": [dict(f.to_json(), region=sr.to_json())
                                               for sr, f in zip(plan.subregions, plan.fits)]})
             mp = sum(b.window(cfg.patches.size)[2] * b.window(cfg.patches.size)[3]

@@ -1,9 +1,22 @@
-"""Tie points (CSV) and sub-regions (JSON) in SAR pixels.
+"""Tie points and sub-regions (JSON) in SAR pixels.
 
-Tie-point CSV: header ``subregion,sar_x,sar_y,opt_x,opt_y``, one matching point per row, in
-0-based pixel coordinates (x = column, y = row, pixel centres at integers) of the SAR and the
-optical image. Sub-regions JSON: ``{"<name>": {"rect": [x0, y0, x1, y1]}}`` (x1/y1 exclusive
-edges) or ``{"<name>": {"polygon": [[x, y], ...]}}``, in SAR pixels.
+The builder's pixel convention: 0-based (x = column, y = row), pixel *centres* at integers, so
+the top-left pixel's centre is (0, 0) and its outer corner (-0.5, -0.5).
+
+Tie-point files read here (see ``docs/build.md`` for each one's convention):
+
+- the builder's CSV: header ``subregion,sar_x,sar_y,opt_x,opt_y``, one matching point per row,
+  in the builder's convention;
+- QGIS Georeferencer ``.points``: ``mapX,mapY,sourceX,sourceY,enable,...`` after an optional
+  ``#CRS: <WKT>`` line; source coordinates are pixel *corner* coordinates with y negative
+  (``sourceX = col + 0.5``, ``sourceY = -(row + 0.5)`` at a pixel centre), map coordinates are in
+  the ``#CRS`` (see :mod:`saropt.build.georef` for the map -> pixel step);
+- ENVI image-to-image ``.pts``: ``; ENVI Image to Image GCP File`` header, rows ``base_x base_y
+  warp_x warp_y`` in ENVI file coordinates: 1-based with (1, 1) the upper-left *corner* of the
+  upper-left pixel, so a pixel centre is at ``col + 1.5`` (ENVI's documented convention).
+
+Sub-regions JSON: ``{"<name>": {"rect": [x0, y0, x1, y1]}}`` (x1/y1 exclusive edges) or
+``{"<name>": {"polygon": [[x, y], ...]}}``, in SAR pixels.
 """
 
 from __future__ import annotations
@@ -18,6 +31,13 @@ from saropt.errors import DataError
 from saropt.utils.io import read_json
 
 TIEPOINT_COLUMNS = ["subregion", "sar_x", "sar_y", "opt_x", "opt_y"]
+#: tie-point file formats by suffix
+TIEPOINT_SUFFIXES = {".csv": "csv", ".points": "qgis", ".pts": "envi"}
+ENVI_HEADER = "; ENVI Image to Image GCP File"
+#: QGIS and GDAL GCP pixel/line: 0 at the outer edge of the first pixel (centre at 0.5)
+CORNER_TO_CENTRE = -0.5
+#: ENVI file coordinates: 1 at the outer edge of the first pixel (centre at 1.5)
+ENVI_TO_CENTRE = -1.5
 
 
 @dataclass
@@ -70,6 +90,132 @@ def read_tiepoints(path: Path) -> dict[str, np.ndarray]:
     if not groups:
         raise DataError(f"{path}: no tie points")
     return {k: np.asarray(v, dtype=np.float64) for k, v in groups.items()}
+
+
+def tiepoint_format(path: Path, fmt: str = "auto") -> str:
+    """``csv``, ``qgis`` or ``envi``: ``fmt`` unless ``auto``, else from the file's suffix."""
+    if fmt != "auto":
+        return fmt
+    found = TIEPOINT_SUFFIXES.get(Path(path).suffix.lower())
+    if found is None:
+        raise DataError(f"tiepoints: cannot tell the format of {path} from its suffix (.csv "
+                        "builder CSV, .points QGIS, .pts ENVI); set tiepoint_format")
+    return found
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataError(f"tie-point file {path} does not exist")
+    return path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+
+
+def _numbers(path: Path, line_no: int, fields: list[str], n: int) -> list[float]:
+    try:
+        vals = [float(v) for v in fields[:n]]
+    except ValueError:
+        raise DataError(f"{path}: line {line_no}: expected {n} numbers, got {fields[:n]}"
+                        ) from None
+    if len(vals) < n or not np.all(np.isfinite(vals)):
+        raise DataError(f"{path}: line {line_no}: expected {n} finite numbers, got {fields}")
+    return vals
+
+
+@dataclass
+class QgisPoints:
+    """A QGIS Georeferencer ``.points`` file: enabled points only."""
+
+    source: np.ndarray  # (N, 2) source-raster pixels, builder convention
+    map: np.ndarray  # (N, 2) map coordinates in ``crs``
+    crs: str | None  # the #CRS line's WKT (or other definition), None when absent
+    disabled: int  # rows with enable = 0, left out
+
+
+def read_qgis_points(path: Path) -> QgisPoints:
+    """Parse a QGIS ``.points`` file; source coordinates become builder pixels
+    (``x = sourceX - 0.5``, ``y = -sourceY - 0.5``).
+
+    Raises:
+        DataError: missing columns, non-numbers, no enabled point, or a positive ``sourceY``
+            (QGIS pixel rows are negative; positive values are map coordinates of a
+            georeferenced source raster, which this reader does not take).
+    """
+    lines = _read_lines(path)
+    crs = None
+    body = []
+    for n, line in enumerate(lines, start=1):
+        if line.startswith("#CRS:"):
+            crs = line[len("#CRS:"):].strip() or None
+        elif line.strip() and not line.startswith("#"):
+            body.append((n, line))
+    if not body:
+        raise DataError(f"{path}: no header line mapX,mapY,sourceX,sourceY,enable")
+    header = [h.strip() for h in body[0][1].split(",")]
+    names = {"mapX": "mapX", "mapY": "mapY", "sourceX": "sourceX", "sourceY": "sourceY"}
+    if "pixelX" in header:  # QGIS 2 wrote pixelX,pixelY
+        names.update(sourceX="pixelX", sourceY="pixelY")
+    missing = [v for v in names.values() if v not in header]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; a QGIS .points file starts with "
+                        "mapX,mapY,sourceX,sourceY,enable")
+    idx = {k: header.index(v) for k, v in names.items()}
+    enable = header.index("enable") if "enable" in header else None
+    src, mp, disabled = [], [], 0
+    for n, line in body[1:]:
+        fields = [f.strip() for f in line.split(",")]
+        vals = _numbers(path, n, [fields[idx[k]] if idx[k] < len(fields) else "" for k in
+                                  ("mapX", "mapY", "sourceX", "sourceY")], 4)
+        if enable is not None and enable < len(fields) and fields[enable] in ("0", "false"):
+            disabled += 1
+            continue
+        if vals[3] > 0:
+            raise DataError(f"{path}: line {n}: sourceY {vals[3]} is positive; QGIS pixel rows "
+                            "are negative (georeference the raster as unreferenced in QGIS)")
+        mp.append(vals[:2])
+        src.append([vals[2] + CORNER_TO_CENTRE, -vals[3] + CORNER_TO_CENTRE])
+    if not src:
+        raise DataError(f"{path}: no enabled tie point ({disabled} disabled)")
+    return QgisPoints(np.asarray(src), np.asarray(mp), crs, disabled)
+
+
+def read_envi_pts(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(base, warp)`` (N, 2) each, in builder pixels (``ENVI - 1.5``), from an ENVI
+    image-to-image ``.pts`` file.
+
+    Raises:
+        DataError: not an image-to-image GCP file (image-to-map files hold map coordinates),
+            rows without four numbers, or no point.
+    """
+    lines = _read_lines(path)
+    if not lines or not lines[0].strip().lower().startswith(ENVI_HEADER.lower()):
+        raise DataError(f"{path}: not an ENVI image-to-image GCP file (first line must be "
+                        f"{ENVI_HEADER!r})")
+    rows = [_numbers(path, n, line.split(), 4) for n, line in enumerate(lines, start=1)
+            if line.strip() and not line.lstrip().startswith(";")]
+    if not rows:
+        raise DataError(f"{path}: no tie points")
+    arr = np.asarray(rows) + ENVI_TO_CENTRE
+    return arr[:, :2], arr[:, 2:4]
+
+
+def assign_subregions(points: np.ndarray, subregions: list[SubRegion]
+                      ) -> tuple[dict[str, np.ndarray], int]:
+    """Points (N, 4: sar_x, sar_y, opt_x, opt_y) grouped by the sub-regions holding their SAR
+    position (a point may serve several); returns the groups and how many fell in none."""
+    from matplotlib.path import Path as MplPath
+
+    groups: dict[str, np.ndarray] = {}
+    used = np.zeros(len(points), bool)
+    xy = points[:, :2]
+    for sr in subregions:
+        x0, y0, x1, y1 = sr.bbox
+        inside = ((xy[:, 0] >= x0 - 0.5) & (xy[:, 0] < x1 - 0.5) & (xy[:, 1] >= y0 - 0.5)
+                  & (xy[:, 1] < y1 - 0.5))
+        if sr.polygon is not None:
+            inside &= MplPath(sr.polygon).contains_points(xy)
+        if inside.any():
+            groups[sr.name] = points[inside]
+        used |= inside
+    return groups, int((~used).sum())
 
 
 def write_tiepoints(path: Path, groups: dict[str, np.ndarray]) -> None:

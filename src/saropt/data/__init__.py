@@ -1,4 +1,5 @@
-"""QXS-SAROPT data layer: reader, checks, splits, pair sampling and a decode-once cache.
+"""SAR-optical pair data layer (QXS-SAROPT, SEN1-2, OSdataset, sar/ + opt/): reader, checks,
+splits, pair sampling and a decode-once cache.
 
 >>> from saropt.data import QXSSAROPT, TrainPairs, EvalPairs, read_split, read_pairs
 >>> split = read_split("splits/qxs")
@@ -29,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "build_cache": "cache", "PairCache": "cache",
     "check_dataset": "checks", "CheckResult": "checks",
     "scan_layout": "layout", "sort_ids": "layout", "Problems": "layout",
+    "detect_layout": "layout", "entry_to_id": "layout", "LAYOUTS": "layout",
     "read_sar": "images", "read_opt": "images",
     "plot_pair": "plot", "plot_batch": "plot",
     "Compose": "transforms", "RandomHorizontalFlip": "transforms",

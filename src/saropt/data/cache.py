@@ -49,19 +49,22 @@ def _decode_pair(layout: Layout, id_: str, size: int | None,
     return sar, opt
 
 
-def build_cache(root: str | Path, out: str | Path, sar_dir: str = "sar_256_oc_0.2",
-                opt_dir: str = "opt_256_oc_0.2", patch_size: int | None = None,
+def build_cache(root: str | Path, out: str | Path, sar_dir: str | None = None,
+                opt_dir: str | None = None, patch_size: int | None = None,
                 resize: str | None = None, ids: Sequence[str] | None = None,
-                progress: bool = True) -> Path:
+                progress: bool = True, layout: str = "auto") -> Path:
     """Decode every pair of ``root`` once into ``out`` (see the module docstring); returns ``out``.
+
+    The pairs are found as :func:`saropt.data.layout.scan_layout` finds them (``sar_dir`` and
+    ``opt_dir``, or ``layout``: ``"auto"`` detects it).
 
     All pairs must share one size: ``patch_size`` (or the first pair's size when None), unless a
     ``resize`` policy brings them to ``patch_size``.
     """
     from tqdm import tqdm
 
-    layout = scan_layout(root, sar_dir, opt_dir)
-    layout.problems.raise_if_any(f"cannot cache {root}")
+    layout = scan_layout(root, sar_dir, opt_dir, layout=layout)
+    layout.problems.raise_if_any(f"cannot cache {layout.describe()}")
     ids = list(layout.ids if ids is None else ids)
     missing = [i for i in ids if i not in layout.sar_files or i not in layout.opt_files]
     if missing:
@@ -91,12 +94,19 @@ def build_cache(root: str | Path, out: str | Path, sar_dir: str = "sar_256_oc_0.
     index = {
         "version": CACHE_VERSION, "ids": ids, "sar_shape": [len(ids), h, w],
         "opt_shape": [len(ids), h, w, 3], "dtype": "uint8",
-        "source": {"root": str(Path(root).resolve()), "sar_dir": sar_dir, "opt_dir": opt_dir,
+        "source": {"root": str(Path(root).resolve()), "layout": layout.kind,
+                   "sar_dir": _folder_name(layout, layout.sar_dir),
+                   "opt_dir": _folder_name(layout, layout.opt_dir),
                    "patch_size": patch_size, "resize": resize},
         "stamps": stamps,
     }
     write_json_atomic(out / "index.json", index, indent=None)
     return out
+
+
+def _folder_name(layout: Layout, folder: Path) -> str | None:
+    """The folder name of a two-folder layout, None for layouts spread over many folders."""
+    return folder.name if layout.kind in ("qxs", "plain", "folders") else None
 
 
 class PairCache:
@@ -178,6 +188,27 @@ class PairCache:
             if scratch is not None:
                 out[k] = scratch
         return out
+
+    def check_source(self, layout: Layout) -> None:
+        """Raise a DataError unless every pair of ``layout`` is cached from unchanged files.
+
+        A cache built from another dataset root says so (its root and layout), rather than
+        listing every file as changed."""
+        missing = [i for i in layout.ids if i not in self.position]
+        stale = self.stale_files(layout)
+        if not missing and not stale:
+            return
+        src = self.source
+        built = Path(str(src.get("root", "")))
+        if built.resolve() != layout.root.resolve():
+            raise DataError(f"cache {self.path} was built from {built} ("
+                            f"{src.get('layout') or 'folders'} layout), not from {layout.root}; "
+                            f"pass the cache of this dataset (`saropt data cache {layout.root} "
+                            "--out CACHE`) or none")
+        what = stale[:3] + [f"id {i!r} not cached" for i in missing[:3]]
+        raise DataError(f"cache {self.path} is stale for {layout.root}: {len(stale)} changed, "
+                        f"{len(missing)} uncached (" + "; ".join(what) + "); rebuild it with "
+                        "`saropt data cache`")
 
     def stale_files(self, layout: Layout) -> list[str]:
         """Source files whose size or mtime changed since caching (or that vanished)."""

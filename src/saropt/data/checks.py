@@ -6,7 +6,6 @@ reader returns them), and every problem (see :data:`saropt.data.layout.PROBLEM_K
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
@@ -16,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from saropt.data.images import open_image, opt_array, sar_array
-from saropt.data.layout import Layout, Problems, scan_layout, sort_ids
+from saropt.data.layout import (  # noqa: F401 - expected_patch_size re-exported
+    Layout,
+    Problems,
+    expected_patch_size,
+    scan_layout,
+    sort_ids,
+)
 from saropt.errors import DataError
 from saropt.utils.table import format_table
 
@@ -69,27 +74,30 @@ class CheckResult:
     """What ``check_dataset`` found."""
 
     root: str
-    sar_dir: str
-    opt_dir: str
+    sar_dir: str | None
+    opt_dir: str | None
     patch_size: int | None
     counts: dict[str, int]
     sizes: dict[str, int]
     modes: dict[str, dict[str, int]]
     stats: dict[str, dict[str, Any]]
     problems: Problems
+    layout: str = "folders"
+    description: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"root": self.root, "sar_dir": self.sar_dir, "opt_dir": self.opt_dir,
+        return {"root": self.root, "layout": self.layout, "sar_dir": self.sar_dir,
+                "opt_dir": self.opt_dir,
                 "patch_size": self.patch_size, "ok": self.ok, "counts": self.counts,
                 "sizes": self.sizes, "modes": self.modes, "stats": self.stats,
                 "problem_counts": self.problems.counts(), "problems": self.problems.items}
 
     def text(self) -> str:
-        lines = [f"dataset {self.root} ({self.sar_dir} + {self.opt_dir})",
+        lines = [f"dataset {self.description or self.root}",
                  "counts: " + ", ".join(f"{k} {v}" for k, v in self.counts.items()),
                  "sizes (WxH): " + ", ".join(f"{k} x{v}" for k, v in self.sizes.items()),
                  "modes: " + "; ".join(f"{m}: " + ", ".join(f"{k} x{v}" for k, v in c.items())
@@ -105,12 +113,6 @@ class CheckResult:
             total = sum(self.problems.counts().values())
             lines += [f"PROBLEMS ({total}):", self.problems.summary()]
         return "\n".join(lines)
-
-
-def expected_patch_size(folder_name: str) -> int | None:
-    """The patch size written in a QXS folder name (``sar_256_oc_0.2`` -> 256), else None."""
-    m = re.search(r"(?:^|_)(\d{2,5})(?:_|$)", folder_name)
-    return int(m.group(1)) if m else None
 
 
 def _check_pair(id_: str, layout: Layout) -> dict[str, Any]:
@@ -142,23 +144,25 @@ def _check_pair(id_: str, layout: Layout) -> dict[str, Any]:
     return rec
 
 
-def check_dataset(root: str | Path, sar_dir: str = "sar_256_oc_0.2",
-                  opt_dir: str = "opt_256_oc_0.2", patch_size: int | str | None = "auto",
-                  qxs_names: bool = True, workers: int = 0, progress: bool = True) -> CheckResult:
+def check_dataset(root: str | Path, sar_dir: str | None = None, opt_dir: str | None = None,
+                  patch_size: int | str | None = "auto", qxs_names: bool = True,
+                  workers: int = 0, progress: bool = True, layout: str = "auto") -> CheckResult:
     """Read every pair of ``root`` and collect statistics and problems.
 
-    ``patch_size="auto"`` takes the size from the folder name (``sar_256_oc_0.2`` -> 256); when
-    it has none, or for None, pairs that differ from the most common size are flagged.
-    ``qxs_names`` flags names other than ``1 .. N`` (non-integer, zero-padded).
+    The pairs are found by :func:`saropt.data.layout.scan_layout` (``sar_dir`` + ``opt_dir``, or
+    ``layout``, ``"auto"`` detecting it). ``patch_size="auto"`` takes the size the layout names
+    (``sar_256_oc_0.2`` -> 256, SEN1-2 256, an OSdataset size folder); when it names none, or for
+    None, pairs that differ from the most common size are flagged. ``qxs_names`` flags names
+    other than ``1 .. N`` (non-integer, zero-padded) in QXS folders and explicit folders.
     """
     from tqdm import tqdm
 
+    found = scan_layout(root, sar_dir, opt_dir, qxs_names=qxs_names, layout=layout)
     if patch_size == "auto":
-        patch_size = expected_patch_size(Path(sar_dir).name)
-    layout = scan_layout(root, sar_dir, opt_dir, qxs_names=qxs_names)
-    problems = layout.problems
-    stems = sort_ids(set(layout.sar_files) | set(layout.opt_files))  # unpaired files too
-    fn = partial(_check_pair, layout=layout)
+        patch_size = found.patch_size
+    problems = found.problems
+    stems = sort_ids(set(found.sar_files) | set(found.opt_files))  # unpaired files too
+    fn = partial(_check_pair, layout=found)
     bar = partial(tqdm, total=len(stems), desc="checking pairs", unit="pair",
                   disable=not progress)
     if workers > 1 and len(stems) > 64:
@@ -182,12 +186,15 @@ def check_dataset(root: str | Path, sar_dir: str = "sar_256_oc_0.2",
         size = rec.get("sar_size") or rec.get("opt_size")
         if size:
             sizes[f"{size[0]}x{size[1]}"] += 1
-    _flag_sizes(records, layout, patch_size, sizes, problems)
-    counts = {"sar files": len(layout.sar_files), "opt files": len(layout.opt_files),
-              "pairs": len(layout.ids)}
-    return CheckResult(str(root), sar_dir, opt_dir, patch_size, counts, dict(sizes.most_common()),
+    _flag_sizes(records, found, patch_size, sizes, problems)
+    counts = {"sar files": len(found.sar_files), "opt files": len(found.opt_files),
+              "pairs": len(found.ids)}
+    dirs = (found.sar_dir.name, found.opt_dir.name) if found.sar_dir != found.root else (None,
+                                                                                        None)
+    return CheckResult(str(root), *dirs, patch_size, counts, dict(sizes.most_common()),
                        {k: dict(v.most_common()) for k, v in modes.items()},
-                       {k: m.summary() for k, m in moments.items()}, problems)
+                       {k: m.summary() for k, m in moments.items()}, problems, found.kind,
+                       found.describe())
 
 
 def _flag_sizes(records: list[dict[str, Any]], layout: Layout, patch_size: int | None,

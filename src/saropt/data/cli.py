@@ -8,14 +8,26 @@ import importlib
 from saropt.cli import add_json_flag, emit
 
 
+def add_layout_flags(p: argparse.ArgumentParser) -> None:
+    """``--layout``, ``--sar-dir`` and ``--opt-dir``: how the pairs of a root are found."""
+    from saropt.data.layout import LAYOUTS
+
+    p.add_argument("--layout", default="auto", choices=["auto", *LAYOUTS],
+                   help="pair layout of the root (default: detected; "
+                   + "; ".join(f"{k}: {v}" for k, v in LAYOUTS.items()) + ")")
+    p.add_argument("--sar-dir", default=None, help="SAR folder name inside ROOT (with --opt-dir: "
+                   "pair files by name in these two folders, whatever the layout)")
+    p.add_argument("--opt-dir", default=None, help="optical folder name inside ROOT")
+
+
 def _add_layout_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("root", help="dataset folder holding the SAR and optical folders")
-    p.add_argument("--sar-dir", default="sar_256_oc_0.2", help="SAR folder name inside ROOT")
-    p.add_argument("--opt-dir", default="opt_256_oc_0.2", help="optical folder name inside ROOT")
+    p.add_argument("root", help="dataset folder (QXS-SAROPT, sar/ + opt/, SEN1-2, OSdataset)")
+    add_layout_flags(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("data", help="QXS-SAROPT pairs: check, split, cache")
+    group = subparsers.add_parser("data", help="SAR-optical pairs (QXS-SAROPT, SEN1-2, "
+                                  "OSdataset, sar/ + opt/): check, split, cache")
     group.set_defaults(_parser=group)
     sub = group.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
 
@@ -42,8 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test-frac", type=float, help="test pairs (fraction of all)")
     p.add_argument("--val-frac", type=float, help="validation pairs (fraction of all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mode", choices=["random", "spatial"], default="random",
-                   help="spatial: keep overlapping neighbours on one side (needs manifest.csv)")
+    p.add_argument("--mode", choices=["random", "spatial", "release"], default="random",
+                   help="spatial: keep overlapping neighbours on one side (needs manifest.csv); "
+                   "release: the release's own train/val/test (OSdataset folders, or --lists)")
+    p.add_argument("--lists", help="with --mode release: folder of published split lists "
+                   "(train.txt, val.txt, test.txt; ids or paths such as opt_256_oc_0.2/1.png)")
     p.add_argument("--manifest", help="manifest CSV (default ROOT/manifest.csv)")
     p.add_argument("--block", type=float, help="spatial block side in SAR pixels "
                    "(default 4 patch sizes)")
@@ -83,7 +98,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                               f"{args.patch_size!r}") from None
     res = check_dataset(args.root, args.sar_dir, args.opt_dir, patch_size=size,
                         qxs_names=not args.any_names, workers=args.workers,
-                        progress=not args.json)
+                        progress=not args.json, layout=args.layout)
     emit(res.to_dict(), args.json, res.text())
     return 0 if res.ok else 1
 
@@ -95,10 +110,12 @@ def _cmd_split(args: argparse.Namespace) -> int:
                       train_frac=args.train_frac, test_frac=args.test_frac,
                       val_frac=args.val_frac, seed=args.seed, mode=args.mode,
                       sar_dir=args.sar_dir, opt_dir=args.opt_dir, manifest=args.manifest,
-                      block=args.block)
+                      block=args.block, layout=args.layout, lists=args.lists)
     s = info["sizes"]
     text = (f"split {args.mode} (seed {args.seed}) of {info['n_pairs']} pairs -> {args.out}: "
             f"train {s['train']}, val {s['val']}, test {s['test']}")
+    if info.get("unassigned"):
+        text += f"; {info['unassigned']} pairs in no list"
     if info["purged_overlapping"]:
         text += f"; {info['purged_overlapping']} patches dropped for overlapping the other side"
     if info["train_test_overlaps"]:
@@ -112,7 +129,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     from saropt.data.cache import PairCache, build_cache
 
     out = build_cache(args.root, args.out, args.sar_dir, args.opt_dir, args.patch_size,
-                      args.resize, progress=not args.json)
+                      args.resize, progress=not args.json, layout=args.layout)
     cache = PairCache(out)
     shape = cache.index["sar_shape"]
     size_mb = sum((out / f).stat().st_size for f in ("sar.u8", "opt.u8")) / 2**20

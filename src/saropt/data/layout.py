@@ -1,7 +1,21 @@
-"""Finding the pairs of a QXS-style folder: ``ROOT/<sar_dir>/<id>.png`` + ``ROOT/<opt_dir>/...``.
+"""Finding the SAR-optical pairs of a dataset root, in any of the layouts the releases use.
 
-Pairs share the file stem. QXS-SAROPT names its files ``1.png .. 20000.png``; ids are sorted
-numerically when every stem is an integer, otherwise in natural order.
+Layouts (``LAYOUTS``; detected from the root in this order, or forced by name):
+
+- ``qxs``: QXS-SAROPT, ``ROOT/sar_256_oc_0.2/<id>.png`` + ``ROOT/opt_256_oc_0.2/<id>.png`` (any
+  ``sar_<size>_oc_<overlap>`` folder pair, as ``saropt data build`` writes them); id = file stem.
+- ``plain``: ``ROOT/sar/`` + ``ROOT/opt/`` (or ``optical/``), pairs share the file name; id = stem.
+- ``sen12``: SEN1-2 (Schmitt et al. 2018),
+  ``ROOT/ROIs1158_spring/s1_1/ROIs1158_spring_s1_1_p30.png`` with its twin
+  ``.../s2_1/ROIs1158_spring_s2_1_p30.png`` (ROOT may also be one ``ROIs*`` folder);
+  id = the stem without ``s1_``: ``ROIs1158_spring_1_p30``.
+- ``osdataset``: OSdataset (Xiang et al. 2020), ``ROOT/{256,512}/{train,val,test}/sarN.png`` +
+  ``optN.png`` in the same folder (ROOT may also be a size or split folder); id = the folder
+  relative to ROOT plus N: ``256/train/12``. The release's own train/val/test assignment is kept
+  (``Layout.release_split``).
+
+Explicit ``sar_dir``/``opt_dir`` folder names pair files by stem in those two folders (kind
+``folders``). Ids are sorted numerically when every id is an integer, otherwise in natural order.
 """
 
 from __future__ import annotations
@@ -84,6 +98,12 @@ def qxs_name_problem(stem: str) -> str | None:
     return None
 
 
+def expected_patch_size(folder_name: str) -> int | None:
+    """The patch size written in a QXS folder name (``sar_256_oc_0.2`` -> 256), else None."""
+    m = re.search(r"(?:^|_)(\d{2,5})(?:_|$)", folder_name)
+    return int(m.group(1)) if m else None
+
+
 def scan_folder(folder: Path, problems: Problems) -> dict[str, Path]:
     """Image files of ``folder`` by stem; missing/empty folders and duplicate stems are problems."""
     if not folder.is_dir():
@@ -106,9 +126,29 @@ def scan_folder(folder: Path, problems: Problems) -> dict[str, Path]:
     return files
 
 
+#: pair layouts detected by :func:`scan_layout`, in detection order, with what each looks like
+LAYOUTS: dict[str, str] = {
+    "qxs": "QXS-SAROPT sar_256_oc_0.2/N.png + opt_256_oc_0.2/N.png",
+    "plain": "sar/ + opt/ with the same file names",
+    "sen12": "SEN1-2 ROIs*/s1_N/*_s1_N_pK.png + s2_N twin",
+    "osdataset": "OSdataset {256,512}/{train,val,test}/sarN.png + optN.png",
+}
+_QXS_DIR = re.compile(r"^(sar|opt)_(\d+_oc_[\d.]+)$", re.IGNORECASE)
+_PLAIN_SAR, _PLAIN_OPT = ("sar",), ("opt", "optical")
+_SEN12_DIR = re.compile(r"^s1_(\d+)$")
+_SEN12_FILE = re.compile(r"^(?P<head>.+)_s(?P<m>[12])_(?P<n>\d+)_p(?P<p>\d+)$")
+_OS_FILE = re.compile(r"^(sar|opt)(\d+)$", re.IGNORECASE)
+_RELEASE_PARTS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+
+
 @dataclass
 class Layout:
-    """The pairs found in a dataset root."""
+    """The pairs found in a dataset root.
+
+    ``kind``: the layout (a key of :data:`LAYOUTS`, or ``folders`` for explicit folder names);
+    ``patch_size``: the size the layout names (``sar_256_oc_0.2`` -> 256), else None;
+    ``release_split``: the release's own ``{"train"|"val"|"test": ids}`` (OSdataset), else None.
+    """
 
     root: Path
     sar_dir: Path
@@ -117,6 +157,9 @@ class Layout:
     sar_files: dict[str, Path]
     opt_files: dict[str, Path]
     problems: Problems
+    kind: str = "folders"
+    patch_size: int | None = None
+    release_split: dict[str, list[str]] | None = None
 
     def sar_path(self, id_: str) -> Path:
         return self.sar_files[id_]
@@ -124,14 +167,123 @@ class Layout:
     def opt_path(self, id_: str) -> Path:
         return self.opt_files[id_]
 
+    def describe(self) -> str:
+        """``ROOT (layout: where the SAR and optical files are)`` for messages."""
+        if self.kind in ("qxs", "plain", "folders"):
+            return f"{self.root} ({self.sar_dir.name} + {self.opt_dir.name})"
+        return f"{self.root} ({self.kind} layout)"
 
-def scan_layout(root: str | Path, sar_dir: str = "sar_256_oc_0.2",
-                opt_dir: str = "opt_256_oc_0.2", qxs_names: bool = False) -> Layout:
-    """List both folders and pair files by stem; every pairing problem goes to ``problems``.
 
-    ``qxs_names=True`` also flags names that are not ``1 .. N`` (non-integer, zero-padded).
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted((Path(e.path) for e in it if e.is_dir() and not e.name.startswith(".")),
+                          key=lambda p: natural_key(p.name))
+    except OSError:
+        return []
+
+
+def _qxs_dirs(root: Path) -> tuple[str, str] | None:
+    """The ``sar_<S>_oc_<O>`` / ``opt_<S>_oc_<O>`` pair of ``root`` (the twin of a lone one)."""
+    found: dict[str, dict[str, str]] = {}
+    for d in _subdirs(root):
+        m = _QXS_DIR.match(d.name)
+        if m:
+            found.setdefault(m.group(2), {})[m.group(1).lower()] = d.name
+    if not found:
+        return None
+    if len(found) > 1:
+        names = ", ".join(f"sar_{k} + opt_{k}" for k in found)
+        raise DataError(f"{root}: several QXS folder pairs ({names}); choose one with "
+                        "--sar-dir and --opt-dir")
+    (suffix, sides), = found.items()
+    return sides.get("sar", f"sar_{suffix}"), sides.get("opt", f"opt_{suffix}")
+
+
+def _plain_dirs(root: Path) -> tuple[str, str] | None:
+    names = {d.name.lower(): d.name for d in _subdirs(root)}
+    sar = next((names[n] for n in _PLAIN_SAR if n in names), None)
+    opt = next((names[n] for n in _PLAIN_OPT if n in names), None)
+    return (sar, opt) if sar and opt else None
+
+
+def _sen12_dirs(root: Path) -> list[Path]:
+    """The ``s1_N`` folders of a SEN1-2 root (``ROOT/ROIs*/s1_N`` or ``ROOT/s1_N``)."""
+    own = [d for d in _subdirs(root) if _SEN12_DIR.match(d.name)]
+    if own:
+        return own
+    return [d for season in _subdirs(root) if season.name.lower().startswith("rois")
+            for d in _subdirs(season) if _SEN12_DIR.match(d.name)]
+
+
+def _os_folders(root: Path) -> list[Path]:
+    """Folders up to two levels below ``root`` (and ``root``) holding ``sarN``/``optN`` images."""
+    levels = [[root]]
+    for _ in range(2):
+        levels.append([d for f in levels[-1] for d in _subdirs(f)])
+    out = []
+    for folder in (f for level in levels for f in level):
+        try:
+            with os.scandir(folder) as it:
+                if any(_OS_FILE.match(Path(e.name).stem) and Path(e.name).suffix.lower()
+                       in IMAGE_SUFFIXES for e in it):
+                    out.append(folder)
+        except OSError:
+            continue
+    return out
+
+
+def detect_layout(root: str | Path) -> str:
+    """The name of the layout ``root`` holds (see :data:`LAYOUTS`); a one-line DataError naming
+    the layouts looked for when none fits."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset root {root} does not exist or is not a folder")
+    if _qxs_dirs(root):
+        return "qxs"
+    if _plain_dirs(root):
+        return "plain"
+    if _sen12_dirs(root):
+        return "sen12"
+    if _os_folders(root):
+        return "osdataset"
+    looked = "; ".join(f"{k}: {v}" for k, v in LAYOUTS.items())
+    raise DataError(f"{root}: no SAR-optical pair layout found (looked for {looked}); point "
+                    "at the folder holding them, or give --sar-dir and --opt-dir")
+
+
+def scan_layout(root: str | Path, sar_dir: str | None = None, opt_dir: str | None = None,
+                qxs_names: bool = False, layout: str = "auto") -> Layout:
+    """The pairs of ``root``; every pairing problem goes to ``problems``.
+
+    ``sar_dir`` and ``opt_dir`` (both or neither) name the two folders explicitly; otherwise
+    ``layout`` (``"auto"`` or a key of :data:`LAYOUTS`) says how to find the pairs.
+    ``qxs_names=True`` also flags names that are not ``1 .. N`` (QXS and explicit folders only).
+
+    Raises:
+        DataError: only one of the folder names given, an unknown layout name, a root that is
+            not a folder (auto), or no layout found.
     """
     root = Path(root)
+    if (sar_dir is None) != (opt_dir is None):
+        raise DataError("give both --sar-dir and --opt-dir, or neither (the layout is then "
+                        "detected)")
+    if sar_dir is not None:
+        return _scan_folders(root, sar_dir, opt_dir, qxs_names, "folders")
+    if layout not in ("auto", *LAYOUTS):
+        raise DataError(f"unknown layout {layout!r}; choose auto or one of {sorted(LAYOUTS)}")
+    kind = detect_layout(root) if layout == "auto" else layout
+    if kind == "qxs":
+        dirs = _qxs_dirs(root) or ("sar_256_oc_0.2", "opt_256_oc_0.2")
+        return _scan_folders(root, *dirs, qxs_names, "qxs")
+    if kind == "plain":
+        return _scan_folders(root, *(_plain_dirs(root) or ("sar", "opt")), False, "plain")
+    if kind == "sen12":
+        return _scan_sen12(root)
+    return _scan_osdataset(root)
+
+
+def _scan_folders(root: Path, sar_dir: str, opt_dir: str, qxs_names: bool, kind: str) -> Layout:
     problems = Problems()
     if not root.is_dir():
         problems.add("missing folder", f"dataset root {root} does not exist")
@@ -143,11 +295,110 @@ def scan_layout(root: str | Path, sar_dir: str = "sar_256_oc_0.2",
         for stem in sort_ids(set(opt) - set(sar)):
             problems.add("missing counterpart", f"{opt[stem]} has no {sar_dir}/{opt[stem].name}")
     ids = sort_ids(set(sar) & set(opt))
-    if qxs_names:
+    if qxs_names and kind in ("qxs", "folders"):
         for stem in sort_ids(set(sar) | set(opt)):
             why = qxs_name_problem(stem)
             if why:
                 path = sar.get(stem) or opt[stem]
                 problems.add("bad name", f"{path}: name {stem!r} {why} (QXS layout expects "
                              "1.png .. N.png)")
-    return Layout(root, root / sar_dir, root / opt_dir, ids, sar, opt, problems)
+    size = expected_patch_size(Path(sar_dir).name) if kind in ("qxs", "folders") else None
+    return Layout(root, root / sar_dir, root / opt_dir, ids, sar, opt, problems, kind, size)
+
+
+def _pair_by_id(sar: dict[str, Path], opt: dict[str, Path], problems: Problems) -> list[str]:
+    for id_ in sort_ids(set(sar) - set(opt)):
+        problems.add("missing counterpart", f"{sar[id_]} has no optical twin")
+    for id_ in sort_ids(set(opt) - set(sar)):
+        problems.add("missing counterpart", f"{opt[id_]} has no SAR twin")
+    return sort_ids(set(sar) & set(opt))
+
+
+def _add_file(files: dict[str, Path], id_: str, path: Path, problems: Problems) -> None:
+    if id_ in files:
+        problems.add("duplicate id", f"{path} and {files[id_].name} share id {id_!r}")
+    else:
+        files[id_] = path
+
+
+def _scan_sen12(root: Path) -> Layout:
+    problems = Problems()
+    sar: dict[str, Path] = {}
+    opt: dict[str, Path] = {}
+    s1_dirs = _sen12_dirs(root)
+    if not s1_dirs:
+        problems.add("missing folder", f"{root} holds no SEN1-2 s1_N folders "
+                     "(ROIs*/s1_N/ or s1_N/)")
+    for s1 in s1_dirs:
+        s2 = s1.parent / f"s2_{_SEN12_DIR.match(s1.name).group(1)}"
+        for folder, files, want in ((s1, sar, "1"), (s2, opt, "2")):
+            for stem, path in scan_folder(folder, problems).items():
+                m = _SEN12_FILE.match(stem)
+                if not m or m.group("m") != want:
+                    problems.add("bad name", f"{path}: not a SEN1-2 s{want} patch name "
+                                 f"(<ROI>_s{want}_<N>_p<K>)")
+                    continue
+                _add_file(files, sen12_id(m), path, problems)
+    ids = _pair_by_id(sar, opt, problems)
+    return Layout(root, root, root, ids, sar, opt, problems, "sen12", 256)
+
+
+def sen12_id(m: re.Match) -> str:
+    """``ROIs1158_spring_s1_1_p30`` -> ``ROIs1158_spring_1_p30`` (same for its ``s2`` twin)."""
+    return f"{m.group('head')}_{m.group('n')}_p{m.group('p')}"
+
+
+def _scan_osdataset(root: Path) -> Layout:
+    problems = Problems()
+    sar: dict[str, Path] = {}
+    opt: dict[str, Path] = {}
+    release: dict[str, list[str]] = {}
+    sizes = set()
+    folders = _os_folders(root)
+    if not folders:
+        problems.add("missing folder", f"{root} holds no OSdataset sarN/optN images "
+                     "({256,512}/{train,val,test}/)")
+    for folder in folders:
+        rel = folder.relative_to(root).as_posix()
+        parts = [] if rel == "." else rel.split("/")
+        part = next((_RELEASE_PARTS[p.lower()] for p in reversed(parts)
+                     if p.lower() in _RELEASE_PARTS), None)
+        sizes.add(next((int(p) for p in parts if p.isdigit()), None))
+        for stem, path in scan_folder(folder, problems).items():
+            m = _OS_FILE.match(stem)
+            if not m:
+                problems.add("bad name", f"{path}: not an OSdataset name (sarN / optN)")
+                continue
+            id_ = "/".join([*parts, m.group(2)])
+            _add_file(sar if m.group(1).lower() == "sar" else opt, id_, path, problems)
+            if part and m.group(1).lower() == "sar":
+                release.setdefault(part, []).append(id_)
+    ids = _pair_by_id(sar, opt, problems)
+    paired = set(ids)
+    split = {k: sort_ids(i for i in release.get(k, []) if i in paired) for k in
+             ("train", "val", "test")} if release else None
+    size = sizes.pop() if len(sizes) == 1 else None
+    return Layout(root, root, root, ids, sar, opt, problems, "osdataset", size, split)
+
+
+def entry_to_id(entry: str) -> str:
+    """The pair id a split-list entry names: an id as it is (``SARShip-1.0-3``), or a path
+    relative to the dataset root (``opt_256_oc_0.2/123.png`` -> ``123``;
+    ``ROIs1158_spring/s1_1/ROIs1158_spring_s1_1_p30.png`` -> ``ROIs1158_spring_1_p30``;
+    ``256/train/opt12.png`` -> ``256/train/12``). An entry is a path only when it ends in a
+    known image suffix, and only that suffix is stripped."""
+    text = entry.strip().replace("\\", "/")
+    name = text.rsplit("/", 1)[-1]
+    suffix = Path(name).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:  # an id (OSdataset ids hold slashes: 256/train/12)
+        return text
+    stem = name[: -len(suffix)]
+    parents = [p for p in text.split("/")[:-1] if p not in ("", ".")]
+    m = _SEN12_FILE.match(stem)
+    if m:
+        return sen12_id(m)
+    m = _OS_FILE.match(stem)
+    if m and not (parents and _QXS_DIR.match(parents[-1])) and not (
+            parents and parents[-1].lower() in _PLAIN_SAR + _PLAIN_OPT):
+        return "/".join([*parents, m.group(2)])
+    return stem

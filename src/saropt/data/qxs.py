@@ -135,13 +135,27 @@ def to_float(batch: dict[str, Any]) -> dict[str, Any]:
                 and v.dtype == torch.uint8 else v) for k, v in batch.items()}
 
 
+def _relative_hint(unknown: str, known: set[str]) -> str:
+    """A hint when an id with folders (OSdataset ``256/train/12``) is known relative to another
+    folder level: the split was made for a parent or a child of this root."""
+    parts = unknown.split("/")
+    for k in range(1, len(parts)):
+        if "/".join(parts[k:]) in known:
+            return (f"; ids are relative to the dataset root and {unknown!r} is "
+                    f"{'/'.join(parts[k:])!r} here: give the root the split was made for")
+    return ""
+
+
 class QXSSAROPT(Dataset):
     """SAR-optical patch pairs sharing a file name in two folders.
 
     Args:
         root: dataset folder holding ``sar_dir`` and ``opt_dir``.
         ids: subset of pair ids (file stems) to use, e.g. from :func:`read_split`; all if None.
-        sar_dir, opt_dir: folder names (``"sar"``/``"opt"`` for a plain layout).
+        sar_dir, opt_dir: the two folder names (both or neither); None finds the pairs by
+            ``layout``.
+        layout: ``"auto"`` (detect) or a layout name: ``qxs``, ``plain``, ``sen12``,
+            ``osdataset`` (see :mod:`saropt.data.layout`).
         patch_size: expected side length; None accepts any size (pairs must still match).
         resize: None makes other sizes an error; a policy (``"bilinear"``, ``"area"``,
             ``"bicubic"``, ``"nearest"``, ``"lanczos"``) resizes them to ``patch_size``.
@@ -156,11 +170,11 @@ class QXSSAROPT(Dataset):
     """
 
     def __init__(self, root: str | Path, ids: Sequence[str] | None = None,
-                 sar_dir: str = "sar_256_oc_0.2", opt_dir: str = "opt_256_oc_0.2",
+                 sar_dir: str | None = None, opt_dir: str | None = None,
                  patch_size: int | None = 256, resize: str | None = None,
                  transforms: Callable[[Sample], Sample] | None = None,
                  cache: str | Path | None = None, check_cache: bool = True,
-                 dtype: str = "float32") -> None:
+                 dtype: str = "float32", layout: str = "auto") -> None:
         if dtype not in ("float32", "uint8"):
             raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
         if resize is not None and resize not in RESAMPLING:
@@ -169,7 +183,7 @@ class QXSSAROPT(Dataset):
         if resize is not None and patch_size is None:
             raise ValueError("a resize policy needs a patch_size to resize to")
         self.root = Path(root)
-        self.sar_dir, self.opt_dir = sar_dir, opt_dir
+        self.sar_dir, self.opt_dir, self.layout_name = sar_dir, opt_dir, layout
         self.patch_size, self.resize, self.transforms = patch_size, resize, transforms
         self.dtype = dtype
         self.cache = PairCache(cache) if cache is not None else None
@@ -180,16 +194,10 @@ class QXSSAROPT(Dataset):
     def _scan(self, check_cache: bool) -> Layout | None:
         if self.cache is not None and not self.root.exists():
             return None  # cache-only use
-        layout = scan_layout(self.root, self.sar_dir, self.opt_dir)
-        layout.problems.raise_if_any(f"dataset {self.root} ({self.sar_dir} + {self.opt_dir})")
+        layout = scan_layout(self.root, self.sar_dir, self.opt_dir, layout=self.layout_name)
+        layout.problems.raise_if_any(f"dataset {layout.describe()}")
         if self.cache is not None and check_cache:
-            missing = [i for i in layout.ids if i not in self.cache.position]
-            stale = self.cache.stale_files(layout)
-            if missing or stale:
-                what = stale[:3] + [f"id {i!r} not cached" for i in missing[:3]]
-                raise DataError(f"cache {self.cache.path} is stale for {self.root}: "
-                                f"{len(stale)} changed, {len(missing)} uncached ("
-                                + "; ".join(what) + "); rebuild it with `saropt data cache`")
+            self.cache.check_source(layout)
         return layout
 
     def _select(self, available: list[str], ids: Sequence[str] | None) -> list[str]:
@@ -200,7 +208,7 @@ class QXSSAROPT(Dataset):
         unknown = [i for i in ids if i not in known]
         if unknown:
             raise DataError(f"dataset {self.root}: {len(unknown)} requested ids have no pair "
-                            f"(first: {unknown[:5]})")
+                            f"(first: {unknown[:5]})" + _relative_hint(unknown[0], known))
         if len(set(ids)) != len(ids):
             raise DataError(f"dataset {self.root}: the requested ids contain duplicates")
         return sort_ids(ids)
@@ -210,10 +218,14 @@ class QXSSAROPT(Dataset):
         return len(self.ids)
 
     def sar_path(self, id_: str) -> Path:
-        return self.layout.sar_path(id_) if self.layout else self.root / self.sar_dir / f"{id_}.png"
+        if self.layout:
+            return self.layout.sar_path(id_)
+        return self.root / str(self.cache.source.get("sar_dir") or "sar") / f"{id_}.png"
 
     def opt_path(self, id_: str) -> Path:
-        return self.layout.opt_path(id_) if self.layout else self.root / self.opt_dir / f"{id_}.png"
+        if self.layout:
+            return self.layout.opt_path(id_)
+        return self.root / str(self.cache.source.get("opt_dir") or "opt") / f"{id_}.png"
 
     def _fit(self, arr: np.ndarray, id_: str, kind: str) -> np.ndarray:
         size = self.patch_size

@@ -9,7 +9,13 @@ so for one seed and test size the test set is fixed and smaller training sets ar
 larger ones (the paper's Table 2 study). ``mode="spatial"`` needs ``ROOT/manifest.csv``
 (``id,scene,x,y,size``): whole blocks of each scene go to one side, and any train/val patch whose
 window overlaps a test (or train overlapping val) window is dropped, so no two overlapping
-patches ever sit on both sides.
+patches ever sit on both sides. ``mode="release"`` keeps a release's own assignment: the
+OSdataset ``train/val/test`` folders, or published split lists (``lists``: a folder of
+``train.txt``/``val.txt``/``test.txt``).
+
+Split lists may name pairs by id (``123``) or by a path relative to the dataset root, as the
+published QXS-SAROPT lists do (``opt_256_oc_0.2/123.png``); see
+:func:`saropt.data.layout.entry_to_id`.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from saropt.data.layout import scan_layout, sort_ids
+from saropt.data.layout import entry_to_id, scan_layout, sort_ids
 from saropt.data.pairs import Pair, draw_eval_pairs
 from saropt.errors import DataError
 from saropt.utils.io import write_json_atomic, write_text_atomic
@@ -176,22 +182,29 @@ def _spatial_assign(ids: list[str], sizes: dict[str, int], windows: dict[str, Wi
 def make_split(root: str | Path, out: str | Path, train: int | None = None,
                test: int | None = None, val: int | None = None, train_frac: float | None = None,
                test_frac: float | None = None, val_frac: float | None = None, seed: int = 0,
-               mode: str = "random", sar_dir: str = "sar_256_oc_0.2",
-               opt_dir: str = "opt_256_oc_0.2", manifest: str | Path | None = None,
-               block: float | None = None, ids: Sequence[str] | None = None) -> dict[str, Any]:
+               mode: str = "random", sar_dir: str | None = None, opt_dir: str | None = None,
+               manifest: str | Path | None = None, block: float | None = None,
+               ids: Sequence[str] | None = None, layout: str = "auto",
+               lists: str | Path | None = None) -> dict[str, Any]:
     """Split the pairs of ``root`` and write the split folder ``out``; returns ``split.json``.
 
     Sizes: counts (``train``, ``test``, ``val``) or fractions of all pairs; see
     :func:`resolve_sizes`. ``mode="spatial"`` reads ``manifest`` (default ``root/manifest.csv``)
     and groups patches into square blocks of ``block`` SAR pixels (default 4 patch sizes).
+    ``mode="release"`` keeps the release's assignment (``lists`` folder, else the layout's own).
+    The pairs are found by :func:`saropt.data.layout.scan_layout` (``sar_dir`` + ``opt_dir``, or
+    ``layout``) unless ``ids`` are given.
     """
-    if mode not in ("random", "spatial"):
-        raise DataError(f"split mode must be 'random' or 'spatial', got {mode!r}")
+    if mode not in ("random", "spatial", "release"):
+        raise DataError(f"split mode must be 'random', 'spatial' or 'release', got {mode!r}")
+    found = None
     if ids is None:
-        layout = scan_layout(root, sar_dir, opt_dir)
-        layout.problems.raise_if_any(f"cannot split {root}")
-        ids = layout.ids
+        found = scan_layout(root, sar_dir, opt_dir, layout=layout)
+        found.problems.raise_if_any(f"cannot split {found.describe()}")
+        ids = found.ids
     ids = sort_ids(ids)
+    if mode == "release":
+        return _release_split(root, out, ids, found, lists, seed)
     sizes = resolve_sizes(len(ids), train, test, val, train_frac, test_frac, val_frac)
     rng = np.random.default_rng(seed)
     manifest_path = Path(manifest) if manifest else Path(root) / "manifest.csv"
@@ -216,7 +229,8 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
                             f"least 2 (ask for 0 or >= 2 {name} pairs)")
     info = {
         "seed": seed, "mode": mode, "root": str(Path(root).resolve()), "sar_dir": sar_dir,
-        "opt_dir": opt_dir, "n_pairs": len(ids), "requested": sizes,
+        "opt_dir": opt_dir, "layout": found.kind if found else None, "n_pairs": len(ids),
+        "requested": sizes,
         "sizes": {k: len(v) for k, v in parts.items()},
         "block": block if mode == "spatial" else None, "purged_overlapping": purged,
         "manifest": str(manifest_path) if windows else None,
@@ -224,6 +238,40 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
         if windows else None,
     }
     write_split(out, parts, info, seed)
+    return info
+
+
+def _release_split(root: str | Path, out: str | Path, ids: list[str], found: Any,
+                   lists: str | Path | None, seed: int) -> dict[str, Any]:
+    """A split that keeps the release's train/val/test (lists folder or the layout's own)."""
+    if lists is not None:
+        parts = read_split(lists)
+        source = str(lists)
+    elif found is not None and found.release_split:
+        parts, source = found.release_split, f"{found.kind} folders"
+    else:
+        kind = found.kind if found is not None else "given ids"
+        raise DataError(f"{root}: the {kind} layout has no train/val/test of its own; give the "
+                        "published split lists with --lists DIR (train.txt, test.txt)")
+    known = set(ids)
+    for name in SPLITS:
+        unknown = [i for i in parts[name] if i not in known]
+        if unknown:
+            raise DataError(f"{source}: {len(unknown)} {name} entries name no pair of {root} "
+                            f"(first: {unknown[:3]})")
+    if not parts["train"] and not parts["test"]:
+        raise DataError(f"{source}: the release split selects no pair")
+    for name in ("val", "test"):
+        if len(parts[name]) == 1:
+            raise DataError(f"{source}: the {name} set holds 1 pair; its fixed false pairs need "
+                            "at least 2")
+    sizes = {k: len(parts[k]) for k in SPLITS}
+    info = {"seed": seed, "mode": "release", "root": str(Path(root).resolve()),
+            "layout": found.kind if found is not None else None, "lists": source,
+            "n_pairs": len(ids), "requested": sizes, "sizes": sizes, "block": None,
+            "purged_overlapping": 0, "manifest": None, "train_test_overlaps": None,
+            "unassigned": len(ids) - sum(sizes.values())}
+    write_split(out, {k: sort_ids(parts[k]) for k in SPLITS}, info, seed)
     return info
 
 
@@ -245,7 +293,13 @@ def write_pairs(path: str | Path, pairs: Sequence[Pair]) -> Path:
 
 
 def read_split(split_dir: str | Path) -> dict[str, list[str]]:
-    """``{"train": [...], "val": [...], "test": [...]}`` from a split folder."""
+    """``{"train": [...], "val": [...], "test": [...]}`` from a split folder.
+
+    Entries are ids or paths relative to the dataset root (published lists); each becomes an
+    id by :func:`saropt.data.layout.entry_to_id`. A line may hold the SAR and the optical path
+    of one pair (separated by spaces or a comma); both must name the same pair. A list that
+    names an id twice is an error.
+    """
     split_dir = Path(split_dir)
     out: dict[str, list[str]] = {}
     for name in SPLITS:
@@ -255,13 +309,29 @@ def read_split(split_dir: str | Path) -> dict[str, list[str]]:
                 out[name] = []
                 continue
             raise DataError(f"{f}: split file not found (make one with `saropt data split`)")
-        out[name] = [line.strip() for line in f.read_text().splitlines() if line.strip()]
+        out[name] = _read_list(f)
     for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
         both = set(out[a]) & set(out[b])
         if both:
             raise DataError(f"{split_dir}: {len(both)} ids are in both {a} and {b} "
                             f"(first: {sort_ids(both)[:3]})")
     return out
+
+
+def _read_list(path: Path) -> list[str]:
+    ids: list[str] = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = [entry_to_id(t) for t in line.replace(",", " ").split()]
+        if not fields:
+            continue
+        if len(set(fields)) > 1:
+            raise DataError(f"{path}:{n}: the entries {line.split()} name different pairs "
+                            f"({sorted(set(fields))})")
+        ids.append(fields[0])
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
+        raise DataError(f"{path}: ids listed twice (first: {dup})")
+    return ids
 
 
 def read_split_info(split_dir: str | Path) -> dict[str, Any]:
