@@ -1,12 +1,15 @@
 """AIR-SARShip-1.0 and -2.0 (Sun et al., J. Radars 2019; Gaofen-3): 16-bit TIFF scenes + XML.
 
-Layout under ``root``: scene images ``*.tif``/``*.tiff`` (anywhere below ``root``), each with an
-XML file of the same stem beside it or in a sibling ``Annotations/``, ``annotations/``,
-``labels/`` or ``xml/`` folder. The XML is VOC-like (``<object><bndbox>``) or Gaofen-style
-(``<object>...<points><point>x,y</point>...``); polygons become horizontal boxes.
+Layouts under ``root`` (scene images ``*.tif``/``*.tiff`` anywhere below it): the release
+layout, ``AIR-SARShip-X-data/<id>.tiff`` with its XML in the sibling ``AIR-SARShip-X-xml/``
+(``<id>-label.xml`` in 1.0, ``<id>.xml`` in 2.0); or an XML of the same id beside the scene or
+in a sibling ``Annotations/``, ``annotations/``, ``labels/`` or ``xml/`` folder. The XML is
+VOC-like (``<object><bndbox>``) or Gaofen-style (``<object>...<points><point>x,y</point>...``);
+polygons become horizontal boxes.
 
 Split (paper 003 4.1: 21 of 31 scenes / 210 of 300 images, chosen at random, list unpublished):
-``root/train.txt`` and ``root/test.txt`` (scene stems) when present, else a seeded random split of
+``root/train.txt`` and ``root/test.txt`` (scene ids such as ``SARShip-1.0-3``, one a line; only
+a known image suffix is stripped) when present, else a seeded random split of
 the sorted scenes with those proportions (``seed=0``), documented in docs/detect.md.
 
 16-bit -> 8-bit: a linear stretch between the scene's ``percentiles`` (default 0.5 and 99.5, from a
@@ -29,6 +32,9 @@ from saropt.detect.datasets.base import (
     Transform,
     as_boxes,
     drop_degenerate,
+    read_id_list,
+    select_listed,
+    strip_image_suffix,
 )
 from saropt.detect.datasets.voc import parse_voc_xml
 from saropt.detect.tiling import Window, boxes_in_window, tile_windows
@@ -39,6 +45,9 @@ PAPER_SPLIT = {"1.0": (21, 31), "2.0": (210, 300)}
 #: so results on tiles and results on whole scenes cannot be mistaken for each other
 TILE_ID_BASE = 100_000
 XML_DIRS = ("", "Annotations", "annotations", "labels", "xml")
+LAYOUTS = ("release (AIR-SARShip-X-data/<id>.tiff + AIR-SARShip-X-xml/<id>.xml or "
+           "<id>-label.xml), flat (<id>.tiff + <id>.xml side by side), or scenes with "
+           "Annotations/, annotations/, labels/ or xml/ beside them")
 
 
 def scale_to_uint8(array: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -105,31 +114,46 @@ class AIRSARShip(DetectionDataset):
         found = sorted(p for p in self.root.rglob("*")
                        if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith("."))
         if not found:
-            raise DataError(f"{self.root}: no .tif/.tiff scenes found")
+            raise DataError(f"{self.root}: no .tif/.tiff scenes; AIR-SARShip layouts looked "
+                            f"for: {LAYOUTS}")
         return found
 
     def _split_scenes(self) -> list[Path]:
         scenes = self._all_scenes()
         if self.split == "all":
             return scenes
-        listed = self.root / f"{self.split}.txt"
-        if listed.is_file():
-            stems = {Path(s.strip()).stem for s in listed.read_text().splitlines() if s.strip()}
-            return [p for p in scenes if p.stem in stems]
+        for listed in (self.root / f"{self.split}.txt",
+                       self.root / "ImageSets" / "Main" / f"{self.split}.txt"):
+            if listed.is_file():
+                return select_listed(scenes, lambda p: strip_image_suffix(p.name),
+                                     read_id_list(listed), listed)
         n_train, n_total = PAPER_SPLIT[self.version]
         order = np.random.default_rng(self.seed).permutation(len(scenes))
         n = int(round(len(scenes) * n_train / n_total))
         chosen = set(order[:n].tolist() if self.split == "train" else order[n:].tolist())
-        return [p for i, p in enumerate(scenes) if i in chosen]
+        picked = [p for i, p in enumerate(scenes) if i in chosen]
+        if not picked:
+            raise DataError(f"{self.root}: the seeded {self.split} split of {len(scenes)} "
+                            f"scene(s) selects none; use --split all or write "
+                            f"{self.split}.txt (scene ids, one a line)")
+        return picked
 
     def _xml_for(self, image: Path) -> Path:
-        for sub in XML_DIRS:
-            for folder in (image.parent / sub, image.parent.parent / sub):
-                cand = folder / f"{image.stem}.xml"
-                if cand.is_file():
-                    return cand
-        raise DataError(f"AIR-SARShip scene {image} has no XML annotation "
-                        f"({image.stem}.xml beside it or in {', '.join(XML_DIRS[1:])})")
+        """The scene's XML: ``<id>.xml`` or ``<id>-label.xml`` beside the scene, in an
+        annotation folder beside it or its parent, or in the release's ``<name>-xml/`` twin of
+        the ``<name>-data/`` folder holding the scene."""
+        folders = [image.parent / sub for sub in XML_DIRS]
+        folders += [image.parent.parent / sub for sub in XML_DIRS[1:]]
+        if image.parent.name.lower().endswith("-data"):
+            folders.append(image.parent.with_name(image.parent.name[:-5] + "-xml"))
+        folders += sorted(p for p in image.parent.parent.glob("*[xX][mM][lL]") if p.is_dir())
+        names = [f"{image.stem}{tail}.xml" for tail in ("", "-label", "_label")]
+        for folder in folders:
+            for name in names:
+                if (folder / name).is_file():
+                    return folder / name
+        raise DataError(f"AIR-SARShip scene {image} has no XML annotation ({' or '.join(names)}"
+                        f"); layouts looked for: {LAYOUTS}")
 
     def _scene(self, scene_id: int, path: Path) -> dict:
         import rasterio
