@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,10 @@ from saropt.errors import DataError
 from saropt.utils.io import save_figure_atomic, write_json_atomic
 from saropt.utils.table import format_table
 
+log = logging.getLogger(__name__)
+#: side of the window drawn from an image larger than this (pixels): scene-size images are
+#: cropped around their first error (or ship) and read window-only, never whole
+PREVIEW_SIDE = 1024
 AP_SHORT = {"voc07_11pt": "VOC07 11-pt", "voc_all_point": "VOC all-pt",
             "coco_101pt": "COCO 101-pt"}
 
@@ -64,14 +69,24 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
     curves = result.pop("curves")
     files = {"metrics": out / "metrics.json", "pr_curves_json": out / "pr_curves.json"}
     result.update({"ground_truth": str(gt_path), "predictions": str(pred),
-                   "level": "scene" if merge_tiles else "image"})
+                   "level": "scene" if merge_tiles else "image", "warnings": []})
     write_json_atomic(files["pr_curves_json"], curves)
-    files["pr_curves_png"] = _pr_figure(result, curves, out / "pr_curves.png")
+    result["files"] = {k: str(v) for k, v in files.items()}
+    write_json_atomic(files["metrics"], result)  # the numbers first: figures may fail
+    figures = {"pr_curves_png": lambda: _pr_figure(result, curves, out / "pr_curves.png")}
     if n_gallery > 0:
         image_dir = images or _guess_image_dir(gt_path)
         if reader is not None or image_dir is not None:
-            files["gallery"] = _gallery(gt_dict, pred, reader, image_dir, n_gallery, score_thr,
-                                        out / "gallery.png", scenes=merge_tiles)
+            figures["gallery"] = lambda: _gallery(gt_dict, pred, reader, image_dir, n_gallery,
+                                                  score_thr, out / "gallery.png",
+                                                  scenes=merge_tiles)
+    for key, draw in figures.items():
+        try:
+            files[key] = draw()
+        except Exception as err:  # noqa: BLE001 - a figure never costs the numbers
+            msg = f"{key} not drawn: {type(err).__name__}: {err}".splitlines()[0]
+            log.warning("%s", msg)
+            result["warnings"].append(msg)
     result["files"] = {k: str(v) for k, v in files.items()}
     write_json_atomic(files["metrics"], result)
     return result
@@ -156,28 +171,79 @@ def _gallery(gt: dict, pred: Path, reader: Any, image_dir: Path | None, n: int,
         return int((~tp & ~ign).sum() + missed.sum()), len(b["gt"])
 
     chosen = sorted(boxes, key=lambda i: tuple(-v for v in errors(i)))[:n]
-    names = {int(i["id"]): i["file_name"] for i in gt["images"]}
+    info = {int(i["id"]): i for i in gt["images"]}
     items = []
     for i in tqdm(chosen, desc="gallery", leave=False):
-        image = reader.load_scene(i) if scenes else _load(reader, image_dir, i, names[i])
-        items.append({"image": image, "gt": boxes[i]["gt"], "pred": boxes[i]["pred"],
-                      "scores": boxes[i]["scores"], "ignore": boxes[i]["ign"],
-                      "title": f"{names[i]} (id {i})"})
+        b = boxes[i]
+        win = preview_window(int(info[i]["width"]), int(info[i]["height"]),
+                             _focus_box(b, score_thr))
+        image = _load_window(reader, image_dir, i, info[i]["file_name"], win, scenes)
+        shift = np.array([win[0], win[1], win[0], win[1]], np.float64)
+        keep = {k: _inside(b[k], win) for k in ("gt", "pred", "ign")}
+        title = f"{info[i]['file_name']} (id {i})"
+        if (win[2] - win[0], win[3] - win[1]) != (info[i]["width"], info[i]["height"]):
+            title += f"\ncrop x {win[0]}:{win[2]}, y {win[1]}:{win[3]}"
+        items.append({"image": image, "gt": b["gt"][keep["gt"]] - shift,
+                      "pred": b["pred"][keep["pred"]] - shift,
+                      "scores": b["scores"][keep["pred"]], "ignore": b["ign"][keep["ign"]] - shift,
+                      "title": title})
     fig = gallery(items, score_thr=score_thr,
                   title=f"predictions with score >= {score_thr}: {Path(pred).name}")
     return save_figure_atomic(fig, path)
 
 
-def _load(reader: Any, image_dir: Path | None, image_id: int, file_name: str) -> np.ndarray:
+def preview_window(width: int, height: int, focus: np.ndarray | None,
+                   side: int = PREVIEW_SIDE) -> tuple[int, int, int, int]:
+    """The part of a ``width`` x ``height`` image drawn in the gallery: all of it when it fits
+    in ``side`` x ``side``, else a ``side`` window centred on ``focus`` (an xyxy box; None: the
+    image centre), kept inside the image."""
+    if width <= side and height <= side:
+        return 0, 0, width, height
+    cx, cy = ((focus[0] + focus[2]) / 2, (focus[1] + focus[3]) / 2) if focus is not None \
+        else (width / 2, height / 2)
+    w, h = min(side, width), min(side, height)
+    x0 = int(np.clip(round(cx - w / 2), 0, width - w))
+    y0 = int(np.clip(round(cy - h / 2), 0, height - h))
+    return x0, y0, x0 + w, y0 + h
+
+
+def _focus_box(b: dict[str, np.ndarray], score_thr: float) -> np.ndarray | None:
+    """The box a crop is centred on: a missed ship, else a false alarm, else a ship."""
+    from saropt.detect.viz import match_detections
+
+    keep = b["scores"] >= score_thr
+    pred = b["pred"][keep]
+    tp, ign, missed = match_detections(b["gt"], pred, b["scores"][keep], 0.5, b["ign"])
+    for group in (b["gt"][missed], pred[~tp & ~ign], b["gt"], pred):
+        if len(group):
+            return group[0]
+    return None
+
+
+def _inside(boxes: np.ndarray, win: tuple[int, int, int, int]) -> np.ndarray:
+    return ((boxes[:, 2] > win[0]) & (boxes[:, 0] < win[2]) & (boxes[:, 3] > win[1])
+            & (boxes[:, 1] < win[3]))
+
+
+def _load_window(reader: Any, image_dir: Path | None, image_id: int, file_name: str,
+                 win: tuple[int, int, int, int], scenes: bool) -> np.ndarray:
+    """Only ``win`` (in the image's pixels) of an image, a tile or a whole scene."""
     if reader is not None:
-        rec = reader.record_by_id(image_id)
-        return reader.load_image(rec)
+        from dataclasses import replace
+
+        if scenes:
+            rec = reader.scene_record(image_id)
+        else:
+            rec = reader.record_by_id(image_id)
+        x0, y0 = rec.window[:2] if rec.window is not None else (0, 0)
+        crop = (x0 + win[0], y0 + win[1], x0 + win[2], y0 + win[3])
+        return reader.load_image(replace(rec, window=crop))
     from saropt.detect.datasets.base import read_image
 
     path = image_dir / file_name
     if not path.is_file():
         raise DataError(f"gallery image {path} does not exist (set --images)")
-    return read_image(path, 3)
+    return read_image(path, 3, win)
 
 
 def load_json(path: Path) -> Any:

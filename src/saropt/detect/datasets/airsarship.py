@@ -14,7 +14,8 @@ the sorted scenes with those proportions (``seed=0``), documented in docs/detect
 
 16-bit -> 8-bit: a linear stretch between the scene's ``percentiles`` (default 0.5 and 99.5, from a
 decimated read of the whole scene, so every tile of a scene shares one mapping), clipped to
-[0, 255]. ``percentiles=None`` maps the full 16-bit range (value / 257). 8-bit files are read as
+[0, 255]; pixels equal to the file's nodata value are left out of the percentiles.
+``percentiles=None`` maps the full 16-bit range (value / 257). 8-bit files are read as
 they are. Scenes are cut into ``tile`` x ``tile`` tiles with ``overlap`` (512, 0.5 as in the
 paper; :mod:`saropt.detect.tiling`); ``tile=None`` reads whole scenes.
 """
@@ -68,6 +69,10 @@ def scene_range(path: Path, percentiles: tuple[float, float] | None, max_side: i
             return 0.0, 65535.0
         f = max(1, int(np.ceil(max(src.width, src.height) / max_side)))
         small = src.read(1, out_shape=(max(1, src.height // f), max(1, src.width // f)))
+        if src.nodata is not None:  # e.g. 65535 outside a Sentinel-1 GRD swath
+            small = small[small != src.nodata]
+    if small.size == 0:
+        return 0.0, 65535.0
     lo, hi = np.percentile(small, percentiles)
     return float(lo), float(max(hi, lo + 1))
 
@@ -200,13 +205,17 @@ class AIRSARShip(DetectionDataset):
         img = scale_to_uint8(band, *self._ranges[rec.path])
         return img if self.in_chans == 1 else np.repeat(img[:, :, None], 3, axis=2)
 
-    def load_scene(self, scene_id: int) -> np.ndarray:
-        """A whole scene as 8-bit (same stretch as its tiles)."""
+    def scene_record(self, scene_id: int) -> Record:
+        """A whole scene as one record (``window`` the full scene; crop it before loading a
+        scene-size image)."""
         sc = next(s for s in self.scenes if s["id"] == scene_id)
-        rec = Record(scene_id, sc["path"].name, sc["path"], sc["width"], sc["height"],
-                     sc["boxes"], np.ones(len(sc["boxes"]), np.int64),
-                     window=(0, 0, sc["width"], sc["height"]))
-        return self.load_image(rec)
+        return Record(scene_id, sc["path"].name, sc["path"], sc["width"], sc["height"],
+                      sc["boxes"], np.ones(len(sc["boxes"]), np.int64),
+                      window=(0, 0, sc["width"], sc["height"]))
+
+    def load_scene(self, scene_id: int) -> np.ndarray:
+        """A whole scene as 8-bit (same stretch as its tiles); the full size is held in memory."""
+        return self.load_image(self.scene_record(scene_id))
 
     def tile_to_scene(self) -> dict[int, tuple[int, Window]]:
         """Tile image id -> (scene id, window), for :func:`tiling.tile_results_to_scene`."""
