@@ -246,3 +246,47 @@ def test_case_coco_annotation_id_0(tmp_path, capsys):
     m = _eval(tmp_path, capsys, "coco-annotation-id-0", "--gt", "gt.json", "--pred",
               "pred.json")
     assert m["all"]["ap50"] == {"voc07_11pt": 1.0, "voc_all_point": 1.0, "coco_101pt": 1.0}
+
+
+# ----------------------------------------------------------------------------- DOTA
+
+DOTA_OBJECTS = "10 10 30 12 28 25 8 22 ship 0\n50 50 60 50 60 60 50 60 ship\n"
+
+
+@pytest.mark.parametrize("labels, header, newline", [
+    ("labelTxt", "'imagesource':GoogleEarth\n'gsd':0.146343590398\n", "\n"),  # v1.0 quoted
+    ("labelTxt-v1.0/labelTxt", "imagesource:GoogleEarth\ngsd:0.5\n", "\r\n"),
+    ("labelTxt-v1.5/DOTA-v1.5_train", "imagesource:GoogleEarth\ngsd:null\n", "\r\n"),
+    ("labelTxt-v2.0/DOTA-v2.0_train_hbb", "", "\n"),  # no header
+])
+def test_dota_release_label_folders_and_headers(tmp_path, labels, header, newline):
+    from saropt.detect.datasets import DOTA
+
+    root = tmp_path / "train"
+    (root / "images" / "part1").mkdir(parents=True)
+    Image.fromarray(np.zeros((100, 120, 3), np.uint8)).save(root / "images" / "part1" / "P1.png")
+    (root / labels).mkdir(parents=True)
+    text = (header + DOTA_OBJECTS).replace("\n", newline)
+    (root / labels / "P1.txt").write_bytes(("\ufeff" if newline == "\r\n" else "").encode()
+                                           + text.encode())
+    ds = DOTA(root)
+    assert ds.label_dir == root / labels
+    assert ds[0]["boxes"].tolist() == [[8, 10, 30, 25], [50, 50, 60, 60]]  # no flag: not hard
+    gsd = {"labelTxt": 0.146343590398, "labelTxt-v1.0/labelTxt": 0.5}.get(labels)
+    assert ds.records[0].meta["gsd"] == pytest.approx(gsd) if gsd else \
+        ds.records[0].meta["gsd"] is None
+
+
+def test_dota_several_label_folders_need_a_choice(tmp_path):
+    from saropt.detect.datasets import DOTA
+
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "images" / "P1.png")
+    for sub in ("labelTxt-v1.5/DOTA-v1.5_train", "labelTxt-v1.5/DOTA-v1.5_train_hbb"):
+        (tmp_path / sub).mkdir(parents=True)
+        (tmp_path / sub / "P1.txt").write_text(DOTA_OBJECTS)
+    with pytest.raises(DataError, match="several DOTA label folders.*--option labels="):
+        DOTA(tmp_path)
+    assert len(DOTA(tmp_path, labels="labelTxt-v1.5/DOTA-v1.5_train_hbb")) == 1
+    with pytest.raises(DataError, match="no DOTA label folder; layouts looked for"):
+        DOTA(tmp_path / "images")
