@@ -290,3 +290,21 @@ def test_dota_several_label_folders_need_a_choice(tmp_path):
     assert len(DOTA(tmp_path, labels="labelTxt-v1.5/DOTA-v1.5_train_hbb")) == 1
     with pytest.raises(DataError, match="no DOTA label folder; layouts looked for"):
         DOTA(tmp_path / "images")
+
+
+# ----------------------------------------------------------------------------- predict elsewhere
+
+
+def test_training_folder_options_do_not_follow_to_another_dataset(tmp_path):
+    from saropt.detect.module import DataConfig
+    from saropt.detect.predict import reader_options
+
+    train = DataConfig(dataset="coco", root=str(tmp_path / "train"),
+                       options={"ann_file": "a.json", "image_dir": "imgs", "tile": 512})
+    assert reader_options(train, None, None, None)[2] == {"ann_file": "a.json",
+                                                         "image_dir": "imgs", "tile": 512}
+    name, root, opts, dropped = reader_options(train, None, tmp_path / "other", {"x": 1})
+    assert (name, opts, dropped) == ("coco", {"tile": 512, "x": 1}, ["ann_file", "image_dir"])
+    name, root, opts, dropped = reader_options(train, "ssdd", tmp_path / "ssdd", None)
+    assert (name, root, opts) == ("ssdd", str(tmp_path / "ssdd"), {})
+    assert dropped == ["ann_file", "image_dir", "tile"]
