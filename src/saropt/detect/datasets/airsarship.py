@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +92,22 @@ class _Quiet:
         self._ctx.__exit__(*exc)
 
 
+def _check_options(tile: Any, overlap: Any, min_visible: Any, percentiles: Any) -> None:
+    if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 1):
+        raise DataError(f"AIR-SARShip tile must be a positive integer or null, got {tile!r}")
+    if not isinstance(overlap, (int, float)) or not 0 <= overlap < 1:
+        raise DataError(f"AIR-SARShip overlap must be in [0, 1), got {overlap!r}")
+    if not isinstance(min_visible, (int, float)) or not 0 < min_visible <= 1:
+        raise DataError(f"AIR-SARShip min_visible must be in (0, 1], got {min_visible!r}")
+    if percentiles is not None:
+        ok = (isinstance(percentiles, (list, tuple)) and len(percentiles) == 2
+              and all(isinstance(v, (int, float)) for v in percentiles)
+              and 0 <= percentiles[0] < percentiles[1] <= 100)
+        if not ok:
+            raise DataError("AIR-SARShip percentiles must be [low, high] with 0 <= low < high "
+                            f"<= 100, or null, got {percentiles!r}")
+
+
 class AIRSARShip(DetectionDataset):
     """AIR-SARShip scenes as tiles; one record per tile (``meta["scene_file"]``, ``window``)."""
 
@@ -105,6 +122,7 @@ class AIRSARShip(DetectionDataset):
             raise DataError(f"AIR-SARShip version must be '1.0' or '2.0', got {version!r}")
         if split not in ("train", "test", "all"):
             raise DataError(f"AIR-SARShip split must be train, test or all, got {split!r}")
+        _check_options(tile, overlap, min_visible, percentiles)
         self.root, self.version, self.split = Path(root), version, split
         self.tile, self.overlap, self.min_visible = tile, overlap, min_visible
         self.percentiles, self.seed = percentiles, seed
