@@ -60,11 +60,6 @@ def ssdd_is_test(stem: str) -> bool:
     return digits[-1][-1] in "19"
 
 
-def read_list(path: Path) -> list[str]:
-    """Image ids of a list file (see :func:`saropt.detect.datasets.base.read_id_list`)."""
-    return read_id_list(path)
-
-
 def find_layout(root: Path, layout: str = "auto") -> tuple[Path, str]:
     """(folder, layout name) of the SSDD layout under ``root``; none found is an error listing
     the layouts looked for."""
