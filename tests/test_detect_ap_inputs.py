@@ -233,3 +233,24 @@ def test_bad_detections_are_one_line_errors(bad, match):
     with pytest.raises(DataError, match=match) as err:
         evaluate_coco_results(GT2, [det])
     assert "\n" not in str(err.value)
+
+
+def test_results_as_coco_style_dict_and_category_names():
+    dets = {"annotations": [{"image_id": 7, "category_id": "ship", "bbox": [10, 10, 20, 10],
+                             "score": 0.9}]}
+    r = evaluate_coco_results(GT2, dets)["all"]
+    assert r["per_category"]["ship"]["true_positives"] == 1
+    with pytest.raises(DataError, match="category_id 'boat' is neither"):
+        evaluate_coco_results(GT2, [{**dets["annotations"][0], "category_id": "boat"}])
+    with pytest.raises(DataError, match="image_id nan is neither"):
+        evaluate_coco_results(GT2, [{**dets["annotations"][0], "image_id": float("nan")}])
+
+
+def test_coco_reader_refuses_repeated_image_ids(tmp_path):
+    from saropt.detect.datasets import CocoShips
+
+    doc = copy.deepcopy(GT2)
+    doc["images"][1]["id"] = 7
+    (tmp_path / "gt.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="gt.json: repeated image ids 7"):
+        CocoShips(tmp_path, "gt.json")

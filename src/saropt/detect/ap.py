@@ -162,23 +162,30 @@ def load_results(results: str | Path | Iterable[Mapping[str, Any]], gt: dict[str
 
     A string ``image_id`` (YOLO-family tools write the file stem) is matched to the ground-truth
     image of that file name, base name or stem; a name that no image or several images have is
-    an error. Scores must be finite and >= 0, boxes four finite numbers with w, h >= 0, image
-    and category ids those of the ground truth (errors give the count and the first entries).
+    an error. A string ``category_id`` may be a category name. A dict with an ``annotations``
+    list (a COCO-style file whose annotations carry scores) is read as that list. Scores must
+    be finite and >= 0, boxes four finite numbers with w, h >= 0, image and category ids those
+    of the ground truth (errors give the count and the first entries).
     """
     source = str(results) if isinstance(results, (str, Path)) else "predictions"
     if isinstance(results, (str, Path)):
         results = read_json(results, "predictions")
+    if isinstance(results, Mapping) and isinstance(results.get("annotations"), list):
+        results = results["annotations"]  # a COCO-style file whose annotations carry scores
     if isinstance(results, Mapping) or not isinstance(results, Iterable):
         raise DataError(f"{source}: expected a COCO results list [{{image_id, category_id, "
                         "bbox, score}}, ...], got an object")
     image_ids = {int(img["id"]) for img in gt["images"]}
     cat_ids = {int(c["id"]) for c in gt["categories"]}
+    cat_names: dict[str, list[int]] = {}
+    for c in gt["categories"]:
+        cat_names.setdefault(str(c.get("name", c["id"])), []).append(int(c["id"]))
     names = None
     out, unknown = [], []
     for i, r in enumerate(results):
         try:
-            raw_id = r["image_id"]
-            det = {"image_id": raw_id, "category_id": int(r.get("category_id", 1)),
+            raw_id, raw_cat = r["image_id"], r.get("category_id", 1)
+            det = {"image_id": raw_id, "category_id": raw_cat,
                    "bbox": [float(v) for v in r["bbox"]], "score": float(r["score"])}
         except (KeyError, TypeError, ValueError, AttributeError):
             raise DataError(f"{source}: entry {i} needs image_id, bbox [x, y, w, h], score: "
@@ -186,11 +193,16 @@ def load_results(results: str | Path | Iterable[Mapping[str, Any]], gt: dict[str
         if isinstance(raw_id, str):
             names = image_name_index(gt) if names is None else names
             det["image_id"] = _image_id_from_name(raw_id, names, image_ids, source, i)
-        elif isinstance(raw_id, bool) or not isinstance(raw_id, (int, float)) \
-                or raw_id != int(raw_id):
+        elif not _is_integral(raw_id):
             raise DataError(f"{source}: entry {i} image_id {raw_id!r} is neither an integer id "
                             "nor a file name")
-        det["image_id"] = int(det["image_id"])
+        if isinstance(raw_cat, str) and len(cat_names.get(raw_cat, [])) == 1:
+            det["category_id"] = cat_names[raw_cat][0]  # a category given by its name
+        elif not _is_integral(raw_cat) and not (isinstance(raw_cat, str)
+                                                and raw_cat.strip().lstrip("-").isdigit()):
+            raise DataError(f"{source}: entry {i} category_id {raw_cat!r} is neither an "
+                            f"integer id nor one of the category names {sorted(cat_names)}")
+        det["image_id"], det["category_id"] = int(det["image_id"]), int(det["category_id"])
         _check_detection(det, i, source)
         if det["image_id"] not in image_ids:
             unknown.append(det["image_id"])
@@ -203,6 +215,11 @@ def load_results(results: str | Path | Iterable[Mapping[str, Any]], gt: dict[str
                         f"does not have: {_few(sorted(set(unknown)))} (predictions and ground "
                         "truth of different image sets?)")
     return out
+
+
+def _is_integral(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)) and value == int(value))
 
 
 def _image_id_from_name(name: str, index: dict[str, list[int]], image_ids: set[int],

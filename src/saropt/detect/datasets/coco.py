@@ -8,6 +8,7 @@ carry ``"scene": "inshore" | "offshore"``; other scalar keys of the entry go int
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,11 @@ def records_from_coco(data: dict[str, Any], image_dir: Path, source: Path) -> li
             by_image.setdefault(int(ann["image_id"]), []).append(ann)
         except (KeyError, TypeError, ValueError):
             raise DataError(f"{source}: annotation without a valid image_id: {ann}") from None
+    counts = Counter(img.get("id") for img in data["images"] if isinstance(img, dict))
+    repeated = sorted(str(i) for i, n in counts.items() if n > 1)
+    if repeated:
+        raise DataError(f"{source}: repeated image ids {', '.join(repeated[:5])}; every image "
+                        "needs its own id")
     records = []
     for img in data["images"]:
         try:
