@@ -174,7 +174,7 @@ def load_results(results: str | Path | Iterable[Mapping[str, Any]], gt: dict[str
         results = results["annotations"]  # a COCO-style file whose annotations carry scores
     if isinstance(results, Mapping) or not isinstance(results, Iterable):
         raise DataError(f"{source}: expected a COCO results list [{{image_id, category_id, "
-                        "bbox, score}}, ...], got an object")
+                        "bbox, score}, ...], got an object")
     image_ids = {int(img["id"]) for img in gt["images"]}
     cat_ids = {int(c["id"]) for c in gt["categories"]}
     cat_names: dict[str, list[int]] = {}

@@ -175,13 +175,13 @@ def _gallery(gt: dict, pred: Path, reader: Any, image_dir: Path | None, n: int,
     items = []
     for i in tqdm(chosen, desc="gallery", leave=False):
         b = boxes[i]
-        win = preview_window(int(info[i]["width"]), int(info[i]["height"]),
-                             _focus_box(b, score_thr))
+        width, height = _image_size(info[i], image_dir)
+        win = preview_window(width, height, _focus_box(b, score_thr))
         image = _load_window(reader, image_dir, i, info[i]["file_name"], win, scenes)
         shift = np.array([win[0], win[1], win[0], win[1]], np.float64)
         keep = {k: _inside(b[k], win) for k in ("gt", "pred", "ign")}
         title = f"{info[i]['file_name']} (id {i})"
-        if (win[2] - win[0], win[3] - win[1]) != (info[i]["width"], info[i]["height"]):
+        if (win[2] - win[0], win[3] - win[1]) != (width, height):
             title += f"\ncrop x {win[0]}:{win[2]}, y {win[1]}:{win[3]}"
         items.append({"image": image, "gt": b["gt"][keep["gt"]] - shift,
                       "pred": b["pred"][keep["pred"]] - shift,
@@ -190,6 +190,17 @@ def _gallery(gt: dict, pred: Path, reader: Any, image_dir: Path | None, n: int,
     fig = gallery(items, score_thr=score_thr,
                   title=f"predictions with score >= {score_thr}: {Path(pred).name}")
     return save_figure_atomic(fig, path)
+
+
+def _image_size(entry: dict[str, Any], image_dir: Path | None) -> tuple[int, int]:
+    """(width, height) of a ground-truth image entry, from the file when the entry lacks it."""
+    if entry.get("width") and entry.get("height"):
+        return int(entry["width"]), int(entry["height"])
+    from saropt.detect.datasets.base import image_size
+
+    if image_dir is None:
+        raise DataError(f"image {entry.get('file_name')!r} has no width/height (set --images)")
+    return image_size(image_dir / str(entry["file_name"]))
 
 
 def preview_window(width: int, height: int, focus: np.ndarray | None,
