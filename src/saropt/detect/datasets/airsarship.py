@@ -169,7 +169,9 @@ class AIRSARShip(DetectionDataset):
         folders += [image.parent.parent / sub for sub in XML_DIRS[1:]]
         if image.parent.name.lower().endswith("-data"):
             folders.append(image.parent.with_name(image.parent.name[:-5] + "-xml"))
-        folders += sorted(p for p in image.parent.parent.glob("*[xX][mM][lL]") if p.is_dir())
+        up = image.parent.parent
+        if up == self.root or self.root in up.parents:  # never look outside the root
+            folders += sorted(p for p in up.glob("*[xX][mM][lL]") if p.is_dir())
         names = [f"{image.stem}{tail}.xml" for tail in ("", "-label", "_label")]
         for folder in folders:
             for name in names:
