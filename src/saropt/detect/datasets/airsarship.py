@@ -78,17 +78,28 @@ def scene_range(path: Path, percentiles: tuple[float, float] | None, max_side: i
     return float(lo), float(max(hi, lo + 1))
 
 
+#: GDAL block cache for scene reads (MB). GDAL's default, 5% of the machine's memory, fills
+#: with decoded blocks during the decimated whole-scene read: 1.7 GB peak on a 26102 x 16705
+#: tiled scene on a 23 GB machine, and more on larger machines.
+GDAL_CACHE_MB = 128
+
+
 class _Quiet:
-    """Silence rasterio's warning about plain (not georeferenced) TIFFs."""
+    """Silence rasterio's warning about plain (not georeferenced) TIFFs and bound GDAL's block
+    cache to :data:`GDAL_CACHE_MB`."""
 
     def __enter__(self) -> None:
+        import rasterio
         import rasterio.errors
 
         self._ctx = warnings.catch_warnings()
         self._ctx.__enter__()
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        self._env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+        self._env.__enter__()
 
     def __exit__(self, *exc: object) -> None:
+        self._env.__exit__(*exc)
         self._ctx.__exit__(*exc)
 
 
