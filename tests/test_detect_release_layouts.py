@@ -308,3 +308,19 @@ def test_training_folder_options_do_not_follow_to_another_dataset(tmp_path):
     name, root, opts, dropped = reader_options(train, "ssdd", tmp_path / "ssdd", None)
     assert (name, root, opts) == ("ssdd", str(tmp_path / "ssdd"), {})
     assert dropped == ["ann_file", "image_dir", "tile"]
+
+
+def test_string_scene_ids_score_on_whole_scenes(tmp_path):
+    root = tmp_path / "AIR-SARShip-1.0"
+    for i in ("SARShip-1.0-1", "SARShip-1.0-2"):
+        _tiff(root / "AIR-SARShip-1.0-data" / f"{i}.tiff")
+        _xml(root / "AIR-SARShip-1.0-xml" / f"{i}-label.xml", [[5, 5, 20, 15]], w=64, h=64)
+    pred = tmp_path / "yolo.json"  # a YOLO-style file: file stems as image ids
+    pred.write_text(json.dumps([{"image_id": i, "category_id": 1, "bbox": [5, 5, 15, 10],
+                                 "score": 0.9} for i in ("SARShip-1.0-1", "SARShip-1.0-2.tiff")]))
+    out = tmp_path / "out"
+    assert main(["detect", "eval", "--dataset", "air-sarship-1.0", "--root", str(root),
+                 "--split", "all", "--pred", str(pred), "--gallery", "0", "--out",
+                 str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["level"] == "scene" and m["all"]["ap50"]["coco_101pt"] == 1.0

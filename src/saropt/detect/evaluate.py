@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from saropt.detect.ap import AP_DEFINITIONS, evaluate_coco_results, load_coco_gt
+from saropt.detect.datasets.base import strip_image_suffix
 from saropt.errors import DataError
 from saropt.utils.io import save_figure_atomic, write_json_atomic
 from saropt.utils.table import format_table
@@ -94,9 +95,11 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
 
 def _on_scenes(reader: Any, pred: Path) -> bool:
     """Whether ``pred`` holds results on a tiled reader's whole scenes rather than its tiles
-    (tile and scene ids never coincide; a mixture is an error)."""
-    ids = _pred_image_ids(pred)
-    scenes = {int(s["id"]) for s in reader.scene_coco()["images"]}
+    (tile and scene ids never coincide; string ids name scene files or tiles; a mixture is an
+    error)."""
+    scene_gt = reader.scene_coco()
+    ids = _pred_image_ids(pred, scene_gt)
+    scenes = {int(s["id"]) for s in scene_gt["images"]}
     on_scenes = ids & scenes
     if on_scenes and ids - scenes:
         raise DataError(f"{pred}: image ids mix whole scenes ({sorted(on_scenes)[:3]}...) and "
@@ -104,11 +107,25 @@ def _on_scenes(reader: Any, pred: Path) -> bool:
     return bool(on_scenes)
 
 
-def _pred_image_ids(pred: Path) -> set[int]:
+def _pred_image_ids(pred: Path, scene_gt: dict[str, Any]) -> set[int]:
+    """The integer image ids of ``pred``; a string id naming one scene file counts as that
+    scene, any other string as -1 (not a scene)."""
+    from saropt.detect.ap import image_name_index
+
+    names = image_name_index(scene_gt)
     try:
-        return {int(r["image_id"]) for r in json.loads(Path(pred).read_text())}
+        raw = [r["image_id"] for r in json.loads(Path(pred).read_text())]
     except (OSError, ValueError, TypeError, KeyError):
         return set()  # load_results reports the problem with the file's name
+    ids = set()
+    for v in raw:
+        if isinstance(v, str):
+            found = names.get(v) or names.get(strip_image_suffix(v.replace("\\", "/")
+                                                                  .rsplit("/", 1)[-1]))
+            ids.add(found[0] if found and len(found) == 1 else -1)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
+            ids.add(int(v))
+    return ids
 
 
 def _merge_to_scenes(reader: Any, gt_tiles: dict, pred: Path, out: Path) -> tuple[Path, dict]:
