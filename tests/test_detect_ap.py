@@ -161,7 +161,7 @@ def test_no_predictions_and_no_ground_truth():
 
 
 def test_bad_predictions_name_the_problem(tmp_path):
-    with pytest.raises(DataError, match="image_id 99"):
+    with pytest.raises(DataError, match="does not have: 99"):
         evaluate_coco_results(HAND_GT, [_det(99, [0, 0, 5, 5], 0.5)])
     bad = tmp_path / "p.json"
     bad.write_text("{not json")

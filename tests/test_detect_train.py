@@ -132,6 +132,37 @@ def test_tiled_predict_on_real_hrsid_chips(trained: dict) -> None:
     assert all(r["bbox"][0] + r["bbox"][2] <= 800 + 1e-3 for r in results)  # scene pixels
 
 
+def test_predict_and_eval_on_another_dataset_in_its_own_layout(trained: dict) -> None:
+    """A model trained on the HRSID-layout toy set predicts on an SSDD release (voc_style
+    split folders) read in SSDD's own layout, and the results score there."""
+    root = trained["tmp"] / "ssdd_voc_style"
+    gt = json.loads((trained["root"] / "annotations" / "test2017.json").read_text())
+    for k, img in enumerate(gt["images"][:3]):
+        name = f"{k + 1:06d}"
+        (root / "JPEGImages_test").mkdir(parents=True, exist_ok=True)
+        Image.open(trained["root"] / "JPEGImages" / img["file_name"]).save(
+            root / "JPEGImages_test" / f"{name}.jpg", quality=95)
+        objs = "".join(
+            f"<object><name>ship</name><difficult>0</difficult><bndbox><xmin>{x}</xmin>"
+            f"<ymin>{y}</ymin><xmax>{x + w}</xmax><ymax>{y + h}</ymax></bndbox></object>"
+            for a in gt["annotations"] if a["image_id"] == img["id"]
+            for x, y, w, h in [a["bbox"]])
+        (root / "Annotations_test").mkdir(exist_ok=True)
+        (root / "Annotations_test" / f"{name}.xml").write_text(
+            f"<annotation><size><width>{SIZE}</width><height>{SIZE}</height></size>{objs}"
+            "</annotation>")
+    preds = trained["tmp"] / "ssdd_preds.json"
+    ckpt = trained["out"] / "checkpoints" / "last.ckpt"
+    assert main(["detect", "predict", str(ckpt), "--dataset", "ssdd", "--root", str(root),
+                 "--split", "test", "--out", str(preds)]) == 0
+    assert {r["image_id"] for r in json.loads(preds.read_text())} <= {1, 2, 3}
+    out = trained["tmp"] / "ssdd_eval"
+    assert main(["detect", "eval", "--dataset", "ssdd", "--root", str(root), "--pred",
+                 str(preds), "--out", str(out), "--gallery", "0"]) == 0
+    m = json.loads((out / "metrics.json").read_text())["all"]
+    assert m["n_images"] == 3 and m["ap50"]["coco_101pt"] > 0.3
+
+
 def test_bad_checkpoint_is_a_clear_error(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.ckpt"
     bad.write_text("not a checkpoint")

@@ -10,8 +10,15 @@
 Matching for the two VOC variants follows the VOC devkit: detections of a class in descending
 score order (stable); each takes the ground-truth box of highest IoU; IoU >= 0.5 on an unmatched
 box is a true positive, on an already matched box a false positive, on an ignored box (VOC
-``difficult``, COCO ``iscrowd``/``ignore``) neither; all detections count (no per-image cap). IoU
-is continuous (x2/y2 exclusive edges, no VOC "+1"), as in pycocotools.
+``difficult``, COCO ``iscrowd``/``ignore``) neither. IoU is continuous (x2/y2 exclusive edges,
+no VOC "+1"), as in pycocotools; boxes without a positive-area overlap (zero-area boxes included)
+have IoU 0, never NaN.
+
+The three definitions count the same boxes: the ground truth is checked and normalised first
+(:func:`normalise_gt`: annotation ids renumbered, zero-area boxes dropped with a count, repeated
+image ids refused), the detections checked (:func:`load_results`), and all three see only the
+``max_dets`` highest-scoring detections of each image and category (pycocotools' cap, applied
+before the VOC matcher too; the number removed is reported).
 
 COCO ignores ``iscrowd=1`` boxes (pycocotools overrides a bare ``ignore`` key with ``iscrowd``,
 so a GT with ``ignore=1`` is passed on as ``iscrowd=1``); a detection on a crowd box is matched
@@ -24,16 +31,19 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-from collections.abc import Iterable, Mapping
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
 
+from saropt.detect.datasets.base import strip_image_suffix
 from saropt.errors import DataError
 from saropt.utils.io import read_json
+
+log = logging.getLogger(__name__)
 
 AP_DEFINITIONS = {
     "voc07_11pt": "AP@0.5, PASCAL VOC07 11-point interpolation",
@@ -45,8 +55,9 @@ AP_DEFINITIONS = {
 # ----------------------------------------------------------------------------- inputs
 
 def load_coco_gt(gt: str | Path | Mapping[str, Any] | Any) -> dict[str, Any]:
-    """A COCO ground-truth dict from a path, a dict or a ``pycocotools.coco.COCO`` object.
-    ``ignore=1`` annotations become ``iscrowd=1``."""
+    """A checked, normalised COCO ground-truth dict from a path, a dict or a
+    ``pycocotools.coco.COCO`` object (see :func:`normalise_gt`)."""
+    source = "ground truth"
     if hasattr(gt, "dataset") and isinstance(gt.dataset, dict):
         data = copy.deepcopy(gt.dataset)
     elif isinstance(gt, Mapping):
@@ -54,53 +65,219 @@ def load_coco_gt(gt: str | Path | Mapping[str, Any] | Any) -> dict[str, Any]:
     else:
         from saropt.detect.datasets.coco import load_coco_json
 
+        source = str(gt)
         data = load_coco_json(gt)
+    return normalise_gt(data, source)
+
+
+def normalise_gt(data: dict[str, Any], source: str = "ground truth") -> dict[str, Any]:
+    """Check and normalise COCO ground truth before any AP, in place; returns ``data``.
+
+    Refused (:class:`DataError` naming the ids): repeated image ids, repeated category ids,
+    annotations on an image or category the file does not list, boxes that are not four finite
+    numbers. Normalised: annotation ids renumbered 1..N (pycocotools reads id 0 as "unmatched"
+    and merges repeated ids; the original id is kept as ``orig_id``), ``ignore=1`` becomes
+    ``iscrowd=1``, a missing ``area`` is ``w * h``, and boxes with zero or negative width or
+    height are dropped (no definition can match them; their count is
+    ``data["normalised"]["dropped_empty_gt_boxes"]``). Category ids may start at 0.
+    """
     for key in ("images", "annotations"):
-        if key not in data:
-            raise DataError(f"ground truth has no '{key}' list")
+        if not isinstance(data.get(key), list):
+            raise DataError(f"{source}: no '{key}' list; not COCO ground truth")
     data.setdefault("categories", [{"id": 1, "name": "ship"}])
+    image_ids = _unique_int_ids(data["images"], "image", source)
+    cat_ids = _unique_int_ids(data["categories"], "category", source)
+    kept, dropped = [], 0
     for i, ann in enumerate(data["annotations"]):
-        ann.setdefault("id", i + 1)
-        ann["iscrowd"] = int(bool(ann.get("iscrowd", 0) or ann.get("ignore", 0)))
-        if "area" not in ann:
-            ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3])
+        try:
+            img, cat = int(ann["image_id"]), int(ann.get("category_id", 1))
+            x, y, w, h = (float(v) for v in ann["bbox"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{source}: annotation {i} needs image_id and bbox [x, y, w, h]: "
+                            f"{ann}") from None
+        if not np.isfinite([x, y, w, h]).all():
+            raise DataError(f"{source}: annotation {i} (id {ann.get('id')}) has a non-finite "
+                            f"bbox {ann['bbox']}")
+        if img not in image_ids:
+            raise DataError(f"{source}: annotation {i} (id {ann.get('id')}) is on image_id "
+                            f"{img}, which 'images' does not list")
+        if cat not in cat_ids:
+            raise DataError(f"{source}: annotation {i} (id {ann.get('id')}) has category_id "
+                            f"{cat}, not one of 'categories' {sorted(cat_ids)}")
+        if w <= 0 or h <= 0:
+            dropped += 1
+            continue
+        crowd = int(bool(ann.get("iscrowd", 0) or ann.get("ignore", 0)))
+        area = ann.get("area")
+        kept.append({**ann, "orig_id": ann.get("id"), "image_id": img, "category_id": cat,
+                     "bbox": [x, y, w, h], "iscrowd": crowd,
+                     "area": float(area) if isinstance(area, (int, float)) else w * h})
+    for k, ann in enumerate(kept):
+        ann["id"] = k + 1
+    data["annotations"] = kept
+    data["normalised"] = {"annotation_ids_renumbered": True, "dropped_empty_gt_boxes": dropped}
+    if dropped:
+        log.warning("%s: dropped %d ground-truth box(es) with zero width or height", source,
+                    dropped)
     return data
+
+
+def _unique_int_ids(entries: list[Any], what: str, source: str) -> set[int]:
+    ids: list[int] = []
+    for e in entries:
+        try:
+            ids.append(int(e["id"]))
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{source}: {what} entry without an integer id: {e}") from None
+    counts = Counter(ids)
+    repeated = sorted(i for i, n in counts.items() if n > 1)
+    if repeated:
+        raise DataError(f"{source}: repeated {what} ids {_few(repeated)}; every {what} needs "
+                        "its own id (renumber them in the file)")
+    return set(ids)
+
+
+def _few(values: Sequence[Any], n: int = 5) -> str:
+    shown = ", ".join(str(v) for v in list(values)[:n])
+    return f"{shown}, ... ({len(values)} in all)" if len(values) > n else shown
+
+
+def image_name_index(gt: dict[str, Any]) -> dict[str, list[int]]:
+    """File name, base name and stem of every ground-truth image -> the image ids having it."""
+    index: dict[str, set[int]] = {}
+    for img in gt["images"]:
+        name = str(img.get("file_name", ""))
+        if not name:
+            continue
+        base = name.replace("\\", "/").rsplit("/", 1)[-1]
+        for key in {name, base, strip_image_suffix(base)}:
+            index.setdefault(key, set()).add(int(img["id"]))
+    return {k: sorted(v) for k, v in index.items()}
 
 
 def load_results(results: str | Path | Iterable[Mapping[str, Any]], gt: dict[str, Any]
                  ) -> list[dict[str, Any]]:
     """COCO results (``image_id``, ``category_id``, ``bbox`` [x, y, w, h], ``score``), checked
-    against the ground truth's images and categories; errors name the file."""
+    against the ground truth; every problem is a :class:`DataError` naming the file and entry.
+
+    A string ``image_id`` (YOLO-family tools write the file stem) is matched to the ground-truth
+    image of that file name, base name or stem; a name that no image or several images have is
+    an error. A string ``category_id`` may be a category name. A dict with an ``annotations``
+    list (a COCO-style file whose annotations carry scores) is read as that list. Scores must
+    be finite and >= 0, boxes four finite numbers with w, h >= 0, image and category ids those
+    of the ground truth (errors give the count and the first entries).
+    """
     source = str(results) if isinstance(results, (str, Path)) else "predictions"
     if isinstance(results, (str, Path)):
         results = read_json(results, "predictions")
-    if isinstance(results, Mapping):
-        raise DataError(f"{source}: expected a COCO results list, got an object")
+    if isinstance(results, Mapping) and isinstance(results.get("annotations"), list):
+        results = results["annotations"]  # a COCO-style file whose annotations carry scores
+    if isinstance(results, Mapping) or not isinstance(results, Iterable):
+        raise DataError(f"{source}: expected a COCO results list [{{image_id, category_id, "
+                        "bbox, score}, ...], got an object")
     image_ids = {int(img["id"]) for img in gt["images"]}
     cat_ids = {int(c["id"]) for c in gt["categories"]}
-    out = []
+    cat_names: dict[str, list[int]] = {}
+    for c in gt["categories"]:
+        cat_names.setdefault(str(c.get("name", c["id"])), []).append(int(c["id"]))
+    names = None
+    out, unknown = [], []
     for i, r in enumerate(results):
         try:
-            det = {"image_id": int(r["image_id"]), "category_id": int(r.get("category_id", 1)),
+            raw_id, raw_cat = r["image_id"], r.get("category_id", 1)
+            det = {"image_id": raw_id, "category_id": raw_cat,
                    "bbox": [float(v) for v in r["bbox"]], "score": float(r["score"])}
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise DataError(f"{source}: entry {i} needs image_id, bbox [x, y, w, h], score: "
                             f"{r}") from None
-        if len(det["bbox"]) != 4:
-            raise DataError(f"{source}: entry {i} bbox is not [x, y, w, h]: {r['bbox']}")
+        if isinstance(raw_id, str):
+            names = image_name_index(gt) if names is None else names
+            det["image_id"] = _image_id_from_name(raw_id, names, image_ids, source, i)
+        elif not _is_integral(raw_id):
+            raise DataError(f"{source}: entry {i} image_id {raw_id!r} is neither an integer id "
+                            "nor a file name")
+        if isinstance(raw_cat, str) and len(cat_names.get(raw_cat, [])) == 1:
+            det["category_id"] = cat_names[raw_cat][0]  # a category given by its name
+        elif not _is_integral(raw_cat) and not (isinstance(raw_cat, str)
+                                                and raw_cat.strip().lstrip("-").isdigit()):
+            raise DataError(f"{source}: entry {i} category_id {raw_cat!r} is neither an "
+                            f"integer id nor one of the category names {sorted(cat_names)}")
+        det["image_id"], det["category_id"] = int(det["image_id"]), int(det["category_id"])
+        _check_detection(det, i, source)
         if det["image_id"] not in image_ids:
-            raise DataError(f"{source}: entry {i} has image_id {det['image_id']}, "
-                            "which the ground truth does not have")
+            unknown.append(det["image_id"])
         if det["category_id"] not in cat_ids:
             raise DataError(f"{source}: entry {i} has category_id {det['category_id']}, not "
                             f"one of the ground truth's {sorted(cat_ids)}")
         out.append(det)
+    if unknown:
+        raise DataError(f"{source}: {len(unknown)} detection(s) on image ids the ground truth "
+                        f"does not have: {_few(sorted(set(unknown)))} (predictions and ground "
+                        "truth of different image sets?)")
     return out
+
+
+def _is_integral(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)) and value == int(value))
+
+
+def _image_id_from_name(name: str, index: dict[str, list[int]], image_ids: set[int],
+                        source: str, i: int) -> int:
+    ids = index.get(name) or index.get(strip_image_suffix(name.replace("\\", "/")
+                                                          .rsplit("/", 1)[-1]))
+    if ids and len(ids) == 1:
+        return ids[0]
+    if ids:
+        raise DataError(f"{source}: entry {i} image_id {name!r} names {len(ids)} ground-truth "
+                        f"images (ids {_few(ids)}); give integer image ids")
+    if name.strip().lstrip("-").isdigit() and int(name) in image_ids:
+        return int(name)
+    raise DataError(f"{source}: entry {i} image_id {name!r} is no ground-truth image's file "
+                    "name or id")
+
+
+def _check_detection(det: dict[str, Any], i: int, source: str) -> None:
+    if len(det["bbox"]) != 4:
+        raise DataError(f"{source}: entry {i} bbox is not [x, y, w, h]: {det['bbox']}")
+    if not np.isfinite(det["bbox"]).all() or det["bbox"][2] < 0 or det["bbox"][3] < 0:
+        raise DataError(f"{source}: entry {i} bbox {det['bbox']} is not four finite numbers "
+                        "[x, y, w, h] with w, h >= 0")
+    if not np.isfinite(det["score"]) or det["score"] < 0:
+        raise DataError(f"{source}: entry {i} score {det['score']} is not a finite confidence "
+                        ">= 0 (convert logits to probabilities)")
+
+
+def cap_per_image(dets: list[dict[str, Any]], max_dets: int) -> tuple[list[dict[str, Any]], int]:
+    """The ``max_dets`` highest-scoring detections of each (image, category), as pycocotools
+    keeps them (stable order on ties), and the number removed."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for k, d in enumerate(dets):
+        groups.setdefault((d["image_id"], d["category_id"]), []).append(k)
+    keep = set()
+    for ks in groups.values():
+        order = sorted(ks, key=lambda k: -dets[k]["score"])  # stable, like mergesort
+        keep.update(order[:max_dets])
+    return [d for k, d in enumerate(dets) if k in keep], len(dets) - len(keep)
 
 
 def xywh_to_xyxy(b: Iterable[Iterable[float]]) -> np.ndarray:
     a = np.asarray(list(b), dtype=np.float64).reshape(-1, 4)
     return np.concatenate([a[:, :2], a[:, :2] + a[:, 2:]], axis=1)
+
+
+def box_iou_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4); boxes that do not overlap with
+    positive area (including zero-area boxes, whose union may be empty) have IoU 0, as in
+    pycocotools, never NaN."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)[:, None, :]
+    b = np.asarray(b, np.float64).reshape(-1, 4)[None, :, :]
+    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    inter = np.where((w > 0) & (h > 0), w * h, 0.0)
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    union = area(a) + area(b) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=(inter > 0) & (union > 0))
 
 
 # ----------------------------------------------------------------------------- VOC
@@ -145,7 +322,7 @@ def _ious_per_detection(gts: dict[int, list[dict]], dets: list[dict]) -> list[np
         if not len(g):
             continue
         d = xywh_to_xyxy(dets[k]["bbox"] for k in ks)
-        m = box_iou(torch.from_numpy(d), torch.from_numpy(g)).numpy()
+        m = box_iou_xyxy(d, g)
         for row, k in zip(m, ks):
             out[k] = row
     return out
@@ -160,9 +337,11 @@ def pr_curve(tp: np.ndarray, fp: np.ndarray, npos: int) -> tuple[np.ndarray, np.
 
 
 def ap_voc07_11pt(recall: np.ndarray, precision: np.ndarray) -> float:
-    """Mean over t in {0, 0.1, ..., 1} of max precision at recall >= t (0 if none)."""
+    """Mean over t in {0, 0.1, ..., 1} of max precision at recall >= t (0 if none). The
+    thresholds are exactly k / 10 (the devkit's ``np.arange(0, 1.1, 0.1)`` makes 0.3, 0.6 and
+    0.7 slightly larger, so a recall of exactly 0.3 would miss its threshold there)."""
     vals = [precision[recall >= t].max() if (recall >= t).any() else 0.0
-            for t in np.linspace(0.0, 1.0, 11)]
+            for t in np.arange(11) / 10.0]
     return float(np.mean(vals))
 
 
@@ -278,12 +457,17 @@ def evaluate_coco_results(gt_json_or_coco: str | Path | Mapping[str, Any] | Any,
     "curves": {"all" | subset: {category: {"recall", "precision", "scores",
     "coco_precision_101"}}}}`` where ``metrics["ap50"]`` holds the three labelled APs.
     """
+    if not 0.0 < iou_thr <= 1.0:
+        raise DataError(f"IoU threshold must be in (0, 1], got {iou_thr}")
+    if max_dets < 1:
+        raise DataError(f"max_dets must be >= 1, got {max_dets}")
     gt = load_coco_gt(gt_json_or_coco)
-    dets = load_results(results_json_or_list, gt)
+    dets, n_capped = cap_per_image(load_results(results_json_or_list, gt), max_dets)
     all_ids = [int(img["id"]) for img in gt["images"]]
     metrics, curves = _evaluate_images(gt, dets, all_ids, iou_thr, max_dets)
+    checks = {**gt.get("normalised", {}), "dropped_over_max_dets": n_capped}
     out = {"definitions": AP_DEFINITIONS, "iou_threshold": iou_thr, "max_dets": max_dets,
-           "all": metrics, "subsets": {}, "curves": {"all": curves}}
+           "input_checks": checks, "all": metrics, "subsets": {}, "curves": {"all": curves}}
     for name, ids in subset_image_ids(gt, subsets).items():
         out["subsets"][name], out["curves"][name] = _evaluate_images(gt, dets, ids, iou_thr,
                                                                      max_dets)

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from saropt.detect.ap import AP_DEFINITIONS, evaluate_coco_results, load_coco_gt
+from saropt.detect.datasets.base import strip_image_suffix
 from saropt.errors import DataError
 from saropt.utils.io import save_figure_atomic, write_json_atomic
 from saropt.utils.table import format_table
 
+log = logging.getLogger(__name__)
+#: side of the window drawn from an image larger than this (pixels): scene-size images are
+#: cropped around their first error (or ship) and read window-only, never whole
+PREVIEW_SIDE = 1024
 AP_SHORT = {"voc07_11pt": "VOC07 11-pt", "voc_all_point": "VOC all-pt",
             "coco_101pt": "COCO 101-pt"}
 
@@ -64,14 +70,24 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
     curves = result.pop("curves")
     files = {"metrics": out / "metrics.json", "pr_curves_json": out / "pr_curves.json"}
     result.update({"ground_truth": str(gt_path), "predictions": str(pred),
-                   "level": "scene" if merge_tiles else "image"})
+                   "level": "scene" if merge_tiles else "image", "warnings": []})
     write_json_atomic(files["pr_curves_json"], curves)
-    files["pr_curves_png"] = _pr_figure(result, curves, out / "pr_curves.png")
+    result["files"] = {k: str(v) for k, v in files.items()}
+    write_json_atomic(files["metrics"], result)  # the numbers first: figures may fail
+    figures = {"pr_curves_png": lambda: _pr_figure(result, curves, out / "pr_curves.png")}
     if n_gallery > 0:
         image_dir = images or _guess_image_dir(gt_path)
         if reader is not None or image_dir is not None:
-            files["gallery"] = _gallery(gt_dict, pred, reader, image_dir, n_gallery, score_thr,
-                                        out / "gallery.png", scenes=merge_tiles)
+            figures["gallery"] = lambda: _gallery(gt_dict, pred, reader, image_dir, n_gallery,
+                                                  score_thr, out / "gallery.png",
+                                                  scenes=merge_tiles)
+    for key, draw in figures.items():
+        try:
+            files[key] = draw()
+        except Exception as err:  # noqa: BLE001 - a figure never costs the numbers
+            msg = f"{key} not drawn: {type(err).__name__}: {err}".splitlines()[0]
+            log.warning("%s", msg)
+            result["warnings"].append(msg)
     result["files"] = {k: str(v) for k, v in files.items()}
     write_json_atomic(files["metrics"], result)
     return result
@@ -79,9 +95,11 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
 
 def _on_scenes(reader: Any, pred: Path) -> bool:
     """Whether ``pred`` holds results on a tiled reader's whole scenes rather than its tiles
-    (tile and scene ids never coincide; a mixture is an error)."""
-    ids = _pred_image_ids(pred)
-    scenes = {int(s["id"]) for s in reader.scene_coco()["images"]}
+    (tile and scene ids never coincide; string ids name scene files or tiles; a mixture is an
+    error)."""
+    scene_gt = reader.scene_coco()
+    ids = _pred_image_ids(pred, scene_gt)
+    scenes = {int(s["id"]) for s in scene_gt["images"]}
     on_scenes = ids & scenes
     if on_scenes and ids - scenes:
         raise DataError(f"{pred}: image ids mix whole scenes ({sorted(on_scenes)[:3]}...) and "
@@ -89,11 +107,25 @@ def _on_scenes(reader: Any, pred: Path) -> bool:
     return bool(on_scenes)
 
 
-def _pred_image_ids(pred: Path) -> set[int]:
+def _pred_image_ids(pred: Path, scene_gt: dict[str, Any]) -> set[int]:
+    """The integer image ids of ``pred``; a string id naming one scene file counts as that
+    scene, any other string as -1 (not a scene)."""
+    from saropt.detect.ap import image_name_index
+
+    names = image_name_index(scene_gt)
     try:
-        return {int(r["image_id"]) for r in json.loads(Path(pred).read_text())}
+        raw = [r["image_id"] for r in json.loads(Path(pred).read_text())]
     except (OSError, ValueError, TypeError, KeyError):
         return set()  # load_results reports the problem with the file's name
+    ids = set()
+    for v in raw:
+        if isinstance(v, str):
+            found = names.get(v) or names.get(strip_image_suffix(v.replace("\\", "/")
+                                                                  .rsplit("/", 1)[-1]))
+            ids.add(found[0] if found and len(found) == 1 else -1)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
+            ids.add(int(v))
+    return ids
 
 
 def _merge_to_scenes(reader: Any, gt_tiles: dict, pred: Path, out: Path) -> tuple[Path, dict]:
@@ -156,28 +188,90 @@ def _gallery(gt: dict, pred: Path, reader: Any, image_dir: Path | None, n: int,
         return int((~tp & ~ign).sum() + missed.sum()), len(b["gt"])
 
     chosen = sorted(boxes, key=lambda i: tuple(-v for v in errors(i)))[:n]
-    names = {int(i["id"]): i["file_name"] for i in gt["images"]}
+    info = {int(i["id"]): i for i in gt["images"]}
     items = []
     for i in tqdm(chosen, desc="gallery", leave=False):
-        image = reader.load_scene(i) if scenes else _load(reader, image_dir, i, names[i])
-        items.append({"image": image, "gt": boxes[i]["gt"], "pred": boxes[i]["pred"],
-                      "scores": boxes[i]["scores"], "ignore": boxes[i]["ign"],
-                      "title": f"{names[i]} (id {i})"})
+        b = boxes[i]
+        width, height = _image_size(info[i], image_dir)
+        win = preview_window(width, height, _focus_box(b, score_thr))
+        image = _load_window(reader, image_dir, i, info[i]["file_name"], win, scenes)
+        shift = np.array([win[0], win[1], win[0], win[1]], np.float64)
+        keep = {k: _inside(b[k], win) for k in ("gt", "pred", "ign")}
+        title = f"{info[i]['file_name']} (id {i})"
+        if (win[2] - win[0], win[3] - win[1]) != (width, height):
+            title += f"\ncrop x {win[0]}:{win[2]}, y {win[1]}:{win[3]}"
+        items.append({"image": image, "gt": b["gt"][keep["gt"]] - shift,
+                      "pred": b["pred"][keep["pred"]] - shift,
+                      "scores": b["scores"][keep["pred"]], "ignore": b["ign"][keep["ign"]] - shift,
+                      "title": title})
     fig = gallery(items, score_thr=score_thr,
                   title=f"predictions with score >= {score_thr}: {Path(pred).name}")
     return save_figure_atomic(fig, path)
 
 
-def _load(reader: Any, image_dir: Path | None, image_id: int, file_name: str) -> np.ndarray:
+def _image_size(entry: dict[str, Any], image_dir: Path | None) -> tuple[int, int]:
+    """(width, height) of a ground-truth image entry, from the file when the entry lacks it."""
+    if entry.get("width") and entry.get("height"):
+        return int(entry["width"]), int(entry["height"])
+    from saropt.detect.datasets.base import image_size
+
+    if image_dir is None:
+        raise DataError(f"image {entry.get('file_name')!r} has no width/height (set --images)")
+    return image_size(image_dir / str(entry["file_name"]))
+
+
+def preview_window(width: int, height: int, focus: np.ndarray | None,
+                   side: int = PREVIEW_SIDE) -> tuple[int, int, int, int]:
+    """The part of a ``width`` x ``height`` image drawn in the gallery: all of it when it fits
+    in ``side`` x ``side``, else a ``side`` window centred on ``focus`` (an xyxy box; None: the
+    image centre), kept inside the image."""
+    if width <= side and height <= side:
+        return 0, 0, width, height
+    cx, cy = ((focus[0] + focus[2]) / 2, (focus[1] + focus[3]) / 2) if focus is not None \
+        else (width / 2, height / 2)
+    w, h = min(side, width), min(side, height)
+    x0 = int(np.clip(round(cx - w / 2), 0, width - w))
+    y0 = int(np.clip(round(cy - h / 2), 0, height - h))
+    return x0, y0, x0 + w, y0 + h
+
+
+def _focus_box(b: dict[str, np.ndarray], score_thr: float) -> np.ndarray | None:
+    """The box a crop is centred on: a missed ship, else a false alarm, else a ship."""
+    from saropt.detect.viz import match_detections
+
+    keep = b["scores"] >= score_thr
+    pred = b["pred"][keep]
+    tp, ign, missed = match_detections(b["gt"], pred, b["scores"][keep], 0.5, b["ign"])
+    for group in (b["gt"][missed], pred[~tp & ~ign], b["gt"], pred):
+        if len(group):
+            return group[0]
+    return None
+
+
+def _inside(boxes: np.ndarray, win: tuple[int, int, int, int]) -> np.ndarray:
+    return ((boxes[:, 2] > win[0]) & (boxes[:, 0] < win[2]) & (boxes[:, 3] > win[1])
+            & (boxes[:, 1] < win[3]))
+
+
+def _load_window(reader: Any, image_dir: Path | None, image_id: int, file_name: str,
+                 win: tuple[int, int, int, int], scenes: bool) -> np.ndarray:
+    """Only ``win`` (in the image's pixels) of an image, a tile or a whole scene."""
     if reader is not None:
-        rec = reader.record_by_id(image_id)
-        return reader.load_image(rec)
+        from dataclasses import replace
+
+        if scenes:
+            rec = reader.scene_record(image_id)
+        else:
+            rec = reader.record_by_id(image_id)
+        x0, y0 = rec.window[:2] if rec.window is not None else (0, 0)
+        crop = (x0 + win[0], y0 + win[1], x0 + win[2], y0 + win[3])
+        return reader.load_image(replace(rec, window=crop))
     from saropt.detect.datasets.base import read_image
 
     path = image_dir / file_name
     if not path.is_file():
         raise DataError(f"gallery image {path} does not exist (set --images)")
-    return read_image(path, 3)
+    return read_image(path, 3, win)
 
 
 def load_json(path: Path) -> Any:

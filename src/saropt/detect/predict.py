@@ -101,6 +101,35 @@ def predict_dataset(model: nn.Module, ds: Any, batch_size: int = 4, tile: int | 
     return results
 
 
+#: reader options that name files or folders of one copy of a dataset: never carried over from
+#: the training run to another root or dataset
+LAYOUT_OPTIONS = frozenset({"ann_file", "image_dir", "inshore_list", "layout", "labels"})
+
+
+def _norm_name(name: str) -> str:
+    return name.lower().replace("_", "-").replace("airsarship", "air-sarship")
+
+
+def reader_options(data: Any, dataset: str | None, root: str | Path | None,
+                   options: dict[str, Any] | None) -> tuple[str, str, dict[str, Any], list[str]]:
+    """(dataset, root, reader options, training options not used) for predicting with a model
+    trained on ``data`` (its ``DataConfig``).
+
+    The training run's reader options carry over only to the same dataset: all of them on the
+    training root, none that name its files or folders (:data:`LAYOUT_OPTIONS`) on another
+    root, and none on another dataset, which is read in its own layout (detected by its reader).
+    ``options`` given here override.
+    """
+    name = dataset or data.dataset
+    root = str(root or data.root)
+    same_dataset = _norm_name(name) == _norm_name(data.dataset)
+    same_root = same_dataset and Path(root).resolve() == Path(str(data.root)).resolve()
+    inherited = {k: v for k, v in data.options.items()
+                 if same_root or (same_dataset and k not in LAYOUT_OPTIONS)}
+    dropped = sorted(set(data.options) - set(inherited))
+    return name, root, {**inherited, **(options or {})}, dropped
+
+
 def dataset_gt(ds: Any) -> dict[str, Any]:
     """Ground truth matching :func:`predict_dataset`'s image ids (scenes for tiling readers)."""
     return ds.scene_coco() if hasattr(ds, "scene_coco") else ds.to_coco()
@@ -122,8 +151,7 @@ def run_predict(checkpoint: str | Path, out: str | Path, dataset: str | None = N
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model, cfg = load_detector(checkpoint, device)
     d = cfg.data
-    name, root = dataset or d.dataset, root or d.root
-    opts = dict(options if options is not None else (d.options if dataset is None else {}))
+    name, root, opts, not_inherited = reader_options(d, dataset, root, options)
     opts.setdefault("in_chans", cfg.model.in_chans)
     ds = build_dataset(name, root, split or d.val_split, **opts)
     if score_thresh is not None:
@@ -131,7 +159,9 @@ def run_predict(checkpoint: str | Path, out: str | Path, dataset: str | None = N
     results = predict_dataset(model, ds, batch_size, tile, overlap, progress)
     write_json_atomic(out, results)
     summary = {"predictions": str(out), "n_images": len(ds), "n_detections": len(results),
-               "dataset": name, "root": str(root), "split": split or d.val_split}
+               "dataset": name, "root": str(root), "split": split or d.val_split,
+               "layout": getattr(ds, "layout", None), "reader_options": opts,
+               "training_options_not_used": not_inherited}
     if gt_out:
         summary["ground_truth"] = str(write_json_atomic(gt_out, dataset_gt(ds)))
     return summary
@@ -163,7 +193,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="a .ckpt written by `saropt detect train`")
     p.add_argument("--out", required=True, help="COCO results JSON to write")
     p.add_argument("--dataset", help="reader name (hrsid, ssdd, air-sarship-1.0, "
-                   "air-sarship-2.0, dota, coco); default: the training config's")
+                   "air-sarship-2.0, dota, coco); default: the training config's. Another "
+                   "dataset or root is read in its own layout: the training run's folder "
+                   "options (ann_file, image_dir, ...) do not carry over")
     p.add_argument("--root", help="dataset root (default: the training config's)")
     p.add_argument("--split", help="split (default: the training config's val_split)")
     p.add_argument("--option", action="append", type=_option, default=[],
@@ -180,7 +212,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     summary = run_predict(args.checkpoint, args.out, args.dataset, args.root, args.split,
-                          dict(args.option) if args.option else None, args.tile, args.overlap,
+                          dict(args.option), args.tile, args.overlap,
                           args.batch_size, args.device, args.score_thresh, args.gt_out)
     emit(summary, args.json, "\n".join(f"{k}: {v}" for k, v in summary.items()))
     return 0

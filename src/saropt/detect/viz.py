@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision.ops import box_iou
+
+from saropt.detect.ap import box_iou_xyxy
 
 GT_COLOR, TP_COLOR, FP_COLOR, MISS_COLOR, IGN_COLOR = "lime", "deepskyblue", "red", "yellow", "0.6"
 
@@ -34,10 +35,8 @@ def match_detections(gt: np.ndarray, pred: np.ndarray, scores: np.ndarray,
     ignore = _np(ignore)
     tp, ign = np.zeros(len(pred), bool), np.zeros(len(pred), bool)
     used = np.zeros(len(gt), bool)
-    ious = (box_iou(torch.from_numpy(pred), torch.from_numpy(gt)).numpy() if len(gt) and
-            len(pred) else np.zeros((len(pred), len(gt))))
-    ious_ign = (box_iou(torch.from_numpy(pred), torch.from_numpy(ignore)).numpy()
-                if len(ignore) and len(pred) else np.zeros((len(pred), 0)))
+    ious = box_iou_xyxy(pred, gt)
+    ious_ign = box_iou_xyxy(pred, ignore)
     for k in np.argsort(-scores, kind="mergesort"):
         row = np.where(used, -1.0, ious[k]) if len(gt) else ious[k]
         if row.size and row.max() >= iou_thr:

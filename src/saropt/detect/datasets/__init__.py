@@ -44,8 +44,8 @@ def build_dataset(name: str, root: str | Path, split: str = "test", **kwargs: An
     key = name.lower().replace("_", "-").replace("airsarship", "air-sarship")
     try:
         return _build(key, name, root, split, kwargs)
-    except TypeError as err:  # an option the reader does not take
-        raise DataError(f"dataset {name!r}: {err}") from None
+    except (TypeError, ValueError) as err:  # an option the reader does not take, or a bad value
+        raise DataError(f"dataset {name!r} options {kwargs}: {err}") from None
 
 
 def _build(key: str, name: str, root: str | Path, split: str, kwargs: dict[str, Any]

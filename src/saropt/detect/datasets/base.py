@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample], Sample]
+T = TypeVar("T")
 SHIP_CATEGORIES: list[dict[str, Any]] = [{"id": 1, "name": "ship"}]
 
 
@@ -42,6 +43,48 @@ class Record:
     window: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) in the source image
     meta: dict[str, Any] = field(default_factory=dict)
     ignore_labels: np.ndarray | None = None  # labels of ignore_boxes (None: all ships, 1)
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def strip_image_suffix(name: str) -> str:
+    """``name`` without a known image suffix (``.jpg``, ``.png``, ``.tif``, ...): ids with dots
+    such as ``SARShip-1.0-3`` stay whole."""
+    stem, dot, ext = name.rpartition(".")
+    return stem if dot and stem and "." + ext.lower() in IMAGE_SUFFIXES else name
+
+
+def read_id_list(path: Path) -> list[str]:
+    """Image ids listed in a split file, one a line (first word; a path keeps its last part,
+    a known image suffix is stripped, nothing else: ``SARShip-1.0-3`` is an id)."""
+    if not path.is_file():
+        raise DataError(f"list file {path} does not exist")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"list file {path}: cannot read ({err})") from None
+    return [strip_image_suffix(line.split()[0].replace("\\", "/").rsplit("/", 1)[-1])
+            for line in lines if line.strip()]
+
+
+def select_listed(items: Sequence[T], key: Callable[[T], str], listed: list[str],
+                  list_path: Path) -> list[T]:
+    """The ``items`` whose id (``key``) is in ``listed``, in ``items`` order. None selected is
+    an error naming the list and the ids looked for; listed ids without an item are logged
+    with their count."""
+    wanted = set(listed)
+    chosen = [it for it in items if key(it) in wanted]
+    if not chosen:
+        shown = ", ".join(listed[:5]) + (f", ... ({len(listed)} in all)" if len(listed) > 5
+                                         else "")
+        raise DataError(f"split list {list_path} selects no image: none of the ids it lists "
+                        f"({shown or 'none'}) is an image found under the root")
+    missing = wanted - {key(it) for it in chosen}
+    if missing:
+        log.warning("split list %s: %d listed id(s) have no image, e.g. %s", list_path,
+                    len(missing), sorted(missing)[0])
+    return chosen
 
 
 def as_boxes(values: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:

@@ -8,17 +8,20 @@ carry ``"scene": "inshore" | "offshore"``; other scalar keys of the entry go int
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from saropt.detect.datasets.base import (
+    IMAGE_SUFFIXES,
     DetectionDataset,
     Record,
     Transform,
     as_boxes,
     drop_degenerate,
+    strip_image_suffix,
 )
 from saropt.errors import DataError
 from saropt.utils.io import read_json
@@ -50,7 +53,7 @@ class CocoShips(DetectionDataset):
                          [{"id": int(c["id"]), "name": str(c.get("name", c["id"]))}
                           for c in cats])
         self.image_dir = root / image_dir
-        self.records = _records_from_coco(data, self.image_dir, self.ann_path)
+        self.records = records_from_coco(data, self.image_dir, self.ann_path)
 
     @property
     def coco_gt(self) -> Path:
@@ -58,7 +61,8 @@ class CocoShips(DetectionDataset):
         return self.ann_path
 
 
-def _records_from_coco(data: dict[str, Any], image_dir: Path, source: Path) -> list[Record]:
+def records_from_coco(data: dict[str, Any], image_dir: Path, source: Path) -> list[Record]:
+    """One record per image entry of a COCO dict (boxes xyxy; crowd/ignore -> ignore boxes)."""
     label_of = {int(c["id"]): i + 1 for i, c in
                 enumerate(sorted(data["categories"], key=lambda c: c["id"]))}
     by_image: dict[int, list[dict]] = {}
@@ -67,6 +71,11 @@ def _records_from_coco(data: dict[str, Any], image_dir: Path, source: Path) -> l
             by_image.setdefault(int(ann["image_id"]), []).append(ann)
         except (KeyError, TypeError, ValueError):
             raise DataError(f"{source}: annotation without a valid image_id: {ann}") from None
+    counts = Counter(img.get("id") for img in data["images"] if isinstance(img, dict))
+    repeated = sorted(str(i) for i, n in counts.items() if n > 1)
+    if repeated:
+        raise DataError(f"{source}: repeated image ids {', '.join(repeated[:5])}; every image "
+                        "needs its own id")
     records = []
     for img in data["images"]:
         try:
@@ -108,30 +117,64 @@ def _split_annotations(anns: list[dict], label_of: dict[int, int], source: Path
             np.asarray(ign_labels, np.int64))
 
 
+HRSID_LAYOUT = ("HRSID_JPG/ or HRSID_png/ (or the folder itself) holding JPEGImages/ (or "
+                "images/, PNGImages/) and annotations/{train,test,train_test}2017.json")
+
+
 class HRSID(CocoShips):
-    """HRSID (Wei et al., IEEE Access 2020): ``root/JPEGImages/`` 800x800 chips and
-    ``root/annotations/{train2017,test2017}.json``; SAR, grayscale stored as 3 equal channels,
-    read as one channel."""
+    """HRSID (Wei et al., IEEE Access 2020): 800x800 chips and COCO files; SAR, grayscale stored
+    as 3 equal channels, read as one channel.
+
+    ``root`` is the release's ``HRSID_JPG/`` or ``HRSID_png/`` (or the folder holding one):
+    ``JPEGImages/`` (or ``images/``, ``PNGImages/``) and ``annotations/{split}2017.json``
+    (``all`` reads ``train_test2017.json``). The scene of each image comes from
+    ``inshore_offshore/{inshore,offshore}.json`` or ``annotations/*inshore*.json`` /
+    ``*offshore*.json``, unless its entry carries ``scene``. A file name whose image is stored
+    under another suffix (``.jpg`` listed, ``.png`` stored) is found by its stem.
+    """
 
     name = "hrsid"
 
     def __init__(self, root: str | Path, split: str = "train", in_chans: int = 1,
                  transforms: Transform | None = None) -> None:
-        if split not in ("train", "test"):
-            raise DataError(f"HRSID split must be 'train' or 'test', got {split!r}")
-        super().__init__(root, Path("annotations") / f"{split}2017.json", "JPEGImages",
-                         in_chans, transforms)
+        if split not in ("train", "test", "all"):
+            raise DataError(f"HRSID split must be 'train', 'test' or 'all', got {split!r}")
+        root = _hrsid_root(Path(root))
+        ann = Path("annotations") / f"{'train_test' if split == 'all' else split}2017.json"
+        image_dir = next((d for d in ("JPEGImages", "images", "PNGImages")
+                          if (root / d).is_dir()), "JPEGImages")
+        super().__init__(root, ann, image_dir, in_chans, transforms)
         self.split = split
-        self._scenes_from_files(Path(root) / "annotations")
+        self._scenes_from_files([root / "inshore_offshore", root / "annotations"])
+        self._resolve_suffixes()
 
-    def _scenes_from_files(self, folder: Path) -> None:
-        """Images listed in ``annotations/*inshore*.json`` / ``*offshore*.json`` (when such
-        files exist) get that scene, unless their entry already carries one."""
+    def _scenes_from_files(self, folders: list[Path]) -> None:
+        """Images listed in ``*inshore*.json`` / ``*offshore*.json`` files of ``folders``
+        get that scene, unless their entry already carries one."""
         scene_of: dict[str, str] = {}
-        for scene in ("offshore", "inshore"):  # a name with both words counts as inshore
-            for path in sorted(folder.glob(f"*{scene}*.json")):
-                scene_of.update({img["file_name"]: scene
-                                 for img in load_coco_json(path)["images"]})
+        for folder in folders:
+            for scene in ("offshore", "inshore"):  # a name with both words counts as inshore
+                for path in sorted(folder.glob(f"*{scene}*.json")):
+                    scene_of.update({strip_image_suffix(Path(str(img["file_name"])).name): scene
+                                     for img in load_coco_json(path)["images"]})
         for rec in self.records:
-            if rec.meta.get("scene") is None and rec.file_name in scene_of:
-                rec.meta["scene"] = scene_of[rec.file_name]
+            key = strip_image_suffix(Path(rec.file_name).name)
+            if rec.meta.get("scene") is None and key in scene_of:
+                rec.meta["scene"] = scene_of[key]
+
+    def _resolve_suffixes(self) -> None:
+        stored = None
+        for rec in self.records:
+            if rec.path.is_file():
+                continue
+            if stored is None:
+                stored = {strip_image_suffix(p.name): p for p in self.image_dir.iterdir()
+                          if p.suffix.lower() in IMAGE_SUFFIXES} if self.image_dir.is_dir() else {}
+            rec.path = stored.get(strip_image_suffix(rec.path.name), rec.path)
+
+
+def _hrsid_root(root: Path) -> Path:
+    for cand in (root, root / "HRSID_JPG", root / "HRSID_png", root / "HRSID_PNG"):
+        if (cand / "annotations").is_dir():
+            return cand
+    raise DataError(f"{root}: no HRSID layout found; looked for {HRSID_LAYOUT}")

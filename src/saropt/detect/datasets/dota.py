@@ -1,12 +1,16 @@
 """DOTA v1 (Xia et al., CVPR 2018) optical images, for optical ship detectors (OSD pretraining).
 
-Layout: ``root/images/*.png`` and ``root/labelTxt/*.txt``. A label file has optional header lines
-``imagesource:...`` and ``gsd:...``, then one object a line: ``x1 y1 x2 y2 x3 y3 x4 y4 class
-difficult``. Quadrilaterals become horizontal boxes (min/max of the corners) clipped to the image.
-Only ``classes`` are kept (label = position in ``classes`` + 1). Difficult objects are ignore
-regions (``meta["ignore_boxes"]``, ``iscrowd=1`` in ``to_coco``) unless ``include_difficult``;
-``meta["difficult"]`` flags the kept ones. Large images can be cut into tiles (``tile``, e.g.
-1024 with ``overlap`` 0.2 as the DOTA devkit's 1024/gap-200 split).
+Layouts: ``root/images/`` (images at any depth, e.g. the release's ``images/part1/``) with one
+label folder: ``labelTxt/`` (v1.0 flat), ``labelTxt-v1.0/labelTxt/``,
+``labelTxt-v1.5/DOTA-v1.5_train[_hbb]/`` or ``labelTxt-v2.0/DOTA-v2.0_train[_hbb]/`` (found when
+it is the only one, else named with ``labels=``). A label file (v1.0, v1.5, v2.0 alike) has
+optional header lines ``imagesource:...`` and ``gsd:...`` (``gsd:null`` allowed), then one object
+a line: ``x1 y1 x2 y2 x3 y3 x4 y4 class difficult``; ``meta["gsd"]`` holds the ground sample
+distance (None when unknown). Quadrilaterals become horizontal boxes (min/max of the corners)
+clipped to the image. Only ``classes`` are kept (label = position in ``classes`` + 1).
+Difficult objects are ignore regions (``meta["ignore_boxes"]``, ``iscrowd=1`` in ``to_coco``)
+unless ``include_difficult``; ``meta["difficult"]`` flags the kept ones. Large images can be cut
+into tiles (``tile``, e.g. 1024 with ``overlap`` 0.2 as the DOTA devkit's 1024/gap-200 split).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from saropt.detect.datasets.base import (
+    IMAGE_SUFFIXES,
     DetectionDataset,
     Record,
     Transform,
@@ -28,25 +33,85 @@ from saropt.detect.datasets.base import (
 from saropt.detect.tiling import boxes_in_window, tile_windows
 from saropt.errors import DataError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+LAYOUTS = ("images/ (any depth) with one label folder: labelTxt/ (v1.0 flat), "
+           "labelTxt-v1.0/labelTxt/, labelTxt-v1.5/DOTA-v1.5_<split>[_hbb]/ or "
+           "labelTxt-v2.0/DOTA-v2.0_<split>[_hbb]/")
 
 
 def parse_dota_txt(path: Path) -> list[tuple[np.ndarray, str, bool]]:
-    """(quad as 4x2 array, class, difficult) per object line; errors name file and line."""
-    out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    """(quad as 4x2 array, class, difficult) per object line; errors name file and line.
+
+    Reads DOTA v1.0, v1.5 and v2.0 label files: header lines ``imagesource:...`` and
+    ``gsd:...`` (also quoted, ``'gsd':0.13``, or ``gsd:null``) present or absent, CRLF or LF
+    line ends, a UTF-8 BOM, the ``difficult`` flag present or absent (absent: 0).
+    """
+    return [obj for obj in _dota_lines(path) if isinstance(obj, tuple)]
+
+
+def dota_header(path: Path) -> dict[str, str | float | None]:
+    """The header of a DOTA label file: ``{"imagesource": str, "gsd": float | None}`` (keys
+    present only when the file has them; ``gsd:null`` gives None)."""
+    head: dict[str, str | float | None] = {}
+    for item in _dota_lines(path):
+        if isinstance(item, dict):
+            head.update(item)
+    return head
+
+
+def _dota_lines(path: Path) -> list:
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read DOTA label file ({err})") from None
+    out: list = []
+    for n, line in enumerate(lines, 1):
         parts = line.split()
-        if not parts or line.startswith(("imagesource", "gsd")):
+        if not parts:
+            continue
+        if ":" in parts[0] and not _is_number(parts[0]):
+            key, _, value = line.strip().partition(":")
+            key, value = key.strip().strip("'\""), value.strip().strip("'\"")
+            if key == "gsd":
+                out.append({"gsd": float(value) if _is_number(value) else None})
+            else:
+                out.append({key: value})
             continue
         try:
             quad = np.array([float(v) for v in parts[:8]], np.float32).reshape(4, 2)
             cls = parts[8]
-            difficult = len(parts) > 9 and parts[9] == "1"
+            difficult = len(parts) > 9 and parts[9] not in ("0", "0.0")
         except (ValueError, IndexError):
             raise DataError(f"{path}:{n}: expected 'x1 y1 ... x4 y4 class difficult', got "
                             f"{line!r}") from None
         out.append((quad, cls, difficult))
     return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def find_label_dir(root: Path) -> Path:
+    """The one DOTA label folder under ``root`` (``labelTxt*`` or ``DOTA-v*`` holding
+    ``*.txt``, up to three levels down); several or none is an error naming them."""
+    cands = []
+    for depth in ("*", "*/*", "*/*/*"):
+        for d in sorted(root.glob(depth)):
+            if d.is_dir() and d.name.startswith(("labelTxt", "DOTA-v", "trainset_reclabel",
+                                                 "valset_reclabel")) \
+                    and any(d.glob("*.txt")):
+                cands.append(d)
+    if len(cands) == 1:
+        return cands[0]
+    if not cands:
+        raise DataError(f"{root}: no DOTA label folder; layouts looked for: {LAYOUTS}")
+    names = ", ".join(str(c.relative_to(root)) for c in cands)
+    raise DataError(f"{root}: several DOTA label folders ({names}); choose one with "
+                    "--option labels=<folder>")
 
 
 class DOTA(DetectionDataset):
@@ -57,10 +122,16 @@ class DOTA(DetectionDataset):
     def __init__(self, root: str | Path, classes: Sequence[str] = ("ship",),
                  include_difficult: bool = False, tile: int | None = None,
                  overlap: float = 0.2, min_visible: float = 0.5, keep_empty: bool = True,
-                 in_chans: int = 3, transforms: Transform | None = None) -> None:
+                 in_chans: int = 3, transforms: Transform | None = None,
+                 labels: str | Path | None = None) -> None:
         super().__init__(in_chans, transforms,
                          [{"id": i + 1, "name": c} for i, c in enumerate(classes)])
         self.root, self.classes = Path(root), tuple(classes)
+        if not self.root.is_dir():
+            raise DataError(f"DOTA root {self.root} does not exist")
+        self.label_dir = self.root / labels if labels is not None else find_label_dir(self.root)
+        if not self.label_dir.is_dir():
+            raise DataError(f"DOTA label folder {self.label_dir} does not exist")
         self.include_difficult = include_difficult
         self._cache: tuple[Path, np.ndarray] | None = None
         for path in self._images():
@@ -69,11 +140,16 @@ class DOTA(DetectionDataset):
     def _images(self) -> list[Path]:
         folder = self.root / "images"
         if not folder.is_dir():
-            raise DataError(f"{self.root}: no images/ folder; is this a DOTA root?")
-        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            raise DataError(f"{self.root}: no images/ folder; DOTA layouts looked for: "
+                            f"{LAYOUTS}")
+        found = sorted((p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                        and not p.name.startswith(".")), key=lambda p: p.name)
+        if not found:
+            raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        return found
 
     def _objects(self, image: Path, width: int, height: int):
-        txt = self.root / "labelTxt" / f"{image.stem}.txt"
+        txt = self.label_dir / f"{image.stem}.txt"
         if not txt.is_file():
             raise DataError(f"DOTA image {image} has no label file {txt}")
         keep, hard, labels, hard_labels, flags = [], [], [], [], []
@@ -99,6 +175,7 @@ class DOTA(DetectionDataset):
              keep_empty: bool) -> None:
         width, height = image_size(image)
         boxes, labels, hard, hard_labels, flags = self._objects(image, width, height)
+        gsd = dota_header(self.label_dir / f"{image.stem}.txt").get("gsd")
         windows = ([(0, 0, width, height)] if tile is None
                    else tile_windows(width, height, tile, overlap))
         for win in windows:
@@ -108,6 +185,7 @@ class DOTA(DetectionDataset):
                 continue
             name = image.name if tile is None else f"{image.stem}_{win[0]}_{win[1]}.png"
             meta = {"scene": None, "difficult": flags[keep].tolist(), "source_file": image.name,
+                    "gsd": gsd,
                     "x0": win[0], "y0": win[1]}
             self.records.append(Record(len(self.records) + 1, name, image, win[2] - win[0],
                                        win[3] - win[1], b, labels[keep], ign,

@@ -1,16 +1,25 @@
 """SSDD (Li et al. 2017; official release Zhang et al., Remote Sens. 13(18):3690, 2021).
 
-Layouts accepted under ``root``:
+Layouts (``layout="auto"`` takes the first that ``root`` holds; ``root`` may also be the folder
+holding ``voc_style/`` or ``coco_style/``, or ``BBox_SSDD/`` with them):
 
-1. ``JPEGImages/`` + ``Annotations/`` (VOC XML, one per image). The split is read from
-   ``ImageSets/Main/{train,test}.txt`` when present, else the official rule: an image whose
-   number ends in 1 or 9 is a test image (1160 images numbered 1..1160 give 232 test and 928
-   train, exactly paper 003's 928/232).
-2. The official release's ``JPEGImages_{train,test}/`` + ``Annotations_{train,test}/``; its
-   ``JPEGImages_test_inshore/`` and ``JPEGImages_test_offshore/`` give the scene of test images.
+- ``voc``: ``JPEGImages/`` + ``Annotations/`` (VOC XML, one per image). The split is read from
+  ``ImageSets/Main/{train,test}.txt`` when present, else from the release's
+  ``JPEGImages_{train,test}/`` folders when present, else the official rule: an image whose
+  number ends in 1 or 9 is a test image (1160 images numbered 1..1160 give 232 test and 928
+  train, exactly paper 003's 928/232).
+- ``voc_split``: the release's ``JPEGImages_{train,test}/`` + ``Annotations_{train,test}/``.
+- ``coco``: the release's ``coco_style``: ``images/{train,test}/`` +
+  ``annotations/{train,test}.json``.
 
-Inshore/offshore: from those folders, or ``ImageSets/Main/test_{inshore,offshore}.txt``, or an
-``inshore_list`` file (image stems, one a line; the other images of the split are offshore).
+Inshore/offshore, for train and test images alike: the release's
+``JPEGImages_{train,test}_{inshore,offshore}/`` folders (or their ``Annotations_*`` twins), the
+``coco_style`` files ``annotations/{split}_{inshore,offshore}.json`` (or
+``images/{split}_{scene}/``), ``ImageSets/Main/{split}_{inshore,offshore}.txt``, or an
+``inshore_list`` file (image ids, one a line; the other images of the split are offshore).
+
+Image ids are the number in the file name (``000123.jpg`` -> 123) in every layout, so results
+written on one layout score on another; names without unique numbers are numbered in name order.
 """
 
 from __future__ import annotations
@@ -21,17 +30,26 @@ from pathlib import Path
 import numpy as np
 
 from saropt.detect.datasets.base import (
+    IMAGE_SUFFIXES,
     DetectionDataset,
     Record,
     Transform,
     as_boxes,
     drop_degenerate,
     image_size,
+    read_id_list,
+    select_listed,
+    strip_image_suffix,
 )
 from saropt.detect.datasets.voc import parse_voc_xml
 from saropt.errors import DataError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+LAYOUTS = {
+    "voc": "voc_style: JPEGImages/ + Annotations/ (+ ImageSets/Main/<split>.txt)",
+    "voc_split": "voc_style: JPEGImages_{train,test}/ + Annotations_{train,test}/",
+    "coco": "coco_style: images/<split>/ + annotations/<split>.json",
+}
+SCENES = ("inshore", "offshore")
 
 
 def ssdd_is_test(stem: str) -> bool:
@@ -42,74 +60,82 @@ def ssdd_is_test(stem: str) -> bool:
     return digits[-1][-1] in "19"
 
 
-def read_list(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DataError(f"list file {path} does not exist")
-    return [Path(line.split()[0]).stem for line in path.read_text().splitlines()
-            if line.strip()]
+def find_layout(root: Path, layout: str = "auto") -> tuple[Path, str]:
+    """(folder, layout name) of the SSDD layout under ``root``; none found is an error listing
+    the layouts looked for."""
+    if layout not in ("auto", *LAYOUTS):
+        raise DataError(f"SSDD layout must be auto, {', '.join(LAYOUTS)}; got {layout!r}")
+    cands = [root, root / "voc_style", root / "coco_style", root / "BBox_SSDD" / "voc_style",
+             root / "BBox_SSDD" / "coco_style"]
+    for folder in cands:
+        for name in LAYOUTS if layout == "auto" else (layout,):
+            if _holds(folder, name):
+                return folder, name
+    looked = "; ".join(LAYOUTS.values()) if layout == "auto" else LAYOUTS[layout]
+    raise DataError(f"{root}: no SSDD layout found (is this an SSDD root?); looked for {looked} "
+                    "in it or in its voc_style/, coco_style/ or BBox_SSDD/ folder")
+
+
+def _holds(folder: Path, layout: str) -> bool:
+    if layout == "voc":
+        return (folder / "JPEGImages").is_dir() and (folder / "Annotations").is_dir()
+    if layout == "voc_split":
+        return any((folder / f"JPEGImages_{s}").is_dir() for s in ("train", "test"))
+    return (folder / "images").is_dir() and any((folder / "annotations").glob("*.json"))
 
 
 class SSDD(DetectionDataset):
-    """SSDD ships (VOC XML); ``split`` is ``train``, ``test`` or ``all``; difficult objects are
-    ignore regions unless ``include_difficult``."""
+    """SSDD ships (VOC XML or the release's COCO JSON); ``split`` is ``train``, ``test`` or
+    ``all``; difficult objects are ignore regions unless ``include_difficult``."""
 
     name = "ssdd"
 
     def __init__(self, root: str | Path, split: str = "train", in_chans: int = 1,
                  transforms: Transform | None = None, inshore_list: str | Path | None = None,
-                 include_difficult: bool = False) -> None:
+                 include_difficult: bool = False, layout: str = "auto") -> None:
         super().__init__(in_chans, transforms)
         if split not in ("train", "test", "all"):
             raise DataError(f"SSDD split must be train, test or all, got {split!r}")
-        self.root, self.split = Path(root), split
-        self.include_difficult = include_difficult
-        pairs = self._pairs()
-        scenes = self._scenes(inshore_list, [p[0].stem for p in pairs])
-        self.records = [self._record(img, xml, scenes) for img, xml in pairs]
-        if len({r.image_id for r in self.records}) != len(self.records):
-            for i, rec in enumerate(self.records):  # numbers not unique: number in name order
-                rec.image_id = i + 1
+        self.split, self.include_difficult = split, include_difficult
+        self.root, self.layout = find_layout(Path(root), layout)
+        self.splits = ("train", "test") if split == "all" else (split,)
+        if self.layout == "coco":
+            self.records = self._coco_records()
+        else:
+            self.records = [self._record(img, xml) for img, xml in self._pairs()]
+        if not self.records:
+            raise DataError(f"{self.root}: the SSDD {split} split ({LAYOUTS[self.layout]}) "
+                            "holds no image")
+        scenes = self._scenes(inshore_list, [strip_image_suffix(r.file_name)
+                                             for r in self.records])
+        for rec in self.records:
+            rec.meta["scene"] = scenes.get(strip_image_suffix(rec.file_name))
+        _number_by_name(self.records)
 
+    # ----------------------------------------------------------------- VOC layouts
     def _pairs(self) -> list[tuple[Path, Path]]:
         """(image, xml) paths of the split, in name order."""
         root = self.root
-        if (root / "JPEGImages").is_dir():
-            images = _images_in(root / "JPEGImages")
-            stems = self._split_stems([p.stem for p in images])
-            return [(p, root / "Annotations" / f"{p.stem}.xml") for p in images
-                    if p.stem in stems]
-        if (root / "JPEGImages_train").is_dir() or (root / "JPEGImages_test").is_dir():
-            splits = ("train", "test") if self.split == "all" else (self.split,)
-            return [(p, root / f"Annotations_{s}" / f"{p.stem}.xml") for s in splits
+        if self.layout == "voc_split":
+            return [(p, root / f"Annotations_{s}" / f"{p.stem}.xml") for s in self.splits
                     for p in _images_in(root / f"JPEGImages_{s}")]
-        raise DataError(f"{root}: no JPEGImages/ (or JPEGImages_train|test/) folder; "
-                        "is this an SSDD root?")
+        images = _images_in(root / "JPEGImages")
+        if self.split != "all":
+            images = self._split_images(images)
+        return [(p, root / "Annotations" / f"{p.stem}.xml") for p in images]
 
-    def _split_stems(self, stems: list[str]) -> set[str]:
-        if self.split == "all":
-            return set(stems)
+    def _split_images(self, images: list[Path]) -> list[Path]:
         listed = self.root / "ImageSets" / "Main" / f"{self.split}.txt"
+        key = lambda p: strip_image_suffix(p.name)  # noqa: E731
         if listed.is_file():
-            return set(read_list(listed))
+            return select_listed(images, key, read_id_list(listed), listed)
+        folder = self.root / f"JPEGImages_{self.split}"
+        if folder.is_dir():
+            return select_listed(images, key, [key(p) for p in _images_in(folder)], folder)
         want_test = self.split == "test"
-        return {s for s in stems if ssdd_is_test(s) == want_test}
+        return [p for p in images if ssdd_is_test(p.stem) == want_test]
 
-    def _scenes(self, inshore_list: str | Path | None, stems: list[str]) -> dict[str, str]:
-        """Stem -> 'inshore'/'offshore' where the dataset says; empty when it does not."""
-        out: dict[str, str] = {}
-        main = self.root / "ImageSets" / "Main"
-        for scene in ("inshore", "offshore"):
-            folder = self.root / f"JPEGImages_test_{scene}"
-            if folder.is_dir():
-                out.update({p.stem: scene for p in _images_in(folder)})
-            if (main / f"test_{scene}.txt").is_file():
-                out.update({s: scene for s in read_list(main / f"test_{scene}.txt")})
-        if inshore_list is not None:
-            inshore = set(read_list(Path(inshore_list)))
-            out.update({s: "inshore" if s in inshore else "offshore" for s in stems})
-        return out
-
-    def _record(self, img: Path, xml: Path, scenes: dict[str, str]) -> Record:
+    def _record(self, img: Path, xml: Path) -> Record:
         if not xml.is_file():
             raise DataError(f"SSDD image {img} has no annotation {xml}")
         ann = parse_voc_xml(xml)
@@ -121,14 +147,71 @@ class SSDD(DetectionDataset):
         boxes = as_boxes([o.box for o in keep])
         labels = np.ones(len(boxes), np.int64)
         boxes, labels = drop_degenerate(boxes, labels, str(xml))
-        digits = re.findall(r"\d+", img.stem)
-        image_id = int(digits[-1]) if digits else -1
-        meta = {"scene": scenes.get(img.stem), "difficult": [o.difficult for o in keep]}
-        return Record(image_id, img.name, img, int(width), int(height), boxes, labels,
+        meta = {"scene": None, "difficult": [o.difficult for o in keep]}
+        return Record(-1, img.name, img, int(width), int(height), boxes, labels,
                       as_boxes([o.box for o in hard]), meta=meta)
+
+    # ----------------------------------------------------------------- COCO layout
+    def _coco_records(self) -> list[Record]:
+        from saropt.detect.datasets.coco import load_coco_json, records_from_coco
+
+        records = []
+        for s in self.splits:
+            ann = self.root / "annotations" / f"{s}.json"
+            if not ann.is_file():
+                raise DataError(f"SSDD coco_style: {ann} does not exist")
+            data = load_coco_json(ann)
+            if len(data["categories"]) != 1:
+                raise DataError(f"{ann}: SSDD has one category (ship), the file has "
+                                f"{len(data['categories'])}")
+            records += records_from_coco(data, self.root / "images" / s, ann)
+        for rec in records:
+            rec.meta["difficult"] = [False] * len(rec.boxes)
+            rec.file_name = Path(rec.file_name).name
+        return sorted(records, key=lambda r: r.file_name)
+
+    # ----------------------------------------------------------------- scenes
+    def _scenes(self, inshore_list: str | Path | None, ids: list[str]) -> dict[str, str]:
+        """Image id -> 'inshore'/'offshore' where the dataset says; empty when it does not."""
+        from saropt.detect.datasets.coco import load_coco_json
+
+        out: dict[str, str] = {}
+        main = self.root / "ImageSets" / "Main"
+        for split in ("train", "test"):
+            for scene in SCENES:
+                tag = f"{split}_{scene}"
+                for folder in (self.root / f"JPEGImages_{tag}", self.root / "images" / tag):
+                    if folder.is_dir():
+                        out.update({strip_image_suffix(p.name): scene
+                                    for p in _images_in(folder)})
+                xmls = self.root / f"Annotations_{tag}"
+                if xmls.is_dir():
+                    out.update({p.stem: scene for p in xmls.glob("*.xml")})
+                if (main / f"{tag}.txt").is_file():
+                    out.update({s: scene for s in read_id_list(main / f"{tag}.txt")})
+                js = self.root / "annotations" / f"{tag}.json"
+                if js.is_file():
+                    out.update({strip_image_suffix(Path(str(i["file_name"])).name): scene
+                                for i in load_coco_json(js)["images"]})
+        if inshore_list is not None:
+            inshore = set(read_id_list(Path(inshore_list)))
+            out.update({s: "inshore" if s in inshore else "offshore" for s in ids})
+        return out
+
+
+def _number_by_name(records: list[Record]) -> None:
+    """Image id = the last number in the file name; when those are not unique, 1.. in name
+    order."""
+    nums = [re.findall(r"\d+", strip_image_suffix(r.file_name)) for r in records]
+    ids = [int(d[-1]) if d else -1 for d in nums]
+    if -1 in ids or len(set(ids)) != len(ids):
+        ids = list(range(1, len(records) + 1))
+    for rec, i in zip(records, ids):
+        rec.image_id = i
 
 
 def _images_in(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise DataError(f"image folder {folder} does not exist")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                  and not p.name.startswith("."))

@@ -4,11 +4,14 @@ An ``<object>`` carries either ``<bndbox>`` (``xmin ymin xmax ymax``) or polygon
 (``<point>x,y</point>`` ..., the Gaofen/AIR-SARShip style); a polygon becomes its horizontal
 bounding box. Coordinates are read as pixel-edge positions as written (LabelImg, which made
 SSDD, writes them so), without the VOC devkit's 1-based shift: the difference is one pixel.
-``<difficult>1</difficult>`` marks an object difficult.
+``<difficult>1</difficult>`` marks an object difficult. Files are decoded from the encoding
+their XML declaration names (gb2312, GBK and GB18030 are common in Chinese releases).
 """
 
 from __future__ import annotations
 
+import codecs
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,14 +40,41 @@ def parse_voc_xml(path: str | Path) -> VocAnnotation:
     """Parse one VOC-style XML file; malformed files raise :class:`DataError` naming them."""
     path = Path(path)
     try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as err:
+        root = ET.fromstring(read_xml_text(path))
+    except ET.ParseError as err:
         raise DataError(f"{path}: not a readable XML annotation ({err})") from None
     size = root.find("size")
     width = _int_or_none(size, "width")
     height = _int_or_none(size, "height")
     objects = [_parse_object(obj, path) for obj in root.iter("object")]
     return VocAnnotation(root.findtext("filename"), width, height, objects)
+
+
+_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9_.:-]+)[\"']")
+#: declared names read with a superset codec (gb2312/GBK files often hold GB18030 characters)
+_SUPERSET = {"gb2312": "gb18030", "gbk": "gb18030", "cp936": "gb18030", "x-gbk": "gb18030"}
+
+
+def read_xml_text(path: Path) -> str:
+    """The text of an XML file decoded from the encoding its declaration names (gb2312, GBK,
+    GB18030, latin-1, ...; default UTF-8, a BOM allowed), with the declaration removed so that
+    expat, which reads no multi-byte encodings but UTF-8, parses it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err})") from None
+    match = _DECLARATION.match(raw.lstrip(b"\xef\xbb\xbf"))
+    declared = match.group(1).decode("ascii").lower() if match else "utf-8"
+    try:
+        codecs.lookup(declared)
+    except LookupError:
+        raise DataError(f"{path}: declares the unknown encoding {declared!r}") from None
+    try:
+        text = raw.decode(_SUPERSET.get(declared, declared))
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid {declared} text ({err.reason} at byte "
+                        f"{err.start})") from None
+    return re.sub(r"^\ufeff?\s*<\?xml[^>]*\?>", "", text, count=1)
 
 
 def _int_or_none(node: ET.Element | None, tag: str) -> int | None:
