@@ -237,3 +237,55 @@ def test_cli_build_with_two_tiepoint_sources_is_an_error(scene, tmp_path, capsys
         from saropt.config import load_config
 
         load_config(BuildConfig, "build/default", ["gcps=radar"])
+
+
+def _gcp_tiff_without_crs(d: Path, name: str, gcps: list) -> Path:
+    """A copy of ``sar.tif`` carrying ``gcps`` and no CRS (rasterio writes GCPs only with a
+    CRS; GDAL's CreateCopy of a VRT without SRS gives the GeoTIFF a GCP list without one)."""
+    import rasterio.shutil
+
+    with rasterio.open(d / "sar.tif") as s:
+        w, h = s.width, s.height
+    pts = "".join(f'<GCP Id="{i}" Pixel="{g.col!r}" Line="{g.row!r}" X="{g.x!r}" Y="{g.y!r}"/>'
+                  for i, g in enumerate(gcps))
+    vrt = d / f"{name}.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}"><GCPList>{pts}</GCPList>'
+                   '<VRTRasterBand dataType="UInt16" band="1"><SimpleSource><SourceFilename '
+                   f'relativeToVRT="0">{d / "sar.tif"}</SourceFilename><SourceBand>1'
+                   '</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>')
+    rasterio.shutil.copy(vrt, d / f"{name}.tif", driver="GTiff")
+    with rasterio.open(d / f"{name}.tif") as ds:
+        assert ds.gcps[1] is None and len(ds.gcps[0]) == len(gcps)
+    return d / f"{name}.tif"
+
+
+def _plan(cfg: BuildConfig):
+    sar, opt = SarSource(cfg.sar, None, cfg.sar_scaling), OpticalSource(cfg.optical)
+    try:
+        return make_plan(cfg, sar, opt)
+    finally:
+        sar.close()
+        opt.close()
+
+
+def test_gcps_without_crs_are_in_the_other_rasters_crs_or_an_error(scene) -> None:
+    """GCPs stored without a CRS: map coordinates in the optical raster's CRS recover the true
+    mapping; lon/lat GCPs (the usual SAR grid) land off the optical raster, which is a one-line
+    error saying so instead of a build that keeps 0 patches ('optical outside its raster')."""
+    from rasterio.warp import transform as reproject_xy
+
+    d = scene.dir
+    with rasterio.open(d / "sar_gcps.tif") as ds:
+        gcps = ds.gcps[0]
+    utm = _gcp_tiff_without_crs(d, "sar_gcps_nocrs", gcps)
+    lon, lat = reproject_xy(UTM, "EPSG:4326", [g.x for g in gcps], [g.y for g in gcps])
+    lonlat = _gcp_tiff_without_crs(d, "sar_gcps_lonlat", [
+        GroundControlPoint(row=g.row, col=g.col, x=x, y=y) for g, x, y in zip(gcps, lon, lat)])
+    base = {"optical": d / "optical.tif", "out": d / "out", "gcps": "sar", "progress": False,
+            "summary": False, "patches": {"size": 64}}
+    fit = _plan(BuildConfig(sar=utm, **base)).fits[0]
+    assert fit.ok and fit.rmse < 1e-3 and np.allclose(fit.transform.params, scene.matrix,
+                                                      atol=1e-5)
+    with pytest.raises(DataError, match="none of its 30 tie points falls on the optical "
+                       r"raster \(361x361 px.*CRS the file or GeoTIFF states"):
+        _plan(BuildConfig(sar=lonlat, **base))
