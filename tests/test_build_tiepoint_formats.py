@@ -231,8 +231,30 @@ def test_cli_build_with_envi_pts_records_its_tiepoints(scene, tmp_path, capsys) 
 def test_cli_build_with_two_tiepoint_sources_is_an_error(scene, tmp_path, capsys) -> None:
     d = scene.dir
     assert main(["data", "build", "build/default", f"sar={d / 'sar.tif'}",
-                 f"optical={d / 'optical.tif'}", "gcps=sar", f"out={tmp_path / 'b'}"]) == 2
-    assert "exactly one tie-point source" in capsys.readouterr().err
+                 f"optical={d / 'optical.tif'}", "gcps=sar", f"tiepoints={d / 'sar_opt.pts'}",
+                 f"out={tmp_path / 'b'}"]) == 2
+    err = capsys.readouterr().err
+    assert "exactly one tie-point source" in err and "(got tiepoints, gcps; set the" in err
+    assert "'sar_scaling'" not in err  # the whole config is not dumped into the message
+
+
+def test_cli_tiepoint_source_replaces_the_config_files(scene, tmp_path, capsys) -> None:
+    """``gcps=sar`` on the command line replaces build/default's ``tiepoints: tiepoints.csv``
+    (as any command-line key replaces the file's) and builds from the GCPs."""
+    from saropt.build.cli import source_overrides
+
+    assert source_overrides(["gcps=sar", "x=1"]) == [
+        "tiepoints=null", "georeference=false", "gcps=sar", "x=1"]
+    assert source_overrides(["gcps=null", "x=1"]) == ["gcps=null", "x=1"]
+    assert source_overrides(["tiepoints=a.pts"]) == ["gcps=null", "georeference=false",
+                                                     "tiepoints=a.pts"]
+    d = scene.dir
+    assert main(["data", "build", "build/default", f"sar={d / 'sar_gcps.tif'}",
+                 f"optical={d / 'optical.tif'}", "gcps=sar", "subregions=null",
+                 f"out={tmp_path / 'g'}", "patches.size=64", "summary=false", "progress=false",
+                 "--json"]) == 0
+    reg = json.loads((tmp_path / "g" / "registration.json").read_text())
+    assert reg["tiepoints"] == {"source": "gcps of sar", "read": 30, "outside_subregions": 0}
     with pytest.raises(ConfigError):
         from saropt.config import load_config
 
