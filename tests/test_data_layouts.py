@@ -186,3 +186,33 @@ def test_real_srif_coreg180_is_a_plain_layout() -> None:
     assert layout.kind == "plain" and len(layout.ids) == 200 and not layout.problems
     with Image.open(layout.sar_path(layout.ids[0])) as im:
         assert im.size == (180, 180)
+
+
+def test_absolute_list_paths_are_taken_relative_to_the_root(tmp_path: Path) -> None:
+    """Published lists holding absolute paths (CRLF, Windows separators): inside the root they
+    name the pair the root-relative path names, for an OSdataset root and its size folder;
+    outside it they name no pair (with the hint where the ids are known at another level)."""
+    root = tmp_path / "OSdataset"
+    parts = make_osdataset(root)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "train.txt").write_text("".join(
+        f"{root.resolve() / '16' / 'train' / f'opt{i}.png'}\r\n" for i in (1, 2, 3, 4)))
+    (lists / "test.txt").write_text(
+        f"{root / '16' / 'test' / 'sar1.png'} {root / '16' / 'test' / 'opt1.png'}\r\n"
+        + str(root / "16" / "test" / "sar2.png").replace("/", "\\") + "\r\n")
+    assert read_split(lists, root) == {"train": parts["train"], "val": [],
+                                       "test": ["16/test/1", "16/test/2"]}
+    info = make_split(root, tmp_path / "s", mode="release", lists=lists)
+    assert info["sizes"] == {"train": 4, "val": 0, "test": 2} and info["unassigned"] == 3
+    assert read_split(tmp_path / "s")["train"] == parts["train"]
+    make_split(root / "16", tmp_path / "s16", mode="release", lists=lists)
+    assert read_split(tmp_path / "s16")["train"] == ["train/1", "train/2", "train/3", "train/4"]
+    with pytest.raises(DataError, match=r"4 train entries name no pair of .*test \(first: "
+                       r"\['/.*/OSdataset/16/train/1', [^;]*$"):  # train/1 is not the 1 of test
+        make_split(root / "16" / "test", tmp_path / "s3", mode="release", lists=lists)
+    (lists / "train.txt").write_text("16/train/1\n")
+    with pytest.raises(DataError, match="'16/train/1' is 'train/1' here: give the root"):
+        make_split(root / "16", tmp_path / "s4", mode="release", lists=lists)
+    with pytest.raises(DataError, match="'16/train/1' is '1' here"):  # the same file
+        QXSSAROPT(root / "16" / "train", ids=["16/train/1"], patch_size=16)

@@ -245,7 +245,7 @@ def _release_split(root: str | Path, out: str | Path, ids: list[str], found: Any
                    lists: str | Path | None, seed: int) -> dict[str, Any]:
     """A split that keeps the release's train/val/test (lists folder or the layout's own)."""
     if lists is not None:
-        parts = read_split(lists)
+        parts = read_split(lists, root)
         source = str(lists)
     elif found is not None and found.release_split:
         parts, source = found.release_split, f"{found.kind} folders"
@@ -253,12 +253,15 @@ def _release_split(root: str | Path, out: str | Path, ids: list[str], found: Any
         kind = found.kind if found is not None else "given ids"
         raise DataError(f"{root}: the {kind} layout has no train/val/test of its own; give the "
                         "published split lists with --lists DIR (train.txt, test.txt)")
+    from saropt.data.qxs import _relative_hint
+
     known = set(ids)
     for name in SPLITS:
         unknown = [i for i in parts[name] if i not in known]
         if unknown:
             raise DataError(f"{source}: {len(unknown)} {name} entries name no pair of {root} "
-                            f"(first: {unknown[:3]})")
+                            f"(first: {unknown[:3]})"
+                            + _relative_hint(unknown[0], known, root))
     if not parts["train"] and not parts["test"]:
         raise DataError(f"{source}: the release split selects no pair")
     for name in ("val", "test"):
@@ -292,13 +295,14 @@ def write_pairs(path: str | Path, pairs: Sequence[Pair]) -> Path:
     return write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def read_split(split_dir: str | Path) -> dict[str, list[str]]:
+def read_split(split_dir: str | Path, root: str | Path | None = None) -> dict[str, list[str]]:
     """``{"train": [...], "val": [...], "test": [...]}`` from a split folder.
 
     Entries are ids or paths relative to the dataset root (published lists); each becomes an
     id by :func:`saropt.data.layout.entry_to_id`. A line may hold the SAR and the optical path
     of one pair (separated by spaces or a comma); both must name the same pair. A list that
-    names an id twice is an error.
+    names an id twice is an error. Absolute paths inside ``root`` (the dataset root, when
+    given) are taken relative to it.
     """
     split_dir = Path(split_dir)
     out: dict[str, list[str]] = {}
@@ -309,7 +313,7 @@ def read_split(split_dir: str | Path) -> dict[str, list[str]]:
                 out[name] = []
                 continue
             raise DataError(f"{f}: split file not found (make one with `saropt data split`)")
-        out[name] = _read_list(f)
+        out[name] = _read_list(f, root)
     for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
         both = set(out[a]) & set(out[b])
         if both:
@@ -318,10 +322,10 @@ def read_split(split_dir: str | Path) -> dict[str, list[str]]:
     return out
 
 
-def _read_list(path: Path) -> list[str]:
+def _read_list(path: Path, root: str | Path | None = None) -> list[str]:
     ids: list[str] = []
     for n, line in enumerate(path.read_text().splitlines(), start=1):
-        fields = [entry_to_id(t) for t in line.replace(",", " ").split()]
+        fields = [entry_to_id(t, root) for t in line.replace(",", " ").split()]
         if not fields:
             continue
         if len(set(fields)) > 1:
