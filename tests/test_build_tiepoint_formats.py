@@ -91,6 +91,22 @@ def test_qgis_map_coordinates_in_another_crs_are_reprojected(rasters) -> None:
     assert np.allclose(qgis_tiepoints(tmp / "b.points", "sar", sar, opt)[0], [[3, 4, 20, 10]])
 
 
+def test_qgis_points_variants_read_the_same_points(tmp_path: Path) -> None:
+    """QGIS 3.x (#CRS, CRLF, residual columns), QGIS 2 (pixelX/pixelY) and a header written
+    as a comment (#mapX,...) give the same builder pixels: (10.5, -20.5) is the centre of
+    pixel (10, 20)."""
+    rows = "500025.0,3999985.0,10.5,-20.5,1,0.12,-0.3,0.32\r\n1.0,2.0,0.5,-0.5,1,0,0,0\r\n"
+    texts = {"q3": f"#CRS: {CRS.from_string(UTM).to_wkt()}\r\n"
+             "mapX,mapY,sourceX,sourceY,enable,dX,dY,residual\r\n" + rows,
+             "q2": "mapX,mapY,pixelX,pixelY,enable,dX,dY,residual\n" + rows,
+             "comment": "#mapX,mapY,sourceX,sourceY,enable\n" + rows}
+    for name, text in texts.items():
+        (tmp_path / f"{name}.points").write_text(text)
+        pts = read_qgis_points(tmp_path / f"{name}.points")
+        assert pts.source.tolist() == [[10.0, 20.0], [0.0, 0.0]], name
+        assert pts.map.tolist() == [[500025.0, 3999985.0], [1.0, 2.0]], name
+
+
 @pytest.mark.parametrize("text, match", [
     ("mapX,mapY,sourceX,sourceY,enable\n1,2,3.5,4.5,1\n", "sourceY 4.5 is positive"),
     ("mapX,mapY,foo\n1,2,3\n", r"missing column\(s\) \['sourceX', 'sourceY'\]"),
@@ -119,6 +135,14 @@ def test_envi_pts_one_based_corner_coordinates(tmp_path: Path) -> None:
     p.write_text("; ENVI Orthorectification Ground Control Points File\n1 2 3 4 5\n")
     with pytest.raises(DataError, match="not an ENVI image-to-image GCP file"):
         read_envi_pts(p)
+    p.write_text("; ENVI Image to Map GCP File\n; projection info = {UTM, 50, North}\n"
+                 "; Map (x,y), Image (x,y)\n;\n500000.0 4000000.0 11.5 21.5\n")
+    with pytest.raises(DataError, match="image-to-map GCP file .*georeference: true"):
+        read_envi_pts(p)
+    # another first line, but the image-to-image column line: read as such
+    p.write_text("; ENVI Registration GCP File\n; Base Image (x,y), Warp Image (x,y)\n"
+                 "11.50 21.50 1.00 1.00\n")
+    assert envi_tiepoints(p, "optical").tolist() == [[10, 20, -0.5, -0.5]]
 
 
 # ---------------------------------------------------------------- GeoTIFF GCPs

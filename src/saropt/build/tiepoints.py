@@ -145,6 +145,8 @@ def read_qgis_points(path: Path) -> QgisPoints:
     for n, line in enumerate(lines, start=1):
         if line.startswith("#CRS:"):
             crs = line[len("#CRS:"):].strip() or None
+        elif line.lstrip("#").strip().startswith("mapX,") and not body:
+            body.append((n, line.lstrip("#")))  # the header, also when written as a comment
         elif line.strip() and not line.startswith("#"):
             body.append((n, line))
     if not body:
@@ -186,9 +188,15 @@ def read_envi_pts(path: Path) -> tuple[np.ndarray, np.ndarray]:
             rows without four numbers, or no point.
     """
     lines = _read_lines(path)
-    if not lines or not lines[0].strip().lower().startswith(ENVI_HEADER.lower()):
+    comments = [line.strip().lower() for line in lines if line.lstrip().startswith(";")]
+    if any("map (x,y" in c for c in comments):
+        raise DataError(f"{path}: an ENVI image-to-map GCP file (map coordinates, not the "
+                        "pixels of two images); export image-to-image GCPs, or use georeference:"
+                        " true when both rasters carry a CRS")
+    if not (lines and lines[0].strip().lower().startswith(ENVI_HEADER.lower())) and not any(
+            "base image (x,y), warp image (x,y)" in c for c in comments):
         raise DataError(f"{path}: not an ENVI image-to-image GCP file (first line must be "
-                        f"{ENVI_HEADER!r})")
+                        f"{ENVI_HEADER!r}, or a '; Base Image (x,y), Warp Image (x,y)' line)")
     rows = [_numbers(path, n, line.split(), 4) for n, line in enumerate(lines, start=1)
             if line.strip() and not line.lstrip().startswith(";")]
     if not rows:
