@@ -335,3 +335,28 @@ def test_gcps_without_crs_are_in_the_other_rasters_crs_or_an_error(scene) -> Non
     with pytest.raises(DataError, match="none of its 30 tie points falls on the optical "
                        r"raster \(361x361 px.*CRS the file or GeoTIFF states"):
         _plan(BuildConfig(sar=lonlat, **base))
+
+
+def test_envi_base_and_warp_file_lines_are_checked_against_source_image(scene) -> None:
+    """ENVI names its base and warp images in the file; a warp image that is the SAR raster
+    read with source_image: optical (the default) would swap the images silently: an error
+    naming the fix; with source_image: sar the true mapping is recovered."""
+    import csv
+
+    d = scene.dir
+    with (d / "tiepoints.csv").open() as f:
+        rows = [[float(r[k]) for k in ("sar_x", "sar_y", "opt_x", "opt_y")]
+                for r in csv.DictReader(f)]
+    lines = ["; ENVI Image to Image GCP File", "; base file: C:\\data\\optical.img",
+             "; warp file: C:\\data\\SAR.img", "; Base Image (x,y), Warp Image (x,y)", ";"]
+    lines += [f"{ox + 1.5:.6f} {oy + 1.5:.6f} {sx + 1.5:.6f} {sy + 1.5:.6f}"
+              for sx, sy, ox, oy in rows]
+    (d / "opt_sar.pts").write_text("\n".join(lines) + "\n")
+    base = {"sar": d / "sar.tif", "optical": d / "optical.tif", "out": d / "out",
+            "tiepoints": d / "opt_sar.pts", "progress": False, "summary": False,
+            "patches": {"size": 64}}
+    with pytest.raises(DataError, match="warp file is 'sar', the sar raster, but source_image "
+                       "is optical .*set source_image: sar"):
+        _plan(BuildConfig(**base))
+    fit = _plan(BuildConfig(**base, source_image="sar")).fits[0]
+    assert fit.ok and np.allclose(fit.transform.params, scene.matrix, atol=1e-5)

@@ -33,6 +33,7 @@ from saropt.build.screen import DuplicateIndex, phash, seam_score, texture_score
 from saropt.build.tiepoints import (
     SubRegion,
     assign_subregions,
+    envi_roles,
     read_subregions,
     read_tiepoints,
     tiepoint_format,
@@ -98,6 +99,8 @@ def load_tiepoints(cfg: BuildConfig, sar: SarSource, optical: OpticalSource,
                              str(cfg.tiepoints), optical.shape)
     if fmt == "envi":
         from saropt.build.georef import envi_tiepoints
+
+        envi_roles(cfg.tiepoints, cfg.source_image, cfg.sar, cfg.optical)
 
         return _by_subregion(envi_tiepoints(cfg.tiepoints, cfg.source_image), subregions,
                              {"source": "envi"}, str(cfg.tiepoints), optical.shape)

@@ -205,6 +205,31 @@ def read_envi_pts(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return arr[:, :2], arr[:, 2:4]
 
 
+def envi_roles(path: Path, source_image: str, sar: Path, optical: Path) -> None:
+    """Check ``source_image`` against the ``; base file:`` / ``; warp file:`` lines ENVI writes:
+    a warp file named like the SAR raster (and not the optical) with ``source_image: optical``,
+    or the other way round, would swap the two images' pixels silently.
+
+    Raises:
+        DataError: the file's named warp image is the other raster.
+    """
+    named = {}
+    for line in _read_lines(path):
+        text = line.strip().lstrip(";").strip()
+        for role in ("base", "warp"):
+            if text.lower().startswith(f"{role} file:"):
+                name = text.split(":", 1)[1].strip().replace("\\", "/").rsplit("/", 1)[-1]
+                named[role] = Path(name).stem.lower()
+    stems = {"sar": Path(sar).stem.lower(), "optical": Path(optical).stem.lower()}
+    if stems["sar"] == stems["optical"] or "warp" not in named:
+        return
+    warp_is = [k for k, v in stems.items() if v == named["warp"]]
+    if warp_is and warp_is[0] != source_image:
+        raise DataError(f"{path}: its warp file is {named['warp']!r}, the {warp_is[0]} raster, "
+                        f"but source_image is {source_image} (the warp image); set "
+                        f"source_image: {warp_is[0]}")
+
+
 def assign_subregions(points: np.ndarray, subregions: list[SubRegion]
                       ) -> tuple[dict[str, np.ndarray], int]:
     """Points (N, 4: sar_x, sar_y, opt_x, opt_y) grouped by the sub-regions holding their SAR
