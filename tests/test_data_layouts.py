@@ -216,3 +216,20 @@ def test_absolute_list_paths_are_taken_relative_to_the_root(tmp_path: Path) -> N
         make_split(root / "16", tmp_path / "s4", mode="release", lists=lists)
     with pytest.raises(DataError, match="'16/train/1' is '1' here"):  # the same file
         QXSSAROPT(root / "16" / "train", ids=["16/train/1"], patch_size=16)
+
+
+def test_lists_written_by_windows_editors_read(tmp_path: Path) -> None:
+    """A byte-order mark (Notepad's UTF-8) is not part of the first id, UTF-16 lists
+    (PowerShell's `>`) read, pairs CSVs with a BOM read; other bytes are a one-line error."""
+    from saropt.data import read_pairs
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "train.txt").write_bytes("\ufeff1\r\n2\r\n".encode())
+    (lists / "test.txt").write_text(f"{OPT_DIR}/3.png\r\n./{OPT_DIR}/4.png\r\n", encoding="utf-16")
+    assert read_split(lists) == {"train": ["1", "2"], "val": [], "test": ["3", "4"]}
+    (tmp_path / "p.csv").write_bytes("\ufeffsar_id,opt_id,label\r\n3,4,0\r\n".encode())
+    assert read_pairs(tmp_path / "p.csv") == [("3", "4", 0)]
+    (lists / "test.txt").write_bytes(b"\x81\x00abc\n")
+    with pytest.raises(DataError, match=r"test.txt: not a UTF-8 or UTF-16 text file .*save it"):
+        read_split(lists)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from saropt.errors import DataError
-from saropt.utils.io import read_json
+from saropt.utils.io import read_json, read_text_file
 
 TIEPOINT_COLUMNS = ["subregion", "sar_x", "sar_y", "opt_x", "opt_y"]
 #: tie-point file formats by suffix
@@ -106,7 +106,7 @@ def tiepoint_format(path: Path, fmt: str = "auto") -> str:
 def _read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"tie-point file {path} does not exist")
-    return path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    return read_text_file(path).splitlines()
 
 
 def _numbers(path: Path, line_no: int, fields: list[str], n: int) -> list[float]:

@@ -21,6 +21,7 @@ published QXS-SAROPT lists do (``opt_256_oc_0.2/123.png``); see
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,7 +34,7 @@ import numpy as np
 from saropt.data.layout import entry_to_id, scan_layout, sort_ids
 from saropt.data.pairs import Pair, draw_eval_pairs
 from saropt.errors import DataError
-from saropt.utils.io import write_json_atomic, write_text_atomic
+from saropt.utils.io import read_text_file, write_json_atomic, write_text_atomic
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("id", "scene", "x", "y", "size")
@@ -93,7 +94,7 @@ def read_manifest(path: str | Path) -> dict[str, Window]:
     """``id -> Window`` from a manifest CSV with at least ``id,scene,x,y,size``."""
     path = Path(path)
     try:
-        with path.open(newline="") as f:
+        with io.StringIO(read_text_file(path), newline="") as f:
             reader = csv.DictReader(f)
             missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
@@ -324,7 +325,7 @@ def read_split(split_dir: str | Path, root: str | Path | None = None) -> dict[st
 
 def _read_list(path: Path, root: str | Path | None = None) -> list[str]:
     ids: list[str] = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(read_text_file(path).splitlines(), start=1):
         fields = [entry_to_id(t, root) for t in line.replace(",", " ").split()]
         if not fields:
             continue
@@ -350,7 +351,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: pairs file not found")
-    with path.open(newline="") as f:
+    with io.StringIO(read_text_file(path), newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header != ["sar_id", "opt_id", "label"]:
