@@ -233,3 +233,23 @@ def test_lists_written_by_windows_editors_read(tmp_path: Path) -> None:
     (lists / "test.txt").write_bytes(b"\x81\x00abc\n")
     with pytest.raises(DataError, match=r"test.txt: not a UTF-8 or UTF-16 text file .*save it"):
         read_split(lists)
+
+
+def test_lists_select_the_release_split_or_are_an_error(tmp_path: Path, capsys) -> None:
+    """--lists alone means the published split (it was silently ignored by the default random
+    mode); with --mode random or spatial it is a one-line error."""
+    root = make_qxs(tmp_path / "qxs", n=8, size=8)
+    lists = tmp_path / "published"
+    lists.mkdir()
+    (lists / "train.txt").write_text("1\n2\n3\n4\n")
+    (lists / "test.txt").write_text("5\n6\n")
+    assert main(["data", "split", str(root), "--out", str(tmp_path / "s"), "--lists",
+                 str(lists)]) == 0
+    assert read_split(tmp_path / "s")["train"] == ["1", "2", "3", "4"]
+    assert make_split(root, tmp_path / "s2", lists=lists)["mode"] == "release"
+    capsys.readouterr()
+    assert main(["data", "split", str(root), "--out", str(tmp_path / "s3"), "--lists",
+                 str(lists), "--mode", "random"]) == 2
+    assert "--lists is the published split: it is read with --mode release, not --mode " \
+        "random" in capsys.readouterr().err
+    assert not (tmp_path / "s3").exists()

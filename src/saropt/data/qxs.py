@@ -240,8 +240,9 @@ class QXSSAROPT(Dataset):
         if self.resize is None:
             path = self.sar_path(id_) if kind == "sar" else self.opt_path(id_)
             raise DataError(f"{path}: {arr.shape[1]}x{arr.shape[0]} pixels, expected "
-                            f"{size}x{size} (pass patch_size={arr.shape[1]} or a resize policy "
-                            "such as resize='bilinear')")
+                            f"{size}x{size} (give a resize policy: --resize bilinear on the "
+                            f"command line, resize='bilinear' in Python; or patch_size="
+                            f"{arr.shape[1]} where the size is free)")
         return resize_array(np.ascontiguousarray(arr), size, self.resize)
 
     def _raw_sar(self, id_: str) -> np.ndarray:

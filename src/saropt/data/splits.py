@@ -180,10 +180,19 @@ def _spatial_assign(ids: list[str], sizes: dict[str, int], windows: dict[str, Wi
 
 
 # ---- making and reading splits ----------------------------------------------------------------
+def split_mode(mode: str | None, lists: str | Path | None) -> str:
+    """The split mode: ``release`` when published ``lists`` are given, else ``random``; lists
+    with another mode would be ignored, which is a DataError."""
+    if lists is not None and mode not in (None, "release"):
+        raise DataError(f"--lists is the published split: it is read with --mode release, "
+                        f"not --mode {mode} (leave --mode out)")
+    return mode or ("release" if lists is not None else "random")
+
+
 def make_split(root: str | Path, out: str | Path, train: int | None = None,
                test: int | None = None, val: int | None = None, train_frac: float | None = None,
                test_frac: float | None = None, val_frac: float | None = None, seed: int = 0,
-               mode: str = "random", sar_dir: str | None = None, opt_dir: str | None = None,
+               mode: str | None = None, sar_dir: str | None = None, opt_dir: str | None = None,
                manifest: str | Path | None = None, block: float | None = None,
                ids: Sequence[str] | None = None, layout: str = "auto",
                lists: str | Path | None = None) -> dict[str, Any]:
@@ -192,10 +201,12 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
     Sizes: counts (``train``, ``test``, ``val``) or fractions of all pairs; see
     :func:`resolve_sizes`. ``mode="spatial"`` reads ``manifest`` (default ``root/manifest.csv``)
     and groups patches into square blocks of ``block`` SAR pixels (default 4 patch sizes).
-    ``mode="release"`` keeps the release's assignment (``lists`` folder, else the layout's own).
+    ``mode="release"`` keeps the release's assignment (``lists`` folder, else the layout's own);
+    ``mode=None`` is ``release`` with ``lists``, else ``random`` (lists with another mode: error).
     The pairs are found by :func:`saropt.data.layout.scan_layout` (``sar_dir`` + ``opt_dir``, or
     ``layout``) unless ``ids`` are given.
     """
+    mode = split_mode(mode, lists)
     if mode not in ("random", "spatial", "release"):
         raise DataError(f"split mode must be 'random', 'spatial' or 'release', got {mode!r}")
     found = None
