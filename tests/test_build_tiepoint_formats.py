@@ -111,6 +111,7 @@ def test_qgis_points_variants_read_the_same_points(tmp_path: Path) -> None:
     ("mapX,mapY,sourceX,sourceY,enable\n1,2,3.5,4.5,1\n", "sourceY 4.5 is positive"),
     ("mapX,mapY,foo\n1,2,3\n", r"missing column\(s\) \['sourceX', 'sourceY'\]"),
     ("mapX,mapY,sourceX,sourceY,enable\n1,2,3.5,-4.5,0\n", "no enabled tie point"),
+    ("mapX,mapY,sourceX,sourceY,enable\n1,2,3.5,-4.5,False\n", r"no enabled tie point \(1 dis"),
     ("mapX,mapY,sourceX,sourceY,enable\n1,abc,3.5,-4.5,1\n", "line 2"),
 ])
 def test_qgis_points_errors(tmp_path: Path, text: str, match: str) -> None:

@@ -166,7 +166,7 @@ def read_qgis_points(path: Path) -> QgisPoints:
         fields = [f.strip() for f in line.split(",")]
         vals = _numbers(path, n, [fields[idx[k]] if idx[k] < len(fields) else "" for k in
                                   ("mapX", "mapY", "sourceX", "sourceY")], 4)
-        if enable is not None and enable < len(fields) and fields[enable] in ("0", "false"):
+        if enable is not None and enable < len(fields) and fields[enable].lower() in ("0", "false"):
             disabled += 1
             continue
         if vals[3] > 0:
