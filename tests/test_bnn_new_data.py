@@ -178,3 +178,30 @@ def test_same_pairs_in_three_layouts_give_the_same_metrics(trained, tmp_path):
     for r in results[1:]:
         assert r["test"] == results[0]["test"] and r["retrieval"] == results[0]["retrieval"]
         assert r["val_threshold"] == results[0]["val_threshold"]
+
+
+def test_embed_folder_reads_patches_like_the_pair_reader(trained, tmp_path, capsys):
+    """A folder of patches goes through the pair reader: a 16-bit SAR patch is a one-line
+    error (Pillow's convert('L') would clip it to 255 and embed garbage), an 8-bit grey
+    patch saved as RGB with equal channels gives the codes of its L original."""
+    from PIL import Image
+
+    ckpt = trained[0]
+    grey = np.arange(PATCH * PATCH, dtype=np.uint16).reshape(PATCH, PATCH) % 251
+    (tmp_path / "l").mkdir()
+    (tmp_path / "rgb").mkdir()
+    Image.fromarray(grey.astype(np.uint8)).save(tmp_path / "l" / "a.png")
+    Image.fromarray(np.repeat(grey.astype(np.uint8)[..., None], 3, 2)).save(
+        tmp_path / "rgb" / "a.png")
+    for name in ("l", "rgb"):
+        assert main(["bnn", "embed", str(ckpt), str(tmp_path / name), "--modality", "sar",
+                     "--out", str(tmp_path / f"{name}.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "l.npy"), np.load(tmp_path / "rgb.npy"))
+    (tmp_path / "u16").mkdir()
+    Image.fromarray(grey * 257).save(tmp_path / "u16" / "a.png")  # mode I;16
+    capsys.readouterr()
+    assert main(["bnn", "embed", str(ckpt), str(tmp_path / "u16"), "--modality", "sar",
+                 "--out", str(tmp_path / "u16.npy")]) == 2
+    err = [e for e in capsys.readouterr().err.splitlines() if e.startswith("saropt:")]
+    assert len(err) == 1 and "a.png: image mode 'I;16' is not supported" in err[0]
+    assert "scale it to 8 bit" in err[0] and not (tmp_path / "u16.npy").exists()

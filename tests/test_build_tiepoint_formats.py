@@ -91,10 +91,27 @@ def test_qgis_map_coordinates_in_another_crs_are_reprojected(rasters) -> None:
     assert np.allclose(qgis_tiepoints(tmp / "b.points", "sar", sar, opt)[0], [[3, 4, 20, 10]])
 
 
+def test_qgis_points_variants_read_the_same_points(tmp_path: Path) -> None:
+    """QGIS 3.x (#CRS, CRLF, residual columns), QGIS 2 (pixelX/pixelY) and a header written
+    as a comment (#mapX,...) give the same builder pixels: (10.5, -20.5) is the centre of
+    pixel (10, 20)."""
+    rows = "500025.0,3999985.0,10.5,-20.5,1,0.12,-0.3,0.32\r\n1.0,2.0,0.5,-0.5,1,0,0,0\r\n"
+    texts = {"q3": f"#CRS: {CRS.from_string(UTM).to_wkt()}\r\n"
+             "mapX,mapY,sourceX,sourceY,enable,dX,dY,residual\r\n" + rows,
+             "q2": "mapX,mapY,pixelX,pixelY,enable,dX,dY,residual\n" + rows,
+             "comment": "#mapX,mapY,sourceX,sourceY,enable\n" + rows}
+    for name, text in texts.items():
+        (tmp_path / f"{name}.points").write_text(text)
+        pts = read_qgis_points(tmp_path / f"{name}.points")
+        assert pts.source.tolist() == [[10.0, 20.0], [0.0, 0.0]], name
+        assert pts.map.tolist() == [[500025.0, 3999985.0], [1.0, 2.0]], name
+
+
 @pytest.mark.parametrize("text, match", [
     ("mapX,mapY,sourceX,sourceY,enable\n1,2,3.5,4.5,1\n", "sourceY 4.5 is positive"),
     ("mapX,mapY,foo\n1,2,3\n", r"missing column\(s\) \['sourceX', 'sourceY'\]"),
     ("mapX,mapY,sourceX,sourceY,enable\n1,2,3.5,-4.5,0\n", "no enabled tie point"),
+    ("mapX,mapY,sourceX,sourceY,enable\n1,2,3.5,-4.5,False\n", r"no enabled tie point \(1 dis"),
     ("mapX,mapY,sourceX,sourceY,enable\n1,abc,3.5,-4.5,1\n", "line 2"),
 ])
 def test_qgis_points_errors(tmp_path: Path, text: str, match: str) -> None:
@@ -119,6 +136,14 @@ def test_envi_pts_one_based_corner_coordinates(tmp_path: Path) -> None:
     p.write_text("; ENVI Orthorectification Ground Control Points File\n1 2 3 4 5\n")
     with pytest.raises(DataError, match="not an ENVI image-to-image GCP file"):
         read_envi_pts(p)
+    p.write_text("; ENVI Image to Map GCP File\n; projection info = {UTM, 50, North}\n"
+                 "; Map (x,y), Image (x,y)\n;\n500000.0 4000000.0 11.5 21.5\n")
+    with pytest.raises(DataError, match="image-to-map GCP file .*georeference: true"):
+        read_envi_pts(p)
+    # another first line, but the image-to-image column line: read as such
+    p.write_text("; ENVI Registration GCP File\n; Base Image (x,y), Warp Image (x,y)\n"
+                 "11.50 21.50 1.00 1.00\n")
+    assert envi_tiepoints(p, "optical").tolist() == [[10, 20, -0.5, -0.5]]
 
 
 # ---------------------------------------------------------------- GeoTIFF GCPs
@@ -231,9 +256,108 @@ def test_cli_build_with_envi_pts_records_its_tiepoints(scene, tmp_path, capsys) 
 def test_cli_build_with_two_tiepoint_sources_is_an_error(scene, tmp_path, capsys) -> None:
     d = scene.dir
     assert main(["data", "build", "build/default", f"sar={d / 'sar.tif'}",
-                 f"optical={d / 'optical.tif'}", "gcps=sar", f"out={tmp_path / 'b'}"]) == 2
-    assert "exactly one tie-point source" in capsys.readouterr().err
+                 f"optical={d / 'optical.tif'}", "gcps=sar", f"tiepoints={d / 'sar_opt.pts'}",
+                 f"out={tmp_path / 'b'}"]) == 2
+    err = capsys.readouterr().err
+    assert "exactly one tie-point source" in err and "(got tiepoints, gcps; set the" in err
+    assert "'sar_scaling'" not in err  # the whole config is not dumped into the message
+
+
+def test_cli_tiepoint_source_replaces_the_config_files(scene, tmp_path, capsys) -> None:
+    """``gcps=sar`` on the command line replaces build/default's ``tiepoints: tiepoints.csv``
+    (as any command-line key replaces the file's) and builds from the GCPs."""
+    from saropt.build.cli import source_overrides
+
+    assert source_overrides(["gcps=sar", "x=1"]) == [
+        "tiepoints=null", "georeference=false", "gcps=sar", "x=1"]
+    assert source_overrides(["gcps=null", "x=1"]) == ["gcps=null", "x=1"]
+    assert source_overrides(["tiepoints=a.pts"]) == ["gcps=null", "georeference=false",
+                                                     "tiepoints=a.pts"]
+    d = scene.dir
+    assert main(["data", "build", "build/default", f"sar={d / 'sar_gcps.tif'}",
+                 f"optical={d / 'optical.tif'}", "gcps=sar", "subregions=null",
+                 f"out={tmp_path / 'g'}", "patches.size=64", "summary=false", "progress=false",
+                 "--json"]) == 0
+    reg = json.loads((tmp_path / "g" / "registration.json").read_text())
+    assert reg["tiepoints"] == {"source": "gcps of sar", "read": 30, "outside_subregions": 0}
     with pytest.raises(ConfigError):
         from saropt.config import load_config
 
         load_config(BuildConfig, "build/default", ["gcps=radar"])
+
+
+def _gcp_tiff_without_crs(d: Path, name: str, gcps: list) -> Path:
+    """A copy of ``sar.tif`` carrying ``gcps`` and no CRS (rasterio writes GCPs only with a
+    CRS; GDAL's CreateCopy of a VRT without SRS gives the GeoTIFF a GCP list without one)."""
+    import rasterio.shutil
+
+    with rasterio.open(d / "sar.tif") as s:
+        w, h = s.width, s.height
+    pts = "".join(f'<GCP Id="{i}" Pixel="{g.col!r}" Line="{g.row!r}" X="{g.x!r}" Y="{g.y!r}"/>'
+                  for i, g in enumerate(gcps))
+    vrt = d / f"{name}.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}"><GCPList>{pts}</GCPList>'
+                   '<VRTRasterBand dataType="UInt16" band="1"><SimpleSource><SourceFilename '
+                   f'relativeToVRT="0">{d / "sar.tif"}</SourceFilename><SourceBand>1'
+                   '</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>')
+    rasterio.shutil.copy(vrt, d / f"{name}.tif", driver="GTiff")
+    with rasterio.open(d / f"{name}.tif") as ds:
+        assert ds.gcps[1] is None and len(ds.gcps[0]) == len(gcps)
+    return d / f"{name}.tif"
+
+
+def _plan(cfg: BuildConfig):
+    sar, opt = SarSource(cfg.sar, None, cfg.sar_scaling), OpticalSource(cfg.optical)
+    try:
+        return make_plan(cfg, sar, opt)
+    finally:
+        sar.close()
+        opt.close()
+
+
+def test_gcps_without_crs_are_in_the_other_rasters_crs_or_an_error(scene) -> None:
+    """GCPs stored without a CRS: map coordinates in the optical raster's CRS recover the true
+    mapping; lon/lat GCPs (the usual SAR grid) land off the optical raster, which is a one-line
+    error saying so instead of a build that keeps 0 patches ('optical outside its raster')."""
+    from rasterio.warp import transform as reproject_xy
+
+    d = scene.dir
+    with rasterio.open(d / "sar_gcps.tif") as ds:
+        gcps = ds.gcps[0]
+    utm = _gcp_tiff_without_crs(d, "sar_gcps_nocrs", gcps)
+    lon, lat = reproject_xy(UTM, "EPSG:4326", [g.x for g in gcps], [g.y for g in gcps])
+    lonlat = _gcp_tiff_without_crs(d, "sar_gcps_lonlat", [
+        GroundControlPoint(row=g.row, col=g.col, x=x, y=y) for g, x, y in zip(gcps, lon, lat)])
+    base = {"optical": d / "optical.tif", "out": d / "out", "gcps": "sar", "progress": False,
+            "summary": False, "patches": {"size": 64}}
+    fit = _plan(BuildConfig(sar=utm, **base)).fits[0]
+    assert fit.ok and fit.rmse < 1e-3 and np.allclose(fit.transform.params, scene.matrix,
+                                                      atol=1e-5)
+    with pytest.raises(DataError, match="none of its 30 tie points falls on the optical "
+                       r"raster \(361x361 px.*CRS the file or GeoTIFF states"):
+        _plan(BuildConfig(sar=lonlat, **base))
+
+
+def test_envi_base_and_warp_file_lines_are_checked_against_source_image(scene) -> None:
+    """ENVI names its base and warp images in the file; a warp image that is the SAR raster
+    read with source_image: optical (the default) would swap the images silently: an error
+    naming the fix; with source_image: sar the true mapping is recovered."""
+    import csv
+
+    d = scene.dir
+    with (d / "tiepoints.csv").open() as f:
+        rows = [[float(r[k]) for k in ("sar_x", "sar_y", "opt_x", "opt_y")]
+                for r in csv.DictReader(f)]
+    lines = ["; ENVI Image to Image GCP File", "; base file: C:\\data\\optical.img",
+             "; warp file: C:\\data\\SAR.img", "; Base Image (x,y), Warp Image (x,y)", ";"]
+    lines += [f"{ox + 1.5:.6f} {oy + 1.5:.6f} {sx + 1.5:.6f} {sy + 1.5:.6f}"
+              for sx, sy, ox, oy in rows]
+    (d / "opt_sar.pts").write_text("\n".join(lines) + "\n")
+    base = {"sar": d / "sar.tif", "optical": d / "optical.tif", "out": d / "out",
+            "tiepoints": d / "opt_sar.pts", "progress": False, "summary": False,
+            "patches": {"size": 64}}
+    with pytest.raises(DataError, match="warp file is 'sar', the sar raster, but source_image "
+                       "is optical .*set source_image: sar"):
+        _plan(BuildConfig(**base))
+    fit = _plan(BuildConfig(**base, source_image="sar")).fits[0]
+    assert fit.ok and np.allclose(fit.transform.params, scene.matrix, atol=1e-5)

@@ -186,3 +186,70 @@ def test_real_srif_coreg180_is_a_plain_layout() -> None:
     assert layout.kind == "plain" and len(layout.ids) == 200 and not layout.problems
     with Image.open(layout.sar_path(layout.ids[0])) as im:
         assert im.size == (180, 180)
+
+
+def test_absolute_list_paths_are_taken_relative_to_the_root(tmp_path: Path) -> None:
+    """Published lists holding absolute paths (CRLF, Windows separators): inside the root they
+    name the pair the root-relative path names, for an OSdataset root and its size folder;
+    outside it they name no pair (with the hint where the ids are known at another level)."""
+    root = tmp_path / "OSdataset"
+    parts = make_osdataset(root)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "train.txt").write_text("".join(
+        f"{root.resolve() / '16' / 'train' / f'opt{i}.png'}\r\n" for i in (1, 2, 3, 4)))
+    (lists / "test.txt").write_text(
+        f"{root / '16' / 'test' / 'sar1.png'} {root / '16' / 'test' / 'opt1.png'}\r\n"
+        + str(root / "16" / "test" / "sar2.png").replace("/", "\\") + "\r\n")
+    assert read_split(lists, root) == {"train": parts["train"], "val": [],
+                                       "test": ["16/test/1", "16/test/2"]}
+    info = make_split(root, tmp_path / "s", mode="release", lists=lists)
+    assert info["sizes"] == {"train": 4, "val": 0, "test": 2} and info["unassigned"] == 3
+    assert read_split(tmp_path / "s")["train"] == parts["train"]
+    make_split(root / "16", tmp_path / "s16", mode="release", lists=lists)
+    assert read_split(tmp_path / "s16")["train"] == ["train/1", "train/2", "train/3", "train/4"]
+    with pytest.raises(DataError, match=r"4 train entries name no pair of .*test \(first: "
+                       r"\['/.*/OSdataset/16/train/1', [^;]*$"):  # train/1 is not the 1 of test
+        make_split(root / "16" / "test", tmp_path / "s3", mode="release", lists=lists)
+    (lists / "train.txt").write_text("16/train/1\n")
+    with pytest.raises(DataError, match="'16/train/1' is 'train/1' here: give the root"):
+        make_split(root / "16", tmp_path / "s4", mode="release", lists=lists)
+    with pytest.raises(DataError, match="'16/train/1' is '1' here"):  # the same file
+        QXSSAROPT(root / "16" / "train", ids=["16/train/1"], patch_size=16)
+
+
+def test_lists_written_by_windows_editors_read(tmp_path: Path) -> None:
+    """A byte-order mark (Notepad's UTF-8) is not part of the first id, UTF-16 lists
+    (PowerShell's `>`) read, pairs CSVs with a BOM read; other bytes are a one-line error."""
+    from saropt.data import read_pairs
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "train.txt").write_bytes("\ufeff1\r\n2\r\n".encode())
+    (lists / "test.txt").write_text(f"{OPT_DIR}/3.png\r\n./{OPT_DIR}/4.png\r\n", encoding="utf-16")
+    assert read_split(lists) == {"train": ["1", "2"], "val": [], "test": ["3", "4"]}
+    (tmp_path / "p.csv").write_bytes("\ufeffsar_id,opt_id,label\r\n3,4,0\r\n".encode())
+    assert read_pairs(tmp_path / "p.csv") == [("3", "4", 0)]
+    (lists / "test.txt").write_bytes(b"\x81\x00abc\n")
+    with pytest.raises(DataError, match=r"test.txt: not a UTF-8 or UTF-16 text file .*save it"):
+        read_split(lists)
+
+
+def test_lists_select_the_release_split_or_are_an_error(tmp_path: Path, capsys) -> None:
+    """--lists alone means the published split (it was silently ignored by the default random
+    mode); with --mode random or spatial it is a one-line error."""
+    root = make_qxs(tmp_path / "qxs", n=8, size=8)
+    lists = tmp_path / "published"
+    lists.mkdir()
+    (lists / "train.txt").write_text("1\n2\n3\n4\n")
+    (lists / "test.txt").write_text("5\n6\n")
+    assert main(["data", "split", str(root), "--out", str(tmp_path / "s"), "--lists",
+                 str(lists)]) == 0
+    assert read_split(tmp_path / "s")["train"] == ["1", "2", "3", "4"]
+    assert make_split(root, tmp_path / "s2", lists=lists)["mode"] == "release"
+    capsys.readouterr()
+    assert main(["data", "split", str(root), "--out", str(tmp_path / "s3"), "--lists",
+                 str(lists), "--mode", "random"]) == 2
+    assert "--lists is the published split: it is read with --mode release, not --mode " \
+        "random" in capsys.readouterr().err
+    assert not (tmp_path / "s3").exists()

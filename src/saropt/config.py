@@ -89,8 +89,8 @@ def _format_errors(err: ValidationError, source: str) -> str:
     for e in err.errors():
         key = ".".join(str(x) for x in e["loc"]) or "<root>"
         msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  {key}: {msg}" + ("" if e["type"] == "extra_forbidden" else
-                                          f" (got {e.get('input')!r})"))
+        whole = e["type"] == "extra_forbidden" or not e["loc"]  # not the whole config again
+        lines.append(f"  {key}: {msg}" + ("" if whole else f" (got {e.get('input')!r})"))
     return "\n".join(lines)
 
 

@@ -52,15 +52,17 @@ def base_dataset(cfg: BNNConfig, ids: Sequence[str] | None) -> Any:
                      cache=d.cache, layout=d.layout)
 
 
-def read_split_dir(split: str | Path | None) -> dict[str, list[str]]:
-    """The split's id lists (``saropt.data.read_split``), with a clear error when missing."""
+def read_split_dir(split: str | Path | None,
+                   root: str | Path | None = None) -> dict[str, list[str]]:
+    """The split's id lists (``saropt.data.read_split``; absolute paths inside ``root`` taken
+    relative to it), with a clear error when missing."""
     from saropt.data import read_split
 
     if split is None:
         raise SaroptError("data.split is not set (make one with `saropt data split`)")
     if not Path(split).is_dir():
         raise SaroptError(f"data.split {split} is not a folder")
-    return read_split(split)
+    return read_split(split, root)
 
 
 def eval_pairs_path(split: str | Path, which: str) -> Path | None:
@@ -94,7 +96,7 @@ def check_data_config(cfg: BNNConfig) -> None:
         raise SaroptError("data.root is not set (give data.root=/path/to/QXS-SAROPT)")
     if not Path(d.root).is_dir() and d.cache is None:
         raise SaroptError(f"data.root {d.root} is not a folder")
-    read_split_dir(d.split)
+    read_split_dir(d.split, d.root)
 
 
 def select_train_ids(ids: list[str], size: int | None, seed: int) -> list[str]:
@@ -122,7 +124,7 @@ class BNNDataModule(L.LightningDataModule):
         if self.train_pairs is not None:
             return
         d = self.cfg.data
-        split = read_split_dir(d.split)
+        split = read_split_dir(d.split, d.root)
         train_ids = select_train_ids(split["train"], d.train_size, d.seed)
         if not train_ids:
             raise SaroptError(f"split {d.split} has no training ids")

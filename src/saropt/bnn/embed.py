@@ -58,15 +58,17 @@ def _to_tensor(im: Any, in_chans: int, size: int, resample: str) -> torch.Tensor
 
 def read_patch(path: Path, in_chans: int, size: int, resample: str = "bilinear") -> torch.Tensor:
     """A C x size x size float tensor in [0, 1] (grey for SAR, RGB for optical), resized with
-    ``resample`` (a policy of :data:`saropt.data.images.RESAMPLING`) when of another size."""
+    ``resample`` (a policy of :data:`saropt.data.images.RESAMPLING`) when of another size.
+
+    Decoded by the pair reader (:func:`saropt.data.images.read_sar` / ``read_opt``), so a folder
+    of patches is read exactly as a pair dataset: 16-bit files, colour SAR with unequal channels
+    and unreadable files are DataErrors naming the file, never silently clipped or mixed."""
     from PIL import Image
 
-    try:
-        im = Image.open(path)
-        im.load()
-    except OSError as err:
-        raise SaroptError(f"{path}: not a readable image ({err})") from None
-    return _to_tensor(im, in_chans, size, resample)
+    from saropt.data.images import read_opt, read_sar
+
+    arr = read_sar(path) if in_chans == 1 else read_opt(path)
+    return _to_tensor(Image.fromarray(arr), in_chans, size, resample)
 
 
 def _dataset_patches(root: Path, modality: str, layout: str, sar_dir: str | None,

@@ -153,7 +153,7 @@ def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | No
         module = module.cuda()
     cfg = eval_data(module.cfg, root, layout, sar_dir, opt_dir, cache, resize)
     module.cfg = cfg
-    parts = read_split_dir(split)
+    parts = read_split_dir(split, cfg.data.root)
     if not parts["test"]:
         raise SaroptError(f"split {split} has no test ids")
     found = base_dataset(cfg, None)

@@ -19,13 +19,29 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_build)
 
 
+#: tie-point sources and the value that switches each off
+_SOURCES = {"tiepoints": "null", "gcps": "null", "georeference": "false"}
+
+
+def source_overrides(overrides: list[str]) -> list[str]:
+    """``overrides`` with the other tie-point sources switched off when one is switched on
+    on the command line (``gcps=sar`` replaces the config file's ``tiepoints: tiepoints.csv``,
+    as any command-line key replaces the file's); a source the file names stays otherwise."""
+    given = dict(o.split("=", 1) for o in overrides if "=" in o)
+    on = [k for k in _SOURCES if k in given and given[k].strip().lower() not in
+          ("null", "none", "~", "", "false", "no", "off", "0")]
+    if not on:
+        return list(overrides)
+    return [f"{k}={v}" for k, v in _SOURCES.items() if k not in given] + list(overrides)
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     from saropt.build.config import BuildConfig
     from saropt.build.pipeline import build_dataset
     from saropt.config import load_config
     from saropt.utils.table import format_table
 
-    cfg = load_config(BuildConfig, args.config, args.overrides)
+    cfg = load_config(BuildConfig, args.config, source_overrides(args.overrides))
     result = build_dataset(cfg, fresh=args.fresh)
     info = result.to_json()
     rows = [(s["name"], s["inliers"], s["points"], s["rmse"], s["rmse_loo"],

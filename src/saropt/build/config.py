@@ -112,8 +112,9 @@ class BuildConfig(Config):
                                 ("gcps", self.gcps is not None)) if v]
         if len(given) != 1:
             raise ValueError("give exactly one tie-point source: tiepoints (.csv, .points, "
-                             " .pts), gcps: sar|optical, or georeference: true"
-                             + (f" (got {', '.join(given)})" if given else ""))
+                             ".pts), gcps: sar|optical, or georeference: true"
+                             + (f" (got {', '.join(given)}; set the others to null/false)"
+                                if given else ""))
         return self
 
     def scene_name(self) -> str:

@@ -33,6 +33,7 @@ from saropt.build.screen import DuplicateIndex, phash, seam_score, texture_score
 from saropt.build.tiepoints import (
     SubRegion,
     assign_subregions,
+    envi_roles,
     read_subregions,
     read_tiepoints,
     tiepoint_format,
@@ -87,19 +88,22 @@ def load_tiepoints(cfg: BuildConfig, sar: SarSource, optical: OpticalSource,
         from saropt.build.georef import gcp_tiepoints
 
         return _by_subregion(gcp_tiepoints(cfg.gcps, sar.ds, optical.ds), subregions,
-                             {"source": f"gcps of {cfg.gcps}"}, str(cfg.gcps))
+                             {"source": f"gcps of {cfg.gcps}"}, f"gcps of {cfg.gcps}",
+                             optical.shape)
     fmt = tiepoint_format(cfg.tiepoints, cfg.tiepoint_format)
     if fmt == "qgis":
         from saropt.build.georef import qgis_tiepoints
 
         pts, disabled = qgis_tiepoints(cfg.tiepoints, cfg.source_image, sar.ds, optical.ds)
         return _by_subregion(pts, subregions, {"source": "qgis", "disabled": disabled},
-                             str(cfg.tiepoints))
+                             str(cfg.tiepoints), optical.shape)
     if fmt == "envi":
         from saropt.build.georef import envi_tiepoints
 
+        envi_roles(cfg.tiepoints, cfg.source_image, cfg.sar, cfg.optical)
+
         return _by_subregion(envi_tiepoints(cfg.tiepoints, cfg.source_image), subregions,
-                             {"source": "envi"}, str(cfg.tiepoints))
+                             {"source": "envi"}, str(cfg.tiepoints), optical.shape)
     groups = read_tiepoints(cfg.tiepoints)
     info = {"source": "csv", "read": int(sum(len(g) for g in groups.values()))}
     if cfg.subregions is None:
@@ -113,12 +117,25 @@ def load_tiepoints(cfg: BuildConfig, sar: SarSource, optical: OpticalSource,
 
 
 def _by_subregion(points: np.ndarray, subregions: list[SubRegion], info: dict,
-                  source: str) -> tuple[dict[str, np.ndarray], dict]:
+                  source: str, opt_shape: tuple[int, int]) -> tuple[dict[str, np.ndarray], dict]:
+    """Points of a foreign format grouped by sub-region; those off the optical raster
+    (``opt_shape`` = (height, width)) are counted, and none on it is an error (map coordinates
+    in another CRS than assumed, or the wrong ``source_image``, put every point there)."""
+    h, w = opt_shape
+    ox, oy = points[:, 2], points[:, 3]
+    off = ~((ox >= -0.5) & (ox < w - 0.5) & (oy >= -0.5) & (oy < h - 0.5))
+    if off.all():
+        raise DataError(
+            f"{source}: none of its {len(points)} tie points falls on the optical raster "
+            f"({w}x{h} px; the first lands at optical pixel ({ox[0]:.1f}, {oy[0]:.1f})): check "
+            "source_image, and that map coordinates are in the CRS the file or GeoTIFF states "
+            "(without one they are taken to be in the other raster's CRS)")
     groups, outside = assign_subregions(points, subregions)
     if not groups:
         raise DataError(f"{source}: none of its {len(points)} tie points falls on the SAR "
                         "raster's sub-regions (check source_image and the pixel convention)")
-    return groups, dict(info, read=len(points), outside_subregions=outside)
+    extra = {"outside_optical": int(off.sum())} if off.any() else {}
+    return groups, dict(info, read=len(points), outside_subregions=outside, **extra)
 
 
 def make_plan(cfg: BuildConfig, sar: SarSource, optical: OpticalSource) -> Plan:

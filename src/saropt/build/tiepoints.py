@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from saropt.errors import DataError
-from saropt.utils.io import read_json
+from saropt.utils.io import read_json, read_text_file
 
 TIEPOINT_COLUMNS = ["subregion", "sar_x", "sar_y", "opt_x", "opt_y"]
 #: tie-point file formats by suffix
@@ -106,7 +106,7 @@ def tiepoint_format(path: Path, fmt: str = "auto") -> str:
 def _read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"tie-point file {path} does not exist")
-    return path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    return read_text_file(path).splitlines()
 
 
 def _numbers(path: Path, line_no: int, fields: list[str], n: int) -> list[float]:
@@ -145,6 +145,8 @@ def read_qgis_points(path: Path) -> QgisPoints:
     for n, line in enumerate(lines, start=1):
         if line.startswith("#CRS:"):
             crs = line[len("#CRS:"):].strip() or None
+        elif line.lstrip("#").strip().startswith("mapX,") and not body:
+            body.append((n, line.lstrip("#")))  # the header, also when written as a comment
         elif line.strip() and not line.startswith("#"):
             body.append((n, line))
     if not body:
@@ -164,7 +166,7 @@ def read_qgis_points(path: Path) -> QgisPoints:
         fields = [f.strip() for f in line.split(",")]
         vals = _numbers(path, n, [fields[idx[k]] if idx[k] < len(fields) else "" for k in
                                   ("mapX", "mapY", "sourceX", "sourceY")], 4)
-        if enable is not None and enable < len(fields) and fields[enable] in ("0", "false"):
+        if enable is not None and enable < len(fields) and fields[enable].lower() in ("0", "false"):
             disabled += 1
             continue
         if vals[3] > 0:
@@ -186,15 +188,46 @@ def read_envi_pts(path: Path) -> tuple[np.ndarray, np.ndarray]:
             rows without four numbers, or no point.
     """
     lines = _read_lines(path)
-    if not lines or not lines[0].strip().lower().startswith(ENVI_HEADER.lower()):
+    comments = [line.strip().lower() for line in lines if line.lstrip().startswith(";")]
+    if any("map (x,y" in c for c in comments):
+        raise DataError(f"{path}: an ENVI image-to-map GCP file (map coordinates, not the "
+                        "pixels of two images); export image-to-image GCPs, or use georeference:"
+                        " true when both rasters carry a CRS")
+    if not (lines and lines[0].strip().lower().startswith(ENVI_HEADER.lower())) and not any(
+            "base image (x,y), warp image (x,y)" in c for c in comments):
         raise DataError(f"{path}: not an ENVI image-to-image GCP file (first line must be "
-                        f"{ENVI_HEADER!r})")
+                        f"{ENVI_HEADER!r}, or a '; Base Image (x,y), Warp Image (x,y)' line)")
     rows = [_numbers(path, n, line.split(), 4) for n, line in enumerate(lines, start=1)
             if line.strip() and not line.lstrip().startswith(";")]
     if not rows:
         raise DataError(f"{path}: no tie points")
     arr = np.asarray(rows) + ENVI_TO_CENTRE
     return arr[:, :2], arr[:, 2:4]
+
+
+def envi_roles(path: Path, source_image: str, sar: Path, optical: Path) -> None:
+    """Check ``source_image`` against the ``; base file:`` / ``; warp file:`` lines ENVI writes:
+    a warp file named like the SAR raster (and not the optical) with ``source_image: optical``,
+    or the other way round, would swap the two images' pixels silently.
+
+    Raises:
+        DataError: the file's named warp image is the other raster.
+    """
+    named = {}
+    for line in _read_lines(path):
+        text = line.strip().lstrip(";").strip()
+        for role in ("base", "warp"):
+            if text.lower().startswith(f"{role} file:"):
+                name = text.split(":", 1)[1].strip().replace("\\", "/").rsplit("/", 1)[-1]
+                named[role] = Path(name).stem.lower()
+    stems = {"sar": Path(sar).stem.lower(), "optical": Path(optical).stem.lower()}
+    if stems["sar"] == stems["optical"] or "warp" not in named:
+        return
+    warp_is = [k for k, v in stems.items() if v == named["warp"]]
+    if warp_is and warp_is[0] != source_image:
+        raise DataError(f"{path}: its warp file is {named['warp']!r}, the {warp_is[0]} raster, "
+                        f"but source_image is {source_image} (the warp image); set "
+                        f"source_image: {warp_is[0]}")
 
 
 def assign_subregions(points: np.ndarray, subregions: list[SubRegion]

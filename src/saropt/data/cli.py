@@ -54,9 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test-frac", type=float, help="test pairs (fraction of all)")
     p.add_argument("--val-frac", type=float, help="validation pairs (fraction of all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mode", choices=["random", "spatial", "release"], default="random",
-                   help="spatial: keep overlapping neighbours on one side (needs manifest.csv); "
-                   "release: the release's own train/val/test (OSdataset folders, or --lists)")
+    p.add_argument("--mode", choices=["random", "spatial", "release"], default=None,
+                   help="default random (release with --lists); spatial: keep overlapping "
+                   "neighbours on one side (needs manifest.csv); release: the release's own "
+                   "train/val/test (OSdataset folders, or --lists)")
     p.add_argument("--lists", help="with --mode release: folder of published split lists "
                    "(train.txt, val.txt, test.txt; ids or paths such as opt_256_oc_0.2/1.png)")
     p.add_argument("--manifest", help="manifest CSV (default ROOT/manifest.csv)")
@@ -104,7 +105,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_split(args: argparse.Namespace) -> int:
-    from saropt.data.splits import make_split
+    from saropt.data.splits import make_split, split_mode
+
+    args.mode = split_mode(args.mode, args.lists)
 
     info = make_split(args.root, args.out, train=args.train, test=args.test, val=args.val,
                       train_frac=args.train_frac, test_frac=args.test_frac,

@@ -41,8 +41,10 @@ def open_image(path: str | Path) -> Image.Image:
 
 def _check_mode(im: Image.Image, path: str | Path) -> None:
     if im.mode not in _EIGHT_BIT_MODES:
+        hint = ("; scale it to 8 bit first (`saropt data build` does, see sar_scaling in "
+                "docs/build.md)" if im.mode.startswith(("I", "F")) else "")
         raise DataError(f"{path}: image mode {im.mode!r} is not supported (expected 8-bit "
-                        "L, RGB or RGBA)")
+                        f"L, RGB or RGBA){hint}")
 
 
 def sar_array(im: Image.Image, path: str | Path = "<image>") -> np.ndarray:

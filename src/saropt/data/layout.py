@@ -381,17 +381,21 @@ def _scan_osdataset(root: Path) -> Layout:
     return Layout(root, root, root, ids, sar, opt, problems, "osdataset", size, split)
 
 
-def entry_to_id(entry: str) -> str:
+def entry_to_id(entry: str, root: str | Path | None = None) -> str:
     """The pair id a split-list entry names: an id as it is (``SARShip-1.0-3``), or a path
     relative to the dataset root (``opt_256_oc_0.2/123.png`` -> ``123``;
     ``ROIs1158_spring/s1_1/ROIs1158_spring_s1_1_p30.png`` -> ``ROIs1158_spring_1_p30``;
     ``256/train/opt12.png`` -> ``256/train/12``). An entry is a path only when it ends in a
-    known image suffix, and only that suffix is stripped."""
+    known image suffix, and only that suffix is stripped. An absolute path inside ``root`` is
+    taken relative to it (``/data/OS/256/train/opt12.png`` with root ``/data/OS`` ->
+    ``256/train/12``)."""
     text = entry.strip().replace("\\", "/")
     name = text.rsplit("/", 1)[-1]
     suffix = Path(name).suffix.lower()
     if suffix not in IMAGE_SUFFIXES:  # an id (OSdataset ids hold slashes: 256/train/12)
         return text
+    if root is not None and text.startswith("/"):
+        text = _relative_to_root(text, Path(root))
     stem = name[: -len(suffix)]
     parents = [p for p in text.split("/")[:-1] if p not in ("", ".")]
     m = _SEN12_FILE.match(stem)
@@ -400,5 +404,18 @@ def entry_to_id(entry: str) -> str:
     m = _OS_FILE.match(stem)
     if m and not (parents and _QXS_DIR.match(parents[-1])) and not (
             parents and parents[-1].lower() in _PLAIN_SAR + _PLAIN_OPT):
-        return "/".join([*parents, m.group(2)])
+        return ("/" if text.startswith("/") else "") + "/".join([*parents, m.group(2)])
     return stem
+
+
+def _relative_to_root(path: str, root: Path) -> str:
+    """``path`` (absolute) relative to ``root`` as given or resolved, else as it is."""
+    for base in (root.absolute(), root.resolve()):
+        try:
+            return Path(path).relative_to(base).as_posix()
+        except ValueError:
+            continue
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError):
+        return path

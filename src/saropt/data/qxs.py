@@ -135,14 +135,19 @@ def to_float(batch: dict[str, Any]) -> dict[str, Any]:
                 and v.dtype == torch.uint8 else v) for k, v in batch.items()}
 
 
-def _relative_hint(unknown: str, known: set[str]) -> str:
+def _relative_hint(unknown: str, known: set[str],
+                   root: str | Path | None = None) -> str:
     """A hint when an id with folders (OSdataset ``256/train/12``) is known relative to another
-    folder level: the split was made for a parent or a child of this root."""
+    folder level: the split was made for a parent of this root. The folders dropped from the
+    id must be those the root's own path ends in (``.../256`` for ``256/train/12``), so that
+    ``train/1`` is never offered as the ``1`` of a ``test`` root."""
     parts = unknown.split("/")
+    tail = Path(root).resolve().parts if root is not None else None
     for k in range(1, len(parts)):
-        if "/".join(parts[k:]) in known:
-            return (f"; ids are relative to the dataset root and {unknown!r} is "
-                    f"{'/'.join(parts[k:])!r} here: give the root the split was made for")
+        rest = "/".join(parts[k:])
+        if rest in known and (tail is None or tuple(tail[len(tail) - k:]) == tuple(parts[:k])):
+            return (f"; ids are relative to the dataset root and {unknown!r} is {rest!r} "
+                    "here: give the root the split was made for")
     return ""
 
 
@@ -208,7 +213,8 @@ class QXSSAROPT(Dataset):
         unknown = [i for i in ids if i not in known]
         if unknown:
             raise DataError(f"dataset {self.root}: {len(unknown)} requested ids have no pair "
-                            f"(first: {unknown[:5]})" + _relative_hint(unknown[0], known))
+                            f"(first: {unknown[:5]})"
+                            + _relative_hint(unknown[0], known, self.root))
         if len(set(ids)) != len(ids):
             raise DataError(f"dataset {self.root}: the requested ids contain duplicates")
         return sort_ids(ids)
@@ -234,8 +240,9 @@ class QXSSAROPT(Dataset):
         if self.resize is None:
             path = self.sar_path(id_) if kind == "sar" else self.opt_path(id_)
             raise DataError(f"{path}: {arr.shape[1]}x{arr.shape[0]} pixels, expected "
-                            f"{size}x{size} (pass patch_size={arr.shape[1]} or a resize policy "
-                            "such as resize='bilinear')")
+                            f"{size}x{size} (give a resize policy: --resize bilinear on the "
+                            f"command line, resize='bilinear' in Python; or patch_size="
+                            f"{arr.shape[1]} where the size is free)")
         return resize_array(np.ascontiguousarray(arr), size, self.resize)
 
     def _raw_sar(self, id_: str) -> np.ndarray:

@@ -21,6 +21,7 @@ published QXS-SAROPT lists do (``opt_256_oc_0.2/123.png``); see
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,7 +34,7 @@ import numpy as np
 from saropt.data.layout import entry_to_id, scan_layout, sort_ids
 from saropt.data.pairs import Pair, draw_eval_pairs
 from saropt.errors import DataError
-from saropt.utils.io import write_json_atomic, write_text_atomic
+from saropt.utils.io import read_text_file, write_json_atomic, write_text_atomic
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("id", "scene", "x", "y", "size")
@@ -93,7 +94,7 @@ def read_manifest(path: str | Path) -> dict[str, Window]:
     """``id -> Window`` from a manifest CSV with at least ``id,scene,x,y,size``."""
     path = Path(path)
     try:
-        with path.open(newline="") as f:
+        with io.StringIO(read_text_file(path), newline="") as f:
             reader = csv.DictReader(f)
             missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
@@ -179,10 +180,19 @@ def _spatial_assign(ids: list[str], sizes: dict[str, int], windows: dict[str, Wi
 
 
 # ---- making and reading splits ----------------------------------------------------------------
+def split_mode(mode: str | None, lists: str | Path | None) -> str:
+    """The split mode: ``release`` when published ``lists`` are given, else ``random``; lists
+    with another mode would be ignored, which is a DataError."""
+    if lists is not None and mode not in (None, "release"):
+        raise DataError(f"--lists is the published split: it is read with --mode release, "
+                        f"not --mode {mode} (leave --mode out)")
+    return mode or ("release" if lists is not None else "random")
+
+
 def make_split(root: str | Path, out: str | Path, train: int | None = None,
                test: int | None = None, val: int | None = None, train_frac: float | None = None,
                test_frac: float | None = None, val_frac: float | None = None, seed: int = 0,
-               mode: str = "random", sar_dir: str | None = None, opt_dir: str | None = None,
+               mode: str | None = None, sar_dir: str | None = None, opt_dir: str | None = None,
                manifest: str | Path | None = None, block: float | None = None,
                ids: Sequence[str] | None = None, layout: str = "auto",
                lists: str | Path | None = None) -> dict[str, Any]:
@@ -191,10 +201,12 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
     Sizes: counts (``train``, ``test``, ``val``) or fractions of all pairs; see
     :func:`resolve_sizes`. ``mode="spatial"`` reads ``manifest`` (default ``root/manifest.csv``)
     and groups patches into square blocks of ``block`` SAR pixels (default 4 patch sizes).
-    ``mode="release"`` keeps the release's assignment (``lists`` folder, else the layout's own).
+    ``mode="release"`` keeps the release's assignment (``lists`` folder, else the layout's own);
+    ``mode=None`` is ``release`` with ``lists``, else ``random`` (lists with another mode: error).
     The pairs are found by :func:`saropt.data.layout.scan_layout` (``sar_dir`` + ``opt_dir``, or
     ``layout``) unless ``ids`` are given.
     """
+    mode = split_mode(mode, lists)
     if mode not in ("random", "spatial", "release"):
         raise DataError(f"split mode must be 'random', 'spatial' or 'release', got {mode!r}")
     found = None
@@ -245,7 +257,7 @@ def _release_split(root: str | Path, out: str | Path, ids: list[str], found: Any
                    lists: str | Path | None, seed: int) -> dict[str, Any]:
     """A split that keeps the release's train/val/test (lists folder or the layout's own)."""
     if lists is not None:
-        parts = read_split(lists)
+        parts = read_split(lists, root)
         source = str(lists)
     elif found is not None and found.release_split:
         parts, source = found.release_split, f"{found.kind} folders"
@@ -253,12 +265,15 @@ def _release_split(root: str | Path, out: str | Path, ids: list[str], found: Any
         kind = found.kind if found is not None else "given ids"
         raise DataError(f"{root}: the {kind} layout has no train/val/test of its own; give the "
                         "published split lists with --lists DIR (train.txt, test.txt)")
+    from saropt.data.qxs import _relative_hint
+
     known = set(ids)
     for name in SPLITS:
         unknown = [i for i in parts[name] if i not in known]
         if unknown:
             raise DataError(f"{source}: {len(unknown)} {name} entries name no pair of {root} "
-                            f"(first: {unknown[:3]})")
+                            f"(first: {unknown[:3]})"
+                            + _relative_hint(unknown[0], known, root))
     if not parts["train"] and not parts["test"]:
         raise DataError(f"{source}: the release split selects no pair")
     for name in ("val", "test"):
@@ -292,13 +307,14 @@ def write_pairs(path: str | Path, pairs: Sequence[Pair]) -> Path:
     return write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def read_split(split_dir: str | Path) -> dict[str, list[str]]:
+def read_split(split_dir: str | Path, root: str | Path | None = None) -> dict[str, list[str]]:
     """``{"train": [...], "val": [...], "test": [...]}`` from a split folder.
 
     Entries are ids or paths relative to the dataset root (published lists); each becomes an
     id by :func:`saropt.data.layout.entry_to_id`. A line may hold the SAR and the optical path
     of one pair (separated by spaces or a comma); both must name the same pair. A list that
-    names an id twice is an error.
+    names an id twice is an error. Absolute paths inside ``root`` (the dataset root, when
+    given) are taken relative to it.
     """
     split_dir = Path(split_dir)
     out: dict[str, list[str]] = {}
@@ -309,7 +325,7 @@ def read_split(split_dir: str | Path) -> dict[str, list[str]]:
                 out[name] = []
                 continue
             raise DataError(f"{f}: split file not found (make one with `saropt data split`)")
-        out[name] = _read_list(f)
+        out[name] = _read_list(f, root)
     for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
         both = set(out[a]) & set(out[b])
         if both:
@@ -318,10 +334,10 @@ def read_split(split_dir: str | Path) -> dict[str, list[str]]:
     return out
 
 
-def _read_list(path: Path) -> list[str]:
+def _read_list(path: Path, root: str | Path | None = None) -> list[str]:
     ids: list[str] = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        fields = [entry_to_id(t) for t in line.replace(",", " ").split()]
+    for n, line in enumerate(read_text_file(path).splitlines(), start=1):
+        fields = [entry_to_id(t, root) for t in line.replace(",", " ").split()]
         if not fields:
             continue
         if len(set(fields)) > 1:
@@ -346,7 +362,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: pairs file not found")
-    with path.open(newline="") as f:
+    with io.StringIO(read_text_file(path), newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header != ["sar_id", "opt_id", "label"]:

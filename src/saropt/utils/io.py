@@ -47,6 +47,22 @@ def read_json(path: str | Path, what: str) -> Any:
         raise DataError(f"{path}: not valid JSON ({err})") from None
 
 
+def read_text_file(path: str | Path) -> str:
+    """The text of a list, CSV or tie-point file as editors write it: UTF-8 with or without a
+    byte-order mark (Windows Notepad), or UTF-16 with one (PowerShell's ``>``); other bytes
+    are a one-line ``DataError`` naming the file."""
+    from saropt.errors import DataError
+
+    path = Path(path)
+    raw = path.read_bytes()
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not a UTF-8 or UTF-16 text file ({err.reason} at byte "
+                        f"{err.start}); save it as UTF-8") from None
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
