@@ -32,17 +32,11 @@ EXAMPLES = """examples:
 
 def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Module, Any]:
     """The detector and its :class:`DetectConfig` from a ``saropt detect train`` checkpoint."""
-    import torch
-
     from saropt.detect.module import DetectConfig, DetectModule
+    from saropt.utils.weights import read_checkpoint
 
     path = Path(checkpoint)
-    if not path.is_file():
-        raise SaroptError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise SaroptError(f"{path}: not a readable checkpoint ({err})") from None
+    ckpt = read_checkpoint(path)
     hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
     if "config" not in hp or "state_dict" not in ckpt:
         raise SaroptError(f"{path}: not a `saropt detect train` checkpoint (no config in its "
