@@ -3,7 +3,8 @@ lines over their recipe, checked against the paper and against the copy-paste fi
 
 ``fixtures/configs_before_base.json`` holds, for every ``bnn/``, ``detect/`` and ``osd/`` built-in
 config as it was before ``base:`` existed (main at ccc6f7f), the raw YAML mapping and the validated
-config (detect/osd with ``data.root=/data/x model.init=random``).
+config (detect/osd with ``data.root=/data/x model.init=random``). A deliberate change to a
+recipe updates that fixture in the same commit, so that drift is never silent.
 """
 
 from __future__ import annotations
