@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from saropt import synth
 from saropt.build import BuildConfig, build_dataset, layout_dirs
-
-synth = pytest.importorskip("saropt.synth", reason="saropt.synth (synthetic scenes) absent")
+from saropt.data import layout
 
 SIZE = 128  # patches small enough to fit inside the planted calm-sea areas
 
@@ -110,7 +110,6 @@ def test_summary_registration_json_and_data_layer(built) -> None:
     assert "Registration per sub-region" in summary
     for fig in ("registration.png", "patches_overview.png", "samples.png"):
         assert (cfg.out / "figures" / fig).stat().st_size > 1000
-    layout = pytest.importorskip("saropt.data.layout")
     sar_dir, opt_dir = layout_dirs(SIZE, 0.2)
     assert len(layout.scan_layout(cfg.out, sar_dir, opt_dir).ids) == result.n_kept
 

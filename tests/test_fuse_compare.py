@@ -74,7 +74,6 @@ def test_box_centre_rule():
 
 
 def test_complementarity_ap_per_scene_and_fusion(case):
-    pytest.importorskip("saropt.detect.ap", reason="saropt.detect.ap not available yet")
     gt, osm, osd, masks, paths = case
     res = complementarity(paths["gt"], [paths["osm"], paths["osd"]], ["OSM", "OSD"], masks,
                           score_thr=0.5, fusion={"method": "wbf"})
@@ -100,7 +99,6 @@ def test_complementarity_ap_per_scene_and_fusion(case):
 
 
 def test_compare_cli_writes_table_and_figure(case, tmp_path, capsys):
-    pytest.importorskip("saropt.detect.ap", reason="saropt.detect.ap not available yet")
     _, _, _, masks, paths = case
     parser = argparse.ArgumentParser()
     fuse_cli.register(parser.add_subparsers())
@@ -123,3 +121,14 @@ def test_missing_mask_names_file(case, tmp_path):
     with pytest.raises(DataError, match="open_sea.png"):
         load_land_masks(gt, masks)
     assert math.isnan(land_sea_counts(gt, [], {}, 0.5)["recall_sea"])
+
+
+def test_gt_without_image_sizes_names_file(tmp_path):
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png", "width": 4}],
+                              "annotations": []}))
+    with pytest.raises(DataError, match=r"gt\.json: images\[0\] needs id, width and height"):
+        complementarity(gt, [])
+    with pytest.raises(DataError, match=r"ground truth: .*'images' list"):
+        image_sizes_from_gt({"annotations": []})
+    assert image_sizes_from_gt({"images": [{"id": 3, "width": 4, "height": 2}]}) == {3: (4.0, 2.0)}

@@ -194,7 +194,7 @@ def test_cli_fuse_short_form_config_form_and_eval(tmp_path, capsys):
 
 
 def test_fused_file_scores_in_detect_eval(tmp_path):
-    ap = pytest.importorskip("saropt.detect.ap", reason="saropt.detect.ap not available yet")
+    from saropt.detect import ap
     from saropt.detect.evaluate import run_eval
 
     gt, preds, paths = _write_world(tmp_path, seed=3)

@@ -3,6 +3,11 @@
 Every config class derives from :class:`Config`, which forbids unknown keys, so a typo such as
 ``optim.lr_rate`` is an error naming the key. ``key=value`` overrides from the command line use
 dotted paths (``optim.lr=0.02 data.root=/data/qxs``) and are parsed as YAML scalars.
+
+A YAML file may start from another one with ``base: NAME_OR_PATH`` (a built-in name such as
+``detect/faster_rcnn_paper``, or a path relative to the including file): the file's keys are
+deep-merged over its base's (recursively, bases of bases too), then the overrides over that.
+What is validated, printed and saved is the resolved config, without ``base``.
 """
 
 from __future__ import annotations
@@ -104,19 +109,64 @@ def build_config(cls: type[T], data: dict[str, Any] | None = None,
         raise ConfigError(_format_errors(err, source)) from None
 
 
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """The top-level mapping of one YAML file (empty file: ``{}``); bad YAML is a ConfigError."""
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
+    return loaded or {}
+
+
+def _base_path(base: Any, including: Path) -> Path:
+    """The file a ``base:`` value names: a path relative to ``including``'s folder, else a
+    built-in config name; neither is a ConfigError naming ``including``."""
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{including}: base must be a config name or a path, got {base!r}")
+    for folder in (including.parent, builtin_config_dir()):
+        for cand in (folder / base, folder / f"{base}.yaml"):
+            if cand.is_file():
+                return cand
+    raise ConfigError(
+        f"{including}: base {base!r} is neither a file (relative to {including.parent}) "
+        f"nor a built-in config (list them with `saropt configs`)"
+    )
+
+
+def read_config_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """One YAML config file with its ``base:`` chain resolved: the file's keys deep-merged over
+    its base's (which may itself have a base). Returns the merged mapping without ``base``.
+
+    Raises:
+        ConfigError: bad YAML, a top level that is not a mapping, a base that is not found, or a
+            cycle of bases (the message lists the files of the cycle).
+    """
+    here = path.resolve()
+    if here in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain[_chain.index(here):], here))
+        raise ConfigError(f"{path}: config bases form a cycle: {cycle}")
+    data = _read_mapping(path)
+    if "base" not in data:
+        return data
+    base = data.pop("base")
+    return deep_merge(read_config_file(_base_path(base, path), (*_chain, here)), data)
+
+
+def resolve_config(name_or_path: str | Path) -> dict[str, Any]:
+    """A config file or built-in name read with its ``base:`` chain resolved (no validation)."""
+    return read_config_file(resolve_config_path(name_or_path))
+
+
 def load_config(cls: type[T], name_or_path: str | Path | None,
                 overrides: list[str] | None = None) -> T:
-    """Load a YAML config (file or built-in name), apply overrides, validate into ``cls``."""
+    """Load a YAML config (file or built-in name, ``base:`` resolved), apply overrides, validate
+    into ``cls``."""
     data: dict[str, Any] = {}
     source = "defaults"
     if name_or_path is not None:
         path = resolve_config_path(name_or_path)
         source = str(path)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
-        data = loaded or {}
+        data = read_config_file(path)
     return build_config(cls, data, overrides, source)

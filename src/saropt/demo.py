@@ -50,12 +50,7 @@ def run_demo(out_dir: str | Path, seed: int = 0, only: list[str] | None = None) 
     ctx = DemoContext(out_dir=out_dir, seed=seed, report=report)
     t_start = time.perf_counter()
     for name, module in STAGES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name == module:
-                continue
-            raise
+        mod = importlib.import_module(module)
         if only and not any(o in module for o in only):
             continue
         print(f"[saropt demo] stage: {name}", flush=True)

@@ -26,14 +26,10 @@ def load_module(checkpoint: str | Path, map_location: str = "cpu") -> Any:
     """The :class:`BNNModule` of a Lightning checkpoint, in eval mode and contiguous memory;
     ``trained_epochs`` holds the number of completed epochs."""
     from saropt.bnn.module import BNNModule
+    from saropt.utils.weights import read_checkpoint
 
     path = Path(checkpoint)
-    if not path.is_file():
-        raise SaroptError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise SaroptError(f"{path}: not a readable checkpoint ({err})") from None
+    ckpt = read_checkpoint(path, map_location)
     config = (ckpt.get("hyper_parameters") or {}).get("config") if isinstance(ckpt, dict) \
         else None
     if config is None or "state_dict" not in ckpt:

@@ -76,13 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.set_defaults(func=_cmd_cache)
 
-    try:  # `saropt data build` lives with the dataset-construction code
-        build_cli = importlib.import_module("saropt.build.cli")
-    except ModuleNotFoundError as err:
-        if not (err.name or "").startswith("saropt.build"):
-            raise
-    else:
-        build_cli.register(sub)
+    # `saropt data build` lives with the dataset-construction code
+    importlib.import_module("saropt.build.cli").register(sub)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -36,34 +36,33 @@ class Compose:
         return f"Compose({self.transforms!r})"
 
 
-class RandomHorizontalFlip:
+class _RandomFlip:
+    """Mirror both images along tensor dimension ``dim`` with probability ``p``."""
+
+    dim = -1
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, sample: Sample) -> Sample:
+        if torch.rand(()) < self.p:
+            sample = {**sample, **{k: sample[k].flip(self.dim) for k in _images(sample)}}
+        return sample
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(p={self.p})"
+
+
+class RandomHorizontalFlip(_RandomFlip):
     """Mirror both images left-right with probability ``p``."""
 
-    def __init__(self, p: float = 0.5) -> None:
-        self.p = p
-
-    def __call__(self, sample: Sample) -> Sample:
-        if torch.rand(()) < self.p:
-            sample = {**sample, **{k: sample[k].flip(-1) for k in _images(sample)}}
-        return sample
-
-    def __repr__(self) -> str:
-        return f"RandomHorizontalFlip(p={self.p})"
+    dim = -1
 
 
-class RandomVerticalFlip:
+class RandomVerticalFlip(_RandomFlip):
     """Mirror both images top-bottom with probability ``p``."""
 
-    def __init__(self, p: float = 0.5) -> None:
-        self.p = p
-
-    def __call__(self, sample: Sample) -> Sample:
-        if torch.rand(()) < self.p:
-            sample = {**sample, **{k: sample[k].flip(-2) for k in _images(sample)}}
-        return sample
-
-    def __repr__(self) -> str:
-        return f"RandomVerticalFlip(p={self.p})"
+    dim = -2
 
 
 class RandomRot90:

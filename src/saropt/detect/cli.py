@@ -7,7 +7,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from saropt.cli import add_json_flag, emit
+from saropt.cli import add_json_flag, emit, key_value
 
 DATASETS = ("hrsid", "ssdd", "air-sarship-1.0", "air-sarship-2.0", "dota")
 
@@ -18,13 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = group.add_subparsers(dest="detect_command", metavar="COMMAND")
     _register_eval(sub)
     for module in ("saropt.detect.train", "saropt.detect.predict"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-            continue
-        mod.register(sub)
+        importlib.import_module(module).register(sub)
 
 
 def _register_eval(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +37,7 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--dataset", choices=DATASETS, help="a dataset reader's ground truth")
     p.add_argument("--root", type=Path, help="dataset root (with --dataset)")
     p.add_argument("--split", default="test", help="dataset split (with --dataset)")
-    p.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
+    p.add_argument("--option", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                    help="reader option with --dataset, e.g. tile=512 or include_difficult=true "
                    "(use the same as for `detect predict`)")
     p.add_argument("--pred", type=Path, required=True, help="COCO results JSON")
@@ -75,15 +69,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       merge_tiles=args.merge_tiles, options=dict(args.option))
     emit(result, args.json, _text(result))
     return 0
-
-
-def _option(text: str) -> tuple[str, Any]:
-    import yaml
-
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--option {text!r} is not key=value")
-    return key, yaml.safe_load(value)
 
 
 def _text(result: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from saropt.cli import add_json_flag, emit
+from saropt.cli import add_json_flag, emit, key_value
 from saropt.errors import SaroptError
 
 if TYPE_CHECKING:
@@ -32,17 +32,11 @@ EXAMPLES = """examples:
 
 def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Module, Any]:
     """The detector and its :class:`DetectConfig` from a ``saropt detect train`` checkpoint."""
-    import torch
-
     from saropt.detect.module import DetectConfig, DetectModule
+    from saropt.utils.weights import read_checkpoint
 
     path = Path(checkpoint)
-    if not path.is_file():
-        raise SaroptError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise SaroptError(f"{path}: not a readable checkpoint ({err})") from None
+    ckpt = read_checkpoint(path)
     hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
     if "config" not in hp or "state_dict" not in ckpt:
         raise SaroptError(f"{path}: not a `saropt detect train` checkpoint (no config in its "
@@ -174,15 +168,6 @@ def _set_score_thresh(model: nn.Module, thr: float) -> None:
         model.score_thresh = thr
 
 
-def _option(text: str) -> tuple[str, Any]:
-    import yaml
-
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--option {text!r} is not key=value")
-    return key, yaml.safe_load(value)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="run a trained detector on a dataset and write COCO results JSON",
@@ -198,7 +183,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "options (ann_file, image_dir, ...) do not carry over")
     p.add_argument("--root", help="dataset root (default: the training config's)")
     p.add_argument("--split", help="split (default: the training config's val_split)")
-    p.add_argument("--option", action="append", type=_option, default=[],
+    p.add_argument("--option", action="append", type=key_value, default=[],
                    metavar="KEY=VALUE", help="reader option, e.g. ann_file=test.json")
     p.add_argument("--tile", type=int, help="tile images larger than this (pixels)")
     p.add_argument("--overlap", type=float, default=0.5, help="tile overlap (default 0.5)")

@@ -6,9 +6,8 @@ from saropt.fuse.fusion import (
     fuse_coco_results,
     fuse_files,
     image_sizes_from_gt,
-    load_coco_gt,
     load_coco_results,
 )
 
 __all__ = ["FuseConfig", "fuse_coco_results", "fuse_files", "image_sizes_from_gt",
-           "load_coco_gt", "load_coco_results"]
+           "load_coco_results"]

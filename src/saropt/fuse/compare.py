@@ -19,13 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from saropt.detect.ap import load_coco_gt
 from saropt.errors import DataError
-from saropt.fuse.fusion import (
-    fuse_coco_results,
-    image_sizes_from_gt,
-    load_coco_gt,
-    load_coco_results,
-)
+from saropt.fuse.fusion import fuse_coco_results, image_sizes_from_gt, load_coco_results
 
 SUBSETS = ("inshore", "offshore")
 MATCH_IOU = 0.5
@@ -149,6 +145,7 @@ def complementarity(gt_path: str | Path, pred_paths: Sequence[str | Path],
     per subset and land / sea counts. ``fusion`` holds keyword arguments of
     :func:`fuse_coco_results`."""
     gt = load_coco_gt(gt_path)
+    sizes = image_sizes_from_gt(gt, str(gt_path))
     names = list(names) if names else [Path(p).stem for p in pred_paths]
     if len(names) != len(pred_paths):
         raise DataError(f"{len(names)} names given for {len(pred_paths)} prediction files")
@@ -158,7 +155,7 @@ def complementarity(gt_path: str | Path, pred_paths: Sequence[str | Path],
     if unknown:
         raise DataError(f"cannot fuse {unknown}: detectors are {list(lists)}")
     if len(fuse) > 1:
-        lists[fused_name] = fuse_coco_results([lists[n] for n in fuse], image_sizes_from_gt(gt),
+        lists[fused_name] = fuse_coco_results([lists[n] for n in fuse], sizes,
                                               **(fusion or {}))
     subsets = scene_subsets(gt)
     masks = load_land_masks(gt, land_masks) if land_masks else None

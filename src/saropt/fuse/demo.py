@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from saropt.detect.demo import cpu_threads, demo_config
+
 #: OSD epochs on the optical training chips (the SAR fine-tuning uses the detection budget).
 OSD_EPOCHS = 4
 SCORE_THR = 0.3  # toy detectors score low; the CLI default is 0.5
@@ -38,7 +40,7 @@ def run(ctx: Any) -> None:
     ships, out = Path(ships), ctx.out_dir / "fuse"
     t0 = time.perf_counter()
     base = sar_base_config(ctx, ships, out)
-    with _cpu_threads():
+    with cpu_threads():
         osd_ckpt, osd_info = train_osd_demo(ships, out, base, ctx.seed)
         sar = train_sar_from_osd(base, osd_ckpt, out)
         preds = dict(ctx.artifacts.get("detect_predictions") or {})
@@ -52,23 +54,12 @@ def run(ctx: Any) -> None:
            f"{time.perf_counter() - t0:.0f} s.")
 
 
-def _cpu_threads() -> Any:
-    """The detection stage's thread policy (one torch thread on an oversubscribed CPU)."""
-    try:
-        from saropt.detect.demo import cpu_threads
-    except ImportError:
-        from contextlib import nullcontext
-
-        return nullcontext()
-    return cpu_threads()
-
-
 # ------------------------------------------------------------------ configs
 
 
 def sar_base_config(ctx: Any, ships: Path, out: Path) -> Any:
-    """The detection stage's SAR training config (from one of its runs' ``config.yaml``), or a
-    small default when that stage did not run."""
+    """The detection stage's SAR training config (from one of its runs' ``config.yaml``), or
+    its default (``saropt.detect.demo.demo_config``) when that stage did not run."""
     from saropt.config import load_config
     from saropt.detect.module import DetectConfig
 
@@ -76,20 +67,7 @@ def sar_base_config(ctx: Any, ships: Path, out: Path) -> Any:
         cfg_path = Path(ckpt).parent.parent / "config.yaml"
         if cfg_path.is_file():
             return load_config(DetectConfig, cfg_path)
-    try:
-        from saropt.detect.demo import demo_config
-    except ImportError:
-        pass
-    else:
-        return demo_config(ships / "hrsid", out / "sar_default", "random", ctx.seed)
-    return DetectConfig.model_validate({
-        "model": {"name": "faster_rcnn_r18_fpn", "in_chans": 1,
-                  "options": {"min_size": 256, "max_size": 256}},
-        "data": {"dataset": "hrsid", "root": str(ships / "hrsid"), "batch_size": 4,
-                 "num_workers": 0},
-        "optim": {"lr": 0.01, "milestones": [], "warmup_iters": 20},
-        "trainer": {"max_epochs": 4, "precision": "32-true", "progress_bar": False},
-        "out_dir": str(out / "sar_default")})
+    return demo_config(ships / "hrsid", out / "sar_default", "random", ctx.seed)
 
 
 def _detect_checkpoints(ctx: Any) -> list[str]:

@@ -70,21 +70,19 @@ def load_coco_results(path: str | Path) -> list[dict[str, Any]]:
     return [_check_result(path, i, r) for i, r in enumerate(data)]
 
 
-def load_coco_gt(path: str | Path) -> dict[str, Any]:
-    """A COCO ground-truth file, checked for ``images`` with id, width and height."""
-    path = Path(path)
-    data = read_json(path, "ground-truth")
+def image_sizes_from_gt(gt: str | Path | dict[str, Any], source: str | None = None
+                        ) -> ImageSizes:
+    """``image_id -> (width, height)`` in pixels from COCO ground truth (a file or its loaded
+    dict; ``source`` names it in errors). Raises :class:`DataError` for no ``images`` list or an
+    image without id, width and height. (Checked, normalised ground truth for AP:
+    ``saropt.detect.ap.load_coco_gt``.)"""
+    source = source or ("ground truth" if isinstance(gt, dict) else str(gt))
+    data = gt if isinstance(gt, dict) else read_json(Path(gt), "ground-truth")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise DataError(f"{path}: a COCO ground-truth file needs an 'images' list")
+        raise DataError(f"{source}: a COCO ground-truth file needs an 'images' list")
     for i, im in enumerate(data["images"]):
         if not isinstance(im, dict) or not {"id", "width", "height"} <= set(im):
-            raise DataError(f"{path}: images[{i}] needs id, width and height")
-    return data
-
-
-def image_sizes_from_gt(gt: str | Path | dict[str, Any]) -> ImageSizes:
-    """``image_id -> (width, height)`` from a COCO ground-truth file (or its loaded dict)."""
-    data = gt if isinstance(gt, dict) else load_coco_gt(gt)
+            raise DataError(f"{source}: images[{i}] needs id, width and height")
     return {int(im["id"]): (float(im["width"]), float(im["height"])) for im in data["images"]}
 
 

@@ -108,3 +108,17 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     if not isinstance(obj, dict):
         raise SaroptError(f"{path}: expected a state dict, got {type(obj).__name__}")
     return obj, meta
+
+
+def read_checkpoint(path: str | Path, map_location: str = "cpu") -> Any:
+    """A whole (trusted) Lightning/torch checkpoint, unpickled (``weights_only=False``: it holds
+    the run's config); a missing or unreadable file is a :class:`SaroptError` naming it."""
+    from saropt.errors import SaroptError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SaroptError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
+        raise SaroptError(f"{path}: not a readable checkpoint ({err})") from None

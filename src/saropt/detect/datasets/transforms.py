@@ -1,8 +1,9 @@
-"""Joint transforms of a detection sample (image and boxes together): ``sample -> sample``."""
+"""Joint transforms of a detection sample (image and boxes together): ``sample -> sample``.
+
+Training-time flips happen on the batch, in :func:`saropt.detect.module.hflip` (``data.hflip``).
+"""
 
 from __future__ import annotations
-
-import random
 
 import torch
 import torch.nn.functional as F
@@ -39,16 +40,3 @@ class Resize:
             meta["ignore_boxes"] = meta["ignore_boxes"] * scale
         return {**sample, "image": img.clamp_(0, 1), "boxes": sample["boxes"] * scale,
                 "meta": meta}
-
-
-class RandomHorizontalFlip:
-    def __init__(self, p: float = 0.5) -> None:
-        self.p = p
-
-    def __call__(self, sample: Sample) -> Sample:
-        if random.random() >= self.p:
-            return sample
-        w = sample["image"].shape[-1]
-        b = sample["boxes"].clone()
-        b[:, [0, 2]] = w - sample["boxes"][:, [2, 0]]
-        return {**sample, "image": sample["image"].flip(-1), "boxes": b}
