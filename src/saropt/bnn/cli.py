@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from saropt.cli import add_config_args, add_json_flag, emit
+from saropt.cli import add_config_args, add_json_flag, add_overwrite_flag, emit
+from saropt.cli_types import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "data.root=/data/QXS-SAROPT data.split=/data/qxs_split "
                        "trainer.devices=4 trainer.strategy=ddp")
     add_config_args(p, required=True)
+    add_overwrite_flag(p, "run folder (out_dir)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="matching + retrieval metrics and figures for a checkpoint")
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", required=True, help="split folder (test.txt, test_pairs.csv, ...)")
     p.add_argument("--root", default=None, help="dataset root (default: the one trained on)")
     p.add_argument("--out", default=None, help="output folder (default: <run>/eval)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--no-figures", action="store_true", help="metrics.json only")
     add_json_flag(p)
     p.set_defaults(func=_cmd_eval)
@@ -35,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("folder", help="folder of image patches")
     p.add_argument("--modality", required=True, choices=["sar", "opt"])
     p.add_argument("--out", required=True, help="output .npy (file names go to the .txt beside)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("export", help="write sar_/opt_encoder.safetensors + .json sidecars")
@@ -51,7 +53,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from saropt.config import load_config
 
     cfg = load_config(BNNConfig, args.config, args.overrides)
-    out = train(cfg)
+    out = train(cfg, overwrite=args.overwrite)
     print(f"run folder: {out} (checkpoints/last.ckpt, csv/metrics.csv, tb/)")
     return 0
 

@@ -9,7 +9,7 @@ split has no validation pairs, for the training curves only).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +22,24 @@ from saropt.errors import SaroptError
 
 
 class EpochShuffleSampler(Sampler[int]):
-    """A permutation of ``range(n)`` drawn from ``(seed, epoch)``; Lightning calls ``set_epoch``."""
+    """A permutation of ``range(n)`` drawn from ``(seed, epoch)``; Lightning calls ``set_epoch``.
 
-    def __init__(self, n: int, seed: int = 0) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
+    ``on_epoch(epoch)`` runs in the main process when iteration starts, before any index reaches
+    a DataLoader worker: the dataset's epoch (its false pairs) is set from the sampler's epoch,
+    which Lightning restores on resume, so a resumed run with workers sees the same batches as an
+    uninterrupted one (``on_train_epoch_start`` runs after the workers started prefetching).
+    """
+
+    def __init__(self, n: int, seed: int = 0,
+                 on_epoch: Callable[[int], None] | None = None) -> None:
+        self.n, self.seed, self.epoch, self.on_epoch = n, seed, 0, on_epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
+        if self.on_epoch is not None:
+            self.on_epoch(self.epoch)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return iter(torch.randperm(self.n, generator=g).tolist())
 
@@ -140,7 +149,8 @@ class BNNDataModule(L.LightningDataModule):
                           persistent_workers=False, pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
-        sampler = EpochShuffleSampler(len(self.train_pairs), self.cfg.data.seed)
+        sampler = EpochShuffleSampler(len(self.train_pairs), self.cfg.data.seed,
+                                      on_epoch=self.train_pairs.set_epoch)
         return self._loader(self.train_pairs, self.cfg.data.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader | list:

@@ -23,27 +23,48 @@ def init_from_files(module: Any, cfg: BNNConfig) -> list[str]:
     return lines
 
 
-def train(cfg: BNNConfig, datamodule: Any = None, callbacks: list[Any] | None = None) -> Path:
-    """Train (or resume) ``cfg``; returns the run folder holding checkpoints/, csv/, tb/."""
+#: what ``saropt bnn train`` writes into its run folder
+RUN_OUTPUTS = ["checkpoints", "csv", "tb", "config.yaml"]
+#: config keys that may change when a run is resumed (hardware, bookkeeping, more epochs)
+RESUME_SAFE = ["out_dir", "trainer.max_epochs", "trainer.progress_bar", "trainer.devices",
+               "trainer.num_nodes", "trainer.strategy", "trainer.accelerator", "trainer.resume",
+               "trainer.log_every_n_steps", "data.num_workers", "data.eval_batch_size"]
+
+
+def train(cfg: BNNConfig, datamodule: Any = None, callbacks: list[Any] | None = None,
+          overwrite: bool = False) -> Path:
+    """Train (or resume) ``cfg``; returns the run folder holding checkpoints/, csv/, tb/.
+
+    The run folder follows :func:`saropt.utils.outdir.prepare_out_dir`: a folder of another
+    run (different config, e.g. another ``model.arch`` or ``optim.lr``) is refused unless
+    ``overwrite``; the same config resumes from ``checkpoints/last.ckpt``.
+    """
     import lightning as L
 
     from saropt.bnn.data import BNNDataModule, check_data_config
     from saropt.bnn.module import BNNModule
-    from saropt.engine import make_trainer, resume_checkpoint
+    from saropt.engine import check_hardware, make_trainer, resume_checkpoint, run_folder_config
+    from saropt.utils.outdir import prepare_out_dir
 
+    check_hardware(cfg.trainer)
     if datamodule is None:
         check_data_config(cfg)
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "config.yaml", cfg.to_yaml())
-    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    module = BNNModule(cfg.model_dump(mode="json"))
-    for line in init_from_files(module, cfg):
-        print(line)
-    dm = datamodule if datamodule is not None else BNNDataModule(cfg)
-    trainer = make_trainer(cfg.trainer, out, extra_callbacks=callbacks)
-    ckpt = resume_checkpoint(cfg.trainer, out)
-    if ckpt:
-        print(f"resuming from {ckpt}")
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    with prepare_out_dir(out, "bnn train", cfg.model_dump(mode="json"), RUN_OUTPUTS,
+                         overwrite=overwrite, resume_ignore=RESUME_SAFE,
+                         legacy_config=run_folder_config) as od:
+        if not cfg.trainer.resume:
+            od.clear()  # trainer.resume=false: start this run over
+        write_text_atomic(out / "config.yaml", cfg.to_yaml())
+        L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+        module = BNNModule(cfg.model_dump(mode="json"))
+        for line in init_from_files(module, cfg):
+            print(line)
+        dm = datamodule if datamodule is not None else BNNDataModule(cfg)
+        ckpt = resume_checkpoint(cfg.trainer, out)
+        trainer = make_trainer(cfg.trainer, out, extra_callbacks=callbacks, resume_from=ckpt)
+        if ckpt:
+            print(f"resuming from {ckpt}")
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+        od.finish()
     return out

@@ -6,6 +6,15 @@ import argparse
 import importlib
 
 from saropt.cli import add_json_flag, emit
+from saropt.cli_types import (
+    MAX_SIDE,
+    fraction,
+    int_range,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    probability,
+)
 
 
 def _add_layout_args(p: argparse.ArgumentParser) -> None:
@@ -27,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(sar_256_oc_0.2 -> 256), 'any' accepts the most common size")
     p.add_argument("--any-names", action="store_true",
                    help="accept file names other than 1.png .. N.png")
-    p.add_argument("--workers", type=int, default=0, help="decode with N processes")
+    p.add_argument("--workers", type=int_range(0, 256), default=0, help="decode with N processes")
     add_json_flag(p)
     p.set_defaults(func=_cmd_check)
 
@@ -35,17 +44,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "pairs (default: the paper's 70/30)")
     _add_layout_args(p)
     p.add_argument("--out", required=True, help="split folder to write")
-    p.add_argument("--train", type=int, help="training pairs (count)")
-    p.add_argument("--test", type=int, help="test pairs (count)")
-    p.add_argument("--val", type=int, default=None, help="validation pairs (count, default 0)")
-    p.add_argument("--train-frac", type=float, help="training pairs (fraction of all)")
-    p.add_argument("--test-frac", type=float, help="test pairs (fraction of all)")
-    p.add_argument("--val-frac", type=float, help="validation pairs (fraction of all)")
+    p.add_argument("--train", type=positive_int, help="training pairs (count)")
+    p.add_argument("--test", type=positive_int, help="test pairs (count)")
+    p.add_argument("--val", type=nonneg_int, default=None,
+                   help="validation pairs (count, default 0)")
+    p.add_argument("--train-frac", type=fraction(low_open=True),
+                   help="training pairs (fraction of all)")
+    p.add_argument("--test-frac", type=fraction(low_open=True), help="test pairs (fraction of all)")
+    p.add_argument("--val-frac", type=probability, help="validation pairs (fraction of all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mode", choices=["random", "spatial"], default="random",
                    help="spatial: keep overlapping neighbours on one side (needs manifest.csv)")
     p.add_argument("--manifest", help="manifest CSV (default ROOT/manifest.csv)")
-    p.add_argument("--block", type=float, help="spatial block side in SAR pixels "
+    p.add_argument("--block", type=positive_float, help="spatial block side in SAR pixels "
                    "(default 4 patch sizes)")
     add_json_flag(p)
     p.set_defaults(func=_cmd_split)
@@ -53,10 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cache", help="decode every pair once into uint8 memory-mapped arrays")
     _add_layout_args(p)
     p.add_argument("--out", required=True, help="cache folder to write")
-    p.add_argument("--patch-size", type=int, default=None,
+    p.add_argument("--patch-size", type=int_range(8, MAX_SIDE // 4), default=None,
                    help="side length of the cached pairs (default: the first pair's)")
-    p.add_argument("--resize", default=None, help="resize policy for other sizes "
-                   "(bilinear, area, bicubic, nearest, lanczos)")
+    p.add_argument("--resize", default=None,
+                   choices=["bilinear", "area", "bicubic", "nearest", "lanczos"],
+                   help="resize policy for other sizes")
     add_json_flag(p)
     p.set_defaults(func=_cmd_cache)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from saropt.cli import add_json_flag, emit
+from saropt.cli_types import iou, key_value, nonneg_int, positive_int, probability
 
 DATASETS = ("hrsid", "ssdd", "air-sarship-1.0", "air-sarship-2.0", "dota")
 
@@ -43,7 +44,7 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--dataset", choices=DATASETS, help="a dataset reader's ground truth")
     p.add_argument("--root", type=Path, help="dataset root (with --dataset)")
     p.add_argument("--split", default="test", help="dataset split (with --dataset)")
-    p.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
+    p.add_argument("--option", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                    help="reader option with --dataset, e.g. tile=512 or include_difficult=true "
                    "(use the same as for `detect predict`)")
     p.add_argument("--pred", type=Path, required=True, help="COCO results JSON")
@@ -53,11 +54,11 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--subset-key", action="append", default=[],
                    help="also score per value of this image key, e.g. scene (repeatable)")
     p.add_argument("--out", type=Path, default=Path("runs/detect/eval"), help="output folder")
-    p.add_argument("--iou", type=float, default=0.5, help="IoU threshold (default 0.5)")
-    p.add_argument("--max-dets", type=int, default=100, help="COCO detections per image")
-    p.add_argument("--score-thr", type=float, default=0.5,
+    p.add_argument("--iou", type=iou, default=0.5, help="IoU threshold in (0, 1] (default 0.5)")
+    p.add_argument("--max-dets", type=positive_int, default=100, help="COCO detections per image")
+    p.add_argument("--score-thr", type=probability, default=0.5,
                    help="score threshold of predictions drawn in the gallery")
-    p.add_argument("--gallery", type=int, default=6, help="images in the gallery (0: none)")
+    p.add_argument("--gallery", type=nonneg_int, default=6, help="images in the gallery (0: none)")
     p.add_argument("--merge-tiles", action="store_true",
                    help="tiled readers (AIR-SARShip): merge tile predictions into scenes "
                    "(offset + class-wise NMS) and score whole scenes")
@@ -76,14 +77,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     emit(result, args.json, _text(result))
     return 0
 
-
-def _option(text: str) -> tuple[str, Any]:
-    import yaml
-
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--option {text!r} is not key=value")
-    return key, yaml.safe_load(value)
 
 
 def _text(result: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from saropt.cli import add_json_flag, emit
+from saropt.cli_types import MAX_SIDE, int_range, key_value, overlap, positive_int, probability
 from saropt.errors import SaroptError
 
 if TYPE_CHECKING:
@@ -144,14 +145,6 @@ def _set_score_thresh(model: nn.Module, thr: float) -> None:
         model.score_thresh = thr
 
 
-def _option(text: str) -> tuple[str, Any]:
-    import yaml
-
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--option {text!r} is not key=value")
-    return key, yaml.safe_load(value)
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -166,13 +159,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "air-sarship-2.0, dota, coco); default: the training config's")
     p.add_argument("--root", help="dataset root (default: the training config's)")
     p.add_argument("--split", help="split (default: the training config's val_split)")
-    p.add_argument("--option", action="append", type=_option, default=[],
+    p.add_argument("--option", action="append", type=key_value, default=[],
                    metavar="KEY=VALUE", help="reader option, e.g. ann_file=test.json")
-    p.add_argument("--tile", type=int, help="tile images larger than this (pixels)")
-    p.add_argument("--overlap", type=float, default=0.5, help="tile overlap (default 0.5)")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--tile", type=int_range(32, MAX_SIDE),
+                   help="tile images larger than this (pixels)")
+    p.add_argument("--overlap", type=overlap, default=0.5, help="tile overlap (default 0.5)")
+    p.add_argument("--batch-size", type=positive_int, default=4)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
-    p.add_argument("--score-thresh", type=float, help="keep detections above this score")
+    p.add_argument("--score-thresh", type=probability, help="keep detections above this score")
     p.add_argument("--gt-out", help="also write the matching COCO ground truth here")
     add_json_flag(p)
     p.set_defaults(func=_cmd_predict)
