@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from saropt.cli import add_json_flag, emit
+from saropt.cli import add_json_flag, add_overwrite_flag, emit
 from saropt.cli_types import (
     MAX_SIDE,
     fraction,
@@ -69,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resize", default=None,
                    choices=["bilinear", "area", "bicubic", "nearest", "lanczos"],
                    help="resize policy for other sizes")
+    add_overwrite_flag(p, "cache folder")
     add_json_flag(p)
     p.set_defaults(func=_cmd_cache)
 
@@ -124,7 +125,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     from saropt.data.cache import PairCache, build_cache
 
     out = build_cache(args.root, args.out, args.sar_dir, args.opt_dir, args.patch_size,
-                      args.resize, progress=not args.json)
+                      args.resize, progress=not args.json, overwrite=args.overwrite)
     cache = PairCache(out)
     shape = cache.index["sar_shape"]
     size_mb = sum((out / f).stat().st_size for f in ("sar.u8", "opt.u8")) / 2**20

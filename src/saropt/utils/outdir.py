@@ -218,10 +218,25 @@ def prepare_out_dir(path: str | Path, command: str, config: Any = None,
     if path.exists() and not path.is_dir():
         raise OutDirError(f"{path} exists and is a file; the output must be a folder (remove "
                           "the file or choose another --out)")
+    created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     if not os.access(path, os.W_OK | os.X_OK):
         raise PermissionError(13, "Permission denied", str(path))
     outputs = list(outputs)
+    try:
+        with _prepared(path, command, config, outputs, overwrite, resume_ignore, lock, quiet,
+                       legacy_config) as od:
+            yield od
+    except BaseException:
+        if created:
+            _rmdir_if_empty(path)  # a failed first run leaves no empty folder behind
+        raise
+
+
+@contextmanager
+def _prepared(path: Path, command: str, config: Any, outputs: list[str], overwrite: bool,
+              resume_ignore: Iterable[str], lock: bool, quiet: bool,
+              legacy_config: Callable[[Path], Any] | None) -> Iterator[OutDir]:
     ctx = folder_lock(path, command) if lock else _nolock(path)
     with ctx:
         remove_temps(path)
@@ -235,8 +250,26 @@ def prepare_out_dir(path: str | Path, command: str, config: Any = None,
                   "(resuming where it stopped)")
         stamp = {"command": command, "config_hash": config_hash(config), "config": config,
                  "complete": False, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        previous = read_stamp(path)
         write_json_atomic(path / STAMP, stamp)
-        yield OutDir(path, command, config, outputs, state, stamp)
+        try:
+            yield OutDir(path, command, config, outputs, state, stamp)
+        except BaseException:
+            # a failed rerun with the same config leaves the folder as it was declared before;
+            # a run that failed before writing anything leaves no trace
+            present = _present(path, outputs)
+            if previous is not None and (state == "same" or not present):
+                write_json_atomic(path / STAMP, previous)
+            elif not present:
+                (path / STAMP).unlink(missing_ok=True)
+            raise
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 @contextmanager
