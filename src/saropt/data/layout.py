@@ -133,6 +133,11 @@ def scan_layout(root: str | Path, sar_dir: str = "sar_256_oc_0.2",
     """
     root = Path(root)
     problems = Problems()
+    from saropt.utils.outdir import check_complete
+
+    unfinished = check_complete(root)
+    if unfinished:
+        problems.add("incomplete dataset", unfinished)
     if not root.is_dir():
         problems.add("missing folder", f"dataset root {root} does not exist")
     sar = scan_folder(root / sar_dir, problems)

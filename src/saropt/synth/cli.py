@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from saropt.cli import add_config_args, add_json_flag, emit
+from saropt.cli import add_config_args, add_json_flag, add_overwrite_flag, emit
 from saropt.cli_types import MAX_SIDE, int_range, overlap
 
 #: the largest synthetic scene side (pixels): a 16384 px scene pair needs ~10 GB of memory
@@ -69,6 +69,7 @@ def scene_dims(text: str) -> int | tuple[int, int]:
 
 def _world_args(p: argparse.ArgumentParser) -> None:
     add_config_args(p)
+    add_overwrite_flag(p)
     add_json_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -85,12 +86,16 @@ def _world_config(args: argparse.Namespace):
 
 def _cmd_scene(args: argparse.Namespace) -> int:
     from saropt.synth import make_scene_pair, write_scene
+    from saropt.synth.writers import SCENE_FILES
+    from saropt.utils.outdir import check_out_dir
 
     size = args.size
     cfg = _world_config(args)
+    config = {"size": size, "seed": args.seed, "world": cfg.model_dump(mode="json")}
+    check_out_dir(args.out, "synth scene", config, SCENE_FILES, args.overwrite)
     t0 = time.perf_counter()
     pair = make_scene_pair(size, args.seed, cfg, progress=not args.quiet)
-    out = write_scene(pair, args.out)
+    out = write_scene(pair, args.out, config, args.overwrite)
     ties = pair.tie_points
     result = {"out": str(out), "sar_shape": list(pair.shape),
               "optical_shape": list(pair.optical.shape[:2]), "ships": len(pair.ships),
@@ -115,7 +120,7 @@ def _cmd_pairs(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     root = write_qxs_pairs(args.out, args.n, args.seed, patch_size=args.patch_size,
                            overlap=args.overlap, scene_size=args.scene_size, cfg=cfg,
-                           progress=not args.quiet)
+                           progress=not args.quiet, overwrite=args.overwrite)
     opt_dir, sar_dir = qxs_dir_names(args.patch_size, args.overlap)
     result = {"root": str(root), "pairs": args.n, "opt_dir": opt_dir, "sar_dir": sar_dir,
               "manifest": str(Path(root) / "manifest.csv"),
@@ -141,7 +146,7 @@ def _cmd_ships(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     root = write_ship_datasets(args.out, args.seed, args.n_train, args.n_test,
                                image_size=args.size, scene_size=args.scene_size, cfg=cfg,
-                               progress=not args.quiet)
+                               progress=not args.quiet, overwrite=args.overwrite)
     summary = read_summary(root)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     emit(summary, args.json, f"wrote ship datasets to {args.out}: "

@@ -265,6 +265,29 @@ def _prepared(path: Path, command: str, config: Any, outputs: list[str], overwri
             raise
 
 
+def check_out_dir(path: str | Path, command: str, config: Any = None,
+                  outputs: Iterable[str] = (), overwrite: bool = False) -> None:
+    """Raise now what :func:`prepare_out_dir` would refuse later (before long work starts);
+    changes nothing on disk."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutDirError(f"{path} exists and is a file; the output must be a folder (remove "
+                          "the file or choose another --out)")
+    if not path.is_dir() or overwrite:
+        return
+    owner = _read_lock(path / LOCK)
+    if owner is not None and _lock_held(owner):
+        raise OutDirError(f"{path} is in use by `saropt {owner.get('command', '?')}` (pid "
+                          f"{owner.get('pid')}); wait for it to finish or use another folder")
+    outputs = list(outputs)
+    stamp = read_stamp(path)
+    if stamp is None:
+        if _present(path, outputs):
+            _decide(path, None, command, config, outputs, False, [])
+        return
+    _decide(path, stamp, command, config, outputs, False, [])
+
+
 def _rmdir_if_empty(path: Path) -> None:
     try:
         path.rmdir()
