@@ -130,6 +130,24 @@ def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | No
     if not parts["test"]:
         raise SaroptError(f"split {split} has no test ids")
     out_dir = Path(out_dir) if out_dir else checkpoint.parent.parent / "eval"
+    from saropt.utils.outdir import prepare_out_dir
+
+    config = {"checkpoint": str(checkpoint), "split": str(split), "root": root}
+    with prepare_out_dir(out_dir, "bnn eval", config, EVAL_FILES, replace_same=True,
+                         quiet=True) as od:
+        result = _evaluate(module, cfg, checkpoint, split, parts, out_dir, batch_size,
+                           gallery_n, figures)
+        od.finish([Path(f).name for f in result.get("figures", [])] + ["metrics.json"])
+    return result
+
+
+#: what ``saropt bnn eval`` writes
+EVAL_FILES = ["metrics.json", "curves.png", "roc.png", "histograms.png", "gallery.png"]
+
+
+def _evaluate(module: Any, cfg: BNNConfig, checkpoint: Path, split: Path,
+              parts: dict[str, list[str]], out_dir: Path, batch_size: int, gallery_n: int,
+              figures: bool) -> dict[str, Any]:
     test = eval_subset(module, cfg, split, "test", parts["test"], batch_size)
     result: dict[str, Any] = {"checkpoint": str(checkpoint), "split": str(split),
                               "test_pairs": test["source"], "threshold": cfg.threshold}

@@ -94,10 +94,16 @@ def export_encoders(checkpoint: str | Path, out_dir: str | Path) -> dict[str, Pa
                 "config": cfg.name, "checkpoint": str(checkpoint)}
     metrics = _run_metrics(checkpoint, module)
     out = {}
-    for key, name in ENCODER_NAMES.items():
-        enc = getattr(module.model, key)
-        meta = encoder_meta(enc, head_cfg, training, metrics)
-        out[key] = save_encoder(enc, Path(out_dir) / f"{name}.safetensors", meta)
+    from saropt.utils.outdir import prepare_out_dir
+
+    files = [f"{n}{ext}" for n in ENCODER_NAMES.values() for ext in (".safetensors", ".json")]
+    with prepare_out_dir(out_dir, "bnn export", {"checkpoint": str(checkpoint)}, files,
+                         replace_same=True, quiet=True) as od:
+        for key, name in ENCODER_NAMES.items():
+            enc = getattr(module.model, key)
+            meta = encoder_meta(enc, head_cfg, training, metrics)
+            out[key] = save_encoder(enc, Path(out_dir) / f"{name}.safetensors", meta)
+        od.finish()
     return out
 
 

@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", help="manifest CSV (default ROOT/manifest.csv)")
     p.add_argument("--block", type=positive_float, help="spatial block side in SAR pixels "
                    "(default 4 patch sizes)")
+    add_overwrite_flag(p, "split folder")
     add_json_flag(p)
     p.set_defaults(func=_cmd_split)
 
@@ -108,7 +109,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
                       train_frac=args.train_frac, test_frac=args.test_frac,
                       val_frac=args.val_frac, seed=args.seed, mode=args.mode,
                       sar_dir=args.sar_dir, opt_dir=args.opt_dir, manifest=args.manifest,
-                      block=args.block)
+                      block=args.block, overwrite=args.overwrite)
     s = info["sizes"]
     text = (f"split {args.mode} (seed {args.seed}) of {info['n_pairs']} pairs -> {args.out}: "
             f"train {s['train']}, val {s['val']}, test {s['test']}")

@@ -178,7 +178,8 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
                test_frac: float | None = None, val_frac: float | None = None, seed: int = 0,
                mode: str = "random", sar_dir: str = "sar_256_oc_0.2",
                opt_dir: str = "opt_256_oc_0.2", manifest: str | Path | None = None,
-               block: float | None = None, ids: Sequence[str] | None = None) -> dict[str, Any]:
+               block: float | None = None, ids: Sequence[str] | None = None,
+               overwrite: bool = False) -> dict[str, Any]:
     """Split the pairs of ``root`` and write the split folder ``out``; returns ``split.json``.
 
     Sizes: counts (``train``, ``test``, ``val``) or fractions of all pairs; see
@@ -223,7 +224,12 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
         "train_test_overlaps": count_overlaps(parts["train"], parts["test"], windows)
         if windows else None,
     }
-    write_split(out, parts, info, seed)
+    from saropt.utils.outdir import prepare_out_dir
+
+    names = [f"{n}.txt" for n in SPLITS] + ["val_pairs.csv", "test_pairs.csv", "split.json"]
+    with prepare_out_dir(out, "data split", info, names, overwrite=overwrite, quiet=True) as od:
+        write_split(out, parts, info, seed)
+        od.finish()
     return info
 
 

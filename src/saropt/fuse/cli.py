@@ -153,13 +153,18 @@ def write_compare_outputs(result: dict[str, Any], out: Path) -> dict[str, Path]:
     """``compare.json``, ``compare.md`` (table) and ``compare.png`` (bars) in ``out``."""
     from saropt.fuse.compare import figure, table_rows
     from saropt.utils.io import save_figure_atomic, write_json_atomic, write_text_atomic
+    from saropt.utils.outdir import prepare_out_dir
     from saropt.utils.table import format_table
 
     rows, headers = table_rows(result)
-    return {"json": write_json_atomic(out / "compare.json", result),
-            "md": write_text_atomic(out / "compare.md",
-                                    format_table(rows, headers, markdown=True) + "\n"),
-            "png": save_figure_atomic(figure(result), out / "compare.png")}
+    names = ["compare.json", "compare.md", "compare.png"]
+    with prepare_out_dir(out, "fuse compare", None, names, replace_same=True, quiet=True) as od:
+        files = {"json": write_json_atomic(out / "compare.json", result),
+                 "md": write_text_atomic(out / "compare.md",
+                                         format_table(rows, headers, markdown=True) + "\n"),
+                 "png": save_figure_atomic(figure(result), out / "compare.png")}
+        od.finish()
+    return files
 
 
 def _add_osd_train(sub: argparse._SubParsersAction) -> None:

@@ -204,14 +204,17 @@ def prepare_out_dir(path: str | Path, command: str, config: Any = None,
                     outputs: Iterable[str] = (), overwrite: bool = False,
                     resume_ignore: Iterable[str] = (), lock: bool = True,
                     quiet: bool = False,
-                    legacy_config: Callable[[Path], Any] | None = None) -> Iterator[OutDir]:
+                    legacy_config: Callable[[Path], Any] | None = None,
+                    replace_same: bool = False) -> Iterator[OutDir]:
     """Create or reuse the output folder ``path`` of ``saropt COMMAND`` under the rule above.
 
     ``config``: a JSON-able description of everything the outputs depend on; ``outputs``: the
     file and folder names (relative to ``path``) this command writes; ``resume_ignore``: config
     keys that may change between a run and its rerun (e.g. ``trainer.max_epochs``);
     ``legacy_config(path)``: the config of an unstamped folder of this command (a run folder
-    from before stamps, or a copied checkpoint), or None.
+    from before stamps, or a copied checkpoint), or None; ``replace_same``: a quick report
+    command (eval, split, export) whose rerun replaces its own earlier output whatever the config
+    (its stale files are removed by ``finish``); other commands' folders are still refused.
     On success call ``OutDir.finish(written)`` inside the block. Raises :class:`OutDirError`.
     """
     path = Path(path)
@@ -225,7 +228,7 @@ def prepare_out_dir(path: str | Path, command: str, config: Any = None,
     outputs = list(outputs)
     try:
         with _prepared(path, command, config, outputs, overwrite, resume_ignore, lock, quiet,
-                       legacy_config) as od:
+                       legacy_config, replace_same) as od:
             yield od
     except BaseException:
         if created:
@@ -236,7 +239,8 @@ def prepare_out_dir(path: str | Path, command: str, config: Any = None,
 @contextmanager
 def _prepared(path: Path, command: str, config: Any, outputs: list[str], overwrite: bool,
               resume_ignore: Iterable[str], lock: bool, quiet: bool,
-              legacy_config: Callable[[Path], Any] | None) -> Iterator[OutDir]:
+              legacy_config: Callable[[Path], Any] | None,
+              replace_same: bool = False) -> Iterator[OutDir]:
     ctx = folder_lock(path, command) if lock else _nolock(path)
     with ctx:
         remove_temps(path)
@@ -244,7 +248,9 @@ def _prepared(path: Path, command: str, config: Any, outputs: list[str], overwri
         if stamp is None and legacy_config is not None:
             old = legacy_config(path)
             stamp = None if old is None else {"command": command, "config": old}
-        state = _decide(path, stamp, command, config, outputs, overwrite, list(resume_ignore))
+        own = replace_same and (stamp is None or stamp.get("command") == command)
+        state = _decide(path, stamp, command, config, outputs, overwrite or own,
+                        list(resume_ignore), clear=not own)
         if state == "same" and not quiet:
             print(f"{path}: rerunning `saropt {command}` with the same config "
                   "(resuming where it stopped)")
@@ -301,7 +307,7 @@ def _nolock(path: Path) -> Iterator[Path]:
 
 
 def _decide(path: Path, stamp: dict[str, Any] | None, command: str, config: Any,
-            outputs: list[str], overwrite: bool, ignore: list[str]) -> str:
+            outputs: list[str], overwrite: bool, ignore: list[str], clear: bool = True) -> str:
     if stamp is None:
         present = _present(path, outputs)
         if not present:
@@ -310,7 +316,8 @@ def _decide(path: Path, stamp: dict[str, Any] | None, command: str, config: Any,
             raise OutDirError(
                 f"{path} already holds {', '.join(present[:3])} from an unknown run; rerun with "
                 "--overwrite to replace them, or choose another output folder")
-        _clear(path, outputs)
+        if clear:
+            _clear(path, outputs)
         return "overwritten"
     other = stamp.get("command")
     if other != command:
@@ -326,7 +333,8 @@ def _decide(path: Path, stamp: dict[str, Any] | None, command: str, config: Any,
             raise OutDirError(
                 f"{path} holds `saropt {command}` output made with a different config ({shown} "
                 "differ); rerun with --overwrite to start over, or choose another output folder")
-        _clear(path, outputs)
+        if clear:
+            _clear(path, outputs)
         return "overwritten"
     return "same"
 
