@@ -23,8 +23,8 @@ class DataSection(Config):
     split: str | None = None
     sar_dir: str = "sar_256_oc_0.2"
     opt_dir: str = "opt_256_oc_0.2"
-    patch_size: int = Field(256, gt=0)
-    image_size: int | None = Field(None, gt=0)
+    patch_size: int = Field(256, gt=0, le=4096)
+    image_size: int | None = Field(None, ge=32, le=4096)
     cache: str | None = None
     train_size: int | None = Field(None, gt=0)
     neg_per_pos: float = Field(1.0, gt=0)
