@@ -46,17 +46,25 @@ def image_files(folder: str | Path) -> list[Path]:
 
 
 def read_patch(path: Path, in_chans: int, size: int) -> torch.Tensor:
-    """A C x size x size float tensor in [0, 1] (grey for SAR, RGB for optical)."""
-    from PIL import Image
+    """A C x size x size float tensor in [0, 1] (grey for SAR, RGB for optical).
 
-    try:
-        im = Image.open(path)
-        im = im.convert("L" if in_chans == 1 else "RGB")
-    except OSError as err:
-        raise SaroptError(f"{path}: not a readable image ({err})") from None
-    if im.size != (size, size):
-        im = im.resize((size, size), Image.BILINEAR)
-    arr = np.asarray(im, dtype=np.float32) / 255.0
+    Decoded by the data layer (:func:`saropt.data.images.read_sar` / ``read_opt``: 16-bit or
+    unequal-channel SAR images are a DataError naming the file, not silently clipped); patches
+    smaller than a quarter of ``size`` (or 16 px) are refused rather than blown up; other sizes
+    are resized bilinearly.
+    """
+    from saropt.data.images import read_opt, read_sar, resize_array
+
+    arr8 = read_sar(path) if in_chans == 1 else read_opt(path)
+    h, w = arr8.shape[:2]
+    if min(h, w) < max(16, size // 4):
+        raise SaroptError(f"{path}: {w}x{h} pixels is too small for a {size} px encoder (at "
+                          f"least {max(16, size // 4)} px a side)")
+    if h != w and (h, w) != (size, size):
+        raise SaroptError(f"{path}: {w}x{h} pixels is not square; crop it to square patches")
+    if (h, w) != (size, size):
+        arr8 = resize_array(arr8, size, "bilinear")
+    arr = arr8.astype(np.float32) / 255.0
     t = torch.from_numpy(arr)
     return t.unsqueeze(0) if in_chans == 1 else t.permute(2, 0, 1)
 

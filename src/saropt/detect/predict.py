@@ -31,6 +31,10 @@ EXAMPLES = """examples:
 """
 
 
+#: the smallest image side (pixels) that goes into a detector
+MIN_SIDE = 32
+
+
 def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Module, Any]:
     """The detector and its :class:`DetectConfig` from a ``saropt detect train`` checkpoint."""
     import torch
@@ -48,8 +52,16 @@ def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Modul
     if "config" not in hp or "state_dict" not in ckpt:
         raise SaroptError(f"{path}: not a `saropt detect train` checkpoint (no config in its "
                           "hyper-parameters)")
-    module = DetectModule(hp["config"], norm=hp.get("norm"), from_checkpoint=True)
-    module.load_state_dict(ckpt["state_dict"])
+    if isinstance(hp["config"], dict) and "alpha" in hp["config"]:
+        raise SaroptError(f"{path}: a `saropt bnn train` checkpoint, not a detector; export its "
+                          "SAR encoder (saropt bnn export) and train a detector with "
+                          "model.init=bnn:PATH/sar_encoder.safetensors")
+    try:
+        module = DetectModule(hp["config"], norm=hp.get("norm"), from_checkpoint=True)
+        module.load_state_dict(ckpt["state_dict"])
+    except (ValueError, RuntimeError, KeyError, TypeError) as err:
+        raise SaroptError(f"{path}: not a usable `saropt detect train` checkpoint ("
+                          f"{' '.join(str(err).split())[:300]})") from None
     return module.model.to(device).eval(), DetectConfig.model_validate(hp["config"])
 
 
@@ -114,19 +126,23 @@ def run_predict(checkpoint: str | Path, out: str | Path, dataset: str | None = N
                 score_thresh: float | None = None, gt_out: str | Path | None = None,
                 progress: bool = True) -> dict[str, Any]:
     """Predict on a dataset (default: the checkpoint's validation split) and write results."""
-    import torch
 
     from saropt.detect.datasets import build_dataset
+    from saropt.engine import check_device
     from saropt.utils.io import write_json_atomic
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = check_device(device)
     model, cfg = load_detector(checkpoint, device)
     d = cfg.data
     name, root = dataset or d.dataset, root or d.root
     opts = dict(options if options is not None else (d.options if dataset is None else {}))
     opts.setdefault("in_chans", cfg.model.in_chans)
     ds = build_dataset(name, root, split or d.val_split, **opts)
+    tiny = [r for r in getattr(ds, "records", []) if min(r.width, r.height) < MIN_SIDE]
+    if tiny:
+        r = tiny[0]
+        raise SaroptError(f"{r.path}: {r.width}x{r.height} pixels; images need at least "
+                          f"{MIN_SIDE} px a side to be detected on ({len(tiny)} such images)")
     if score_thresh is not None:
         _set_score_thresh(model, score_thresh)
     results = predict_dataset(model, ds, batch_size, tile, overlap, progress)
