@@ -42,7 +42,17 @@ class DemoContext:
 
 
 def run_demo(out_dir: str | Path, seed: int = 0, only: list[str] | None = None) -> DemoContext:
+    """Run the stages into ``out_dir`` (locked while the demo runs: a second demo into the
+    same folder is refused, naming the first)."""
+    from saropt.utils.outdir import folder_lock
+
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out_dir, "demo"):
+        return _run_demo(out_dir, seed, only)
+
+
+def _run_demo(out_dir: Path, seed: int, only: list[str] | None) -> DemoContext:
     report = Report(out_dir, "saropt demo report (synthetic data)")
     report.text("**All data in this report are synthetic**, rendered by `saropt.synth` from a "
                 "scene model whose truth is known. The numbers show that every stage runs end to "

@@ -75,6 +75,10 @@ def embed_folder(source: str | Path, folder: str | Path, modality: str, out: str
     """Write codes (N x n float32) to ``out`` (.npy) and the file names to ``out``.txt."""
     from tqdm import tqdm
 
+    from saropt.utils.outdir import check_out_file
+
+    out = Path(out)
+    out = check_out_file(out if out.suffix == ".npy" else out.with_name(out.name + ".npy"))
     enc = load_any_encoder(source, modality).eval()
     files = image_files(folder)
     codes = []
@@ -83,8 +87,6 @@ def embed_folder(source: str | Path, folder: str | Path, modality: str, out: str
                          for p in files[start:start + batch_size]])
         codes.append(enc(x).float())
     arr = torch.cat(codes).numpy()
-    out = Path(out)
-    out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
     with atomic_path(out) as tmp:
         np.save(tmp, arr)
     write_text_atomic(out.with_suffix(".txt"), "\n".join(p.name for p in files) + "\n")

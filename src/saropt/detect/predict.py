@@ -126,12 +126,15 @@ def run_predict(checkpoint: str | Path, out: str | Path, dataset: str | None = N
                 score_thresh: float | None = None, gt_out: str | Path | None = None,
                 progress: bool = True) -> dict[str, Any]:
     """Predict on a dataset (default: the checkpoint's validation split) and write results."""
-
     from saropt.detect.datasets import build_dataset
     from saropt.engine import check_device
     from saropt.utils.io import write_json_atomic
+    from saropt.utils.outdir import check_out_file
 
     device = check_device(device)
+    check_out_file(out)
+    if gt_out:
+        check_out_file(gt_out, "--gt-out")
     model, cfg = load_detector(checkpoint, device)
     d = cfg.data
     name, root = dataset or d.dataset, root or d.root

@@ -220,6 +220,9 @@ def _maybe_progress(items: list[int], progress: bool) -> Any:
 def fuse_files(cfg: FuseConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Run ``cfg`` (prediction files + GT) and write the fused COCO results file atomically."""
     from saropt.utils.io import write_json_atomic
+    from saropt.utils.outdir import check_out_file
+
+    check_out_file(cfg.out)
 
     if len(cfg.predictions) < 1:
         raise SaroptError("no prediction files given (positional PRED.json or predictions=[...])")

@@ -271,6 +271,18 @@ def _prepared(path: Path, command: str, config: Any, outputs: list[str], overwri
             raise
 
 
+def check_out_file(path: str | Path, flag: str = "--out") -> Path:
+    """Before work starts: ``path`` can be written as a file (its folder is created now; it is
+    not a folder itself). File-system errors name the path (the CLI prints them)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutDirError(f"{flag} {path} is a folder; give a file path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise PermissionError(13, "Permission denied", str(path.parent))
+    return path
+
+
 def check_out_dir(path: str | Path, command: str, config: Any = None,
                   outputs: Iterable[str] = (), overwrite: bool = False) -> None:
     """Raise now what :func:`prepare_out_dir` would refuse later (before long work starts);
