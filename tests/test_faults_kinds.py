@@ -279,7 +279,7 @@ def test_workers_see_the_epoch_of_the_sampler():
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    from saropt.bnn.data import EpochShuffleSampler
+    from saropt.engine import EpochShuffleSampler
 
     class EpochEcho(Dataset):
         def __init__(self) -> None:
@@ -295,11 +295,17 @@ def test_workers_see_the_epoch_of_the_sampler():
             return int(self.epoch[0])
 
     ds = EpochEcho()
-    sampler = EpochShuffleSampler(len(ds), seed=0, on_epoch=ds.set_epoch)
-    sampler.set_epoch(5)  # what Lightning does on resume at epoch 5
+    resumed_at = {"epoch": 5}  # the trainer's current_epoch, restored before the first iterator
+    sampler = EpochShuffleSampler(len(ds), seed=0, on_epoch=ds.set_epoch,
+                                  epoch_fn=lambda: resumed_at["epoch"])
     loader = DataLoader(ds, batch_size=2, sampler=sampler, num_workers=2,
                         multiprocessing_context="fork")
-    assert torch.cat(list(loader)).tolist() == [5] * 8
+    it = iter(loader)  # workers prefetch here, before Lightning's set_epoch
+    sampler.set_epoch(5)
+    assert torch.cat(list(it)).tolist() == [5] * 8
+    uninterrupted = EpochShuffleSampler(len(ds), seed=0)
+    uninterrupted.set_epoch(5)
+    assert list(sampler) == list(uninterrupted)
 
 
 def test_cache_rerun_never_destroys_a_good_cache(synth_qxs_root, tmp_path):
@@ -439,3 +445,24 @@ def test_a_live_lock_is_refused_and_a_stale_one_taken_over(synth_qxs_root, tmp_p
     assert main(["data", "cache", str(synth_qxs_root), "--sar-dir", SAR_DIR, "--opt-dir",
                  OPT_DIR, "--out", str(out)]) == 0
     assert not (out / LOCK).exists()
+
+
+def test_resume_is_exact_with_two_workers(synth_qxs_root, split, tmp_path, one_torch_thread):
+    """README: exact resume after a kill, also with data.num_workers=2 (issue 11: 196 of 252
+    tensors differed)."""
+    import shutil
+
+    import torch
+
+    args = ["trainer.max_epochs=3", "data.num_workers=2", "trainer.limit_train_batches=3"]
+    full = tmp_path / "full"
+    assert main(bnn_args(synth_qxs_root, split, full, *args)) == 0
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(full / "checkpoints" / "epoch000.ckpt", resumed / "checkpoints" / "last.ckpt")
+    assert main(bnn_args(synth_qxs_root, split, resumed, *args)) == 0
+    a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=False)
+    b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)
+    assert (a["epoch"], b["epoch"]) == (2, 2)
+    differ = [k for k, v in a["state_dict"].items() if not torch.equal(v, b["state_dict"][k])]
+    assert not differ, f"{len(differ)} of {len(a['state_dict'])} tensors differ"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,6 +69,51 @@ class TrainerConfig(Config):
         return v
 
 
+class EpochShuffleSampler:
+    """A permutation of ``range(n)`` drawn from ``(seed, epoch)`` only.
+
+    The epoch is read when iteration starts: from ``epoch_fn()`` (e.g. the trainer's
+    ``current_epoch``, already restored when a resumed run creates its first iterator) when it
+    gives one, else from ``set_epoch`` (which Lightning calls, but after a DataLoader with
+    workers has already drawn its first indices). ``on_epoch(epoch)`` then runs in the main
+    process before any index reaches a worker, so a dataset's per-epoch state (the BNN's false
+    pairs) is set from the same epoch. Together: a resumed run, with or without workers, sees the
+    same batches as an uninterrupted one. (A torch ``Sampler`` by protocol; not subclassed so that
+    importing the engine stays light.)
+    """
+
+    def __init__(self, n: int, seed: int = 0,
+                 on_epoch: Callable[[int], None] | None = None,
+                 epoch_fn: Callable[[], int | None] | None = None) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+        self.on_epoch, self.epoch_fn = on_epoch, epoch_fn
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        import torch
+
+        epoch = self.epoch_fn() if self.epoch_fn is not None else None
+        self.epoch = self.epoch if epoch is None else int(epoch)
+        if self.on_epoch is not None:
+            self.on_epoch(self.epoch)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def training_epoch(trainer: Any) -> int | None:
+    """The epoch a trainer is running or about to run (None without a trainer). Lightning's
+    ``current_epoch`` lags by one right after resuming from an end-of-epoch checkpoint;
+    ``epoch_progress.current.processed`` is what it passes to ``sampler.set_epoch``."""
+    if trainer is None:
+        return None
+    return int(trainer.fit_loop.epoch_progress.current.processed)
+
+
 def check_hardware(cfg: TrainerConfig) -> None:
     """Refuse settings this machine cannot run before any work starts (a CUDA accelerator
     without a GPU, more devices than it has)."""
@@ -126,6 +172,23 @@ def _atomic_checkpoint_io() -> Any:
                 torch.save(checkpoint, tmp)
 
     return AtomicCheckpointIO()
+
+
+def _epoch_seed_callback(seed: int) -> Any:
+    """Re-seed Python, NumPy and torch at the start of every training epoch from
+    ``(seed, epoch)``: random flips, multi-scale sizes, shuffling and the DataLoader workers'
+    seeds (drawn when the epoch's iterator starts, after this hook) then depend on the epoch
+    only, so a run resumed from an epoch checkpoint replays exactly what an uninterrupted run
+    does (Lightning does not store the random states in checkpoints)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    class EpochSeed(Callback):
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            L.seed_everything(seed * 1_000_003 + (training_epoch(trainer) or 0), workers=True,
+                              verbose=False)
+
+    return EpochSeed()
 
 
 def _resumable_csv_logger(out_dir: Path, resume_step: int | None) -> Any:
@@ -197,6 +260,7 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
                         # kill, or in a copied run folder, picks up the newest state
                         enable_version_counter=False),
         LearningRateMonitor(logging_interval="epoch"),
+        _epoch_seed_callback(cfg.seed),
     ]
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))

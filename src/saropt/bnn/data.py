@@ -9,7 +9,7 @@ split has no validation pairs, for the training curves only).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from saropt.bnn.config import BNNConfig
+from saropt.engine import EpochShuffleSampler, training_epoch
 from saropt.errors import SaroptError
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation of ``range(n)`` drawn from ``(seed, epoch)``; Lightning calls ``set_epoch``.
-
-    ``on_epoch(epoch)`` runs in the main process when iteration starts, before any index reaches
-    a DataLoader worker: the dataset's epoch (its false pairs) is set from the sampler's epoch,
-    which Lightning restores on resume, so a resumed run with workers sees the same batches as an
-    uninterrupted one (``on_train_epoch_start`` runs after the workers started prefetching).
-    """
-
-    def __init__(self, n: int, seed: int = 0,
-                 on_epoch: Callable[[int], None] | None = None) -> None:
-        self.n, self.seed, self.epoch, self.on_epoch = n, seed, 0, on_epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        if self.on_epoch is not None:
-            self.on_epoch(self.epoch)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def base_dataset(cfg: BNNConfig, ids: Sequence[str] | None) -> Any:
@@ -150,7 +125,8 @@ class BNNDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sampler = EpochShuffleSampler(len(self.train_pairs), self.cfg.data.seed,
-                                      on_epoch=self.train_pairs.set_epoch)
+                                      on_epoch=self.train_pairs.set_epoch,
+                                      epoch_fn=lambda: training_epoch(self.trainer))
         return self._loader(self.train_pairs, self.cfg.data.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader | list:

@@ -72,13 +72,17 @@ def make_dataset(data: DataConfig, split: str, in_chans: int, limit: int | None 
     return ds
 
 
-def loader(ds: Any, batch_size: int, num_workers: int, shuffle: bool) -> Any:
+def loader(ds: Any, batch_size: int, num_workers: int, shuffle: bool,
+           sampler: Any = None) -> Any:
+    """A detection DataLoader; ``sampler`` (e.g. :class:`saropt.engine.EpochShuffleSampler`)
+    replaces ``shuffle``."""
     from torch.utils.data import DataLoader
 
     from saropt.detect.datasets import collate_detection
 
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      collate_fn=collate_detection, persistent_workers=num_workers > 0)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                      sampler=sampler, num_workers=num_workers, collate_fn=collate_detection,
+                      persistent_workers=num_workers > 0)
 
 
 def kmeans_anchors_for(ds: Any, input_size: int) -> list[list[float]]:
@@ -127,7 +131,12 @@ def _train(cfg: DetectConfig, out_dir: Path) -> dict[str, Any]:
     import lightning as L
 
     from saropt.detect.module import DetectModule
-    from saropt.engine import make_trainer, resume_checkpoint
+    from saropt.engine import (
+        EpochShuffleSampler,
+        make_trainer,
+        resume_checkpoint,
+        training_epoch,
+    )
     from saropt.utils.io import write_json_atomic, write_text_atomic
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -148,7 +157,11 @@ def _train(cfg: DetectConfig, out_dir: Path) -> dict[str, Any]:
     ckpt_path = resume_checkpoint(cfg.trainer, out_dir)
     trainer = make_trainer(cfg.trainer, out_dir, monitor="val/ap50", mode="max",
                            resume_from=ckpt_path)
-    trainer.fit(module, loader(train_ds, d.batch_size, d.num_workers, True),
+    # the training order depends on (seed, epoch) only, so a resumed run (with or without
+    # workers) sees the batches of an uninterrupted one
+    sampler = EpochShuffleSampler(len(train_ds), cfg.trainer.seed,
+                                  epoch_fn=lambda: training_epoch(module._trainer))
+    trainer.fit(module, loader(train_ds, d.batch_size, d.num_workers, True, sampler),
                 loader(val_ds, d.batch_size, d.num_workers, False), ckpt_path=ckpt_path)
     ckpt = trainer.checkpoint_callback
     result = {"out_dir": str(out_dir),
