@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="training pairs (fraction of all)")
     p.add_argument("--test-frac", type=fraction(low_open=True), help="test pairs (fraction of all)")
     p.add_argument("--val-frac", type=probability, help="validation pairs (fraction of all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--mode", choices=["random", "spatial"], default="random",
                    help="spatial: keep overlapping neighbours on one side (needs manifest.csv)")
     p.add_argument("--manifest", help="manifest CSV (default ROOT/manifest.csv)")
