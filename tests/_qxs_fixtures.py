@@ -52,3 +52,17 @@ def grid_manifest(root: Path, scenes: int = 2, nx: int = 8, ny: int = 8, size: i
                 rows.append((str(k), f"scene{s}", gx * stride, gy * stride, size))
     write_manifest(root, rows)
     return [r[0] for r in rows]
+
+
+def write_tiny_coco(folder: Path) -> tuple[Path, Path]:
+    """``gt.json`` (one 64x64 image, one ship) and ``pred.json`` (that ship, score 0.9)."""
+    import json
+
+    gt = {"images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 64}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 10, 10],
+                           "area": 100, "iscrowd": 0}],
+          "categories": [{"id": 1, "name": "ship"}]}
+    (folder / "gt.json").write_text(json.dumps(gt))
+    (folder / "pred.json").write_text(json.dumps([{"image_id": 1, "category_id": 1,
+                                                   "bbox": [4, 4, 10, 10], "score": 0.9}]))
+    return folder / "gt.json", folder / "pred.json"

@@ -6,10 +6,10 @@ config or input file that is not UTF-8."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pytest
+from _qxs_fixtures import write_tiny_coco
 
 from saropt.cli import build_parser, main
 
@@ -45,13 +45,7 @@ def world(tmp_path_factory, synth_qxs_root, synth_scene_dir):
     bad.write_bytes(NOT_UTF8)
     make_split(synth_qxs_root, base / "split", train=12, val=4, test=8, sar_dir=SAR_DIR,
                opt_dir=OPT_DIR)
-    gt = {"images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 64}],
-          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 10, 10],
-                           "area": 100, "iscrowd": 0}],
-          "categories": [{"id": 1, "name": "ship"}]}
-    (base / "gt.json").write_text(json.dumps(gt))
-    (base / "pred.json").write_text(json.dumps([{"image_id": 1, "category_id": 1,
-                                                 "bbox": [4, 4, 10, 10], "score": 0.9}]))
+    write_tiny_coco(base)
     return {"base": base, "blocked": blocker / "out", "bad": bad, "qxs": synth_qxs_root,
             "split": base / "split", "scene": synth_scene_dir, "gt": base / "gt.json",
             "pred": base / "pred.json"}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _qxs_fixtures import write_tiny_coco
 from PIL import Image
 
 from saropt.cli import main
@@ -394,15 +395,9 @@ def test_synth_pairs_into_another_dataset_and_build_into_it_are_refused(tmp_path
 
 
 def test_detect_eval_removes_its_stale_gallery(tmp_path, capsys):
-    gt = {"images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 64}],
-          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 10, 10],
-                           "area": 100, "iscrowd": 0}],
-          "categories": [{"id": 1, "name": "ship"}]}
-    (tmp_path / "gt.json").write_text(json.dumps(gt))
-    (tmp_path / "p.json").write_text(json.dumps([{"image_id": 1, "category_id": 1,
-                                                  "bbox": [4, 4, 10, 10], "score": 0.9}]))
-    args = ["detect", "eval", "--gt", str(tmp_path / "gt.json"), "--pred",
-            str(tmp_path / "p.json"), "--out", str(tmp_path / "e"), "--gallery", "0"]
+    gt, pred = write_tiny_coco(tmp_path)
+    args = ["detect", "eval", "--gt", str(gt), "--pred", str(pred), "--out", str(tmp_path / "e"),
+            "--gallery", "0"]
     assert main(args) == 0
     (tmp_path / "e" / "gallery.png").write_bytes(b"an older run's gallery")
     assert main(args) == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -364,3 +365,28 @@ def run_folder_config(out_dir: str | Path) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 - unreadable: unknown config
         return None
     return cfg if isinstance(cfg, dict) else None
+
+
+#: config keys that may change when a training run is resumed (hardware, bookkeeping, epochs)
+RESUME_SAFE = ["out_dir", "trainer.max_epochs", "trainer.progress_bar", "trainer.devices",
+               "trainer.num_nodes", "trainer.strategy", "trainer.accelerator", "trainer.resume",
+               "trainer.log_every_n_steps", "data.num_workers", "data.eval_batch_size"]
+
+
+@contextmanager
+def run_folder(cfg: Any, command: str, outputs: list[str], overwrite: bool = False
+               ) -> Iterator[Any]:
+    """The run folder ``cfg.out_dir`` of a training command, under
+    :func:`saropt.utils.outdir.prepare_out_dir`: hardware checked first, another run's folder
+    refused unless ``overwrite``, the same config (up to :data:`RESUME_SAFE`) resumed,
+    ``trainer.resume=false`` starting over. Call ``finish()`` on the yielded folder at the end.
+    """
+    from saropt.utils.outdir import prepare_out_dir
+
+    check_hardware(cfg.trainer)
+    with prepare_out_dir(Path(cfg.out_dir), command, cfg.model_dump(mode="json"), outputs,
+                         overwrite=overwrite, resume_ignore=RESUME_SAFE,
+                         legacy_config=run_folder_config) as od:
+        if not cfg.trainer.resume:
+            od.clear()  # start this run over
+        yield od

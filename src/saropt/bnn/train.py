@@ -25,12 +25,6 @@ def init_from_files(module: Any, cfg: BNNConfig) -> list[str]:
 
 #: what ``saropt bnn train`` writes into its run folder
 RUN_OUTPUTS = ["checkpoints", "csv", "tb", "config.yaml"]
-#: config keys that may change when a run is resumed (hardware, bookkeeping, more epochs)
-RESUME_SAFE = ["out_dir", "trainer.max_epochs", "trainer.progress_bar", "trainer.devices",
-               "trainer.num_nodes", "trainer.strategy", "trainer.accelerator", "trainer.resume",
-               "trainer.log_every_n_steps", "data.num_workers", "data.eval_batch_size"]
-
-
 def train(cfg: BNNConfig, datamodule: Any = None, callbacks: list[Any] | None = None,
           overwrite: bool = False) -> Path:
     """Train (or resume) ``cfg``; returns the run folder holding checkpoints/, csv/, tb/.
@@ -43,18 +37,13 @@ def train(cfg: BNNConfig, datamodule: Any = None, callbacks: list[Any] | None = 
 
     from saropt.bnn.data import BNNDataModule, check_data_config
     from saropt.bnn.module import BNNModule
-    from saropt.engine import check_hardware, make_trainer, resume_checkpoint, run_folder_config
-    from saropt.utils.outdir import prepare_out_dir
+    from saropt.engine import check_hardware, make_trainer, resume_checkpoint, run_folder
 
-    check_hardware(cfg.trainer)
+    check_hardware(cfg.trainer)  # before the data checks: the cheaper answer first
     if datamodule is None:
         check_data_config(cfg)
     out = Path(cfg.out_dir)
-    with prepare_out_dir(out, "bnn train", cfg.model_dump(mode="json"), RUN_OUTPUTS,
-                         overwrite=overwrite, resume_ignore=RESUME_SAFE,
-                         legacy_config=run_folder_config) as od:
-        if not cfg.trainer.resume:
-            od.clear()  # trainer.resume=false: start this run over
+    with run_folder(cfg, "bnn train", RUN_OUTPUTS, overwrite) as od:
         write_text_atomic(out / "config.yaml", cfg.to_yaml())
         L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
         module = BNNModule(cfg.model_dump(mode="json"))

@@ -103,16 +103,10 @@ def train(cfg: DetectConfig, overwrite: bool = False) -> dict[str, Any]:
     The run folder follows :func:`saropt.utils.outdir.prepare_out_dir`: another run's folder
     (another config) is refused unless ``overwrite``; the same config resumes."""
 
-    from saropt.engine import check_hardware, run_folder_config
-    from saropt.utils.outdir import prepare_out_dir
+    from saropt.engine import run_folder
 
-    check_hardware(cfg.trainer)
     out_dir = Path(cfg.out_dir)
-    with prepare_out_dir(out_dir, "detect train", cfg.model_dump(mode="json"), RUN_OUTPUTS,
-                         overwrite=overwrite, resume_ignore=RESUME_SAFE,
-                         legacy_config=run_folder_config) as od:
-        if not cfg.trainer.resume:
-            od.clear()  # trainer.resume=false: start this run over
+    with run_folder(cfg, "detect train", RUN_OUTPUTS, overwrite) as od:
         result = _train(cfg, out_dir)
         od.finish()
     return result
@@ -121,12 +115,6 @@ def train(cfg: DetectConfig, overwrite: bool = False) -> dict[str, Any]:
 #: what ``saropt detect train`` writes into its run folder
 RUN_OUTPUTS = ["checkpoints", "csv", "tb", "config.yaml", "init_report.json",
                "train_summary.json"]
-#: config keys that may change when a run is resumed (hardware, bookkeeping, more epochs)
-RESUME_SAFE = ["out_dir", "trainer.max_epochs", "trainer.progress_bar", "trainer.devices",
-               "trainer.num_nodes", "trainer.strategy", "trainer.accelerator", "trainer.resume",
-               "trainer.log_every_n_steps", "data.num_workers"]
-
-
 def _train(cfg: DetectConfig, out_dir: Path) -> dict[str, Any]:
     import lightning as L
 
