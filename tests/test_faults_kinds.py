@@ -461,3 +461,21 @@ def test_resume_is_exact_with_two_workers(synth_qxs_root, split, tmp_path, one_t
     assert (a["epoch"], b["epoch"]) == (2, 2)
     differ = [k for k, v in a["state_dict"].items() if not torch.equal(v, b["state_dict"][k])]
     assert not differ, f"{len(differ)} of {len(a['state_dict'])} tensors differ"
+
+
+def test_cache_of_another_dataset_and_eval_into_a_cache_are_refused(synth_qxs_root, tmp_path,
+                                                                    capsys):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(synth_qxs_root, other)
+    out = tmp_path / "c"
+    cache = ["data", "cache", "--sar-dir", SAR_DIR, "--opt-dir", OPT_DIR, "--out", str(out)]
+    assert main([*cache, str(synth_qxs_root)]) == 0
+    line = one_line_error(capsys, [*cache, str(other)])
+    assert "different config (root differ)" in line
+    gt, pred = write_tiny_coco(tmp_path)
+    ev = ["detect", "eval", "--gt", str(gt), "--pred", str(pred), "--out", str(out)]
+    assert "holds the output of `saropt data cache`" in one_line_error(capsys, ev)
+    assert main([*ev, "--overwrite"]) == 0
+    assert not (out / "index.json").exists() and (out / "metrics.json").is_file()

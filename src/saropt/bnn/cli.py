@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output folder (default: <run>/eval)")
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--no-figures", action="store_true", help="metrics.json only")
+    add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(func=_cmd_eval)
 
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write sar_/opt_encoder.safetensors + .json sidecars")
     p.add_argument("checkpoint", help="BNN checkpoint (.ckpt)")
     p.add_argument("--out", required=True, help="output folder")
+    add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(func=_cmd_export)
 
@@ -62,7 +64,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from saropt.bnn.evaluate import evaluate, metrics_table
 
     res = evaluate(args.checkpoint, args.split, args.out, root=args.root,
-                   batch_size=args.batch_size, figures=not args.no_figures)
+                   batch_size=args.batch_size, figures=not args.no_figures,
+                   overwrite=args.overwrite)
     emit(res, args.json, metrics_table(res))
     return 0
 
@@ -79,7 +82,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from saropt.bnn.export import export_encoders
 
-    paths = export_encoders(args.checkpoint, args.out)
+    paths = export_encoders(args.checkpoint, args.out, args.overwrite)
     emit({k: str(v) for k, v in paths.items()}, args.json,
          "\n".join(f"{k}: {v} (+ {v.with_suffix('.json').name})" for k, v in paths.items()))
     return 0

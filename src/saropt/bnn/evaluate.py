@@ -112,9 +112,10 @@ def eval_subset(module: Any, cfg: BNNConfig, split: Path, which: str, ids: list[
 
 def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | None = None,
              root: str | None = None, batch_size: int = 64, gallery_n: int = 4,
-             figures: bool = True) -> dict[str, Any]:
+             figures: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Evaluate a BNN checkpoint on ``split``; writes ``metrics.json`` and figures to
-    ``out_dir`` (default ``<run>/eval``) and returns the metrics."""
+    ``out_dir`` (default ``<run>/eval``) and returns the metrics. ``overwrite``: replace
+    another command's output in ``out_dir`` (see :mod:`saropt.utils.outdir`)."""
     from saropt.bnn.data import read_split_dir
     from saropt.bnn.export import load_module
 
@@ -133,7 +134,7 @@ def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | No
     from saropt.utils.outdir import prepare_out_dir
 
     config = {"checkpoint": str(checkpoint), "split": str(split), "root": root}
-    with prepare_out_dir(out_dir, "bnn eval", config, EVAL_FILES, replace_same=True,
+    with prepare_out_dir(out_dir, "bnn eval", config, EVAL_FILES, overwrite, replace_same=True,
                          quiet=True) as od:
         result = _evaluate(module, cfg, checkpoint, split, parts, out_dir, batch_size,
                            gallery_n, figures)

@@ -87,7 +87,8 @@ def _run_metrics(checkpoint: Path, module: Any) -> dict[str, Any]:
     return {"source": "last validation epoch", **module.last_val_metrics}
 
 
-def export_encoders(checkpoint: str | Path, out_dir: str | Path) -> dict[str, Path]:
+def export_encoders(checkpoint: str | Path, out_dir: str | Path,
+                    overwrite: bool = False) -> dict[str, Path]:
     """Write ``sar_encoder.safetensors/.json`` and ``opt_encoder...`` for a BNN checkpoint."""
     checkpoint = Path(checkpoint)
     module = load_module(checkpoint)
@@ -105,7 +106,7 @@ def export_encoders(checkpoint: str | Path, out_dir: str | Path) -> dict[str, Pa
 
     files = [f"{n}{ext}" for n in ENCODER_NAMES.values() for ext in (".safetensors", ".json")]
     with prepare_out_dir(out_dir, "bnn export", {"checkpoint": str(checkpoint)}, files,
-                         replace_same=True, quiet=True) as od:
+                         overwrite, replace_same=True, quiet=True) as od:
         for key, name in ENCODER_NAMES.items():
             enc = getattr(module.model, key)
             meta = encoder_meta(enc, head_cfg, training, metrics)

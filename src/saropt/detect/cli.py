@@ -7,7 +7,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from saropt.cli import add_json_flag, emit
+from saropt.cli import add_json_flag, add_overwrite_flag, emit
 from saropt.cli_types import iou, key_value, nonneg_int, positive_int, probability
 
 DATASETS = ("hrsid", "ssdd", "air-sarship-1.0", "air-sarship-2.0", "dota")
@@ -54,6 +54,7 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--subset-key", action="append", default=[],
                    help="also score per value of this image key, e.g. scene (repeatable)")
     p.add_argument("--out", type=Path, default=Path("runs/detect/eval"), help="output folder")
+    add_overwrite_flag(p)
     p.add_argument("--iou", type=iou, default=0.5, help="IoU threshold in (0, 1] (default 0.5)")
     p.add_argument("--max-dets", type=positive_int, default=100, help="COCO detections per image")
     p.add_argument("--score-thr", type=probability, default=0.5,
@@ -73,7 +74,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       pred=args.pred, images=args.images, subset_keys=args.subset_key,
                       out=args.out, iou=args.iou, max_dets=args.max_dets,
                       score_thr=args.score_thr, n_gallery=args.gallery,
-                      merge_tiles=args.merge_tiles, options=dict(args.option))
+                      merge_tiles=args.merge_tiles, options=dict(args.option),
+                      overwrite=args.overwrite)
     emit(result, args.json, _text(result))
     return 0
 

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from saropt.cli import add_json_flag, emit
+from saropt.cli import add_json_flag, add_overwrite_flag, emit
 from saropt.cli_types import iou, positive_float, positive_int, probability
 
 SUBCOMMANDS = ("run", "compare", "osd-train", "osd-transfer")
@@ -127,6 +127,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score-thr", type=probability, default=0.5,
                    help="score at which false alarms and recall are counted (default 0.5)")
     p.add_argument("--out", help="folder for compare.json, compare.md and compare.png")
+    add_overwrite_flag(p)
     _add_fusion_options(p, defaults=True)
     add_json_flag(p)
     p.set_defaults(func=_cmd_compare, _parser=p)
@@ -143,13 +144,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              args.score_thr, fusion, fused_name=f"fused ({args.method})")
     rows, headers = table_rows(result)
     if args.out:
-        write_compare_outputs(result, Path(args.out))
+        write_compare_outputs(result, Path(args.out), args.overwrite)
     emit(result, args.json, format_table(rows, headers))
     _ = figure  # the figure is written with --out
     return 0
 
 
-def write_compare_outputs(result: dict[str, Any], out: Path) -> dict[str, Path]:
+def write_compare_outputs(result: dict[str, Any], out: Path,
+                          overwrite: bool = False) -> dict[str, Path]:
     """``compare.json``, ``compare.md`` (table) and ``compare.png`` (bars) in ``out``."""
     from saropt.fuse.compare import figure, table_rows
     from saropt.utils.io import save_figure_atomic, write_json_atomic, write_text_atomic
@@ -158,7 +160,8 @@ def write_compare_outputs(result: dict[str, Any], out: Path) -> dict[str, Path]:
 
     rows, headers = table_rows(result)
     names = ["compare.json", "compare.md", "compare.png"]
-    with prepare_out_dir(out, "fuse compare", None, names, replace_same=True, quiet=True) as od:
+    with prepare_out_dir(out, "fuse compare", None, names, overwrite, replace_same=True,
+                         quiet=True) as od:
         files = {"json": write_json_atomic(out / "compare.json", result),
                  "md": write_text_atomic(out / "compare.md",
                                          format_table(rows, headers, markdown=True) + "\n"),

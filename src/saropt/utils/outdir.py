@@ -10,9 +10,10 @@
   ``"complete": true`` last, so a killed run leaves a folder that readers
   (:func:`check_complete`) and ``saropt data check`` refuse.
 * A folder holding another command's output, or this command's output made with another config,
-  is refused unless ``overwrite=True`` (``--overwrite``), which removes only that command's own
-  outputs. With the same config the command reruns (resumable commands resume, saying so).
-  A folder without a stamp is used when none of the command's output names are in it.
+  is refused unless ``overwrite=True`` (``--overwrite``), which removes the outputs of that run
+  (as its stamp lists them) and of this command, never other files. With the same config the
+  command reruns (resumable commands resume, saying so). A folder without a stamp is used when
+  none of the command's output names are in it.
 * Temporary files of killed atomic writes (:func:`saropt.utils.io.atomic_path`) are removed on
   start; outputs of the same command that this run did not rewrite are removed at the end
   (``OutDir.finish``), so no stale file sits beside new results.
@@ -255,7 +256,8 @@ def _prepared(path: Path, command: str, config: Any, outputs: list[str], overwri
             print(f"{path}: rerunning `saropt {command}` with the same config "
                   "(resuming where it stopped)")
         stamp = {"command": command, "config_hash": config_hash(config), "config": config,
-                 "complete": False, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+                 "outputs": outputs, "complete": False,
+                 "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         previous = read_stamp(path)
         write_json_atomic(path / STAMP, stamp)
         try:
@@ -336,7 +338,7 @@ def _decide(path: Path, stamp: dict[str, Any] | None, command: str, config: Any,
         if not overwrite:
             raise OutDirError(f"{path} holds the output of `saropt {other}`; rerun with "
                               "--overwrite to replace it, or choose another output folder")
-        _clear(path, outputs)
+        _clear(path, outputs, stamp)
         return "overwritten"
     diff = config_diff(stamp.get("config"), config, ignore)
     if diff:
@@ -346,12 +348,16 @@ def _decide(path: Path, stamp: dict[str, Any] | None, command: str, config: Any,
                 f"{path} holds `saropt {command}` output made with a different config ({shown} "
                 "differ); rerun with --overwrite to start over, or choose another output folder")
         if clear:
-            _clear(path, outputs)
+            _clear(path, outputs, stamp)
         return "overwritten"
     return "same"
 
 
-def _clear(path: Path, outputs: list[str]) -> None:
-    for name in outputs:
-        _remove(path / name)
+def _clear(path: Path, outputs: list[str], stamp: dict[str, Any] | None = None) -> None:
+    """Remove this command's outputs and those the stamp's command recorded (``--overwrite``
+    of another run's folder replaces that run's output, never other files)."""
+    recorded = (stamp or {}).get("outputs") or []
+    for name in [*outputs, *(n for n in recorded if isinstance(n, str))]:
+        if name and not Path(name).is_absolute() and ".." not in Path(name).parts:
+            _remove(path / name)
     (path / STAMP).unlink(missing_ok=True)
