@@ -479,3 +479,27 @@ def test_cache_of_another_dataset_and_eval_into_a_cache_are_refused(synth_qxs_ro
     assert "holds the output of `saropt data cache`" in one_line_error(capsys, ev)
     assert main([*ev, "--overwrite"]) == 0
     assert not (out / "index.json").exists() and (out / "metrics.json").is_file()
+
+
+def test_cache_refuses_a_disk_too_small_before_writing(synth_qxs_root, tmp_path, monkeypatch):
+    import shutil
+
+    from saropt.data.cache import build_cache
+    from saropt.errors import DataError
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda p: real(p)._replace(free=1 << 20))  # 1 MB free
+    with pytest.raises(DataError, match=r"the cache needs \d+ MB but only 1 MB are free"):
+        build_cache(synth_qxs_root, tmp_path / "c", SAR_DIR, OPT_DIR, progress=False)
+    assert not (tmp_path / "c").exists()
+
+
+def test_os_errors_read_as_one_line():
+    from saropt.cli import error_message
+
+    assert error_message(OSError(errno.ENOSPC, "No space left on device", "/d/last.ckpt")) == (
+        "/d/last.ckpt: no space left on the device; free space and rerun (finished outputs are "
+        "kept, partial ones were not written under their final names)")
+    assert error_message(OSError("cannot identify image file")) == "cannot identify image file"
+    assert error_message(ValueError("a bug")) is None  # unexpected: traceback file

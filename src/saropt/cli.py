@@ -168,8 +168,11 @@ _OS_HINTS: dict[int, str] = {
 def os_error_message(err: OSError) -> str:
     """``PATH: what happened; what to do`` for a file-system error."""
     paths = [p for p in (err.filename, err.filename2) if p is not None]
-    where = " -> ".join(os.fsdecode(p) for p in paths) or "(file not named by the system)"
     hint = _OS_HINTS.get(err.errno or -1, err.strerror or str(err))
+    if not paths:
+        return hint if err.errno in _OS_HINTS else str(err) or type(err).__name__
+    where = " -> ".join(os.fsdecode(p) if isinstance(p, (str, bytes, os.PathLike)) else str(p)
+                        for p in paths)
     return f"{where}: {hint}"
 
 
