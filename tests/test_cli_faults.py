@@ -34,35 +34,22 @@ def leaf_commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, synth_qxs_root, synth_scene_dir):
+def world(tmp_path_factory, synth_qxs_root, synth_scene_dir, tiny_bnn_run):
     """Small valid inputs, a not-UTF-8 file and an output path that cannot be created."""
-    from saropt.data import make_split
-
     base = tmp_path_factory.mktemp("faults")
     blocker = base / "a_file"
     blocker.write_text("I am a file, not a folder\n")
     bad = base / "latin1.yaml"
     bad.write_bytes(NOT_UTF8)
-    make_split(synth_qxs_root, base / "split", train=12, val=4, test=8, sar_dir=SAR_DIR,
-               opt_dir=OPT_DIR)
     write_tiny_coco(base)
     return {"base": base, "blocked": blocker / "out", "bad": bad, "qxs": synth_qxs_root,
-            "split": base / "split", "scene": synth_scene_dir, "gt": base / "gt.json",
+            "split": tiny_bnn_run[1], "scene": synth_scene_dir, "gt": base / "gt.json",
             "pred": base / "pred.json"}
 
 
 @pytest.fixture(scope="module")
-def bnn_checkpoint(world, tmp_path_factory):
-    """A BNN trained for 2 batches (only its file format matters here)."""
-    out = tmp_path_factory.mktemp("fault_bnn") / "run"
-    assert main(["bnn", "train", "bnn/synthetic_resnet18", "model.arch=test_resnet",
-                 "model.conv_width=8", f"data.patch_size={PATCH}", f"data.sar_dir={SAR_DIR}",
-                 f"data.opt_dir={OPT_DIR}", f"data.root={world['qxs']}",
-                 f"data.split={world['split']}", "data.batch_size=4", "trainer.max_epochs=1",
-                 "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-                 "trainer.progress_bar=false", "trainer.precision=32-true",
-                 "trainer.channels_last=false", f"out_dir={out}"]) == 0
-    return out / "checkpoints" / "last.ckpt"
+def bnn_checkpoint(tiny_bnn_run):
+    return tiny_bnn_run[0] / "checkpoints" / "last.ckpt"
 
 
 def good_argv(words: tuple[str, ...], w: dict, ckpt: Path) -> list[str] | None:

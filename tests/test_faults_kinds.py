@@ -21,11 +21,6 @@ from saropt.errors import SaroptError
 
 PATCH = 64
 SAR_DIR, OPT_DIR = f"sar_{PATCH}_oc_0.2", f"opt_{PATCH}_oc_0.2"
-TINY_BNN = ["bnn/synthetic_resnet18", "model.arch=test_resnet", "model.conv_width=8",
-            f"data.patch_size={PATCH}", f"data.sar_dir={SAR_DIR}", f"data.opt_dir={OPT_DIR}",
-            "data.batch_size=4", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-            "trainer.progress_bar=false", "trainer.precision=32-true",
-            "trainer.channels_last=false", "trainer.log_every_n_steps=1"]
 
 
 def one_line_error(capsys, argv: list[str]) -> str:
@@ -48,17 +43,13 @@ def one_line_error(capsys, argv: list[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def split(synth_qxs_root, tmp_path_factory):
-    from saropt.data import make_split
-
-    out = tmp_path_factory.mktemp("kinds") / "split"
-    make_split(synth_qxs_root, out, train=12, val=4, test=8, sar_dir=SAR_DIR, opt_dir=OPT_DIR)
-    return out
+def bnn_run(tiny_bnn_run):
+    """The shared tiny BNN run of 2 epochs (copy it before changing it)."""
+    return tiny_bnn_run[0]
 
 
-def bnn_args(root: Path, split: Path, out: Path, *extra: str) -> list[str]:
-    return ["bnn", "train", *TINY_BNN, f"data.root={root}", f"data.split={split}",
-            f"out_dir={out}", *extra]
+def bnn_args(tiny: tuple, out: Path, *extra: str) -> list[str]:
+    return ["bnn", "train", *tiny[2], f"out_dir={out}", *extra]
 
 
 # ------------------------------------------------------------------ 1. one line, not a traceback
@@ -95,12 +86,12 @@ def test_config_values_are_range_checked(capsys, tmp_path, override, says):
     assert not (tmp_path / "run").exists()  # nothing started
 
 
-def test_cuda_without_gpu_is_one_line(capsys, tmp_path, synth_qxs_root, split):
+def test_cuda_without_gpu_is_one_line(capsys, tmp_path, tiny_bnn_run):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    line = one_line_error(capsys, bnn_args(synth_qxs_root, split, tmp_path / "r",
+    line = one_line_error(capsys, bnn_args(tiny_bnn_run, tmp_path / "r",
                                            "trainer.accelerator=cuda"))
     assert "trainer.accelerator=cuda: no CUDA GPU" in line
     assert "no CUDA GPU" in one_line_error(capsys, ["detect", "predict", str(tmp_path / "c"),
@@ -212,14 +203,6 @@ def test_a_build_that_keeps_nothing_is_an_error(synth_scene_dir, tmp_path):
 
 # ------------------------------------------------------------------ 3. kill -9, resume, full disk
 
-@pytest.fixture(scope="module")
-def bnn_run(synth_qxs_root, split, tmp_path_factory):
-    """A tiny BNN run of 2 epochs."""
-    out = tmp_path_factory.mktemp("kinds_bnn") / "run"
-    assert main(bnn_args(synth_qxs_root, split, out, "trainer.max_epochs=2")) == 0
-    return out
-
-
 def _epochs(csv_path: Path) -> list[int]:
     import csv
 
@@ -227,8 +210,8 @@ def _epochs(csv_path: Path) -> list[int]:
         return sorted({int(r["epoch"]) for r in csv.DictReader(f) if r.get("epoch")})
 
 
-def test_resume_keeps_metrics_and_survives_a_truncated_last_ckpt(bnn_run, synth_qxs_root, split,
-                                                                 tmp_path, capsys):
+def test_resume_keeps_metrics_and_survives_a_truncated_last_ckpt(bnn_run, tiny_bnn_run, tmp_path,
+                                                                 capsys):
     import shutil
 
     run = tmp_path / "run"
@@ -238,7 +221,7 @@ def test_resume_keeps_metrics_and_survives_a_truncated_last_ckpt(bnn_run, synth_
     with open(last, "r+b") as f:  # a full disk under the old, non-atomic writer
         f.truncate(last.stat().st_size // 2)
     capsys.readouterr()
-    assert main(bnn_args(synth_qxs_root, split, run, "trainer.max_epochs=3")) == 0
+    assert main(bnn_args(tiny_bnn_run, run, "trainer.max_epochs=3")) == 0
     out = capsys.readouterr().out
     assert "last.ckpt is truncated (moved to last.ckpt.corrupt); resuming from" in out
     assert "epoch001.ckpt" in out
@@ -267,9 +250,9 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
         "last.ckpt"]
 
 
-def test_changed_config_into_a_run_folder_is_refused(bnn_run, synth_qxs_root, split, capsys):
+def test_changed_config_into_a_run_folder_is_refused(bnn_run, tiny_bnn_run, capsys):
     for change, key in (("model.arch=resnet18", "model.arch"), ("optim.lr=0.5", "optim.lr")):
-        line = one_line_error(capsys, bnn_args(synth_qxs_root, split, bnn_run,
+        line = one_line_error(capsys, bnn_args(tiny_bnn_run, bnn_run,
                                                "trainer.max_epochs=2", change))
         assert "different config" in line and key in line and "--overwrite" in line
 
@@ -442,23 +425,23 @@ def test_a_live_lock_is_refused_and_a_stale_one_taken_over(synth_qxs_root, tmp_p
     assert not (out / LOCK).exists()
 
 
-def test_resume_is_exact_with_two_workers(synth_qxs_root, split, tmp_path, one_torch_thread):
+def test_resume_is_exact_with_two_workers(tiny_bnn_run, tmp_path, one_torch_thread):
     """README: exact resume after a kill, also with data.num_workers=2 (issue 11: 196 of 252
     tensors differed)."""
     import shutil
 
     import torch
 
-    args = ["trainer.max_epochs=3", "data.num_workers=2", "trainer.limit_train_batches=3"]
+    args = ["trainer.max_epochs=2", "data.num_workers=2", "trainer.limit_train_batches=3"]
     full = tmp_path / "full"
-    assert main(bnn_args(synth_qxs_root, split, full, *args)) == 0
+    assert main(bnn_args(tiny_bnn_run, full, *args)) == 0
     resumed = tmp_path / "resumed"
     (resumed / "checkpoints").mkdir(parents=True)
     shutil.copy(full / "checkpoints" / "epoch000.ckpt", resumed / "checkpoints" / "last.ckpt")
-    assert main(bnn_args(synth_qxs_root, split, resumed, *args)) == 0
+    assert main(bnn_args(tiny_bnn_run, resumed, *args)) == 0
     a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=False)
     b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)
-    assert (a["epoch"], b["epoch"]) == (2, 2)
+    assert (a["epoch"], b["epoch"]) == (1, 1)
     differ = [k for k, v in a["state_dict"].items() if not torch.equal(v, b["state_dict"][k])]
     assert not differ, f"{len(differ)} of {len(a['state_dict'])} tensors differ"
 
