@@ -486,3 +486,32 @@ def test_os_errors_read_as_one_line():
         "kept, partial ones were not written under their final names)")
     assert error_message(OSError("cannot identify image file")) == "cannot identify image file"
     assert error_message(ValueError("a bug")) is None  # unexpected: traceback file
+
+
+def test_ddp_helper_ranks_leave_the_run_folder_to_rank_zero(tmp_path, monkeypatch):
+    """Lightning's DDP launcher runs the command again for ranks 1..N-1 while rank 0 (another
+    process) holds the folder's lock: those ranks must not be refused, nor touch the stamp."""
+    import socket
+
+    from saropt.bnn.config import BNNConfig
+    from saropt.engine import run_folder
+    from saropt.utils.outdir import LOCK, STAMP, OutDirError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = BNNConfig(out_dir=str(run))
+    rank0 = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / LOCK).write_text(json.dumps({"pid": rank0.pid, "host": socket.gethostname(),
+                                            "command": "bnn train", "since": "now"}))
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        with run_folder(cfg, "bnn train", ["checkpoints"]) as helper:
+            helper.finish()
+        assert not (run / STAMP).exists()
+        monkeypatch.setenv("LOCAL_RANK", "0")
+        with pytest.raises(OutDirError, match="in use by `saropt bnn train`"):
+            with run_folder(cfg, "bnn train", ["checkpoints"]):
+                pass
+    finally:
+        rank0.kill()
+        rank0.wait()

@@ -334,7 +334,8 @@ def resume_checkpoint(cfg: TrainerConfig, out_dir: str | Path) -> str | None:
         return None
     if checkpoint_ok(last):
         return str(last)
-    os.replace(last, last.with_name("last.ckpt.corrupt"))
+    if is_rank_zero():
+        os.replace(last, last.with_name("last.ckpt.corrupt"))
     epochs = sorted(ckpt_dir.glob("epoch*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
     good = next((p for p in epochs if checkpoint_ok(p)), None)
     print(f"{last} is truncated (moved to last.ckpt.corrupt); " +
@@ -381,12 +382,22 @@ def run_folder(cfg: Any, command: str, outputs: list[str], overwrite: bool = Fal
     refused unless ``overwrite``, the same config (up to :data:`RESUME_SAFE`) resumed,
     ``trainer.resume=false`` starting over. Call ``finish()`` on the yielded folder at the end.
     """
-    from saropt.utils.outdir import prepare_out_dir
+    from saropt.utils.outdir import OutDir, prepare_out_dir
 
     check_hardware(cfg.trainer)
+    if not is_rank_zero():  # DDP helper ranks re-run the command: rank 0 owns the folder
+        yield OutDir(Path(cfg.out_dir), command, None, [], "same", {}, active=False)
+        return
     with prepare_out_dir(Path(cfg.out_dir), command, cfg.model_dump(mode="json"), outputs,
                          overwrite=overwrite, resume_ignore=RESUME_SAFE,
                          legacy_config=run_folder_config) as od:
         if not cfg.trainer.resume:
             od.clear()  # start this run over
         yield od
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is global rank 0 (or not distributed), from the environment that
+    Lightning's DDP launcher, torchrun and SLURM set before the command runs again per rank."""
+    return all(os.environ.get(var, "0") in ("", "0")
+               for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"))

@@ -171,14 +171,17 @@ class OutDir:
     outputs: list[str]
     state: str  # "new", "same" (same command and config as before) or "overwritten"
     stamp: dict[str, Any] = field(default_factory=dict)
+    active: bool = True  # False: another process (DDP rank 0) owns the folder; do nothing
 
     def clear(self) -> None:
         """Remove every output of this command from the folder (start over)."""
-        for name in self.outputs:
+        for name in self.outputs if self.active else []:
             _remove(self.path / name)
 
     def finish(self, written: Iterable[str] | None = None) -> None:
         """Remove the command's outputs this run did not write, then mark the folder complete."""
+        if not self.active:
+            return
         if written is not None:
             keep = set(written)
             for name in self.outputs:
