@@ -158,11 +158,16 @@ def test_non_utf8_tiepoints_name_the_file(tmp_path):
 
 # ------------------------------------------------------------------ 2. no silent nonsense
 
-def test_unknown_detector_options_are_errors():
+def test_unknown_detector_options_are_errors(capsys, tmp_path):
     from saropt.detect.models import create_detector
 
     with pytest.raises(SaroptError, match=r"unknown option\(s\) \['min_sise'\]"):
         create_detector("faster_rcnn_r18_fpn", min_sise=512)
+    for config in ("detect/synthetic_faster_rcnn_r18", "detect/synthetic_yolov3_small"):
+        line = one_line_error(capsys, ["detect", "train", config, "model.options.min_sise=512",
+                                       f"data.root={tmp_path}", f"out_dir={tmp_path / 'r'}"])
+        assert "model.options: unknown key(s) ['min_sise']" in line
+        assert not (tmp_path / "r").exists()  # refused before any work
 
 
 def test_16_bit_images_are_stretched_for_detectors_and_refused_for_bnn(tmp_path):

@@ -103,8 +103,10 @@ def train(cfg: DetectConfig, overwrite: bool = False) -> dict[str, Any]:
     The run folder follows :func:`saropt.utils.outdir.prepare_out_dir`: another run's folder
     (another config) is refused unless ``overwrite``; the same config resumes."""
 
+    from saropt.detect.models import check_options
     from saropt.engine import run_folder
 
+    check_options(cfg.model.name, cfg.model.options)
     out_dir = Path(cfg.out_dir)
     with run_folder(cfg, "detect train", RUN_OUTPUTS, overwrite) as od:
         result = _train(cfg, out_dir)
