@@ -24,6 +24,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 from tqdm import tqdm
 
+from saropt.errors import SaroptError
 from saropt.synth.config import SEA, SHIP, WorldConfig
 from saropt.synth.world import ScenePair, make_scene_pair
 from saropt.synth.writers import save_png_fast
@@ -213,7 +214,8 @@ def _collect_chips(seed0: int, n_need: int, size: int, scene_size: int, cfg: Wor
     k = 0
     while len(chips) < n_need:
         if k > 50 + 5 * n_need:
-            raise RuntimeError(f"could not cut {n_need} chips of {size} px from {k} scenes")
+            raise SaroptError(f"could not cut {n_need} chips of {size} px from {k} scenes "
+                              "(use a larger --scene-size or a smaller --size)")
         scene_seed = seed0 + k
         pair = make_scene_pair(scene_size, scene_seed, cfg)
         rng = np.random.default_rng(scene_seed + 7_000_000)

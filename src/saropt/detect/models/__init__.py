@@ -171,8 +171,8 @@ def _build(spec: DetectorSpec, in_chans: int, num_classes: int, kind: str,
         backbone = timm.create_model(spec.backbone, pretrained=False, features_only=True,
                                      out_indices=spec.out_indices, in_chans=in_chans)
         return YOLOv3(backbone, num_classes, **kw)
-    except TypeError as err:  # an unknown keyword for this family
-        raise SaroptError(f"bad option for {spec.family}: {err}") from None
+    except (TypeError, ValueError) as err:  # an unknown keyword or a bad value (model.options)
+        raise SaroptError(f"bad option (model.options) for {spec.family}: {err}") from None
 
 
 def get_normalization(model: nn.Module) -> tuple[list[float], list[float]]:
