@@ -93,3 +93,17 @@ def make_osdataset(root: Path, size: int = 16,
             _save_pair(folder / f"sar{i}.png", folder / f"opt{i}.png", k, size)
             out[part].append(f"{size}/{part}/{i}")
     return out
+
+
+def write_tiny_coco(folder: Path) -> tuple[Path, Path]:
+    """``gt.json`` (one 64x64 image, one ship) and ``pred.json`` (that ship, score 0.9)."""
+    import json
+
+    gt = {"images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 64}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 10, 10],
+                           "area": 100, "iscrowd": 0}],
+          "categories": [{"id": 1, "name": "ship"}]}
+    (folder / "gt.json").write_text(json.dumps(gt))
+    (folder / "pred.json").write_text(json.dumps([{"image_id": 1, "category_id": 1,
+                                                   "bbox": [4, 4, 10, 10], "score": 0.9}]))
+    return folder / "gt.json", folder / "pred.json"

@@ -63,3 +63,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def tiny_bnn_run(tmp_path_factory, synth_qxs_root):
+    """A BNN (test_resnet, 8-wide head) trained 2 epochs x 2 batches on ``synth_qxs_root`` with a
+    12/4/8 split: ``(run folder, split folder, train args)``. For tests of files and resume, not
+    of accuracy."""
+    from saropt.cli import main
+    from saropt.data import make_split
+
+    base = tmp_path_factory.mktemp("tiny_bnn")
+    make_split(synth_qxs_root, base / "split", train=12, val=4, test=8,
+               sar_dir="sar_64_oc_0.2", opt_dir="opt_64_oc_0.2")
+    args = ["bnn/synthetic_resnet18", "model.arch=test_resnet", "model.conv_width=8",
+            "data.patch_size=64", "data.sar_dir=sar_64_oc_0.2", "data.opt_dir=opt_64_oc_0.2",
+            "data.batch_size=4", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+            "trainer.progress_bar=false", "trainer.precision=32-true",
+            "trainer.channels_last=false", "trainer.log_every_n_steps=1",
+            f"data.root={synth_qxs_root}", f"data.split={base / 'split'}"]
+    assert main(["bnn", "train", *args, "trainer.max_epochs=2", f"out_dir={base / 'run'}"]) == 0
+    return base / "run", base / "split", args

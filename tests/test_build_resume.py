@@ -32,9 +32,9 @@ def config(scene: Path, out: Path, **kw) -> BuildConfig:
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
-    """Every output file (not the work folder) by relative path."""
+    """Every output file (not the work folder, not the run stamp with its times) by path."""
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and ".work" not in p.parts}
+            if p.is_file() and ".work" not in p.parts and p.name != ".saropt.json"}
 
 
 KILL_SCRIPT = """

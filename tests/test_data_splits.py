@@ -75,8 +75,9 @@ def test_split_files_and_eval_pairs(tmp_path: Path) -> None:
     assert main(["data", "split", str(root), "--out", str(tmp_path / "s"), "--train-frac", "0.5",
                  "--val", "4", "--seed", "3", "--json"]) == 0
     d = tmp_path / "s"
-    assert sorted(p.name for p in d.iterdir()) == ["split.json", "test.txt", "test_pairs.csv",
-                                                   "train.txt", "val.txt", "val_pairs.csv"]
+    assert sorted(p.name for p in d.iterdir()) == [".saropt.json", "split.json", "test.txt",
+                                                   "test_pairs.csv", "train.txt", "val.txt",
+                                                   "val_pairs.csv"]
     info = json.loads((d / "split.json").read_text())
     assert info["seed"] == 3 and info["mode"] == "random" and info["root"] == str(root.resolve())
     assert info["sizes"] == {"train": 10, "val": 4, "test": 6}

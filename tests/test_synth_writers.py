@@ -49,8 +49,8 @@ def test_scene_files_read_back(synth_scene_dir, synth_pair):
 
 def test_qxs_layout_exact(synth_qxs_root_256):
     root = synth_qxs_root_256
-    assert sorted(p.name for p in root.iterdir()) == ["manifest.csv", "opt_256_oc_0.2",
-                                                      "sar_256_oc_0.2"]
+    assert sorted(p.name for p in root.iterdir()) == [".saropt.json", "manifest.csv",
+                                                      "opt_256_oc_0.2", "sar_256_oc_0.2"]
     want = sorted(f"{i}.png" for i in range(1, 13))
     for sub, mode, shape in (("opt_256_oc_0.2", "RGB", (256, 256, 3)),
                              ("sar_256_oc_0.2", "L", (256, 256))):

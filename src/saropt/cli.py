@@ -7,6 +7,7 @@ Heavy imports (torch, rasterio, ...) happen inside the command functions, so ``-
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import os
@@ -42,14 +43,11 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print results as JSON")
 
 
-def key_value(text: str) -> tuple[str, Any]:
-    """argparse ``type`` for ``--option KEY=VALUE``: ``(key, value parsed as YAML)``."""
-    import yaml
-
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--option {text!r} is not key=value")
-    return key, yaml.safe_load(value)
+def add_overwrite_flag(parser: argparse.ArgumentParser, what: str = "output folder") -> None:
+    """``--overwrite``: replace another run's output (the rule: saropt.utils.outdir)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace the output of another run (another command or config) "
+                        f"in the {what}; without it such a folder is refused")
 
 
 def emit(result: Any, as_json: bool, text: str) -> None:
@@ -98,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         "OSM/OSD-pretrained SAR ship detectors and weighted boxes fusion.",
     )
     parser.add_argument("--version", action="version", version=f"saropt {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an unexpected error (also: "
+                        "SAROPT_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _, module in GROUPS:
         importlib.import_module(module).register(sub)
@@ -105,23 +106,112 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``saropt`` command; every failure ends as one line on stderr and exit status 2.
+
+    Expected failures (:class:`SaroptError`, :class:`ConfigError`, file-system errors, text that
+    is not UTF-8, memory) print ``saropt: error: ...`` naming the file and what to do. Anything
+    else prints one line and the path of a file holding the full traceback; ``--debug`` (or
+    ``SAROPT_DEBUG=1``) raises it instead.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         # a group without a subcommand: show that group's help
         (getattr(args, "_parser", None) or parser).print_help()
         return 0 if args.command is None else 2
+    debug = args.debug or os.environ.get("SAROPT_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
-    except (SaroptError, ConfigError) as err:
-        print(f"saropt: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("saropt: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into `head` and closed: end quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        _silence_stdout()
         return 0
+    except Exception as err:  # noqa: BLE001 - the one place that turns failures into one line
+        message = error_message(err)
+        if message is None:
+            if debug:
+                raise
+            message = _unexpected(err)
+        print(f"saropt: error: {message}", file=sys.stderr)
+        return 2
+
+
+def error_message(err: BaseException) -> str | None:
+    """The one-line message of an expected failure, or None for an unexpected one (a bug)."""
+    if isinstance(err, (SaroptError, ConfigError)):
+        return _one_line(str(err))
+    if isinstance(err, OSError):
+        return os_error_message(err)
+    if isinstance(err, UnicodeDecodeError):
+        return (f"an input file is not UTF-8 text ({err.reason} at byte {err.start}); "
+                "save it as UTF-8 and rerun")
+    if isinstance(err, MemoryError):
+        return ("out of memory; use smaller inputs (patch size, batch size, scene size) or a "
+                "machine with more memory")
+    return None
+
+
+def _one_line(text: str) -> str:
+    """Multi-line messages (config errors listing several keys) joined with '; '."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] + (" " + "; ".join(lines[1:]) if len(lines) > 1 else "")
+
+
+_OS_HINTS: dict[int, str] = {
+    errno.EACCES: "permission denied; choose a location you can write to (e.g. another --out) "
+                  "or fix its permissions",
+    errno.EPERM: "operation not permitted; choose another location or fix its permissions",
+    errno.EROFS: "read-only file system; choose another location",
+    errno.EEXIST: "already exists and is in the way (a file where a folder is needed?); "
+                  "remove it or choose another path",
+    errno.EISDIR: "is a folder, but a file is needed here; give a file path",
+    errno.ENOTDIR: "a part of this path is a file, not a folder; choose another path",
+    errno.ENOENT: "does not exist; check the path",
+    errno.ENOSPC: "no space left on the device; free space and rerun (finished outputs are "
+                  "kept, partial ones were not written under their final names)",
+    errno.EDQUOT: "disk quota exceeded; free space and rerun",
+    errno.ENAMETOOLONG: "file name too long; choose a shorter path",
+}
+
+
+def os_error_message(err: OSError) -> str:
+    """``PATH: what happened; what to do`` for a file-system error."""
+    paths = [p for p in (err.filename, err.filename2) if p is not None]
+    hint = _OS_HINTS.get(err.errno or -1, err.strerror or str(err))
+    if not paths:
+        return hint if err.errno in _OS_HINTS else str(err) or type(err).__name__
+    where = " -> ".join(os.fsdecode(p) if isinstance(p, (str, bytes, os.PathLike)) else str(p)
+                        for p in paths)
+    return f"{where}: {hint}"
+
+
+def _unexpected(err: BaseException) -> str:
+    """Write the traceback to a file; the one-line message names the error and that file."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    summary = str(err).splitlines()[0] if str(err) else ""
+    try:
+        fd, path = tempfile.mkstemp(prefix="saropt-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        where = f"full traceback in {path}"
+    except OSError:
+        where = "the traceback could not be written to a file"
+    return (f"unexpected {type(err).__name__}: {summary[:300]} ({where}; rerun with --debug to "
+            "show it; please report it)")
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

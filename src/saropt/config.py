@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 class Config(BaseModel):
     """Base of every saropt config: unknown keys are errors, values are type-checked."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -68,7 +68,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, raw = item.split("=", 1)
         if not key or any(not part for part in key.split(".")):
             raise ConfigError(f"override {item!r} has an empty key")
-        value = yaml.safe_load(raw) if raw != "" else ""
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: value is not valid YAML "
+                              f"({str(err).splitlines()[0]}); quote it") from None
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
@@ -109,12 +113,23 @@ def build_config(cls: type[T], data: dict[str, Any] | None = None,
         raise ConfigError(_format_errors(err, source)) from None
 
 
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; unreadable, non-UTF-8 or invalid YAML is a ConfigError naming it."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it "
+                          "as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+
+
 def _read_mapping(path: Path) -> dict[str, Any]:
     """The top-level mapping of one YAML file (empty file: ``{}``); bad YAML is a ConfigError."""
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    loaded = read_yaml(path)
     if loaded is not None and not isinstance(loaded, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
     return loaded or {}

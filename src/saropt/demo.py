@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from saropt.cli_types import nonneg_int
 from saropt.utils.report import Report
 
 #: (stage name, module with ``run(ctx)``); a stage whose module is absent is skipped.
@@ -42,7 +43,17 @@ class DemoContext:
 
 
 def run_demo(out_dir: str | Path, seed: int = 0, only: list[str] | None = None) -> DemoContext:
+    """Run the stages into ``out_dir`` (locked while the demo runs: a second demo into the
+    same folder is refused, naming the first)."""
+    from saropt.utils.outdir import folder_lock
+
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out_dir, "demo"):
+        return _run_demo(out_dir, seed, only)
+
+
+def _run_demo(out_dir: Path, seed: int, only: list[str] | None) -> DemoContext:
     report = Report(out_dir, "saropt demo report (synthetic data)")
     report.text("**All data in this report are synthetic**, rendered by `saropt.synth` from a "
                 "scene model whose truth is known. The numbers show that every stage runs end to "
@@ -71,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="run every stage on a small synthetic world and "
                               "write a report (Markdown + PNG)")
     p.add_argument("--out", default="demo_report", help="report folder (default: demo_report)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--only", nargs="*", default=None,
                    help="run only stages whose module name contains one of these words")
     p.set_defaults(func=lambda a: run_demo(a.out, a.seed, a.only) and 0)

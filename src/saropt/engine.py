@@ -6,44 +6,250 @@ per-epoch checkpoints with exact resume, TensorBoard + CSV logs and progress bar
 
 from __future__ import annotations
 
+import os
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field, field_validator
+
 from saropt.config import Config
+from saropt.errors import SaroptError
 
 
 class TrainerConfig(Config):
     """Hardware and bookkeeping settings; the science (optimiser, schedule) lives in each model."""
 
-    max_epochs: int = 1
+    max_epochs: int = Field(1, ge=1)
     accelerator: str = "auto"
     devices: int | str | list[int] = "auto"
-    num_nodes: int = 1
+    num_nodes: int = Field(1, ge=1)
     strategy: str = "auto"
     precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "bf16-mixed"
     channels_last: bool = True
     seed: int = 0
     deterministic: bool = False
-    log_every_n_steps: int = 10
-    limit_train_batches: int | float = 1.0
-    limit_val_batches: int | float = 1.0
-    check_val_every_n_epoch: int = 1
-    gradient_clip_val: float | None = None
-    accumulate_grad_batches: int = 1
+    log_every_n_steps: int = Field(10, ge=1)
+    limit_train_batches: int | float = Field(1.0, gt=0)
+    limit_val_batches: int | float = Field(1.0, ge=0)
+    check_val_every_n_epoch: int = Field(1, ge=1)
+    gradient_clip_val: float | None = Field(None, gt=0)
+    accumulate_grad_batches: int = Field(1, ge=1)
     progress_bar: bool = True
-    checkpoint_every_n_epochs: int = 1
+    checkpoint_every_n_epochs: int = Field(1, ge=1)
     resume: bool = True
+
+    @field_validator("limit_train_batches", "limit_val_batches")
+    @classmethod
+    def _fraction_or_count(cls, v: int | float) -> int | float:
+        if isinstance(v, float) and v > 1:
+            raise ValueError("a float is a fraction of the batches and must be <= 1.0 "
+                             "(give an integer for a number of batches)")
+        return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        if v in ("auto", "ddp", "ddp_spawn", "fsdp", "deepspeed", "single_device"):
+            return v
+        from lightning.pytorch.strategies import StrategyRegistry
+
+        known = ["auto", *StrategyRegistry.available_strategies()]
+        if v not in known:
+            raise ValueError(f"unknown strategy; choose one of auto, ddp, ddp_spawn, fsdp, "
+                             f"deepspeed, ... ({len(known)} known to Lightning)")
+        return v
+
+    @field_validator("accelerator")
+    @classmethod
+    def _known_accelerator(cls, v: str) -> str:
+        if v not in ("auto", "cpu", "gpu", "cuda", "mps", "tpu"):
+            raise ValueError("choose auto, cpu, gpu (= cuda), cuda, mps or tpu")
+        return v
+
+
+class EpochShuffleSampler:
+    """A permutation of ``range(n)`` drawn from ``(seed, epoch)`` only.
+
+    The epoch is read when iteration starts: from ``epoch_fn()`` (e.g. the trainer's
+    ``current_epoch``, already restored when a resumed run creates its first iterator) when it
+    gives one, else from ``set_epoch`` (which Lightning calls, but after a DataLoader with
+    workers has already drawn its first indices). ``on_epoch(epoch)`` then runs in the main
+    process before any index reaches a worker, so a dataset's per-epoch state (the BNN's false
+    pairs) is set from the same epoch. Together: a resumed run, with or without workers, sees the
+    same batches as an uninterrupted one. (A torch ``Sampler`` by protocol; not subclassed so that
+    importing the engine stays light.)
+    """
+
+    def __init__(self, n: int, seed: int = 0,
+                 on_epoch: Callable[[int], None] | None = None,
+                 epoch_fn: Callable[[], int | None] | None = None) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+        self.on_epoch, self.epoch_fn = on_epoch, epoch_fn
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        import torch
+
+        epoch = self.epoch_fn() if self.epoch_fn is not None else None
+        self.epoch = self.epoch if epoch is None else int(epoch)
+        if self.on_epoch is not None:
+            self.on_epoch(self.epoch)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def training_epoch(trainer: Any) -> int | None:
+    """The epoch a trainer is running or about to run (None without a trainer). Lightning's
+    ``current_epoch`` lags by one right after resuming from an end-of-epoch checkpoint;
+    ``epoch_progress.current.processed`` is what it passes to ``sampler.set_epoch``."""
+    if trainer is None:
+        return None
+    return int(trainer.fit_loop.epoch_progress.current.processed)
+
+
+def check_hardware(cfg: TrainerConfig) -> None:
+    """Refuse settings this machine cannot run before any work starts (a CUDA accelerator
+    without a GPU, more devices than it has)."""
+    import torch
+
+    if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise SaroptError(f"trainer.accelerator={cfg.accelerator}: no CUDA GPU is available on "
+                          "this machine (torch.cuda.is_available() is False); use "
+                          "trainer.accelerator=cpu or auto")
+    if cfg.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise SaroptError("trainer.accelerator=mps: no Apple MPS device on this machine; use "
+                          "trainer.accelerator=cpu or auto")
+    if cfg.accelerator in ("gpu", "cuda") and isinstance(cfg.devices, int) and \
+            cfg.devices > torch.cuda.device_count():
+        raise SaroptError(f"trainer.devices={cfg.devices}: this machine has "
+                          f"{torch.cuda.device_count()} CUDA GPU(s)")
+
+
+def check_device(device: str, flag: str = "--device") -> str:
+    """A torch device string usable here (``auto`` -> cuda when available, else cpu)."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise SaroptError(f"{flag} {device!r}: not a device (cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SaroptError(f"{flag} {device}: no CUDA GPU is available on this machine; use "
+                              f"{flag} cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise SaroptError(f"{flag} {device}: this machine has {torch.cuda.device_count()} "
+                              "CUDA GPU(s)")
+    elif dev.type not in ("cpu", "cuda"):
+        raise SaroptError(f"{flag} {device}: only cpu and cuda devices are supported")
+    return device
+
+
+def _atomic_checkpoint_io() -> Any:
+    """A Lightning ``CheckpointIO`` that writes each checkpoint to a temporary name beside the
+    final one and renames it on success: a full disk or a kill never leaves a truncated
+    ``last.ckpt`` under its final name."""
+    import torch
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    from saropt.utils.io import atomic_path
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                            storage_options: Any = None) -> None:
+            if storage_options is not None:
+                raise TypeError("storage_options are not supported")
+            with atomic_path(path) as tmp:
+                torch.save(checkpoint, tmp)
+
+    return AtomicCheckpointIO()
+
+
+def _epoch_seed_callback(seed: int) -> Any:
+    """Re-seed Python, NumPy and torch at the start of every training epoch from
+    ``(seed, epoch)``: random flips, multi-scale sizes, shuffling and the DataLoader workers'
+    seeds (drawn when the epoch's iterator starts, after this hook) then depend on the epoch
+    only, so a run resumed from an epoch checkpoint replays exactly what an uninterrupted run
+    does (Lightning does not store the random states in checkpoints)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    class EpochSeed(Callback):
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            L.seed_everything(seed * 1_000_003 + (training_epoch(trainer) or 0), workers=True,
+                              verbose=False)
+
+    return EpochSeed()
+
+
+def _resumable_csv_logger(out_dir: Path, resume_step: int | None) -> Any:
+    """Lightning's CSVLogger, except that a resumed run keeps the rows of ``metrics.csv`` up to
+    the checkpoint's step (Lightning deletes the file) and appends the new epochs."""
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    class ResumableWriter(ExperimentWriter):
+        def _check_log_dir_exists(self) -> None:
+            path = Path(self.metrics_file_path)
+            if not path.is_file():
+                return
+            if resume_step is None:
+                path.unlink()
+                return
+            with open(path, newline="") as fh:
+                reader = csv.DictReader(fh)
+                keys = list(reader.fieldnames or [])
+                rows = [r for r in reader if _step(r) is not None and _step(r) <= resume_step]
+            from saropt.utils.io import atomic_path
+
+            with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=keys)
+                writer.writeheader()
+                writer.writerows(rows)
+            self.metrics_keys = sorted(keys)
+
+    class ResumableCSVLogger(CSVLogger):
+        @property
+        def experiment(self) -> Any:
+            if self._experiment is None:
+                self._fs.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = ResumableWriter(log_dir=self.log_dir)
+            return self._experiment
+
+    return ResumableCSVLogger(out_dir, name="csv", version="")
+
+
+def _step(row: dict[str, str]) -> int | None:
+    try:
+        return int(float(row.get("step") or ""))
+    except ValueError:
+        return None
 
 
 def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = None,
-                 mode: str = "max", extra_callbacks: list[Any] | None = None) -> Any:
+                 mode: str = "max", extra_callbacks: list[Any] | None = None,
+                 resume_from: str | None = None) -> Any:
     """A Lightning Trainer writing checkpoints to ``out_dir/checkpoints`` and logs to ``out_dir``.
 
-    ``monitor`` additionally keeps the best checkpoint by that logged metric.
+    ``monitor`` additionally keeps the best checkpoint by that logged metric. Checkpoints are
+    written atomically; with ``resume_from`` (the checkpoint the run resumes from) the CSV log
+    keeps the rows of the epochs before it. Settings Lightning rejects are a SaroptError.
     """
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
 
     out_dir = Path(out_dir)
     callbacks: list[Any] = [
@@ -55,12 +261,24 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
                         # kill, or in a copied run folder, picks up the newest state
                         enable_version_counter=False),
         LearningRateMonitor(logging_interval="epoch"),
+        _epoch_seed_callback(cfg.seed),
     ]
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     callbacks.extend(extra_callbacks or [])
     loggers = [TensorBoardLogger(out_dir, name="tb", version=""),
-               CSVLogger(out_dir, name="csv", version="")]
+               _resumable_csv_logger(out_dir, checkpoint_step(resume_from)
+                                     if resume_from else None)]
+    check_hardware(cfg)
+    try:
+        return _trainer(L, cfg, out_dir, callbacks, loggers)
+    except (ValueError, RuntimeError, TypeError) as err:  # MisconfigurationException is one
+        raise SaroptError(f"trainer settings rejected by Lightning: {' '.join(str(err).split())} "
+                          "(check trainer.accelerator, devices, strategy, precision)") from None
+
+
+def _trainer(L: Any, cfg: TrainerConfig, out_dir: Path, callbacks: list[Any],
+             loggers: list[Any]) -> Any:
     return L.Trainer(
         default_root_dir=out_dir,
         max_epochs=cfg.max_epochs,
@@ -79,10 +297,107 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
         enable_progress_bar=cfg.progress_bar,
         callbacks=callbacks,
         logger=loggers,
+        plugins=[_atomic_checkpoint_io()],
     )
 
 
+def checkpoint_ok(path: str | Path) -> bool:
+    """Whether ``path`` is a complete ``torch.save`` zip archive (a truncated one is not)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return bool(zf.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The ``global_step`` stored in a Lightning checkpoint (None when unreadable)."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        return int(ckpt.get("global_step"))
+    except Exception:  # noqa: BLE001 - any unreadable checkpoint: no step
+        return None
+
+
 def resume_checkpoint(cfg: TrainerConfig, out_dir: str | Path) -> str | None:
-    """Path of ``out_dir/checkpoints/last.ckpt`` when resuming is on and it exists."""
-    last = Path(out_dir) / "checkpoints" / "last.ckpt"
-    return str(last) if cfg.resume and last.is_file() else None
+    """Path of ``out_dir/checkpoints/last.ckpt`` when resuming is on and it exists.
+
+    A truncated ``last.ckpt`` (written by an older saropt, or a damaged disk) is moved aside to
+    ``last.ckpt.corrupt`` and the newest complete ``epoch*.ckpt`` is used instead (or the run
+    starts over when there is none); both are said on stdout.
+    """
+    ckpt_dir = Path(out_dir) / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if not cfg.resume or not last.is_file():
+        return None
+    if checkpoint_ok(last):
+        return str(last)
+    if is_rank_zero():
+        os.replace(last, last.with_name("last.ckpt.corrupt"))
+    epochs = sorted(ckpt_dir.glob("epoch*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    good = next((p for p in epochs if checkpoint_ok(p)), None)
+    print(f"{last} is truncated (moved to last.ckpt.corrupt); " +
+          (f"resuming from {good}" if good else "no complete checkpoint left: starting over"))
+    return str(good) if good else None
+
+
+def run_folder_config(out_dir: str | Path) -> dict[str, Any] | None:
+    """The config a run folder was trained with: ``config.yaml``, else the ``config``
+    hyper-parameter of ``checkpoints/last.ckpt`` (a copied checkpoint); None when neither."""
+    import yaml
+
+    out_dir = Path(out_dir)
+    try:
+        data = yaml.safe_load((out_dir / "config.yaml").read_text())
+        if isinstance(data, dict):
+            return data
+    except (OSError, ValueError, yaml.YAMLError):
+        pass
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if not checkpoint_ok(last):
+        return None
+    import torch
+
+    try:
+        ckpt = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+        cfg = ckpt.get("hyper_parameters", {}).get("config")
+    except Exception:  # noqa: BLE001 - unreadable: unknown config
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
+#: config keys that may change when a training run is resumed (hardware, bookkeeping, epochs)
+RESUME_SAFE = ["out_dir", "trainer.max_epochs", "trainer.progress_bar", "trainer.devices",
+               "trainer.num_nodes", "trainer.strategy", "trainer.accelerator", "trainer.resume",
+               "trainer.log_every_n_steps", "data.num_workers", "data.eval_batch_size"]
+
+
+@contextmanager
+def run_folder(cfg: Any, command: str, outputs: list[str], overwrite: bool = False
+               ) -> Iterator[Any]:
+    """The run folder ``cfg.out_dir`` of a training command, under
+    :func:`saropt.utils.outdir.prepare_out_dir`: hardware checked first, another run's folder
+    refused unless ``overwrite``, the same config (up to :data:`RESUME_SAFE`) resumed,
+    ``trainer.resume=false`` starting over. Call ``finish()`` on the yielded folder at the end.
+    """
+    from saropt.utils.outdir import OutDir, prepare_out_dir
+
+    check_hardware(cfg.trainer)
+    if not is_rank_zero():  # DDP helper ranks re-run the command: rank 0 owns the folder
+        yield OutDir(Path(cfg.out_dir), command, None, [], "same", {}, active=False)
+        return
+    with prepare_out_dir(Path(cfg.out_dir), command, cfg.model_dump(mode="json"), outputs,
+                         overwrite=overwrite, resume_ignore=RESUME_SAFE,
+                         legacy_config=run_folder_config) as od:
+        if not cfg.trainer.resume:
+            od.clear()  # start this run over
+        yield od
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is global rank 0 (or not distributed), from the environment that
+    Lightning's DDP launcher, torchrun and SLURM set before the command runs again per rank."""
+    return all(os.environ.get(var, "0") in ("", "0")
+               for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"))

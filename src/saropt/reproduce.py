@@ -288,12 +288,15 @@ def run_table(table: str | Path, data_root: Path, out: Path,
               only: list[str] | None = None) -> dict[str, Any]:
     """Check datasets, run every cell in order (resumable), write ``out/<table>.md``."""
     from saropt.utils.io import write_text_atomic
+    from saropt.utils.outdir import folder_lock
 
     cells = load_table(table, only)
     check_datasets(cells, data_root)
     records = {}
-    for c in cells:
-        records[c.cell] = run_cell(c, data_root, out)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "reproduce"):
+        for c in cells:
+            records[c.cell] = run_cell(c, data_root, out)
     name = Path(str(table)).name
     md = write_text_atomic(out / f"{name}.md", markdown_table(name, cells, records))
     return {"table": name, "markdown": str(md), "cells": records}

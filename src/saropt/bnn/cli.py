@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from saropt.cli import add_config_args, add_json_flag, emit
+from saropt.cli import add_config_args, add_json_flag, add_overwrite_flag, emit
+from saropt.cli_types import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "data.root=/data/QXS-SAROPT data.split=/data/qxs_split "
                        "trainer.devices=4 trainer.strategy=ddp")
     add_config_args(p, required=True)
+    add_overwrite_flag(p, "run folder (out_dir)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="matching + retrieval metrics and figures for a checkpoint")
@@ -27,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "read in its own layout")
     _add_data_flags(p)
     p.add_argument("--out", default=None, help="output folder (default: <run>/eval)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--no-figures", action="store_true", help="metrics.json only")
+    add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(func=_cmd_eval)
 
@@ -40,12 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--modality", required=True, choices=["sar", "opt"])
     _add_data_flags(p)
     p.add_argument("--out", required=True, help="output .npy (file names go to the .txt beside)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("export", help="write sar_/opt_encoder.safetensors + .json sidecars")
     p.add_argument("checkpoint", help="BNN checkpoint (.ckpt)")
     p.add_argument("--out", required=True, help="output folder")
+    add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(func=_cmd_export)
 
@@ -67,7 +71,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from saropt.config import load_config
 
     cfg = load_config(BNNConfig, args.config, args.overrides)
-    out = train(cfg)
+    out = train(cfg, overwrite=args.overwrite)
     print(f"run folder: {out} (checkpoints/last.ckpt, csv/metrics.csv, tb/)")
     return 0
 
@@ -78,7 +82,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     res = evaluate(args.checkpoint, args.split, args.out, root=args.root,
                    batch_size=args.batch_size, figures=not args.no_figures, layout=args.layout,
                    sar_dir=args.sar_dir, opt_dir=args.opt_dir, cache=args.cache,
-                   resize=args.resize)
+                   resize=args.resize, overwrite=args.overwrite)
     emit(res, args.json, metrics_table(res))
     return 0
 
@@ -96,7 +100,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from saropt.bnn.export import export_encoders
 
-    paths = export_encoders(args.checkpoint, args.out)
+    paths = export_encoders(args.checkpoint, args.out, args.overwrite)
     emit({k: str(v) for k, v in paths.items()}, args.json,
          "\n".join(f"{k}: {v} (+ {v.with_suffix('.json').name})" for k, v in paths.items()))
     return 0

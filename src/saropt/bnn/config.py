@@ -29,9 +29,9 @@ class DataSection(Config):
     layout: Literal["auto", "qxs", "plain", "sen12", "osdataset"] = "auto"
     sar_dir: str | None = None
     opt_dir: str | None = None
-    patch_size: int = Field(256, gt=0)
+    patch_size: int = Field(256, gt=0, le=4096)
     resize: Literal["nearest", "bilinear", "bicubic", "area", "lanczos"] | None = None
-    image_size: int | None = Field(None, gt=0)
+    image_size: int | None = Field(None, ge=32, le=4096)
     cache: str | None = None
     train_size: int | None = Field(None, gt=0)
     neg_per_pos: float = Field(1.0, gt=0)

@@ -9,7 +9,7 @@ split has no validation pairs, for the training curves only).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from saropt.bnn.config import BNNConfig
+from saropt.engine import EpochShuffleSampler, training_epoch
 from saropt.errors import SaroptError
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation of ``range(n)`` drawn from ``(seed, epoch)``; Lightning calls ``set_epoch``."""
-
-    def __init__(self, n: int, seed: int = 0) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def base_dataset(cfg: BNNConfig, ids: Sequence[str] | None) -> Any:
@@ -143,7 +127,9 @@ class BNNDataModule(L.LightningDataModule):
                           persistent_workers=False, pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
-        sampler = EpochShuffleSampler(len(self.train_pairs), self.cfg.data.seed)
+        sampler = EpochShuffleSampler(len(self.train_pairs), self.cfg.data.seed,
+                                      on_epoch=self.train_pairs.set_epoch,
+                                      epoch_fn=lambda: training_epoch(self.trainer))
         return self._loader(self.train_pairs, self.cfg.data.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader | list:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -45,30 +44,36 @@ def image_files(folder: str | Path) -> list[Path]:
                   key=lambda p: natural_key(p.stem))
 
 
-def _to_tensor(im: Any, in_chans: int, size: int, resample: str) -> torch.Tensor:
-    from saropt.data.images import RESAMPLING
+def _to_tensor(arr8: np.ndarray, in_chans: int, size: int, resample: str,
+               name: object = "patch") -> torch.Tensor:
+    """A uint8 (H, W) or (H, W, 3) patch as a C x size x size float tensor in [0, 1]; patches
+    smaller than a quarter of ``size`` (or 16 px) or not square are refused rather than blown
+    up, other sizes resized with ``resample``."""
+    from saropt.data.images import resize_array
 
-    im = im.convert("L" if in_chans == 1 else "RGB")
-    if im.size != (size, size):
-        im = im.resize((size, size), RESAMPLING[resample])
-    arr = np.asarray(im, dtype=np.float32) / 255.0
+    h, w = arr8.shape[:2]
+    if min(h, w) < max(16, size // 4):
+        raise SaroptError(f"{name}: {w}x{h} pixels is too small for a {size} px encoder (at "
+                          f"least {max(16, size // 4)} px a side)")
+    if h != w and (h, w) != (size, size):
+        raise SaroptError(f"{name}: {w}x{h} pixels is not square; crop it to square patches")
+    arr = resize_array(arr8, size, resample).astype(np.float32) / 255.0
     t = torch.from_numpy(arr)
     return t.unsqueeze(0) if in_chans == 1 else t.permute(2, 0, 1)
 
 
 def read_patch(path: Path, in_chans: int, size: int, resample: str = "bilinear") -> torch.Tensor:
-    """A C x size x size float tensor in [0, 1] (grey for SAR, RGB for optical), resized with
-    ``resample`` (a policy of :data:`saropt.data.images.RESAMPLING`) when of another size.
+    """A C x size x size float tensor in [0, 1] (grey for SAR, RGB for optical).
 
     Decoded by the pair reader (:func:`saropt.data.images.read_sar` / ``read_opt``), so a folder
     of patches is read exactly as a pair dataset: 16-bit files, colour SAR with unequal channels
-    and unreadable files are DataErrors naming the file, never silently clipped or mixed."""
-    from PIL import Image
-
+    and unreadable files are DataErrors naming the file, never silently clipped or mixed. Resized
+    with ``resample`` (a policy of :data:`saropt.data.images.RESAMPLING`) when of another size.
+    """
     from saropt.data.images import read_opt, read_sar
 
-    arr = read_sar(path) if in_chans == 1 else read_opt(path)
-    return _to_tensor(Image.fromarray(arr), in_chans, size, resample)
+    arr8 = read_sar(path) if in_chans == 1 else read_opt(path)
+    return _to_tensor(arr8, in_chans, size, resample, path)
 
 
 def _dataset_patches(root: Path, modality: str, layout: str, sar_dir: str | None,
@@ -102,9 +107,12 @@ def embed_folder(source: str | Path, folder: str | Path, modality: str, out: str
     ``cache`` only when given): the ``modality`` patch of every pair, names = pair ids.
     Patches of another size than the encoder's input are resized (``resize``, default
     bilinear)."""
-    from PIL import Image
     from tqdm import tqdm
 
+    from saropt.utils.outdir import check_out_file
+
+    out = Path(out)
+    out = check_out_file(out if out.suffix == ".npy" else out.with_name(out.name + ".npy"))
     enc = load_any_encoder(source, modality).eval()
     resample = resize or "bilinear"
     files = image_files(folder)
@@ -117,15 +125,13 @@ def embed_folder(source: str | Path, folder: str | Path, modality: str, out: str
     else:
         names, read_u8 = _dataset_patches(Path(folder), modality, layout, sar_dir, opt_dir,
                                           cache)
-        load = lambda k: _to_tensor(Image.fromarray(np.ascontiguousarray(  # noqa: E731
-            read_u8(names[k]))), enc.in_chans, enc.image_size, resample)
+        load = lambda k: _to_tensor(np.ascontiguousarray(read_u8(names[k])),  # noqa: E731
+                                    enc.in_chans, enc.image_size, resample, names[k])
     codes = []
     for start in tqdm(range(0, len(names), batch_size), desc="embed", leave=False):
         x = torch.stack([load(k) for k in range(start, min(start + batch_size, len(names)))])
         codes.append(enc(x).float())
     arr = torch.cat(codes).numpy()
-    out = Path(out)
-    out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
     with atomic_path(out) as tmp:
         np.save(tmp, arr)
     write_text_atomic(out.with_suffix(".txt"), "\n".join(names) + "\n")

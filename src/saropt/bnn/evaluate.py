@@ -138,12 +138,13 @@ def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | No
              root: str | None = None, batch_size: int = 64, gallery_n: int = 4,
              figures: bool = True, layout: str = "auto", sar_dir: str | None = None,
              opt_dir: str | None = None, cache: str | None = None,
-             resize: str | None = None) -> dict[str, Any]:
+             resize: str | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Evaluate a BNN checkpoint on ``split``; writes ``metrics.json`` and figures to
     ``out_dir`` (default ``<run>/eval``) and returns the metrics.
 
     The pairs come from ``root`` (default: the training root) in that dataset's own layout,
-    from PNGs unless ``cache`` is given (see :func:`eval_data`)."""
+    from PNGs unless ``cache`` is given (see :func:`eval_data`). ``overwrite``: replace
+    another command's output in ``out_dir`` (see :mod:`saropt.utils.outdir`)."""
     from saropt.bnn.data import base_dataset, read_split_dir
     from saropt.bnn.export import load_module
 
@@ -158,6 +159,25 @@ def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | No
         raise SaroptError(f"split {split} has no test ids")
     found = base_dataset(cfg, None)
     out_dir = Path(out_dir) if out_dir else checkpoint.parent.parent / "eval"
+    from saropt.utils.outdir import prepare_out_dir
+
+    config = {"checkpoint": str(checkpoint), "split": str(split), "root": cfg.data.root,
+              "layout": cfg.data.layout, "cache": cache}
+    with prepare_out_dir(out_dir, "bnn eval", config, EVAL_FILES, overwrite, replace_same=True,
+                         quiet=True) as od:
+        result = _evaluate(module, cfg, found, checkpoint, split, parts, out_dir, batch_size,
+                           gallery_n, figures)
+        od.finish([Path(f).name for f in result.get("figures", [])] + ["metrics.json"])
+    return result
+
+
+#: what ``saropt bnn eval`` writes
+EVAL_FILES = ["metrics.json", "curves.png", "roc.png", "histograms.png", "gallery.png"]
+
+
+def _evaluate(module: Any, cfg: BNNConfig, found: Any, checkpoint: Path, split: Path,
+              parts: dict[str, list[str]], out_dir: Path, batch_size: int, gallery_n: int,
+              figures: bool) -> dict[str, Any]:
     test = eval_subset(module, cfg, split, "test", parts["test"], batch_size)
     result: dict[str, Any] = {"checkpoint": str(checkpoint), "split": str(split),
                               "data": {"root": cfg.data.root, "layout": found.layout.kind

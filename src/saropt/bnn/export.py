@@ -34,8 +34,15 @@ def load_module(checkpoint: str | Path, map_location: str = "cpu") -> Any:
         else None
     if config is None or "state_dict" not in ckpt:
         raise SaroptError(f"{path}: not a BNN checkpoint (no BNN config in hyper_parameters)")
-    module = BNNModule(config)
-    module.load_state_dict(ckpt["state_dict"])
+    if isinstance(config, dict) and "model" in config and "alpha" not in config:
+        raise SaroptError(f"{path}: a `saropt detect train` checkpoint, not a BNN checkpoint "
+                          "(give a checkpoint of `saropt bnn train`)")
+    try:
+        module = BNNModule(config)
+        module.load_state_dict(ckpt["state_dict"])
+    except (ValueError, RuntimeError, KeyError, TypeError) as err:  # pydantic errors are
+        raise SaroptError(f"{path}: not a usable BNN checkpoint ("  # ValueErrors
+                          f"{' '.join(str(err).split())[:300]})") from None
     module.on_load_checkpoint(ckpt)
     module.trained_epochs = int(ckpt.get("epoch", -1)) + 1
     return module.to(memory_format=torch.contiguous_format).eval()
@@ -76,7 +83,8 @@ def _run_metrics(checkpoint: Path, module: Any) -> dict[str, Any]:
     return {"source": "last validation epoch", **module.last_val_metrics}
 
 
-def export_encoders(checkpoint: str | Path, out_dir: str | Path) -> dict[str, Path]:
+def export_encoders(checkpoint: str | Path, out_dir: str | Path,
+                    overwrite: bool = False) -> dict[str, Path]:
     """Write ``sar_encoder.safetensors/.json`` and ``opt_encoder...`` for a BNN checkpoint."""
     checkpoint = Path(checkpoint)
     module = load_module(checkpoint)
@@ -90,10 +98,16 @@ def export_encoders(checkpoint: str | Path, out_dir: str | Path) -> dict[str, Pa
                 "config": cfg.name, "checkpoint": str(checkpoint)}
     metrics = _run_metrics(checkpoint, module)
     out = {}
-    for key, name in ENCODER_NAMES.items():
-        enc = getattr(module.model, key)
-        meta = encoder_meta(enc, head_cfg, training, metrics)
-        out[key] = save_encoder(enc, Path(out_dir) / f"{name}.safetensors", meta)
+    from saropt.utils.outdir import prepare_out_dir
+
+    files = [f"{n}{ext}" for n in ENCODER_NAMES.values() for ext in (".safetensors", ".json")]
+    with prepare_out_dir(out_dir, "bnn export", {"checkpoint": str(checkpoint)}, files,
+                         overwrite, replace_same=True, quiet=True) as od:
+        for key, name in ENCODER_NAMES.items():
+            enc = getattr(module.model, key)
+            meta = encoder_meta(enc, head_cfg, training, metrics)
+            out[key] = save_encoder(enc, Path(out_dir) / f"{name}.safetensors", meta)
+        od.finish()
     return out
 
 

@@ -23,27 +23,37 @@ def init_from_files(module: Any, cfg: BNNConfig) -> list[str]:
     return lines
 
 
-def train(cfg: BNNConfig, datamodule: Any = None, callbacks: list[Any] | None = None) -> Path:
-    """Train (or resume) ``cfg``; returns the run folder holding checkpoints/, csv/, tb/."""
+#: what ``saropt bnn train`` writes into its run folder
+RUN_OUTPUTS = ["checkpoints", "csv", "tb", "config.yaml"]
+def train(cfg: BNNConfig, datamodule: Any = None, callbacks: list[Any] | None = None,
+          overwrite: bool = False) -> Path:
+    """Train (or resume) ``cfg``; returns the run folder holding checkpoints/, csv/, tb/.
+
+    The run folder follows :func:`saropt.utils.outdir.prepare_out_dir`: a folder of another
+    run (different config, e.g. another ``model.arch`` or ``optim.lr``) is refused unless
+    ``overwrite``; the same config resumes from ``checkpoints/last.ckpt``.
+    """
     import lightning as L
 
     from saropt.bnn.data import BNNDataModule, check_data_config
     from saropt.bnn.module import BNNModule
-    from saropt.engine import make_trainer, resume_checkpoint
+    from saropt.engine import check_hardware, make_trainer, resume_checkpoint, run_folder
 
+    check_hardware(cfg.trainer)  # before the data checks: the cheaper answer first
     if datamodule is None:
         check_data_config(cfg)
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "config.yaml", cfg.to_yaml())
-    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    module = BNNModule(cfg.model_dump(mode="json"))
-    for line in init_from_files(module, cfg):
-        print(line)
-    dm = datamodule if datamodule is not None else BNNDataModule(cfg)
-    trainer = make_trainer(cfg.trainer, out, extra_callbacks=callbacks)
-    ckpt = resume_checkpoint(cfg.trainer, out)
-    if ckpt:
-        print(f"resuming from {ckpt}")
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    with run_folder(cfg, "bnn train", RUN_OUTPUTS, overwrite) as od:
+        write_text_atomic(out / "config.yaml", cfg.to_yaml())
+        L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+        module = BNNModule(cfg.model_dump(mode="json"))
+        for line in init_from_files(module, cfg):
+            print(line)
+        dm = datamodule if datamodule is not None else BNNDataModule(cfg)
+        ckpt = resume_checkpoint(cfg.trainer, out)
+        trainer = make_trainer(cfg.trainer, out, extra_callbacks=callbacks, resume_from=ckpt)
+        if ckpt:
+            print(f"resuming from {ckpt}")
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+        od.finish()
     return out

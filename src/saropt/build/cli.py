@@ -13,8 +13,9 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
         "build", help="SAR scene + optical scene + tie points -> screened QXS-style patch pairs "
         "(registration per sub-region, bilinear warping, patches, screening, manifest)")
     add_config_args(p, required=True)
-    p.add_argument("--fresh", action="store_true",
-                   help="discard a previous (partial) build in the out folder and start over")
+    p.add_argument("--fresh", "--overwrite", dest="fresh", action="store_true",
+                   help="discard a previous (partial) build, or another command's output, in "
+                   "the out folder and start over")
     add_json_flag(p)
     p.set_defaults(func=_cmd_build)
 

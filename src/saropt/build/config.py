@@ -51,7 +51,7 @@ class Registration(Config):
 
 
 class Patches(Config):
-    size: int = Field(256, ge=16)
+    size: int = Field(256, ge=16, le=4096)
     overlap: float = Field(0.2, ge=0, lt=1)
     block: int = Field(4, ge=1, description="patches per block side (unit of warping/resume)")
 

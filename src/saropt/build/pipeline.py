@@ -173,9 +173,16 @@ def check_state(work: Path, fp: dict) -> None:
     """Refuse to mix a new configuration into an unfinished build of another."""
     path = work / "state.json"
     if path.is_file():
-        old = json.loads(path.read_text())
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = {}
         diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
-        if diff:
+        if diff and not any(work.glob("sr*/*.json")):
+            # nothing staged yet (e.g. the last run failed on a bad tie-point file): the new
+            # configuration simply replaces the old one
+            write_json_atomic(path, fp)
+        elif diff:
             raise DataError(f"{work.parent} holds a build with different {', '.join(diff)}; "
                             "use another out folder or rerun with --fresh")
     else:
@@ -378,6 +385,20 @@ class BuildResult:
                 "mp_per_s": round(self.megapixels / max(self.seconds, 1e-9), 3)}
 
 
+def _nothing_kept(rows: list[dict], plan: Plan, out: Path) -> str:
+    """The error message of a build that kept no patch pair, with the counts of why."""
+    failed = [f"{f.subregion} ({f.reason})" for f in plan.fits if not f.ok]
+    reasons: dict[str, int] = {}
+    for r in rows:
+        key = r["reason"].split(" (")[0].split(";")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    why = ", ".join(f"{k}: {v}" for k, v in reasons.items()) or "no patch positions"
+    regions = f"; sub-regions refused: {', '.join(failed)}" if failed else ""
+    return (f"{out}: the build kept 0 patch pairs ({len(rows)} rejected: {why}{regions}); check "
+            f"the tie points and screening thresholds (every decision is in "
+            f"{out / 'manifest.csv'})")
+
+
 def build_dataset(cfg: BuildConfig, fresh: bool = False, summary: bool | None = None,
                   on_block: Callable[[int], None] | None = None) -> BuildResult:
     """Build (or resume building) the dataset described by ``cfg`` in ``cfg.out``.
@@ -385,10 +406,26 @@ def build_dataset(cfg: BuildConfig, fresh: bool = False, summary: bool | None = 
     ``on_block(n)`` is called after the n-th block finished in this run (progress hooks, tests).
     ``summary`` (default ``cfg.summary``) writes ``summary.md`` and its figures.
     """
-    import rasterio
+
+    from saropt.utils.outdir import prepare_out_dir
 
     _check_inputs(cfg)
     out = Path(cfg.out)
+    sar_dir, opt_dir = layout_dirs(cfg.patches.size, cfg.patches.overlap)
+    outputs = [".work", sar_dir, opt_dir, "figures", "manifest.csv", "registration.json",
+               "summary.md"]
+    # the staged state (.work/state.json) decides what may resume; the stamp only guards the
+    # folder against other commands' output and marks the dataset complete
+    with prepare_out_dir(out, "data build", None, outputs, overwrite=fresh, quiet=True) as od:
+        result = _build(cfg, out, fresh, summary, on_block)
+        od.finish()
+    return result
+
+
+def _build(cfg: BuildConfig, out: Path, fresh: bool, summary: bool | None,
+           on_block: Callable[[int], None] | None) -> BuildResult:
+    import rasterio
+
     if fresh:
         clear_build(out, cfg)
     work = out / ".work"
@@ -402,6 +439,9 @@ def build_dataset(cfg: BuildConfig, fresh: bool = False, summary: bool | None = 
             plan = make_plan(cfg, sar, optical)
             done_now = run_blocks(plan, sar, optical, cfg, work, on_block)
             rows = decide(plan, cfg, work)
+            if not any(r["decision"] == "keep" for r in rows):
+                write_manifest(rows, out / "manifest.csv")  # for the reasons
+                raise DataError(_nothing_kept(rows, plan, out))
             write_layout(rows, cfg, out, work)
             write_manifest(rows, out / "manifest.csv")
             write_json_atomic(out / "registration.json",

@@ -22,6 +22,7 @@ Sub-regions JSON: ``{"<name>": {"rect": [x0, y0, x1, y1]}}`` (x1/y1 exclusive ed
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +73,12 @@ def read_tiepoints(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"tie-point file {path} does not exist")
     groups: dict[str, list[list[float]]] = {}
-    with path.open(newline="") as f:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it "
+                        "as UTF-8 CSV") from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in TIEPOINT_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

@@ -6,8 +6,12 @@ Layout of a cache folder::
     opt.u8      raw uint8, C order, shape (N, H, W, 3)
     index.json  ids, shapes, source root and folders, per-file sizes and mtimes (staleness)
 
-``index.json`` is written last and atomically, so a folder without it is not a cache; the arrays
-are written to temporary files and renamed into place. Reading a pair is a slice of a memory map
+The arrays are written to temporary files beside their final names and ``index.json`` last, all
+renamed into place only after every pair was decoded: a failing or killed rerun leaves the
+previous cache whole, and its temporaries are removed on the next start. The folder is locked
+while it is written (:func:`saropt.utils.outdir.prepare_out_dir`), so two runs into one folder
+cannot both succeed, and a folder holding another dataset's cache is refused unless
+``overwrite``. Reading a pair is a slice of a memory map
 (no PNG decoding), and the operating system's page cache shares the bytes between workers.
 """
 
@@ -25,7 +29,8 @@ import numpy as np
 from saropt.data.images import read_opt, read_sar, resize_array
 from saropt.data.layout import Layout, scan_layout
 from saropt.errors import DataError
-from saropt.utils.io import atomic_path, write_json_atomic
+from saropt.utils.io import atomic_path
+from saropt.utils.outdir import config_hash, prepare_out_dir
 
 CACHE_VERSION = 1
 
@@ -52,7 +57,8 @@ def _decode_pair(layout: Layout, id_: str, size: int | None,
 def build_cache(root: str | Path, out: str | Path, sar_dir: str | None = None,
                 opt_dir: str | None = None, patch_size: int | None = None,
                 resize: str | None = None, ids: Sequence[str] | None = None,
-                progress: bool = True, layout: str = "auto") -> Path:
+                progress: bool = True, layout: str = "auto",
+                overwrite: bool = False) -> Path:
     """Decode every pair of ``root`` once into ``out`` (see the module docstring); returns ``out``.
 
     The pairs are found as :func:`saropt.data.layout.scan_layout` finds them (``sar_dir`` and
@@ -61,8 +67,6 @@ def build_cache(root: str | Path, out: str | Path, sar_dir: str | None = None,
     All pairs must share one size: ``patch_size`` (or the first pair's size when None), unless a
     ``resize`` policy brings them to ``patch_size``.
     """
-    from tqdm import tqdm
-
     layout = scan_layout(root, sar_dir, opt_dir, layout=layout)
     layout.problems.raise_if_any(f"cannot cache {layout.describe()}")
     ids = list(layout.ids if ids is None else ids)
@@ -70,17 +74,36 @@ def build_cache(root: str | Path, out: str | Path, sar_dir: str | None = None,
     if missing:
         raise DataError(f"{root}: {len(missing)} requested ids have no pair (first: {missing[:3]})")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "index.json").unlink(missing_ok=True)  # invalid until rewritten at the end
+    source = {"root": str(Path(root).resolve()), "layout": layout.kind,
+              "sar_dir": _folder_name(layout, layout.sar_dir),
+              "opt_dir": _folder_name(layout, layout.opt_dir),
+              "patch_size": patch_size, "resize": resize}
+    with prepare_out_dir(out, "data cache", {**source, "ids": config_hash(ids)}, CACHE_FILES,
+                         overwrite=overwrite, quiet=True) as od:
+        _write_cache(layout, ids, out, patch_size, resize, source, progress)
+        od.finish()
+    return out
+
+
+#: what ``saropt data cache`` writes
+CACHE_FILES = ["sar.u8", "opt.u8", "index.json"]
+
+
+def _write_cache(layout: Layout, ids: list[str], out: Path, patch_size: int | None,
+                 resize: str | None, source: dict[str, Any], progress: bool) -> None:
+    from tqdm import tqdm
+
     first_sar, _ = _decode_pair(layout, ids[0], patch_size, resize)
     h, w = first_sar.shape
-    size = patch_size
+    _check_space(out, len(ids) * h * w * 4)
     stamps: dict[str, list[list[int]]] = {"sar": [], "opt": []}
-    with atomic_path(out / "sar.u8") as sar_tmp, atomic_path(out / "opt.u8") as opt_tmp:
+    # contexts exit in reverse order: the arrays are renamed into place first, index.json last
+    with atomic_path(out / "index.json") as index_tmp, atomic_path(out / "sar.u8") as sar_tmp, \
+            atomic_path(out / "opt.u8") as opt_tmp:
         sar_mm = np.memmap(sar_tmp, np.uint8, "w+", shape=(len(ids), h, w))
         opt_mm = np.memmap(opt_tmp, np.uint8, "w+", shape=(len(ids), h, w, 3))
         for n, id_ in enumerate(tqdm(ids, desc="caching pairs", unit="pair", disable=not progress)):
-            sar, opt = _decode_pair(layout, id_, size, resize)
+            sar, opt = _decode_pair(layout, id_, patch_size, resize)
             if sar.shape != (h, w):
                 raise DataError(f"{layout.sar_path(id_)}: {sar.shape[1]}x{sar.shape[0]} pixels, "
                                 f"but the cache holds {w}x{h} pairs (pass a patch size and a "
@@ -91,17 +114,22 @@ def build_cache(root: str | Path, out: str | Path, sar_dir: str | None = None,
         sar_mm.flush()
         opt_mm.flush()
         del sar_mm, opt_mm
-    index = {
-        "version": CACHE_VERSION, "ids": ids, "sar_shape": [len(ids), h, w],
-        "opt_shape": [len(ids), h, w, 3], "dtype": "uint8",
-        "source": {"root": str(Path(root).resolve()), "layout": layout.kind,
-                   "sar_dir": _folder_name(layout, layout.sar_dir),
-                   "opt_dir": _folder_name(layout, layout.opt_dir),
-                   "patch_size": patch_size, "resize": resize},
-        "stamps": stamps,
-    }
-    write_json_atomic(out / "index.json", index, indent=None)
-    return out
+        index = {"version": CACHE_VERSION, "ids": ids, "sar_shape": [len(ids), h, w],
+                 "opt_shape": [len(ids), h, w, 3], "dtype": "uint8", "source": source,
+                 "stamps": stamps}
+        index_tmp.write_text(json.dumps(index))
+
+
+def _check_space(out: Path, need: int) -> None:
+    """Refuse before writing when the disk cannot hold the cache: a memory map on a full disk
+    dies with a bus error instead of an OSError."""
+    import shutil
+
+    free = shutil.disk_usage(out).free
+    if free < need * 1.02 + (16 << 20):
+        raise DataError(f"{out}: the cache needs {need / 2**20:.0f} MB but only "
+                        f"{free / 2**20:.0f} MB are free on that disk; free space or choose "
+                        "another --out")
 
 
 def _folder_name(layout: Layout, folder: Path) -> str | None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from saropt.cli import add_json_flag, emit
+from saropt.cli import add_json_flag, add_overwrite_flag, emit
+from saropt.cli_types import (
+    MAX_SIDE,
+    fraction,
+    int_range,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    probability,
+)
 
 
 def add_layout_flags(p: argparse.ArgumentParser) -> None:
@@ -39,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(sar_256_oc_0.2 -> 256), 'any' accepts the most common size")
     p.add_argument("--any-names", action="store_true",
                    help="accept file names other than 1.png .. N.png")
-    p.add_argument("--workers", type=int, default=0, help="decode with N processes")
+    p.add_argument("--workers", type=int_range(0, 256), default=0, help="decode with N processes")
     add_json_flag(p)
     p.set_defaults(func=_cmd_check)
 
@@ -47,13 +56,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "pairs (default: the paper's 70/30)")
     _add_layout_args(p)
     p.add_argument("--out", required=True, help="split folder to write")
-    p.add_argument("--train", type=int, help="training pairs (count)")
-    p.add_argument("--test", type=int, help="test pairs (count)")
-    p.add_argument("--val", type=int, default=None, help="validation pairs (count, default 0)")
-    p.add_argument("--train-frac", type=float, help="training pairs (fraction of all)")
-    p.add_argument("--test-frac", type=float, help="test pairs (fraction of all)")
-    p.add_argument("--val-frac", type=float, help="validation pairs (fraction of all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train", type=positive_int, help="training pairs (count)")
+    p.add_argument("--test", type=positive_int, help="test pairs (count)")
+    p.add_argument("--val", type=nonneg_int, default=None,
+                   help="validation pairs (count, default 0)")
+    p.add_argument("--train-frac", type=fraction(low_open=True),
+                   help="training pairs (fraction of all)")
+    p.add_argument("--test-frac", type=fraction(low_open=True), help="test pairs (fraction of all)")
+    p.add_argument("--val-frac", type=probability, help="validation pairs (fraction of all)")
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--mode", choices=["random", "spatial", "release"], default=None,
                    help="default random (release with --lists); spatial: keep overlapping "
                    "neighbours on one side (needs manifest.csv); release: the release's own "
@@ -61,18 +72,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lists", help="with --mode release: folder of published split lists "
                    "(train.txt, val.txt, test.txt; ids or paths such as opt_256_oc_0.2/1.png)")
     p.add_argument("--manifest", help="manifest CSV (default ROOT/manifest.csv)")
-    p.add_argument("--block", type=float, help="spatial block side in SAR pixels "
+    p.add_argument("--block", type=positive_float, help="spatial block side in SAR pixels "
                    "(default 4 patch sizes)")
+    add_overwrite_flag(p, "split folder")
     add_json_flag(p)
     p.set_defaults(func=_cmd_split)
 
     p = sub.add_parser("cache", help="decode every pair once into uint8 memory-mapped arrays")
     _add_layout_args(p)
     p.add_argument("--out", required=True, help="cache folder to write")
-    p.add_argument("--patch-size", type=int, default=None,
+    p.add_argument("--patch-size", type=int_range(8, MAX_SIDE // 4), default=None,
                    help="side length of the cached pairs (default: the first pair's)")
-    p.add_argument("--resize", default=None, help="resize policy for other sizes "
-                   "(bilinear, area, bicubic, nearest, lanczos)")
+    p.add_argument("--resize", default=None,
+                   choices=["bilinear", "area", "bicubic", "nearest", "lanczos"],
+                   help="resize policy for other sizes")
+    add_overwrite_flag(p, "cache folder")
     add_json_flag(p)
     p.set_defaults(func=_cmd_cache)
 
@@ -108,7 +122,8 @@ def _cmd_split(args: argparse.Namespace) -> int:
                       train_frac=args.train_frac, test_frac=args.test_frac,
                       val_frac=args.val_frac, seed=args.seed, mode=args.mode,
                       sar_dir=args.sar_dir, opt_dir=args.opt_dir, manifest=args.manifest,
-                      block=args.block, layout=args.layout, lists=args.lists)
+                      block=args.block, layout=args.layout, lists=args.lists,
+                      overwrite=args.overwrite)
     s = info["sizes"]
     text = (f"split {args.mode} (seed {args.seed}) of {info['n_pairs']} pairs -> {args.out}: "
             f"train {s['train']}, val {s['val']}, test {s['test']}")
@@ -127,7 +142,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     from saropt.data.cache import PairCache, build_cache
 
     out = build_cache(args.root, args.out, args.sar_dir, args.opt_dir, args.patch_size,
-                      args.resize, progress=not args.json, layout=args.layout)
+                      args.resize, progress=not args.json, layout=args.layout,
+                      overwrite=args.overwrite)
     cache = PairCache(out)
     shape = cache.index["sar_shape"]
     size_mb = sum((out / f).stat().st_size for f in ("sar.u8", "opt.u8")) / 2**20

@@ -285,6 +285,11 @@ def scan_layout(root: str | Path, sar_dir: str | None = None, opt_dir: str | Non
 
 def _scan_folders(root: Path, sar_dir: str, opt_dir: str, qxs_names: bool, kind: str) -> Layout:
     problems = Problems()
+    from saropt.utils.outdir import check_complete
+
+    unfinished = check_complete(root)
+    if unfinished:
+        problems.add("incomplete dataset", unfinished)
     if not root.is_dir():
         problems.add("missing folder", f"dataset root {root} does not exist")
     sar = scan_folder(root / sar_dir, problems)

@@ -195,7 +195,7 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
                mode: str | None = None, sar_dir: str | None = None, opt_dir: str | None = None,
                manifest: str | Path | None = None, block: float | None = None,
                ids: Sequence[str] | None = None, layout: str = "auto",
-               lists: str | Path | None = None) -> dict[str, Any]:
+               lists: str | Path | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Split the pairs of ``root`` and write the split folder ``out``; returns ``split.json``.
 
     Sizes: counts (``train``, ``test``, ``val``) or fractions of all pairs; see
@@ -216,7 +216,27 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
         ids = found.ids
     ids = sort_ids(ids)
     if mode == "release":
-        return _release_split(root, out, ids, found, lists, seed)
+        info, parts = _release_split(root, ids, found, lists, seed)
+    else:
+        info, parts = _random_or_spatial_split(root, ids, found, train, test, val, train_frac,
+                                               test_frac, val_frac, seed, mode, sar_dir,
+                                               opt_dir, manifest, block)
+    from saropt.utils.outdir import prepare_out_dir
+
+    names = [f"{n}.txt" for n in SPLITS] + ["val_pairs.csv", "test_pairs.csv", "split.json"]
+    with prepare_out_dir(out, "data split", info, names, overwrite=overwrite, quiet=True) as od:
+        write_split(out, parts, info, seed)
+        od.finish()
+    return info
+
+
+def _random_or_spatial_split(root: str | Path, ids: list[str], found: Any, train: int | None,
+                             test: int | None, val: int | None, train_frac: float | None,
+                             test_frac: float | None, val_frac: float | None, seed: int,
+                             mode: str, sar_dir: str | None, opt_dir: str | None,
+                             manifest: str | Path | None, block: float | None,
+                             ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """``(split.json info, parts)`` of a random or spatial split of ``ids``."""
     sizes = resolve_sizes(len(ids), train, test, val, train_frac, test_frac, val_frac)
     rng = np.random.default_rng(seed)
     manifest_path = Path(manifest) if manifest else Path(root) / "manifest.csv"
@@ -249,12 +269,11 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
         "train_test_overlaps": count_overlaps(parts["train"], parts["test"], windows)
         if windows else None,
     }
-    write_split(out, parts, info, seed)
-    return info
+    return info, parts
 
 
-def _release_split(root: str | Path, out: str | Path, ids: list[str], found: Any,
-                   lists: str | Path | None, seed: int) -> dict[str, Any]:
+def _release_split(root: str | Path, ids: list[str], found: Any, lists: str | Path | None,
+                   seed: int) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """A split that keeps the release's train/val/test (lists folder or the layout's own)."""
     if lists is not None:
         parts = read_split(lists, root)
@@ -286,8 +305,7 @@ def _release_split(root: str | Path, out: str | Path, ids: list[str], found: Any
             "n_pairs": len(ids), "requested": sizes, "sizes": sizes, "block": None,
             "purged_overlapping": 0, "manifest": None, "train_test_overlaps": None,
             "unassigned": len(ids) - sum(sizes.values())}
-    write_split(out, {k: sort_ids(parts[k]) for k in SPLITS}, info, seed)
-    return info
+    return info, {k: sort_ids(parts[k]) for k in SPLITS}
 
 
 def write_split(out: str | Path, parts: dict[str, list[str]], info: dict[str, Any],

@@ -7,7 +7,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from saropt.cli import add_json_flag, emit, key_value
+from saropt.cli import add_json_flag, add_overwrite_flag, emit
+from saropt.cli_types import iou, key_value, nonneg_int, positive_int, probability
 
 DATASETS = ("hrsid", "ssdd", "air-sarship-1.0", "air-sarship-2.0", "dota")
 
@@ -47,11 +48,12 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--subset-key", action="append", default=[],
                    help="also score per value of this image key, e.g. scene (repeatable)")
     p.add_argument("--out", type=Path, default=Path("runs/detect/eval"), help="output folder")
-    p.add_argument("--iou", type=float, default=0.5, help="IoU threshold (default 0.5)")
-    p.add_argument("--max-dets", type=int, default=100, help="COCO detections per image")
-    p.add_argument("--score-thr", type=float, default=0.5,
+    add_overwrite_flag(p)
+    p.add_argument("--iou", type=iou, default=0.5, help="IoU threshold in (0, 1] (default 0.5)")
+    p.add_argument("--max-dets", type=positive_int, default=100, help="COCO detections per image")
+    p.add_argument("--score-thr", type=probability, default=0.5,
                    help="score threshold of predictions drawn in the gallery")
-    p.add_argument("--gallery", type=int, default=6, help="images in the gallery (0: none)")
+    p.add_argument("--gallery", type=nonneg_int, default=6, help="images in the gallery (0: none)")
     p.add_argument("--merge-tiles", action="store_true",
                    help="tiled readers (AIR-SARShip): merge tile predictions into scenes "
                    "(offset + class-wise NMS) and score whole scenes")
@@ -66,9 +68,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       pred=args.pred, images=args.images, subset_keys=args.subset_key,
                       out=args.out, iou=args.iou, max_dets=args.max_dets,
                       score_thr=args.score_thr, n_gallery=args.gallery,
-                      merge_tiles=args.merge_tiles, options=dict(args.option))
+                      merge_tiles=args.merge_tiles, options=dict(args.option),
+                      overwrite=args.overwrite)
     emit(result, args.json, _text(result))
     return 0
+
 
 
 def _text(result: dict[str, Any]) -> str:

@@ -41,11 +41,32 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
              root: Path | None = None, split: str = "test", images: Path | None = None,
              subset_keys: list[str] | None = None, iou: float = 0.5, max_dets: int = 100,
              score_thr: float = 0.5, n_gallery: int = 6, merge_tiles: bool = False,
-             options: dict[str, Any] | None = None) -> dict[str, Any]:
+             options: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Score ``pred`` against ``gt`` (a COCO file) or a dataset's ground truth; write
     ``metrics.json``, ``pr_curves.json``, ``pr_curves.png`` and ``gallery.png`` into ``out``.
     ``merge_tiles`` (tiled readers): merge tile predictions into scenes, score on scenes."""
-    out = Path(out)
+    from saropt.utils.outdir import prepare_out_dir
+
+    config = {"pred": str(pred), "gt": str(gt), "dataset": dataset, "root": str(root),
+              "split": split}
+    with prepare_out_dir(out, "detect eval", config, EVAL_FILES, overwrite, replace_same=True,
+                         quiet=True) as od:
+        result = _run_eval(pred, Path(out), gt, dataset, root, split, images, subset_keys, iou,
+                           max_dets, score_thr, n_gallery, merge_tiles, options)
+        made = [*result["files"].values(), result["ground_truth"], result["predictions"]]
+        od.finish([Path(f).name for f in made if Path(f).parent == Path(out)])
+    return result
+
+
+#: what ``saropt detect eval`` writes (gallery.png only with --gallery > 0)
+EVAL_FILES = ["metrics.json", "pr_curves.json", "pr_curves.png", "gallery.png", "gt.json",
+              "scene_predictions.json"]
+
+
+def _run_eval(pred: Path, out: Path, gt: Path | None, dataset: str | None, root: Path | None,
+              split: str, images: Path | None, subset_keys: list[str] | None, iou: float,
+              max_dets: int, score_thr: float, n_gallery: int, merge_tiles: bool,
+              options: dict[str, Any] | None) -> dict[str, Any]:
     reader = None
     if dataset is not None:
         if root is None:

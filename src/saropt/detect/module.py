@@ -54,8 +54,8 @@ class DataConfig(Config):
     batch_size: int = Field(8, ge=1)
     num_workers: int = Field(2, ge=0)
     hflip: float = Field(0.5, ge=0.0, le=1.0)
-    max_train_images: int | None = None
-    max_val_images: int | None = None
+    max_train_images: int | None = Field(None, ge=1)
+    max_val_images: int | None = Field(None, ge=1)
 
     @field_validator("root")
     @classmethod
@@ -67,10 +67,10 @@ class OptimConfig(Config):
     """SGD, linear warm-up, step decay at epoch ``milestones``."""
 
     lr: float = Field(0.02, gt=0)
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(1e-4, ge=0)
     milestones: list[int] = Field(default_factory=lambda: [8, 12])
-    gamma: float = 0.1
+    gamma: float = Field(0.1, gt=0)
     warmup_iters: int = Field(500, ge=0)
     warmup_factor: float = Field(0.001, gt=0, le=1)
     warmup: Literal["linear"] = "linear"

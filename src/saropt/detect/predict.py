@@ -12,7 +12,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from saropt.cli import add_json_flag, emit, key_value
+from saropt.cli import add_json_flag, emit
+from saropt.cli_types import MAX_SIDE, int_range, key_value, overlap, positive_int, probability
 from saropt.errors import SaroptError
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ EXAMPLES = """examples:
 """
 
 
+#: the smallest image side (pixels) that goes into a detector
+MIN_SIDE = 32
+
+
 def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Module, Any]:
     """The detector and its :class:`DetectConfig` from a ``saropt detect train`` checkpoint."""
     from saropt.detect.module import DetectConfig, DetectModule
@@ -41,8 +46,16 @@ def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Modul
     if "config" not in hp or "state_dict" not in ckpt:
         raise SaroptError(f"{path}: not a `saropt detect train` checkpoint (no config in its "
                           "hyper-parameters)")
-    module = DetectModule(hp["config"], norm=hp.get("norm"), from_checkpoint=True)
-    module.load_state_dict(ckpt["state_dict"])
+    if isinstance(hp["config"], dict) and "alpha" in hp["config"]:
+        raise SaroptError(f"{path}: a `saropt bnn train` checkpoint, not a detector; export its "
+                          "SAR encoder (saropt bnn export) and train a detector with "
+                          "model.init=bnn:PATH/sar_encoder.safetensors")
+    try:
+        module = DetectModule(hp["config"], norm=hp.get("norm"), from_checkpoint=True)
+        module.load_state_dict(ckpt["state_dict"])
+    except (ValueError, RuntimeError, KeyError, TypeError) as err:
+        raise SaroptError(f"{path}: not a usable `saropt detect train` checkpoint ("
+                          f"{' '.join(str(err).split())[:300]})") from None
     return module.model.to(device).eval(), DetectConfig.model_validate(hp["config"])
 
 
@@ -136,18 +149,25 @@ def run_predict(checkpoint: str | Path, out: str | Path, dataset: str | None = N
                 score_thresh: float | None = None, gt_out: str | Path | None = None,
                 progress: bool = True) -> dict[str, Any]:
     """Predict on a dataset (default: the checkpoint's validation split) and write results."""
-    import torch
-
     from saropt.detect.datasets import build_dataset
+    from saropt.engine import check_device
     from saropt.utils.io import write_json_atomic
+    from saropt.utils.outdir import check_out_file
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = check_device(device)
+    check_out_file(out)
+    if gt_out:
+        check_out_file(gt_out, "--gt-out")
     model, cfg = load_detector(checkpoint, device)
     d = cfg.data
     name, root, opts, not_inherited = reader_options(d, dataset, root, options)
     opts.setdefault("in_chans", cfg.model.in_chans)
     ds = build_dataset(name, root, split or d.val_split, **opts)
+    tiny = [r for r in getattr(ds, "records", []) if min(r.width, r.height) < MIN_SIDE]
+    if tiny:
+        r = tiny[0]
+        raise SaroptError(f"{r.path}: {r.width}x{r.height} pixels; images need at least "
+                          f"{MIN_SIDE} px a side to be detected on ({len(tiny)} such images)")
     if score_thresh is not None:
         _set_score_thresh(model, score_thresh)
     results = predict_dataset(model, ds, batch_size, tile, overlap, progress)
@@ -168,6 +188,7 @@ def _set_score_thresh(model: nn.Module, thr: float) -> None:
         model.score_thresh = thr
 
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="run a trained detector on a dataset and write COCO results JSON",
@@ -185,11 +206,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="split (default: the training config's val_split)")
     p.add_argument("--option", action="append", type=key_value, default=[],
                    metavar="KEY=VALUE", help="reader option, e.g. ann_file=test.json")
-    p.add_argument("--tile", type=int, help="tile images larger than this (pixels)")
-    p.add_argument("--overlap", type=float, default=0.5, help="tile overlap (default 0.5)")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--tile", type=int_range(32, MAX_SIDE),
+                   help="tile images larger than this (pixels)")
+    p.add_argument("--overlap", type=overlap, default=0.5, help="tile overlap (default 0.5)")
+    p.add_argument("--batch-size", type=positive_int, default=4)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
-    p.add_argument("--score-thresh", type=float, help="keep detections above this score")
+    p.add_argument("--score-thresh", type=probability, help="keep detections above this score")
     p.add_argument("--gt-out", help="also write the matching COCO ground truth here")
     add_json_flag(p)
     p.set_defaults(func=_cmd_predict)

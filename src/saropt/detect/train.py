@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from saropt.cli import add_config_args, add_json_flag, emit
+from saropt.cli import add_config_args, add_json_flag, add_overwrite_flag, emit
 
 if TYPE_CHECKING:
     from saropt.detect.module import DataConfig, DetectConfig
@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "go to out_dir; an interrupted run resumes from out_dir/checkpoints/last.ckpt.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p, required=True)
+    add_overwrite_flag(p, "run folder (out_dir)")
     add_json_flag(p)
     p.set_defaults(func=_cmd_train)
 
@@ -42,7 +43,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from saropt.detect.module import DetectConfig
 
     cfg = load_config(DetectConfig, args.config, args.overrides)
-    result = train(cfg)
+    result = train(cfg, overwrite=args.overwrite)
     ap = result["val_ap50"]
     text = (f"trained {cfg.model.name} (init {cfg.model.init}) -> {result['out_dir']}\n"
             f"best checkpoint: {result['best_checkpoint']}\n"
@@ -71,13 +72,17 @@ def make_dataset(data: DataConfig, split: str, in_chans: int, limit: int | None 
     return ds
 
 
-def loader(ds: Any, batch_size: int, num_workers: int, shuffle: bool) -> Any:
+def loader(ds: Any, batch_size: int, num_workers: int, shuffle: bool,
+           sampler: Any = None) -> Any:
+    """A detection DataLoader; ``sampler`` (e.g. :class:`saropt.engine.EpochShuffleSampler`)
+    replaces ``shuffle``."""
     from torch.utils.data import DataLoader
 
     from saropt.detect.datasets import collate_detection
 
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      collate_fn=collate_detection, persistent_workers=num_workers > 0)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                      sampler=sampler, num_workers=num_workers, collate_fn=collate_detection,
+                      persistent_workers=num_workers > 0)
 
 
 def kmeans_anchors_for(ds: Any, input_size: int) -> list[list[float]]:
@@ -92,16 +97,39 @@ def kmeans_anchors_for(ds: Any, input_size: int) -> list[list[float]]:
     return kmeans_anchors(torch.cat(wh)).round(decimals=1).tolist()
 
 
-def train(cfg: DetectConfig) -> dict[str, Any]:
-    """Train ``cfg`` and return the checkpoint paths and the last validation AP@0.5."""
+def train(cfg: DetectConfig, overwrite: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` and return the checkpoint paths and the last validation AP@0.5.
+
+    The run folder follows :func:`saropt.utils.outdir.prepare_out_dir`: another run's folder
+    (another config) is refused unless ``overwrite``; the same config resumes."""
+
+    from saropt.detect.models import check_options
+    from saropt.engine import run_folder
+
+    check_options(cfg.model.name, cfg.model.options)
+    out_dir = Path(cfg.out_dir)
+    with run_folder(cfg, "detect train", RUN_OUTPUTS, overwrite) as od:
+        result = _train(cfg, out_dir)
+        od.finish()
+    return result
+
+
+#: what ``saropt detect train`` writes into its run folder
+RUN_OUTPUTS = ["checkpoints", "csv", "tb", "config.yaml", "init_report.json",
+               "train_summary.json"]
+def _train(cfg: DetectConfig, out_dir: Path) -> dict[str, Any]:
     import lightning as L
 
     from saropt.detect.module import DetectModule
-    from saropt.engine import make_trainer, resume_checkpoint
+    from saropt.engine import (
+        EpochShuffleSampler,
+        make_trainer,
+        resume_checkpoint,
+        training_epoch,
+    )
     from saropt.utils.io import write_json_atomic, write_text_atomic
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    out_dir = Path(cfg.out_dir)
     d = cfg.data
     train_ds = make_dataset(d, d.train_split, cfg.model.in_chans, d.max_train_images)
     val_ds = make_dataset(d, d.val_split, cfg.model.in_chans, d.max_val_images)
@@ -116,10 +144,15 @@ def train(cfg: DetectConfig) -> dict[str, Any]:
     write_json_atomic(out_dir / "init_report.json",
                       {"init": cfg.model.init, "summary": report.summary() if report else None,
                        **(report.to_dict() if report else {})})
-    trainer = make_trainer(cfg.trainer, out_dir, monitor="val/ap50", mode="max")
-    trainer.fit(module, loader(train_ds, d.batch_size, d.num_workers, True),
-                loader(val_ds, d.batch_size, d.num_workers, False),
-                ckpt_path=resume_checkpoint(cfg.trainer, out_dir))
+    ckpt_path = resume_checkpoint(cfg.trainer, out_dir)
+    trainer = make_trainer(cfg.trainer, out_dir, monitor="val/ap50", mode="max",
+                           resume_from=ckpt_path)
+    # the training order depends on (seed, epoch) only, so a resumed run (with or without
+    # workers) sees the batches of an uninterrupted one
+    sampler = EpochShuffleSampler(len(train_ds), cfg.trainer.seed,
+                                  epoch_fn=lambda: training_epoch(module._trainer))
+    trainer.fit(module, loader(train_ds, d.batch_size, d.num_workers, True, sampler),
+                loader(val_ds, d.batch_size, d.num_workers, False), ckpt_path=ckpt_path)
     ckpt = trainer.checkpoint_callback
     result = {"out_dir": str(out_dir),
               "best_checkpoint": ckpt.best_model_path or ckpt.last_model_path,

@@ -9,7 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from saropt.cli import add_json_flag, emit
+from saropt.cli import add_json_flag, add_overwrite_flag, emit
+from saropt.cli_types import iou, positive_float, positive_int, probability
 
 SUBCOMMANDS = ("run", "compare", "osd-train", "osd-transfer")
 
@@ -50,14 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_fusion_options(p: argparse.ArgumentParser, defaults: bool) -> None:
     d = (lambda v: v) if defaults else (lambda v: None)  # noqa: E731
     p.add_argument("--method", choices=["wbf", "nms", "soft_nms"], default=d("wbf"))
-    p.add_argument("--weights", type=float, nargs="+", default=None,
+    p.add_argument("--weights", type=positive_float, nargs="+", default=None,
                    help="one weight per prediction file (default: all 1)")
-    p.add_argument("--iou-thr", type=float, default=d(0.55))
-    p.add_argument("--skip-box-thr", type=float, default=d(0.0))
+    p.add_argument("--iou-thr", type=iou, default=d(0.55), help="IoU in (0, 1]")
+    p.add_argument("--skip-box-thr", type=probability, default=d(0.0))
     p.add_argument("--conf-type", default=d("box_and_model_avg"),
                    choices=["avg", "max", "box_and_model_avg", "absent_model_aware_avg"],
                    help="WBF score mode (default box_and_model_avg: stays in [0, 1])")
-    p.add_argument("--sigma", type=float, default=d(0.5), help="soft-NMS Gaussian sigma")
+    p.add_argument("--sigma", type=positive_float, default=d(0.5), help="soft-NMS Gaussian sigma")
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -123,9 +124,10 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gt", required=True, help="COCO ground truth (images may carry 'scene')")
     p.add_argument("--names", nargs="+", help="a name per prediction file (default: file stem)")
     p.add_argument("--land-masks", help="folder of <image stem>.png land masks (255 = land)")
-    p.add_argument("--score-thr", type=float, default=0.5,
+    p.add_argument("--score-thr", type=probability, default=0.5,
                    help="score at which false alarms and recall are counted (default 0.5)")
     p.add_argument("--out", help="folder for compare.json, compare.md and compare.png")
+    add_overwrite_flag(p)
     _add_fusion_options(p, defaults=True)
     add_json_flag(p)
     p.set_defaults(func=_cmd_compare, _parser=p)
@@ -142,23 +144,30 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              args.score_thr, fusion, fused_name=f"fused ({args.method})")
     rows, headers = table_rows(result)
     if args.out:
-        write_compare_outputs(result, Path(args.out))
+        write_compare_outputs(result, Path(args.out), args.overwrite)
     emit(result, args.json, format_table(rows, headers))
     _ = figure  # the figure is written with --out
     return 0
 
 
-def write_compare_outputs(result: dict[str, Any], out: Path) -> dict[str, Path]:
+def write_compare_outputs(result: dict[str, Any], out: Path,
+                          overwrite: bool = False) -> dict[str, Path]:
     """``compare.json``, ``compare.md`` (table) and ``compare.png`` (bars) in ``out``."""
     from saropt.fuse.compare import figure, table_rows
     from saropt.utils.io import save_figure_atomic, write_json_atomic, write_text_atomic
+    from saropt.utils.outdir import prepare_out_dir
     from saropt.utils.table import format_table
 
     rows, headers = table_rows(result)
-    return {"json": write_json_atomic(out / "compare.json", result),
-            "md": write_text_atomic(out / "compare.md",
-                                    format_table(rows, headers, markdown=True) + "\n"),
-            "png": save_figure_atomic(figure(result), out / "compare.png")}
+    names = ["compare.json", "compare.md", "compare.png"]
+    with prepare_out_dir(out, "fuse compare", None, names, overwrite, replace_same=True,
+                         quiet=True) as od:
+        files = {"json": write_json_atomic(out / "compare.json", result),
+                 "md": write_text_atomic(out / "compare.md",
+                                         format_table(rows, headers, markdown=True) + "\n"),
+                 "png": save_figure_atomic(figure(result), out / "compare.png")}
+        od.finish()
+    return files
 
 
 def _add_osd_train(sub: argparse._SubParsersAction) -> None:
@@ -184,7 +193,8 @@ def _add_osd_transfer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="OSD detector checkpoint (optical, 3 channels)")
     p.add_argument("--detector", default="faster_rcnn_r50_fpn",
                    help="detector name (saropt.detect.models.list_detectors())")
-    p.add_argument("--in-chans", type=int, default=1, help="input channels of the SAR detector")
+    p.add_argument("--in-chans", type=positive_int, default=1,
+                   help="input channels of the SAR detector")
     add_json_flag(p)
     p.set_defaults(func=_cmd_osd_transfer, _parser=p)
 

@@ -11,9 +11,10 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from saropt.config import Config
 from saropt.errors import DataError, SaroptError
@@ -34,13 +35,13 @@ class FuseConfig(Config):
     names: list[str] | None = None
     gt: str | None = None
     method: Literal["wbf", "nms", "soft_nms"] = "wbf"
-    weights: list[float] | None = None
-    iou_thr: float = 0.55
-    skip_box_thr: float = 0.0
+    weights: list[Annotated[float, Field(gt=0)]] | None = None
+    iou_thr: float = Field(0.55, gt=0, le=1)
+    skip_box_thr: float = Field(0.0, ge=0, le=1)
     conf_type: Literal["avg", "max", "box_and_model_avg",
                        "absent_model_aware_avg"] = "box_and_model_avg"
-    sigma: float = 0.5
-    soft_nms_thr: float = 0.001
+    sigma: float = Field(0.5, gt=0)
+    soft_nms_thr: float = Field(0.001, ge=0, le=1)
     out: str = "fused.json"
 
 
@@ -218,6 +219,9 @@ def _maybe_progress(items: list[int], progress: bool) -> Any:
 def fuse_files(cfg: FuseConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Run ``cfg`` (prediction files + GT) and write the fused COCO results file atomically."""
     from saropt.utils.io import write_json_atomic
+    from saropt.utils.outdir import check_out_file
+
+    check_out_file(cfg.out)
 
     if len(cfg.predictions) < 1:
         raise SaroptError("no prediction files given (positional PRED.json or predictions=[...])")

@@ -24,10 +24,12 @@ from xml.etree import ElementTree as ET
 import numpy as np
 from tqdm import tqdm
 
+from saropt.errors import SaroptError
 from saropt.synth.config import SEA, SHIP, WorldConfig
 from saropt.synth.world import ScenePair, make_scene_pair
 from saropt.synth.writers import save_png_fast
 from saropt.utils.io import atomic_path, write_json_atomic, write_text_atomic
+from saropt.utils.outdir import prepare_out_dir
 
 #: ship-rich world used when no config is given (more ships, no calm patches)
 SHIP_WORLD = {"offshore_ships_per_km2": 30.0, "mooring_probability": 0.85,
@@ -165,7 +167,8 @@ def _ssdd_numbers(n_train: int, n_test: int) -> tuple[list[int], list[int]]:
 
 def write_ship_datasets(out_dir: str | Path, seed: int, n_train: int, n_test: int,
                         image_size: int = 512, scene_size: int | None = None,
-                        cfg: WorldConfig | None = None, progress: bool = True) -> Path:
+                        cfg: WorldConfig | None = None, progress: bool = True,
+                        overwrite: bool = False) -> Path:
     """Write ``hrsid/``, ``ssdd/`` and ``dota/`` under ``out_dir`` (see the module doc) and a
     ``summary.json``; returns ``out_dir``. Train scenes use seeds ``seed * 1000 + k``, test
     scenes ``seed * 1000 + 500 + k``."""
@@ -179,6 +182,17 @@ def write_ship_datasets(out_dir: str | Path, seed: int, n_train: int, n_test: in
         raise ValueError(f"scene_size {scene_size} must be at least twice image_size "
                          f"{image_size}")
     root = Path(out_dir)
+    config = {"seed": seed, "n_train": n_train, "n_test": n_test, "image_size": image_size,
+              "scene_size": scene_size, "world": cfg.model_dump(mode="json")}
+    with prepare_out_dir(root, "synth ships", config, ["hrsid", "ssdd", "dota", "summary.json"],
+                         overwrite=overwrite, quiet=True) as od:
+        _write_ship_datasets(root, seed, n_train, n_test, image_size, scene_size, cfg, progress)
+        od.finish()
+    return root
+
+
+def _write_ship_datasets(root: Path, seed: int, n_train: int, n_test: int, image_size: int,
+                         scene_size: int, cfg: WorldConfig, progress: bool) -> None:
     ssdd_nums = dict(zip(("train", "test"), _ssdd_numbers(n_train, n_test)))
     summary: dict[str, Any] = {"root": str(root), "image_size": image_size, "ships": 0}
     bar = tqdm(total=n_train + n_test, desc="ship chips", unit="chip", disable=not progress)
@@ -192,7 +206,6 @@ def write_ship_datasets(out_dir: str | Path, seed: int, n_train: int, n_test: in
         summary["ships"] += stats["ships"]
     bar.close()
     write_json_atomic(root / "summary.json", summary)
-    return root
 
 
 def _collect_chips(seed0: int, n_need: int, size: int, scene_size: int, cfg: WorldConfig,
@@ -201,7 +214,8 @@ def _collect_chips(seed0: int, n_need: int, size: int, scene_size: int, cfg: Wor
     k = 0
     while len(chips) < n_need:
         if k > 50 + 5 * n_need:
-            raise RuntimeError(f"could not cut {n_need} chips of {size} px from {k} scenes")
+            raise SaroptError(f"could not cut {n_need} chips of {size} px from {k} scenes "
+                              "(use a larger --scene-size or a smaller --size)")
         scene_seed = seed0 + k
         pair = make_scene_pair(scene_size, scene_seed, cfg)
         rng = np.random.default_rng(scene_seed + 7_000_000)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from saropt.synth.config import SEA, WorldConfig
 from saropt.synth.world import ScenePair, make_scene_pair
 from saropt.utils.io import atomic_path, save_image_atomic, write_json_atomic, write_text_atomic
+from saropt.utils.outdir import prepare_out_dir
 
 #: pixel frame written into the GeoTIFFs: 1 m pixels, no CRS (the images are not georeferenced;
 #: the SAR-optical relation is in truth.json and the tie points)
@@ -54,11 +55,28 @@ def tie_points_csv(pair: ScenePair) -> str:
     return buf.getvalue()
 
 
-def write_scene(pair: ScenePair, out_dir: str | Path) -> Path:
+SCENE_FILES = ["sar.tif", "sar_8bit.png", "optical.tif", "classes.png", "tiepoints.csv",
+               "subregions.json", "truth.json"]
+
+
+def write_scene(pair: ScenePair, out_dir: str | Path, config: Any = None,
+                overwrite: bool = False) -> Path:
     """Write ``sar.tif``, ``sar_8bit.png``, ``optical.tif``, ``tiepoints.csv``,
-    ``subregions.json``, ``truth.json`` (plus ``classes.png``, the SAR-grid class map)."""
+    ``subregions.json``, ``truth.json`` (plus ``classes.png``, the SAR-grid class map).
+
+    ``config`` (what the scene was made from; default: its shape and seed) decides, under
+    :func:`saropt.utils.outdir.prepare_out_dir`, whether a folder holding another scene is
+    refused (unless ``overwrite``)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    config = config if config is not None else {"shape": list(pair.shape)}
+    with prepare_out_dir(out, "synth scene", config, SCENE_FILES, overwrite=overwrite,
+                         quiet=True) as od:
+        _write_scene_files(pair, out)
+        od.finish()
+    return out
+
+
+def _write_scene_files(pair: ScenePair, out: Path) -> None:
     write_geotiff(out / "sar.tif", pair.sar_amp,
                   {"SAROPT_GRID": "sar", "SAROPT_CONTENT": "amplitude DN (synthetic)"})
     save_image_atomic(out / "sar_8bit.png", pair.sar8)
@@ -68,7 +86,6 @@ def write_scene(pair: ScenePair, out_dir: str | Path) -> Path:
     write_text_atomic(out / "tiepoints.csv", tie_points_csv(pair))
     write_json_atomic(out / "subregions.json", pair.subregions)
     write_json_atomic(out / "truth.json", pair.truth())
-    return out
 
 
 def save_png_fast(path: str | Path, array: np.ndarray) -> Path:
@@ -108,12 +125,17 @@ def calm_fraction(pair: ScenePair, x: int, y: int, size: int) -> float:
 
 def write_qxs_pairs(out_dir: str | Path, n_pairs: int, seed: int, patch_size: int = 256,
                     overlap: float = 0.2, scene_size: int = 2048, cfg: WorldConfig | None = None,
-                    max_calm_fraction: float = 0.5, progress: bool = True) -> Path:
+                    max_calm_fraction: float = 0.5, progress: bool = True,
+                    overwrite: bool = False) -> Path:
     """Cut ``n_pairs`` co-registered SAR/optical patches from rendered scenes (seeds
     ``seed * 1000 + k``) into the QXS-SAROPT layout, with ``manifest.csv``; returns ``out_dir``.
 
     Patches are taken row by row with the QXS overlap; patches mostly on calm sea are skipped,
-    as the QXS screening drops texture-less patches.
+    as the QXS screening drops texture-less patches. The folder follows
+    :func:`saropt.utils.outdir.prepare_out_dir`: it is marked complete only after
+    ``manifest.csv`` (a killed run leaves a dataset that readers and ``data check`` refuse), and
+    a folder holding other pairs (another ``n_pairs``, seed, ...) is refused unless
+    ``overwrite``.
     """
     if n_pairs < 1:
         raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
@@ -123,6 +145,20 @@ def write_qxs_pairs(out_dir: str | Path, n_pairs: int, seed: int, patch_size: in
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     root = Path(out_dir)
     opt_name, sar_name = qxs_dir_names(patch_size, overlap)
+    config = {"n_pairs": n_pairs, "seed": seed, "patch_size": patch_size, "overlap": overlap,
+              "scene_size": scene_size, "max_calm_fraction": max_calm_fraction,
+              "world": (cfg or WorldConfig()).model_dump(mode="json")}
+    with prepare_out_dir(root, "synth pairs", config, [opt_name, sar_name, "manifest.csv"],
+                         overwrite=overwrite, quiet=True) as od:
+        _write_pairs(root, opt_name, sar_name, n_pairs, seed, patch_size, overlap, scene_size,
+                     cfg, max_calm_fraction, progress)
+        od.finish()
+    return root
+
+
+def _write_pairs(root: Path, opt_name: str, sar_name: str, n_pairs: int, seed: int,
+                 patch_size: int, overlap: float, scene_size: int, cfg: WorldConfig | None,
+                 max_calm_fraction: float, progress: bool) -> None:
     (root / opt_name).mkdir(parents=True, exist_ok=True)
     (root / sar_name).mkdir(parents=True, exist_ok=True)
     rows: list[list[Any]] = []
@@ -152,7 +188,6 @@ def write_qxs_pairs(out_dir: str | Path, n_pairs: int, seed: int, patch_size: in
     w.writerow(["id", "scene", "x", "y", "size", "scene_seed", "sea_fraction", "n_ships"])
     w.writerows(rows)
     write_text_atomic(root / "manifest.csv", buf.getvalue())
-    return root
 
 
 def _box_inside(box: list[float], x: int, y: int, size: int) -> bool:

@@ -18,20 +18,49 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
     The suffix is kept, so writers that infer the format from the extension (PIL, OpenCV,
-    rasterio, matplotlib) still work.
+    rasterio, matplotlib) still work. The file gets the permissions of a plain ``open()``
+    (0666 minus the umask), not ``mkstemp``'s 0600. A failure (a full disk, a kill) leaves
+    ``path`` as it was; temporaries of killed runs (``.<stem>.XXXXXXXX.tmp<suffix>``) are
+    removed by :func:`saropt.utils.outdir.remove_temps`. An ``OSError`` without a file name
+    gets ``path`` as its file name, so the user is told which output failed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
-                               dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
+                                   dir=path.parent)
+        os.close(fd)
+    except OSError as err:
+        raise _named(err, path) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
+    except OSError as err:
+        raise _named(err, path) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _named(err: OSError, path: Path) -> OSError:
+    if err.filename is None:
+        err.filename = str(path)
+    return err
+
+
+def current_umask() -> int:
+    """The process umask (read from /proc where possible: setting it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_json(path: str | Path, what: str) -> Any:

@@ -6,7 +6,6 @@ optical detector into a SAR detector (OSD), an ImageNet checkpoint into a one-ch
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,10 +91,18 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except Exception as err:  # noqa: BLE001 - SafetensorError, truncated or garbage bytes
+            raise SaroptError(f"{path}: not a readable .safetensors file ({err}); re-export it "
+                              "(saropt bnn export)") from None
         sidecar = path.with_suffix(".json")
         if sidecar.is_file():
-            meta = json.loads(sidecar.read_text())
+            from saropt.utils.io import read_json
+
+            meta = read_json(sidecar, "weights sidecar")
+            if not isinstance(meta, dict):
+                raise SaroptError(f"{sidecar}: expected a JSON object of metadata")
         return state, meta
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)

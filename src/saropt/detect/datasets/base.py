@@ -105,7 +105,10 @@ def read_image(path: Path, in_chans: int, window: tuple[int, int, int, int] | No
     """An 8-bit image as HxW (``in_chans=1``) or HxWx3 uint8, cropped to ``window``.
 
     Grayscale stored as three equal channels (HRSID, SSDD JPEGs) collapses to one channel
-    exactly (Pillow's ``L`` of equal R=G=B is that value).
+    exactly (Pillow's ``L`` of equal R=G=B is that value). 16-bit and float grayscale images
+    (Pillow modes I;16, I, F) are stretched to 8 bits between their 0.5 and 99.5 percentiles,
+    the AIR-SARShip rule (:mod:`saropt.detect.datasets.airsarship`); Pillow's own conversion
+    would clip them to white.
     """
     from PIL import Image
 
@@ -113,6 +116,8 @@ def read_image(path: Path, in_chans: int, window: tuple[int, int, int, int] | No
     Image.MAX_IMAGE_PIXELS = None  # DOTA scenes reach 20000x20000
     try:
         with Image.open(path) as img:
+            if img.mode.startswith(("I", "F")):
+                img = _stretch_to_8bit(img)
             img = img.convert("L" if in_chans == 1 else "RGB")
             if window is not None:
                 img = img.crop(window)
@@ -121,6 +126,18 @@ def read_image(path: Path, in_chans: int, window: tuple[int, int, int, int] | No
         raise DataError(f"{path}: cannot read image ({err})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
+
+
+def _stretch_to_8bit(img: Any) -> Any:
+    """A 16-bit or float grayscale Pillow image as an 8-bit ``L`` image (percentile stretch)."""
+    from PIL import Image
+
+    from saropt.detect.datasets.airsarship import scale_to_uint8
+
+    arr = np.asarray(img)
+    finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+    lo, hi = np.percentile(finite, (0.5, 99.5)) if finite.size else (0.0, 1.0)
+    return Image.fromarray(scale_to_uint8(np.nan_to_num(arr, nan=lo), lo, hi))
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -118,6 +118,37 @@ def create_detector(name: str, in_chans: int = 1, init: str = "random", num_clas
     return model, report
 
 
+def option_names(name: str) -> set[str]:
+    """The ``model.options`` keys detector ``name`` accepts (its builder's keywords)."""
+    import inspect
+
+    if name not in REGISTRY:
+        raise SaroptError(f"unknown detector {name!r}; registered: {', '.join(list_detectors())}")
+    fixed = {"self", "backbone", "num_classes", "arch", "in_chans", "image_mean", "image_std",
+             "kwargs", "rcnn_kw"}
+    if REGISTRY[name].family == "faster_rcnn":
+        from torchvision.models.detection import FasterRCNN
+
+        from saropt.detect.models.faster_rcnn import build_faster_rcnn
+
+        params = {*inspect.signature(build_faster_rcnn).parameters,
+                  *inspect.signature(FasterRCNN.__init__).parameters}
+    else:
+        from saropt.detect.models.yolov3 import YOLOv3
+
+        params = set(inspect.signature(YOLOv3.__init__).parameters)
+    return params - fixed
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse unknown ``model.options`` keys before any work (torchvision's ``FasterRCNN``
+    would ignore them silently)."""
+    unknown = sorted(set(options) - option_names(name))
+    if unknown:
+        raise SaroptError(f"model.options: unknown key(s) {unknown} for {name} (known: "
+                          f"{', '.join(sorted(option_names(name)))})")
+
+
 def _build(spec: DetectorSpec, in_chans: int, num_classes: int, kind: str,
            kw: dict[str, Any]) -> nn.Module:
     try:
@@ -140,8 +171,8 @@ def _build(spec: DetectorSpec, in_chans: int, num_classes: int, kind: str,
         backbone = timm.create_model(spec.backbone, pretrained=False, features_only=True,
                                      out_indices=spec.out_indices, in_chans=in_chans)
         return YOLOv3(backbone, num_classes, **kw)
-    except TypeError as err:  # an unknown keyword for this family
-        raise SaroptError(f"bad option for {spec.family}: {err}") from None
+    except (TypeError, ValueError) as err:  # an unknown keyword or a bad value (model.options)
+        raise SaroptError(f"bad option (model.options) for {spec.family}: {err}") from None
 
 
 def get_normalization(model: nn.Module) -> tuple[list[float], list[float]]:

@@ -60,6 +60,7 @@ def build_faster_rcnn(arch: str, in_chans: int, num_classes: int, image_mean: Se
     ``aspect_ratios`` (h / w) are shared by all levels; ``fpn_channels`` and
     ``representation_size`` (box-head MLP width) default to torchvision's
     256 / 1024; ``rcnn_kw`` go to ``FasterRCNN`` (``rpn_post_nms_top_n_test``, ...)."""
+    _check_rcnn_kw(rcnn_kw)
     if len(anchor_sizes) != 5:
         raise ValueError(f"anchor_sizes needs one size per FPN level (5), got {anchor_sizes}")
     if len(image_mean) != in_chans or len(image_std) != in_chans:
@@ -75,3 +76,16 @@ def build_faster_rcnn(arch: str, in_chans: int, num_classes: int, image_mean: Se
         image_std=list(image_std), rpn_anchor_generator=anchors, rpn_head=rpn_head,
         box_score_thresh=score_thresh,
         box_nms_thresh=nms_iou, box_detections_per_img=detections_per_img, **rcnn_kw)
+
+
+def _check_rcnn_kw(rcnn_kw: dict[str, object]) -> None:
+    """torchvision's ``FasterRCNN(**kwargs)`` ignores unknown keywords; refuse them here."""
+    import inspect
+
+    known = set(inspect.signature(FasterRCNN.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(rcnn_kw) - known)
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} (builder options: min_size, max_size, "
+                        "anchor_sizes, aspect_ratios, score_thresh, nms_iou, detections_per_img, "
+                        "fpn_channels, representation_size, frozen_bn, trainable_layers, and "
+                        "torchvision FasterRCNN's rpn_*/box_* arguments)")

@@ -1,0 +1,366 @@
+"""One rule for every command that writes an output folder.
+
+:func:`prepare_out_dir` (a context manager) is the rule:
+
+* ``OUT`` is locked while the command runs (``OUT/.saropt.lock`` holds the owner's pid, host and
+  command); a second run into the same folder is refused naming the owner; a lock whose process
+  is gone (kill -9) is stale and taken over.
+* ``OUT/.saropt.json`` (the *stamp*) records which command wrote the folder, a hash of its
+  config and ``"complete": false`` until the command finished; it is rewritten with
+  ``"complete": true`` last, so a killed run leaves a folder that readers
+  (:func:`check_complete`) and ``saropt data check`` refuse.
+* A folder holding another command's output, or this command's output made with another config,
+  is refused unless ``overwrite=True`` (``--overwrite``), which removes the outputs of that run
+  (as its stamp lists them) and of this command, never other files. With the same config the
+  command reruns (resumable commands resume, saying so). A folder without a stamp is used when
+  none of the command's output names are in it.
+* Temporary files of killed atomic writes (:func:`saropt.utils.io.atomic_path`) are removed on
+  start; outputs of the same command that this run did not rewrite are removed at the end
+  (``OutDir.finish``), so no stale file sits beside new results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from saropt.errors import SaroptError
+from saropt.utils.io import write_json_atomic
+
+STAMP = ".saropt.json"
+LOCK = ".saropt.lock"
+#: names written by :func:`saropt.utils.io.atomic_path`: ``.<stem>.<8 random chars>.tmp<suffix>``
+TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^.]*)?$")
+
+
+class OutDirError(SaroptError):
+    """An output folder that cannot be used as asked (in use, holds other output, not a folder)."""
+
+
+def config_hash(config: Any) -> str:
+    """A stable hash of a JSON-able config (dict keys sorted)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def config_diff(old: Any, new: Any, ignore: Iterable[str] = ()) -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts (``ignore`` skipped)."""
+    a, b = _flatten(old), _flatten(new)
+    skip = tuple(ignore)
+    return sorted(k for k in set(a) | set(b)
+                  if a.get(k) != b.get(k) and not any(k == s or k.startswith(s + ".")
+                                                      for s in skip))
+
+
+def read_stamp(folder: str | Path) -> dict[str, Any] | None:
+    """The stamp of ``folder`` (None when there is none or it is unreadable)."""
+    path = Path(folder) / STAMP
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def check_complete(folder: str | Path) -> str | None:
+    """Why ``folder`` is not a finished saropt output (None when finished or not stamped)."""
+    stamp = read_stamp(folder)
+    if stamp is None or stamp.get("complete", True):
+        return None
+    return (f"{folder} is an unfinished `saropt {stamp.get('command', '?')}` output (the run was "
+            "killed or failed before it finished); rerun that command to complete it")
+
+
+def remove_temps(folder: str | Path) -> int:
+    """Delete temporary files left by killed atomic writes anywhere under ``folder``."""
+    n = 0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            if TEMP_RE.match(name):
+                Path(dirpath, name).unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@contextmanager
+def folder_lock(folder: str | Path, command: str) -> Iterator[Path]:
+    """Hold ``folder/.saropt.lock`` while the block runs; refuse when a live process holds it."""
+    path = Path(folder) / LOCK
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+          "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            owner = _read_lock(path)
+            if owner is not None and _lock_held(owner):
+                raise OutDirError(
+                    f"{folder} is in use by `saropt {owner.get('command', '?')}` (pid "
+                    f"{owner.get('pid')} on {owner.get('host')}, since {owner.get('since')}); "
+                    "wait for it to finish or use another output folder") from None
+            path.unlink(missing_ok=True)  # stale: its owner is gone
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        break
+    else:
+        raise OutDirError(f"{path}: could not take the lock; remove it if no saropt run uses "
+                          f"{folder}")
+    try:
+        yield path
+    finally:
+        if (_read_lock(path) or {}).get("pid") == os.getpid():
+            path.unlink(missing_ok=True)
+
+
+def _read_lock(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # being written right now, or garbage: treat as held below by age
+
+
+def _lock_held(owner: dict[str, Any]) -> bool:
+    pid = owner.get("pid")
+    if not isinstance(pid, int):
+        return False
+    if owner.get("host") not in (None, socket.gethostname()):
+        return True  # another machine's process: cannot check, assume alive
+    return pid != os.getpid() and _pid_alive(pid)
+
+
+@dataclass
+class OutDir:
+    """An output folder prepared by :func:`prepare_out_dir`."""
+
+    path: Path
+    command: str
+    config: Any
+    outputs: list[str]
+    state: str  # "new", "same" (same command and config as before) or "overwritten"
+    stamp: dict[str, Any] = field(default_factory=dict)
+    active: bool = True  # False: another process (DDP rank 0) owns the folder; do nothing
+
+    def clear(self) -> None:
+        """Remove every output of this command from the folder (start over)."""
+        for name in self.outputs if self.active else []:
+            _remove(self.path / name)
+
+    def finish(self, written: Iterable[str] | None = None) -> None:
+        """Remove the command's outputs this run did not write, then mark the folder complete."""
+        if not self.active:
+            return
+        if written is not None:
+            keep = set(written)
+            for name in self.outputs:
+                if name not in keep:
+                    _remove(self.path / name)
+        self.stamp["complete"] = True
+        self.stamp["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        write_json_atomic(self.path / STAMP, self.stamp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _present(path: Path, outputs: Iterable[str]) -> list[str]:
+    return [n for n in outputs if (path / n).exists()]
+
+
+@contextmanager
+def prepare_out_dir(path: str | Path, command: str, config: Any = None,
+                    outputs: Iterable[str] = (), overwrite: bool = False,
+                    resume_ignore: Iterable[str] = (), lock: bool = True,
+                    quiet: bool = False,
+                    legacy_config: Callable[[Path], Any] | None = None,
+                    replace_same: bool = False) -> Iterator[OutDir]:
+    """Create or reuse the output folder ``path`` of ``saropt COMMAND`` under the rule above.
+
+    ``config``: a JSON-able description of everything the outputs depend on; ``outputs``: the
+    file and folder names (relative to ``path``) this command writes; ``resume_ignore``: config
+    keys that may change between a run and its rerun (e.g. ``trainer.max_epochs``);
+    ``legacy_config(path)``: the config of an unstamped folder of this command (a run folder
+    from before stamps, or a copied checkpoint), or None; ``replace_same``: a quick report
+    command (eval, split, export) whose rerun replaces its own earlier output whatever the config
+    (its stale files are removed by ``finish``); other commands' folders are still refused.
+    On success call ``OutDir.finish(written)`` inside the block. Raises :class:`OutDirError`.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutDirError(f"{path} exists and is a file; the output must be a folder (remove "
+                          "the file or choose another --out)")
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(13, "Permission denied", str(path))
+    outputs = list(outputs)
+    try:
+        with _prepared(path, command, config, outputs, overwrite, resume_ignore, lock, quiet,
+                       legacy_config, replace_same) as od:
+            yield od
+    except BaseException:
+        if created:
+            _rmdir_if_empty(path)  # a failed first run leaves no empty folder behind
+        raise
+
+
+@contextmanager
+def _prepared(path: Path, command: str, config: Any, outputs: list[str], overwrite: bool,
+              resume_ignore: Iterable[str], lock: bool, quiet: bool,
+              legacy_config: Callable[[Path], Any] | None,
+              replace_same: bool = False) -> Iterator[OutDir]:
+    ctx = folder_lock(path, command) if lock else _nolock(path)
+    with ctx:
+        remove_temps(path)
+        stamp = read_stamp(path)
+        if stamp is None and legacy_config is not None:
+            old = legacy_config(path)
+            stamp = None if old is None else {"command": command, "config": old}
+        own = replace_same and (stamp is None or stamp.get("command") == command)
+        state = _decide(path, stamp, command, config, outputs, overwrite or own,
+                        list(resume_ignore), clear=not own)
+        if state == "same" and not quiet:
+            print(f"{path}: rerunning `saropt {command}` with the same config "
+                  "(resuming where it stopped)")
+        stamp = {"command": command, "config_hash": config_hash(config), "config": config,
+                 "outputs": outputs, "complete": False,
+                 "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        previous = read_stamp(path)
+        write_json_atomic(path / STAMP, stamp)
+        try:
+            yield OutDir(path, command, config, outputs, state, stamp)
+        except BaseException:
+            # a failed rerun with the same config leaves the folder as it was declared before;
+            # a run that failed before writing anything leaves no trace
+            present = _present(path, outputs)
+            if previous is not None and (state == "same" or not present):
+                write_json_atomic(path / STAMP, previous)
+            elif not present:
+                (path / STAMP).unlink(missing_ok=True)
+            raise
+
+
+def check_out_file(path: str | Path, flag: str = "--out") -> Path:
+    """Before work starts: ``path`` can be written as a file (its folder is created now; it is
+    not a folder itself). File-system errors name the path (the CLI prints them)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutDirError(f"{flag} {path} is a folder; give a file path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise PermissionError(13, "Permission denied", str(path.parent))
+    return path
+
+
+def check_out_dir(path: str | Path, command: str, config: Any = None,
+                  outputs: Iterable[str] = (), overwrite: bool = False) -> None:
+    """Raise now what :func:`prepare_out_dir` would refuse later (before long work starts);
+    changes nothing on disk."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutDirError(f"{path} exists and is a file; the output must be a folder (remove "
+                          "the file or choose another --out)")
+    if not path.is_dir() or overwrite:
+        return
+    owner = _read_lock(path / LOCK)
+    if owner is not None and _lock_held(owner):
+        raise OutDirError(f"{path} is in use by `saropt {owner.get('command', '?')}` (pid "
+                          f"{owner.get('pid')}); wait for it to finish or use another folder")
+    outputs = list(outputs)
+    stamp = read_stamp(path)
+    if stamp is None:
+        if _present(path, outputs):
+            _decide(path, None, command, config, outputs, False, [])
+        return
+    _decide(path, stamp, command, config, outputs, False, [])
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+@contextmanager
+def _nolock(path: Path) -> Iterator[Path]:
+    yield path
+
+
+def _decide(path: Path, stamp: dict[str, Any] | None, command: str, config: Any,
+            outputs: list[str], overwrite: bool, ignore: list[str], clear: bool = True) -> str:
+    if stamp is None:
+        present = _present(path, outputs)
+        if not present:
+            return "new"
+        if not overwrite:
+            raise OutDirError(
+                f"{path} already holds {', '.join(present[:3])} from an unknown run; rerun with "
+                "--overwrite to replace them, or choose another output folder")
+        if clear:
+            _clear(path, outputs)
+        return "overwritten"
+    other = stamp.get("command")
+    if other != command:
+        if not overwrite:
+            raise OutDirError(f"{path} holds the output of `saropt {other}`; rerun with "
+                              "--overwrite to replace it, or choose another output folder")
+        _clear(path, outputs, stamp)
+        return "overwritten"
+    diff = config_diff(stamp.get("config"), config, ignore)
+    if diff:
+        if not overwrite:
+            shown = ", ".join(diff[:5]) + (f" and {len(diff) - 5} more" if len(diff) > 5 else "")
+            raise OutDirError(
+                f"{path} holds `saropt {command}` output made with a different config ({shown} "
+                "differ); rerun with --overwrite to start over, or choose another output folder")
+        if clear:
+            _clear(path, outputs, stamp)
+        return "overwritten"
+    return "same"
+
+
+def _clear(path: Path, outputs: list[str], stamp: dict[str, Any] | None = None) -> None:
+    """Remove this command's outputs and those the stamp's command recorded (``--overwrite``
+    of another run's folder replaces that run's output, never other files)."""
+    recorded = (stamp or {}).get("outputs") or []
+    for name in [*outputs, *(n for n in recorded if isinstance(n, str))]:
+        if name and not Path(name).is_absolute() and ".." not in Path(name).parts:
+            _remove(path / name)
+    (path / STAMP).unlink(missing_ok=True)
