@@ -32,6 +32,14 @@ EXAMPLES = """examples:
 
 def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Module, Any]:
     """The detector and its :class:`DetectConfig` from a ``saropt detect train`` checkpoint."""
+    model, cfg, _ = load_detector_hp(checkpoint, device)
+    return model, cfg
+
+
+def load_detector_hp(checkpoint: str | Path, device: str = "cpu"
+                     ) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """:func:`load_detector` plus the checkpoint's hyper-parameters (``scene`` holds the
+    radiometry and training image size, see :mod:`saropt.detect.scene`)."""
     import torch
 
     from saropt.detect.module import DetectConfig, DetectModule
@@ -47,9 +55,10 @@ def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Modul
     if "config" not in hp or "state_dict" not in ckpt:
         raise SaroptError(f"{path}: not a `saropt detect train` checkpoint (no config in its "
                           "hyper-parameters)")
-    module = DetectModule(hp["config"], norm=hp.get("norm"), from_checkpoint=True)
+    module = DetectModule(hp["config"], norm=hp.get("norm"), from_checkpoint=True,
+                          scene=hp.get("scene"))
     module.load_state_dict(ckpt["state_dict"])
-    return module.model.to(device).eval(), DetectConfig.model_validate(hp["config"])
+    return module.model.to(device).eval(), DetectConfig.model_validate(hp["config"]), dict(hp)
 
 
 def predict_images(model: nn.Module, images: list[torch.Tensor], tile: int | None = None,
