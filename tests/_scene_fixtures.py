@@ -9,6 +9,7 @@ comes out as exactly its true box, a ship cut by the tile as a box touching the 
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ def write_scene(path: Path, width: int, height: int, boxes: np.ndarray, seed: in
     if georef == "affine":
         profile.update(crs=UTM, transform=Affine(PIXEL_M, 0, ORIGIN[0], 0, -PIXEL_M, ORIGIN[1]))
     rng = np.random.default_rng(seed)
+    warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning)
     with rasterio.open(path, "w", **profile) as dst:
         for y0 in range(0, height, strip):
             h = min(strip, height - y0)

@@ -85,7 +85,8 @@ def records(dets: SceneDetections, georef: Georef) -> list[dict[str, Any]]:
                     "model": dets.model, "location": dets.locations[i],
                     "x1": round(float(r[0]), 2), "y1": round(float(r[1]), 2),
                     "x2": round(float(r[2]), 2), "y2": round(float(r[3]), 2),
-                    "lon": float(geo["lon"][i]), "lat": float(geo["lat"][i]),
+                    "lon": float(geo["lon"][i]) if georef.georeferenced else None,
+                    "lat": float(geo["lat"][i]) if georef.georeferenced else None,
                     "length_m": _num(geo["length_m"][i]), "width_m": _num(geo["width_m"][i]),
                     "_ring": geo["ring"][i]})
     return out
@@ -193,7 +194,13 @@ def write_map(path: Path, quicklook_png: Path, recs: list[dict[str, Any]], geore
 
 
 def remote_urls(html: str) -> list[str]:
-    """``src=``/``href=`` URLs with a scheme in an HTML page (what a browser would fetch)."""
+    """Remote URLs a browser would fetch for the page: ``<script src>``, ``<link href>``,
+    ``<img src>``, CSS ``url()`` and Leaflet tile-layer templates (plain ``<a href>`` links,
+    such as Leaflet's attribution, are not fetched)."""
     import re
 
-    return sorted(set(re.findall(r"""(?:src|href)\s*=\s*["'](https?://[^"']+)""", html)))
+    pats = [r"""<script[^>]*\bsrc\s*=\s*["'](https?:)?//[^"']+""",
+            r"""<link[^>]*\bhref\s*=\s*["'](https?:)?//[^"']+""",
+            r"""<img[^>]*\bsrc\s*=\s*["'](https?:)?//[^"']+""",
+            r"""url\(\s*["']?(https?:)?//[^)"']+""", r"""tileLayer\(\s*["'][^"']+"""]
+    return sorted({m.group(0) for p in pats for m in re.finditer(p, html)})

@@ -20,15 +20,16 @@ import numpy as np
 
 from saropt.errors import DataError
 
-#: GDAL block cache while reading a scene (bytes): bounds memory whatever the scene size
-GDAL_CACHE_BYTES = 128 * 1024 * 1024
+#: GDAL block cache while reading a scene (MB): bounds memory whatever the scene size; it holds
+#: the few rows of file blocks that overlapping tiles share (--gdal-cache-mb)
+GDAL_CACHE_MB = 64
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 
 
-def gdal_env() -> Any:
+def gdal_env(cache_mb: int | None = None) -> Any:
     import rasterio
 
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
+    return rasterio.Env(GDAL_CACHEMAX=int(cache_mb or GDAL_CACHE_MB) * 1024 * 1024)
 
 
 @contextmanager
@@ -187,25 +188,26 @@ def valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return ok
 
 
-def decimated(info: SceneInfo, max_side: int) -> tuple[np.ndarray, float]:
+def decimated(info: SceneInfo, max_side: int, cache_mb: int | None = None
+              ) -> tuple[np.ndarray, float]:
     """The whole band read at most ``max_side`` pixels a side (GDAL nearest decimation, block
     by block, bounded memory) and the decimation factor."""
     import rasterio
 
     f = max(1.0, max(info.width, info.height) / max_side)
     shape = (max(1, int(round(info.height / f))), max(1, int(round(info.width / f))))
-    with gdal_env(), quiet(), rasterio.open(info.path) as src:
+    with gdal_env(cache_mb), quiet(), rasterio.open(info.path) as src:
         return src.read(info.band, out_shape=shape), f
 
 
 class WindowReader:
     """Reads windows of one band; one instance per thread (rasterio handles are not shared)."""
 
-    def __init__(self, info: SceneInfo) -> None:
+    def __init__(self, info: SceneInfo, cache_mb: int | None = None) -> None:
         import rasterio
 
         self.info = info
-        self._env = gdal_env()
+        self._env = gdal_env(cache_mb)
         self._env.__enter__()
         self._quiet = quiet()
         self._quiet.__enter__()

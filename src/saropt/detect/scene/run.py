@@ -68,6 +68,7 @@ class SceneOptions:
     pixel_spacing: float | None = None  # metres; default from the georeference
     quicklook_side: int = 2048
     draw_thr: float = 0.5
+    gdal_cache_mb: int = 64
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -138,10 +139,11 @@ def _stretches(info: SceneInfo, small: np.ndarray, valid: np.ndarray,
 
 def _reader(info: SceneInfo, grid: Grid, blocks: list[tuple[int, int, int]],
             stretches: dict[str, tuple[Radiometry, float, float]], batch_size: int,
-            q: queue.Queue, stop: threading.Event, timing: dict[str, float]) -> None:
+            q: queue.Queue, stop: threading.Event, timing: dict[str, float],
+            cache_mb: int) -> None:
     """Background thread: read, stretch and queue tile batches of the pending blocks."""
     try:
-        reader = WindowReader(info)
+        reader = WindowReader(info, cache_mb)
         try:
             for k, first, last in blocks:
                 for b0 in range(first, last, batch_size):
@@ -203,7 +205,8 @@ def _run_tiles(info: SceneInfo, grid: Grid, dets: list[SceneDetector],
     stop = threading.Event()
     timing = {"read_s": 0.0}
     th = threading.Thread(target=_reader, args=(info, grid, pending, stretches, o.batch_size,
-                                                q, stop, timing), daemon=True)
+                                                q, stop, timing, o.gdal_cache_mb),
+                          daemon=True)
     th.start()
     bar = tqdm(total=len(grid), initial=done_tiles, desc="scene tiles", unit="tile",
                disable=not o.progress, smoothing=0.05)
@@ -290,7 +293,7 @@ def run_scene(scene: str | Path, detectors: list[SceneDetector], out: str | Path
     tile, overlap = _tile_and_overlap(o, detectors, info)
     land = (LandMask(o.land_mask, info.georef, (info.width, info.height))
             if o.land_mask else None)
-    small, factor = decimated(info, o.quicklook_side)
+    small, factor = decimated(info, o.quicklook_side, o.gdal_cache_mb)
     ok = valid_mask(small, info.nodata)
     if not ok.any():
         raise SaroptError(f"scene {info.path}: every pixel of band {info.band} is nodata "
