@@ -92,3 +92,14 @@ def apply_stretch(values: np.ndarray, low: float, high: float, rad: Radiometry,
     if valid is not None:
         out[~valid] = 0
     return out
+
+
+def synth_radiometry(cfg: Any = None) -> Radiometry:
+    """The synthetic world's amplitude -> 8-bit dB mapping (``saropt.synth``'s ``sar8``, the
+    images of its ship datasets) for a :class:`saropt.synth.WorldConfig` (default config)."""
+    from saropt.synth.config import WorldConfig
+
+    cfg = cfg or WorldConfig()
+    return Radiometry(kind="db", input="amplitude", percentiles=tuple(cfg.sar8_percentiles),
+                      dynamic_range_db=cfg.sar8_dynamic_range_db,
+                      noise_floor=cfg.sar8_noise_floor_dn, min_value=1.0)

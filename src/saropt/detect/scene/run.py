@@ -311,8 +311,16 @@ def run_scene(scene: str | Path, detectors: list[SceneDetector], out: str | Path
     per_model, counts, nodata_tiles = _collect(folder, stats["blocks"], len(detectors),
                                                (info.width, info.height), o)
     final, model_label = _fuse(per_model, names, o, (info.width, info.height))
+    t_out = time.perf_counter()
     summary = _finish(info, out, final, model_label, land, small, ok, factor, stretches,
                       detectors, o)
+    if len(detectors) > 1:  # what each model found, merged across tiles, before the fusion
+        from saropt.detect.scene.outputs import SceneDetections, coco_results
+
+        for n, rows in zip(names, per_model):
+            summary["files"][f"coco_{n}"] = str(write_json_atomic(
+                out / f"detections_{n}.json",
+                coco_results(SceneDetections(rows, n, []), o.image_id)))
     spacing = pixel_spacing_m(info.georef, info.width, info.height)
     summary.update({
         "scene": str(info.path), "width": info.width, "height": info.height,
@@ -329,6 +337,7 @@ def run_scene(scene: str | Path, detectors: list[SceneDetector], out: str | Path
         "per_model": {n: c for n, c in zip(names, counts)}, "tile_stage_s": round(tile_s, 2),
         "megapixels_per_s": (round(info.megapixels * stats["tiles_run"] / len(grid) / tile_s, 3)
                              if stats["tiles_run"] and tile_s > 0 else None),
+        "outputs_s": round(time.perf_counter() - t_out, 2),
         "wall_s": round(time.perf_counter() - t_start, 2), "options": asdict(o)})
     write_json_atomic(out / "summary.json", summary)
     return summary
