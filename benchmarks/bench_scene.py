@@ -17,10 +17,11 @@ pipelines get the same 8-bit tiles: SAHI is handed the whole scene stretched wit
 mapping (it has no radiometry of its own and needs the scene in memory); its model is the same
 object, with the same ``min_size``/``max_size`` so tiles are not resized. SAHI runs without its
 extra full-image pass (``perform_standard_pred=False``) and with its default merge (GREEDYNMM,
-IOS 0.5). "to detections" is the time to the merged detections (saropt's total less the
-writing of GeoJSON, CSV, quicklook and map, which SAHI does not make); MP/s uses it. Each run is
-a separate process (peak memory = its ``VmHWM``); one run each, one
-torch thread.
+IOS 0.5). ``--huge 30000`` instead runs the pipeline alone (the tests' blob detector,
+1024 px tiles) at 7500 and 30000 px a side. "to detections" is the time to the merged
+detections (saropt's total less the writing of GeoJSON, CSV, quicklook and map, which SAHI
+does not make); MP/s uses it. Each run is a separate process (peak memory = its ``VmHWM``);
+one run each, one torch thread.
 """
 
 from __future__ import annotations
@@ -87,6 +88,49 @@ hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
 print(json.dumps({"seconds": sec, "detect_seconds": sec - outputs_s,
                   "peak_mb": int(hwm.split()[1]) / 1024, "n": len(res), "results": res}))
 """
+
+
+HUGE = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[3])
+from _scene_fixtures import BlobDetector
+from saropt.detect.scene.run import SceneOptions, run_scene
+t = time.perf_counter()
+s = run_scene(sys.argv[1], [BlobDetector(tile=1024)], sys.argv[2],
+              SceneOptions(tile=1024, overlap=0.25, batch_size=4, progress=False))
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": int(hwm.split()[1]) / 1024,
+                  "n": s["n_detections"], "tiles": s["tiles"]}))
+"""
+
+
+def huge(side: int, out: Path) -> None:
+    """Peak memory of the pipeline at side/4 and side (16x the pixels) with the deterministic
+    blob detector of the tests (no neural network: the pipeline's own memory and speed)."""
+    from _scene_fixtures import ship_boxes, write_scene
+
+    from saropt.utils.table import format_table
+
+    rows = []
+    for s in (side // 4, side):
+        t0 = time.perf_counter()
+        boxes = ship_boxes(s, s, s * s // 400_000, seed=s, max_len=30)
+        scene = write_scene(out / f"huge_{s}.tif", s, s, boxes, strip=512)
+        t_write = time.perf_counter() - t0
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+        r = subprocess.run([sys.executable, "-c", HUGE, str(scene), str(out / f"huge_out_{s}"),
+                            str(ROOT / "tests")], env=env, capture_output=True, text=True)
+        if r.returncode:
+            raise SystemExit(r.stderr[-3000:])
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        mp = s * s / 1e6
+        rows.append([f"{s} x {s}", f"{mp:.0f}", res["tiles"], f"{t_write:.0f}",
+                     f"{res['seconds']:.0f}", f"{mp / res['seconds']:.1f}",
+                     f"{res['peak_mb']:.0f}", f"{res['n']} of {len(boxes)}"])
+        (out / f"huge_{s}.tif").unlink()
+        print(f"done {s}", flush=True)
+    print(format_table(rows, ["scene", "MP", "tiles", "write s", "detect s", "MP/s", "peak MB",
+                              "ships found"], markdown=True))
 
 
 def train_tiny(out: Path) -> Path:
@@ -157,10 +201,15 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--checkpoint", type=Path, help="detector (default: train a tiny one)")
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_scene"))
+    p.add_argument("--huge", type=int, help="instead: peak memory of the pipeline at HUGE/4 "
+                   "and HUGE px a side with the blob detector (e.g. 30000)")
     args = p.parse_args()
     from _scene_fixtures import ship_boxes, write_scene
 
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.huge:
+        huge(args.huge, args.out)
+        return
     t0 = time.perf_counter()
     ckpt = args.checkpoint or train_tiny(args.out)
     print(f"detector: {ckpt} ({time.perf_counter() - t0:.0f} s)", flush=True)

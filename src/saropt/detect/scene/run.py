@@ -157,20 +157,26 @@ def _reader(info: SceneInfo, grid: Grid, blocks: list[tuple[int, int, int]],
                             for key, (rad, lo, hi) in stretches.items()}
                         items.append((t, win, u8))
                     timing["read_s"] += time.perf_counter() - t0
-                    while not stop.is_set():
-                        try:
-                            q.put(("batch", k, items), timeout=0.5)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not _put(q, ("batch", k, items), stop):
                         return
-                q.put(("block", k, (first, last)))
+                if not _put(q, ("block", k, (first, last)), stop):
+                    return
         finally:
             reader.close()
-        q.put(("done", None, None))
+        _put(q, ("done", None, None), stop)
     except BaseException as err:  # noqa: BLE001 - handed to the main thread
-        q.put(("error", None, err))
+        _put(q, ("error", None, err), stop)
+
+
+def _put(q: queue.Queue, item: tuple, stop: threading.Event) -> bool:
+    """Queue ``item`` unless the main thread has stopped (then False)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _pad(tile: np.ndarray, side: int) -> np.ndarray:
