@@ -130,7 +130,7 @@ def huge(side: int, out: Path) -> None:
         (out / f"huge_{s}.tif").unlink()
         print(f"done {s}", flush=True)
     print(format_table(rows, ["scene", "MP", "tiles", "write s", "detect s", "MP/s", "peak MB",
-                              "ships found"], markdown=True))
+                              "detections / true ships"], markdown=True))
 
 
 def train_tiny(out: Path) -> Path:
