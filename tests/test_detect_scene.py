@@ -287,9 +287,10 @@ def test_bad_input_is_one_line_before_any_output(scene, tmp_path, capsys):
 # ------------------------------------------------------------------ real detector, end to end
 
 
-def test_checkpoint_end_to_end_at_trained_pixel_scale(scene, tmp_path, capsys,
-                                                      one_torch_thread):
-    path, _ = scene
+def test_checkpoint_end_to_end_at_trained_pixel_scale(tmp_path, capsys, one_torch_thread):
+    w, h = 400, 300
+    boxes = ship_boxes(w, h, 12, seed=9)
+    path = write_scene(tmp_path / "scene.tif", w, h, boxes)
     ckpt = _tiny_checkpoint(tmp_path / "tiny.ckpt")
     from saropt.detect.scene.detectors import CheckpointDetector
 
@@ -310,8 +311,7 @@ def test_checkpoint_end_to_end_at_trained_pixel_scale(scene, tmp_path, capsys,
     assert code == 0 and all((out / f).is_file() for f in OUTPUTS)
     assert summary["tile"] == 128 and summary["n_detections"] == len(
         json.loads((out / "detections.json").read_text()))
-    _, boxes = scene
-    gt = {"images": [{"id": 1, "file_name": "scene.tif", "width": W, "height": H}],
+    gt = {"images": [{"id": 1, "file_name": "scene.tif", "width": w, "height": h}],
           "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1,
                            "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]),
                                     float(b[3] - b[1])], "area": float((b[2] - b[0]) *
