@@ -51,7 +51,7 @@ def training_radiometry(data: Any) -> Radiometry | None:
     authors in a way the checkpoint cannot know)."""
     if getattr(data, "radiometry", None) is not None:
         return data.radiometry
-    if "air" in str(data.dataset).lower():
+    if str(data.dataset).lower().replace("_", "-").startswith("air"):
         pct = data.options.get("percentiles", (0.5, 99.5))
         if pct is None:
             return Radiometry(kind="linear", low=0.0, high=65535.0)
