@@ -11,7 +11,8 @@ EXAMPLES = """examples:
   saropt detect scene runs/detect/checkpoints/last.ckpt --scene S1A_GRD.tif --out ships/
   saropt detect scene osm.ckpt osd.ckpt --weights 1 2 --scene GF3.tiff --out ships/ \\
       --land-mask coastline.geojson --drop-land --json
-  saropt detect eval --gt scene_gt.json --pred ships/detections.json --out ships/eval
+  saropt detect eval --gt scene_gt.json --pred ships/detections.json --out ships/eval \\
+      --max-dets 10000
 """
 
 
