@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 #: scene side (px, 1 m), tile overlap (ships up to ~100 m must fit in the overlap), seed offset
-DEMO = {"size": 1280, "overlap": 0.4, "seed_offset": 900}
+#: and the inshore distance (a 1.3 km scene: the CLI's 500 m would make most ships inshore)
+DEMO = {"size": 1280, "overlap": 0.4, "seed_offset": 900, "inshore_m": 100.0}
 UTM33N_ORIGIN = (480000.0, 4420000.0)
 #: COCO AP's detections-per-image cap for a whole scene (the chip default of 100 would cut it)
 SCENE_MAX_DETS = 10_000
@@ -66,7 +67,8 @@ def run(ctx: Any) -> None:
               "trained pixel scale, with the training radiometry fitted once on the scene; "
               "boxes cut by tile borders are dropped for the tile holding them whole, the rest "
               "merged by NMS, and the models fused by WBF (as `saropt fuse`). A land raster "
-              "tags each ship land / inshore / offshore.")
+              f"tags each ship land / inshore (land within {DEMO['inshore_m']:.0f} m) / "
+              "offshore.")
     ckpts = _checkpoints(ctx)
     if not ckpts:
         r.text("*Skipped: no detector checkpoints from the detection stages.*")
@@ -93,7 +95,8 @@ def run(ctx: Any) -> None:
         for d, name in zip(dets, ckpts):
             d.name = name
         s = run_scene(scene, dets, out / "detections", SceneOptions(
-            overlap=DEMO["overlap"], land_mask=str(land), progress=False))
+            overlap=DEMO["overlap"], land_mask=str(land), inshore_m=DEMO["inshore_m"],
+            progress=False))
     rows = []
     files = {**{n: s["files"].get(f"coco_{n}") for n in ckpts}, s["model"]: s["files"]["coco"]}
     for name, path in files.items():
