@@ -92,7 +92,9 @@ def _text(s: dict[str, Any]) -> str:
         lines.append(f"  {name}: {c['tile_detections']} tile detections -> "
                      f"{c['after_seam_rule']} after the seam rule -> {c['after_merge']} merged")
     lines.append(f"ships: {s['n_detections']} ({s['model']}), {s['n_above_draw_thr']} with "
-                 f"score >= {s['options']['draw_thr']}; locations {s['locations']}")
+                 f"score >= {s['options']['draw_thr']}; locations {s['locations']}"
+                 + (f", {s['land_dropped']} on land dropped" if s["options"]["drop_land"]
+                    else ""))
     for d in s["detectors"]:
         lines += [f"note: {n}" for n in d["notes"]]
     lines.append(f"map: {s['map']}")

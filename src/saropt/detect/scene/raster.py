@@ -92,12 +92,20 @@ class Georef:
         return (np.asarray(lon, np.float64).reshape(shape),
                 np.asarray(lat, np.float64).reshape(shape))
 
+    def crs_name(self) -> str:
+        """A short name of the CRS: ``WGS 84 / UTM zone 33N (EPSG:32633)``."""
+        from pyproj import CRS
+
+        crs = CRS.from_user_input(self.crs)
+        epsg = crs.to_epsg()
+        return f"{crs.name} (EPSG:{epsg})" if epsg else crs.name
+
     def describe(self) -> str:
-        return {"affine": f"affine transform, CRS {self.crs}",
-                "gcps": f"{len(self.gcps or [])} ground control points, CRS {self.crs}",
-                "rpcs": "rational polynomial coefficients (height 0)",
-                "none": "none: coordinates are scene pixels (x = column, y = row), not lon/lat"
-                }[self.kind]
+        if not self.georeferenced:
+            return "none: coordinates are scene pixels (x = column, y = row), not lon/lat"
+        return {"affine": f"affine transform, CRS {self.crs_name()}",
+                "gcps": f"{len(self.gcps or [])} ground control points, CRS {self.crs_name()}",
+                "rpcs": "rational polynomial coefficients (height 0)"}[self.kind]
 
 
 def pixel_spacing_m(geo: Georef, width: int, height: int) -> tuple[float, float] | None:
