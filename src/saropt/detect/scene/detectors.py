@@ -104,7 +104,8 @@ class CheckpointDetector(SceneDetector):
             raise SaroptError(f"{path}: an optical detector ({self.cfg.model.in_chans} input "
                               "channels); scenes need a SAR detector (in_chans 1)")
         st = path.stat()
-        self.fingerprint = f"{path.resolve()}:{st.st_size}:{int(st.st_mtime)}"
+        self.fingerprint = (f"{path.resolve()}:{st.st_size}:{int(st.st_mtime)}:"
+                            f"score_thresh={score_thresh}")
         self.name = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
         self.notes = []
         rec = hp.get("scene") or {}
