@@ -446,3 +446,14 @@ def test_detect_eval_scores_scene_results_against_airsarship_scenes(tmp_path, ca
     res = json.loads(capsys.readouterr().out)
     assert res["level"] == "scene" and res["all"]["n_gt"] == len(boxes)
     assert res["all"]["ap50"]["voc_all_point"] == pytest.approx(1.0)
+
+
+def test_rerun_with_other_tiles_into_the_same_folder_is_an_error(scene, tmp_path):
+    from saropt.errors import SaroptError
+
+    path, _ = scene
+    run_scene(path, [BlobDetector()], tmp_path, SceneOptions(tile=256, progress=False))
+    again = run_scene(path, [BlobDetector()], tmp_path, SceneOptions(tile=256, progress=False))
+    assert again["blocks_resumed"] == again["blocks"]
+    with pytest.raises(SaroptError, match="different run.*tile"):
+        run_scene(path, [BlobDetector()], tmp_path, SceneOptions(tile=200, progress=False))
