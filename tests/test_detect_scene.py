@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 
 from saropt.cli import main
 from saropt.detect.scene.run import SceneOptions, run_scene
@@ -180,8 +181,47 @@ def test_land_mask_vector_in_another_crs_tags_and_drops(tmp_path):
     assert s2["n_detections"] == len(boxes) - s2["land_dropped"]
 
 
+def test_land_mask_raster_in_another_crs(tmp_path):
+    """A lon/lat land raster at another resolution: the same tags as the scene-grid mask."""
+    from pyproj import Transformer
+    from rasterio.transform import from_bounds
+
+    boxes = ship_boxes(400, 300, 14, seed=4)
+    path = write_scene(tmp_path / "s.tif", 400, 300, boxes)
+    to_ll = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+    lon0, lat1 = to_ll.transform(ORIGIN[0] - 500, ORIGIN[1] + 500)
+    lon1, lat0 = to_ll.transform(ORIGIN[0] + 4500, ORIGIN[1] - 3500)
+    lon_cut, _ = to_ll.transform(ORIGIN[0] + 150 * PIXEL_M, ORIGIN[1] - 1500)
+    n = 2000
+    tr = from_bounds(lon0, lat0, lon1, lat1, n, n)
+    cols = (np.arange(n) + 0.5) * tr.a + tr.c
+    land = np.broadcast_to((cols < lon_cut).astype(np.uint8), (n, n))
+    with rasterio.open(tmp_path / "land.tif", "w", driver="GTiff", width=n, height=n, count=1,
+                       dtype="uint8", crs="EPSG:4326", transform=tr) as dst:
+        dst.write(land[None])
+    s = run_scene(path, [BlobDetector()], tmp_path / "o", SceneOptions(
+        tile=128, land_mask=str(tmp_path / "land.tif"), drop_land=True, progress=False))
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    assert s["land_dropped"] == int((cx < 150).sum()) > 0
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+def test_other_sample_types_and_nodata(tmp_path, dtype):
+    boxes = ship_boxes(300, 200, 8, seed=7)
+    path = write_scene(tmp_path / "s.tif", 300, 200, boxes, dtype=dtype, nodata=-1)
+    with rasterio.open(path, "r+") as dst:  # a nodata margin, as on real products
+        a = dst.read(1)
+        a[:, :20] = -1
+        dst.write(a, 1)
+    s = run_scene(path, [BlobDetector()], tmp_path / "o", SceneOptions(tile=128,
+                                                                       progress=False))
+    want = sorted(tuple(b) for b in boxes.tolist() if b[2] <= 20 or b[0] >= 20)
+    got = _boxes(tmp_path / "o")
+    assert [b for b in got if b[0] >= 20] == [b for b in want if b[0] >= 20]
+    assert s["dtype"] == dtype and s["nodata"] == -1
+
+
 def test_land_mask_raster_on_the_scene_grid(tmp_path):
-    import rasterio
 
     boxes = ship_boxes(300, 200, 8, seed=5)
     path = write_scene(tmp_path / "s.tif", 300, 200, boxes, georef="none")
@@ -247,6 +287,7 @@ def _tiny_checkpoint(path: Path, scene_record: bool = True) -> Path:
     return path
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_bad_input_is_one_line_before_any_output(scene, tmp_path, capsys):
     import rasterio
 

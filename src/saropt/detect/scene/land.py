@@ -127,8 +127,9 @@ class LandMask:
         if pixel:
             cols, rows = np.floor(x), np.floor(y)
         else:
-            inv = ~self.transform
-            cols, rows = np.floor(np.asarray(inv * (x, y)))
+            from rasterio.transform import rowcol
+
+            rows, cols = (np.asarray(v, np.float64) for v in rowcol(self.transform, x, y))
         h, w = self.shape
         inside = (cols >= 0) & (rows >= 0) & (cols < w) & (rows < h)
         out = np.zeros(len(x), bool)
