@@ -133,6 +133,30 @@ def huge(side: int, out: Path) -> None:
                               "detections / true ships"], markdown=True))
 
 
+def fusion_cost() -> None:
+    """Seconds of the scene-level merge (NMS, one model) and WBF fusion (two models) for n
+    random small boxes per model on a 30,000 px scene."""
+    from saropt.detect.scene.tiles import fuse_rows, merge
+    from saropt.utils.table import format_table
+
+    merge(np.zeros((1, 6), np.float32) + [0, 0, 1, 1, 1, 1], "nms", 0.5, (2, 2))  # import torch
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in (2000, 8000, 32000):
+        xy = rng.random((n, 2)) * 29950
+        wh = rng.random((n, 2)) * 40 + 5
+        r = np.concatenate([xy, xy + wh, rng.random((n, 1)), np.ones((n, 1))], 1)
+        r = r.astype(np.float32)
+        t = time.perf_counter()
+        merge(r, "nms", 0.5, (30000, 30000))
+        t_nms = time.perf_counter() - t
+        t = time.perf_counter()
+        fuse_rows([r, r[::-1].copy()], [1.0, 1.0], "wbf", 0.55, (30000, 30000))
+        rows.append([n, f"{t_nms:.2f}", f"{time.perf_counter() - t:.2f}"])
+    print(format_table(rows, ["boxes per model", "NMS merge s", "WBF of 2 models s"],
+                       markdown=True))
+
+
 def train_tiny(out: Path) -> Path:
     """A small Faster R-CNN on 64 px toy chips (the test suite's recipe, 8 epochs)."""
     from test_detect_train import TINY, write_toy_hrsid
@@ -203,7 +227,12 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_scene"))
     p.add_argument("--huge", type=int, help="instead: peak memory of the pipeline at HUGE/4 "
                    "and HUGE px a side with the blob detector (e.g. 30000)")
+    p.add_argument("--fusion-cost", action="store_true",
+                   help="instead: seconds of the scene-level NMS merge and WBF fusion")
     args = p.parse_args()
+    if args.fusion_cost:
+        fusion_cost()
+        return
     from _scene_fixtures import ship_boxes, write_scene
 
     args.out.mkdir(parents=True, exist_ok=True)
