@@ -148,7 +148,7 @@ class CheckpointDetector(SceneDetector):
 
         batch = [torch.from_numpy(np.ascontiguousarray(t)).to(self.device, torch.float32)
                  .div_(255.0)[None] for t in tiles]
-        with torch.no_grad():
+        with torch.inference_mode():
             outs = self.model(batch)
         return [(o["boxes"].cpu().numpy().astype(np.float32),
                  o["scores"].cpu().numpy().astype(np.float32),
