@@ -367,14 +367,22 @@ def test_checkpoint_end_to_end_at_trained_pixel_scale(tmp_path, capsys, one_torc
     assert res["all"]["n_gt"] == len(boxes) and res["all"]["n_images"] == 1
 
 
-def test_old_checkpoint_gets_the_default_radiometry_and_a_note(tmp_path):
+def test_old_checkpoint_gets_the_default_radiometry_and_a_warning(tmp_path, capsys,
+                                                                  one_torch_thread):
     from saropt.detect.scene.detectors import CheckpointDetector
     from saropt.detect.scene.radiometry import DEFAULT_RADIOMETRY
 
-    det = CheckpointDetector(_tiny_checkpoint(tmp_path / "old.ckpt", scene_record=False))
+    ckpt = _tiny_checkpoint(tmp_path / "old.ckpt", scene_record=False)
+    det = CheckpointDetector(ckpt)
     assert det.radiometry == DEFAULT_RADIOMETRY and det.scale == 1.0 and det.tile == 64
-    assert any("radiometry" in n or "8-bit" in n for n in det.notes)
+    assert any("8-bit" in n for n in det.notes)
     assert any("training image size" in n for n in det.notes)
+    scene = write_scene(tmp_path / "s.tif", 128, 128, ship_boxes(128, 128, 2, seed=1))
+    assert main(["detect", "scene", str(ckpt), "--scene", str(scene), "--out",
+                 str(tmp_path / "o"), "--quiet", "--json"]) == 0
+    out = capsys.readouterr()
+    assert out.err.count("saropt: warning:") == 2
+    assert len(json.loads(out.out)["detectors"][0]["notes"]) == 2
 
 
 # ------------------------------------------------------------------ resume, memory

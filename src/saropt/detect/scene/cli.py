@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from saropt.cli import add_json_flag, emit
@@ -77,6 +78,9 @@ def _cmd_scene(args: argparse.Namespace) -> int:
                         nodata=args.nodata, image_id=args.image_id,
                         pixel_spacing=args.pixel_spacing, progress=not args.quiet)
     dets = [CheckpointDetector(c, device, args.score_thresh) for c in args.checkpoints]
+    for d in dets:  # before the run, also with --json (the summary repeats them)
+        for note in d.notes:
+            print(f"saropt: warning: {note}", file=sys.stderr)
     summary = run_scene(args.scene, dets, args.out, opts)
     emit(summary, args.json, _text(summary))
     return 0
