@@ -25,6 +25,7 @@ STAGES: list[tuple[str, str]] = [
     ("Bridge Neural Network", "saropt.bnn.demo"),
     ("SAR ship detection", "saropt.detect.demo"),
     ("OSD pretraining and fusion", "saropt.fuse.demo"),
+    ("ships in a whole scene", "saropt.detect.scene.demo"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""``saropt detect``: ``eval`` here; ``train`` and ``predict`` register from their modules."""
+"""``saropt detect``: ``eval`` here; ``train``, ``predict`` and ``scene`` register from their
+modules."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ DATASETS = ("hrsid", "ssdd", "air-sarship-1.0", "air-sarship-2.0", "dota")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("detect", help="SAR ship detection: train, eval, predict")
+    group = subparsers.add_parser("detect", help="SAR ship detection: train, eval, predict, scene")
     group.set_defaults(_parser=group)
     sub = group.add_subparsers(dest="detect_command", metavar="COMMAND")
     _register_eval(sub)
-    for module in ("saropt.detect.train", "saropt.detect.predict"):
+    for module in ("saropt.detect.train", "saropt.detect.predict", "saropt.detect.scene.cli"):
         importlib.import_module(module).register(sub)
 
 

@@ -36,6 +36,7 @@ CPU_OPTIONS = {"fpn_channels": 64, "representation_size": 256, "rpn_pre_nms_top_
 def demo_config(hrsid_root: Path, out_dir: Path, init: str, seed: int) -> Any:
     """The demo's training config for one init (identical budget and settings otherwise)."""
     from saropt.detect.module import DetectConfig
+    from saropt.detect.scene.radiometry import synth_radiometry
 
     size = DEMO["input_size"]
     return DetectConfig.model_validate({
@@ -43,7 +44,8 @@ def demo_config(hrsid_root: Path, out_dir: Path, init: str, seed: int) -> Any:
         "model": {"name": "faster_rcnn_r18_fpn", "in_chans": 1, "init": init,
                   "options": {"min_size": size, "max_size": size, **CPU_OPTIONS}},
         "data": {"dataset": "hrsid", "root": str(hrsid_root), "batch_size": DEMO["batch_size"],
-                 "num_workers": 0, "hflip": 0.5},
+                 "num_workers": 0, "hflip": 0.5,
+                 "radiometry": synth_radiometry().model_dump(mode="json")},
         "optim": {"lr": DEMO["lr"], "milestones": [DEMO["epochs"] - 1], "warmup_iters": 10},
         "trainer": {"max_epochs": DEMO["epochs"], "precision": "32-true", "accelerator": "cpu",
                     "devices": 1, "progress_bar": False, "seed": seed, "resume": False,

@@ -17,6 +17,7 @@ import torch
 from pydantic import Field, field_validator
 
 from saropt.config import Config
+from saropt.detect.scene.radiometry import Radiometry
 from saropt.engine import TrainerConfig
 
 PLACEHOLDER = "???"
@@ -44,7 +45,9 @@ class ModelConfig(Config):
 
 class DataConfig(Config):
     """A dataset reader (:func:`saropt.detect.datasets.build_dataset`) and loader settings.
-    ``batch_size`` is per device."""
+    ``batch_size`` is per device. ``radiometry``: how the 8-bit training images were made from
+    SAR values (recorded in the checkpoint for ``saropt detect scene``; AIR-SARShip's is known
+    from its reader options)."""
 
     dataset: str = "hrsid"
     root: str
@@ -56,6 +59,7 @@ class DataConfig(Config):
     hflip: float = Field(0.5, ge=0.0, le=1.0)
     max_train_images: int | None = Field(None, ge=1)
     max_val_images: int | None = Field(None, ge=1)
+    radiometry: Radiometry | None = None
 
     @field_validator("root")
     @classmethod
@@ -136,11 +140,14 @@ class DetectModule(L.LightningModule):
     """A detector from :func:`create_detector` trained with the paper's SGD recipe.
 
     ``norm`` (image mean/std) is recorded in the hyper-parameters so a checkpoint rebuilds the
-    detector exactly without the original init weights file.
+    detector exactly without the original init weights file; ``scene`` (radiometry, training
+    image size, pixel scale; :func:`saropt.detect.scene.detectors.training_scene_record`, made
+    from ``train_image_size`` when not given) lets ``saropt detect scene`` tile scenes alike.
     """
 
     def __init__(self, config: dict[str, Any], norm: dict[str, list[float]] | None = None,
-                 from_checkpoint: bool = False) -> None:
+                 from_checkpoint: bool = False, scene: dict[str, Any] | None = None,
+                 train_image_size: tuple[int, int] | None = None) -> None:
         super().__init__()
         from saropt.detect.models import create_detector, get_normalization
 
@@ -153,8 +160,15 @@ class DetectModule(L.LightningModule):
         self.model, self.load_report = create_detector(m.name, m.in_chans, init, m.num_classes,
                                                        **opts)
         mean, std = get_normalization(self.model)
-        self.save_hyperparameters({"config": self.cfg.model_dump(mode="json"),
-                                   "norm": {"mean": mean, "std": std}})
+        if scene is None and not from_checkpoint:
+            from saropt.detect.scene.detectors import training_scene_record
+
+            scene = training_scene_record(self.cfg, self.model, train_image_size)
+        hp: dict[str, Any] = {"config": self.cfg.model_dump(mode="json"),
+                              "norm": {"mean": mean, "std": std}}
+        if scene is not None:
+            hp["scene"] = scene
+        self.save_hyperparameters(hp)
         self.val_gt: dict[str, Any] | None = None
         self.category_of: dict[int, int] | None = None
         self._val_results: dict[int, list[dict[str, Any]]] = {}

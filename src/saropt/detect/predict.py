@@ -37,6 +37,14 @@ MIN_SIDE = 32
 
 def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Module, Any]:
     """The detector and its :class:`DetectConfig` from a ``saropt detect train`` checkpoint."""
+    model, cfg, _ = load_detector_hp(checkpoint, device)
+    return model, cfg
+
+
+def load_detector_hp(checkpoint: str | Path, device: str = "cpu"
+                     ) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """:func:`load_detector` plus the checkpoint's hyper-parameters (``scene`` holds the
+    radiometry and training image size, see :mod:`saropt.detect.scene`)."""
     from saropt.detect.module import DetectConfig, DetectModule
     from saropt.utils.weights import read_checkpoint
 
@@ -51,12 +59,13 @@ def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Modul
                           "SAR encoder (saropt bnn export) and train a detector with "
                           "model.init=bnn:PATH/sar_encoder.safetensors")
     try:
-        module = DetectModule(hp["config"], norm=hp.get("norm"), from_checkpoint=True)
+        module = DetectModule(hp["config"], norm=hp.get("norm"), from_checkpoint=True,
+                              scene=hp.get("scene"))
         module.load_state_dict(ckpt["state_dict"])
     except (ValueError, RuntimeError, KeyError, TypeError) as err:
         raise SaroptError(f"{path}: not a usable `saropt detect train` checkpoint ("
                           f"{' '.join(str(err).split())[:300]})") from None
-    return module.model.to(device).eval(), DetectConfig.model_validate(hp["config"])
+    return module.model.to(device).eval(), DetectConfig.model_validate(hp["config"]), dict(hp)
 
 
 def predict_images(model: nn.Module, images: list[torch.Tensor], tile: int | None = None,

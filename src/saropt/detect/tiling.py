@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torchvision.ops import batched_nms
+
+if TYPE_CHECKING:  # torch loads on first merge: tiling a scene does not need it
+    import torch
 
 Window = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1/y1 exclusive)
 
@@ -92,6 +94,9 @@ def merge_tile_predictions(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(window or (x0, y0), boxes, scores, labels)`` per tile -> scene ``boxes, scores,
     labels`` after class-wise NMS, in descending score order."""
+    import torch
+    from torchvision.ops import batched_nms
+
     all_b, all_s, all_l = [], [], []
     for win, boxes, scores, labels in tiles:
         b = torch.as_tensor(np.asarray(boxes), dtype=torch.float32).reshape(-1, 4)

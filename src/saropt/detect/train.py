@@ -85,6 +85,16 @@ def loader(ds: Any, batch_size: int, num_workers: int, shuffle: bool,
                       persistent_workers=num_workers > 0)
 
 
+def typical_size(ds: Any) -> tuple[int, int] | None:
+    """The median (height, width) of a dataset's images or tiles (recorded in checkpoints)."""
+    import numpy as np
+
+    recs = getattr(ds, "records", None) or []
+    if not recs:
+        return None
+    return (int(np.median([r.height for r in recs])), int(np.median([r.width for r in recs])))
+
+
 def kmeans_anchors_for(ds: Any, input_size: int) -> list[list[float]]:
     """YOLOv3 anchors from the training boxes resized to ``input_size`` (k-means, IoU distance)."""
     import torch
@@ -136,7 +146,7 @@ def _train(cfg: DetectConfig, out_dir: Path) -> dict[str, Any]:
     if cfg.model.options.get("anchors") == "kmeans":
         size = int(cfg.model.options.get("input_size", 416))
         cfg.model.options = {**cfg.model.options, "anchors": kmeans_anchors_for(train_ds, size)}
-    module = DetectModule(cfg.model_dump(mode="json"))
+    module = DetectModule(cfg.model_dump(mode="json"), train_image_size=typical_size(train_ds))
     module.val_gt = val_ds.gt
     module.category_of = {i + 1: int(c["id"]) for i, c in enumerate(val_ds.categories)}
     write_text_atomic(out_dir / "config.yaml", cfg.to_yaml())
