@@ -75,10 +75,12 @@ def normalise_gt(data: dict[str, Any], source: str = "ground truth") -> dict[str
 
     Refused (:class:`DataError` naming the ids): repeated image ids, repeated category ids,
     annotations on an image or category the file does not list, boxes that are not four finite
-    numbers. Normalised: annotation ids renumbered 1..N (pycocotools reads id 0 as "unmatched"
-    and merges repeated ids; the original id is kept as ``orig_id``), ``ignore=1`` becomes
-    ``iscrowd=1``, a missing ``area`` is ``w * h``, and boxes with zero or negative width or
-    height are dropped (no definition can match them; their count is
+    numbers. Normalised: image and category ids written as strings (``"12"``) or floats become
+    integers (pycocotools refuses results on them otherwise), annotation ids renumbered 1..N
+    (pycocotools reads id 0 as "unmatched" and merges repeated ids; the original id is kept as
+    ``orig_id``), ``ignore=1`` becomes ``iscrowd=1``, a missing ``area`` is ``w * h``, and
+    boxes with zero or negative width or height are dropped (no definition can match them;
+    their count is
     ``data["normalised"]["dropped_empty_gt_boxes"]``). Category ids may start at 0.
     """
     for key in ("images", "annotations"):
@@ -129,6 +131,10 @@ def _unique_int_ids(entries: list[Any], what: str, source: str) -> set[int]:
             ids.append(int(e["id"]))
         except (KeyError, TypeError, ValueError):
             raise DataError(f"{source}: {what} entry without an integer id: {e}") from None
+        if isinstance(e["id"], str) or not _is_integral(e["id"]):
+            if float(e["id"]) != ids[-1]:
+                raise DataError(f"{source}: {what} entry without an integer id: {e}")
+            e["id"] = ids[-1]  # "12" or 12.0 -> 12: pycocotools matches ids by equality
     counts = Counter(ids)
     repeated = sorted(i for i, n in counts.items() if n > 1)
     if repeated:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from saropt.cli import add_json_flag, emit
+from saropt.detect.cli import reader_option
 from saropt.errors import SaroptError
 
 if TYPE_CHECKING:
@@ -174,15 +175,6 @@ def _set_score_thresh(model: nn.Module, thr: float) -> None:
         model.score_thresh = thr
 
 
-def _option(text: str) -> tuple[str, Any]:
-    import yaml
-
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--option {text!r} is not key=value")
-    return key, yaml.safe_load(value)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="run a trained detector on a dataset and write COCO results JSON",
@@ -198,7 +190,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "options (ann_file, image_dir, ...) do not carry over")
     p.add_argument("--root", help="dataset root (default: the training config's)")
     p.add_argument("--split", help="split (default: the training config's val_split)")
-    p.add_argument("--option", action="append", type=_option, default=[],
+    p.add_argument("--option", action="append", type=reader_option, default=[],
                    metavar="KEY=VALUE", help="reader option, e.g. ann_file=test.json")
     p.add_argument("--tile", type=int, help="tile images larger than this (pixels)")
     p.add_argument("--overlap", type=float, default=0.5, help="tile overlap (default 0.5)")

@@ -1,0 +1,116 @@
+"""More inputs shaped like other tools' files and other copies of the releases (issue 10, kinds
+1-6), each generated here with its right outcome pinned: a number, or one clear error line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from saropt.cli import main
+from saropt.detect.ap import evaluate_coco_results
+
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+
+IMAGES = [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30},
+          {"id": 2, "file_name": "b.jpg", "width": 40, "height": 30}]
+ANNS = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 8], "iscrowd": 0},
+        {"id": 2, "image_id": 2, "category_id": 1, "bbox": [5, 5, 10, 10], "iscrowd": 0},
+        {"id": 3, "image_id": 2, "category_id": 1, "bbox": [20, 5, 10, 10], "iscrowd": 0}]
+#: TP (0.9), FP (0.8), TP (0.7) on 3 ships: VOC07 (1 * 4 + 2/3 * 3 + 0 * 4) / 11 = 6/11,
+#: all-point 1/3 + 1/3 * 2/3 = 5/9, COCO 101-pt (34 * 1 + 33 * 2/3) / 101 = 56/101
+PREDS = [{"image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 8], "score": 0.9},
+         {"image_id": 1, "category_id": 1, "bbox": [25, 15, 10, 10], "score": 0.8},
+         {"image_id": 2, "category_id": 1, "bbox": [5, 5, 10, 10], "score": 0.7}]
+EXPECTED = {"voc07_11pt": 6 / 11, "voc_all_point": 5 / 9, "coco_101pt": 56 / 101}
+
+
+def _gt(images=IMAGES, anns=ANNS, cats=None) -> dict:
+    return {"images": images, "annotations": anns,
+            "categories": cats or [{"id": 1, "name": "ship"}]}
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(list(args))
+    return rc, err.getvalue()
+
+
+def _pycocotools_ap50(gt: dict, preds: list[dict]) -> float:
+    """AP50 from pycocotools alone on a clean copy (integer ids) of ``gt``."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = json.loads(json.dumps(gt))
+        for a in coco.dataset["annotations"]:
+            a["area"] = a["bbox"][2] * a["bbox"][3]
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(json.loads(json.dumps(preds))), "bbox")
+        ev.params.iouThrs = np.array([0.5])
+        ev.params.areaRng, ev.params.areaRngLbl = [[0.0, 1e10]], ["all"]
+        ev.evaluate()
+        ev.accumulate()
+    p = ev.eval["precision"][0, :, 0, 0, -1]
+    return float(p[p > -1].mean())
+
+
+def test_reference_example_matches_pycocotools():
+    assert _pycocotools_ap50(_gt(), PREDS) == pytest.approx(EXPECTED["coco_101pt"], abs=1e-12)
+    ap = evaluate_coco_results(_gt(), PREDS)["all"]["ap50"]
+    assert ap == pytest.approx(EXPECTED, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- ground truth
+
+def test_gt_image_and_category_ids_written_as_strings_score(tmp_path):
+    """Image ids "1", "2" in the GT (as some converters write them) made pycocotools' loadRes
+    assert (a traceback); they are the integers they spell."""
+    images = [{**i, "id": str(i["id"])} for i in IMAGES]
+    anns = [{**a, "image_id": str(a["image_id"]), "category_id": "1"} for a in ANNS]
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(_gt(images, anns, [{"id": "1", "name": "ship"}])))
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps(PREDS))
+    rc, err = _cli("detect", "eval", "--gt", str(gt), "--pred", str(pred), "--gallery", "0",
+                   "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    ap = json.loads((tmp_path / "out" / "metrics.json").read_text())["all"]["ap50"]
+    assert ap == pytest.approx(EXPECTED, abs=1e-12)
+
+
+def test_gt_image_id_that_is_no_integer_is_one_error():
+    from saropt.errors import DataError
+
+    images = [{**IMAGES[0], "id": "1.5"}, IMAGES[1]]
+    with pytest.raises(DataError, match="image entry without an integer id"):
+        evaluate_coco_results(_gt(images, ANNS[1:]), [])
+
+
+# ----------------------------------------------------------------------------- the command line
+
+@pytest.mark.parametrize("command", [["detect", "eval", "--gt", "g.json", "--pred", "p.json"],
+                                     ["detect", "predict", "x.ckpt", "--out", "p.json"]])
+def test_option_value_that_is_no_yaml_is_a_usage_error(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--option", "include_difficult=[1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--option 'include_difficult=[1': the value is not readable YAML" in err
+    assert "Traceback" not in err
+
+
+def test_config_override_that_is_no_yaml_is_a_config_error():
+    from saropt.config import ConfigError, parse_overrides
+
+    with pytest.raises(ConfigError, match=r"override 'a.b=\[1': the value is not readable YAML"):
+        parse_overrides(["a.b=[1"])
