@@ -114,3 +114,20 @@ def test_config_override_that_is_no_yaml_is_a_config_error():
 
     with pytest.raises(ConfigError, match=r"override 'a.b=\[1': the value is not readable YAML"):
         parse_overrides(["a.b=[1"])
+
+
+def test_subset_key_no_image_has_is_reported_not_silent(tmp_path):
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(_gt([{**IMAGES[0], "scene": "inshore"}, IMAGES[1]])))
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps(PREDS))
+    rc, err = _cli("detect", "eval", "--gt", str(gt), "--pred", str(pred), "--gallery", "0",
+                   "--subset-key", "scnee", "--subset-key", "scene", "--out", str(tmp_path / "o"))
+    assert rc == 0, err
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert list(m["subsets"]) == ["scene=inshore"]
+    assert m["subsets"]["scene=inshore"]["ap50"]["voc_all_point"] == 1.0
+    assert m["input_checks"]["subset_keys_without_values"] == ["scnee"]
+    assert m["warnings"] == ["--subset-key scnee: no ground-truth image has a value for "
+                             "'scnee'; no scnee rows"]
+    assert "subset key(s) scnee" in err and "image keys with values: scene" in err

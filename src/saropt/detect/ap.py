@@ -474,10 +474,28 @@ def evaluate_coco_results(gt_json_or_coco: str | Path | Mapping[str, Any] | Any,
     checks = {**gt.get("normalised", {}), "dropped_over_max_dets": n_capped}
     out = {"definitions": AP_DEFINITIONS, "iou_threshold": iou_thr, "max_dets": max_dets,
            "input_checks": checks, "all": metrics, "subsets": {}, "curves": {"all": curves}}
-    for name, ids in subset_image_ids(gt, subsets).items():
+    named = subset_image_ids(gt, subsets)
+    for name, ids in named.items():
         out["subsets"][name], out["curves"][name] = _evaluate_images(gt, dets, ids, iou_thr,
                                                                      max_dets)
+    absent = _subset_keys_without_values(gt, subsets, named)
+    if absent:
+        checks["subset_keys_without_values"] = absent
+        keys = sorted({k for img in gt["images"] for k, v in img.items() if v is not None}
+                      - {"id", "file_name", "width", "height"})
+        log.warning("no ground-truth image has a value for the subset key(s) %s, so they "
+                    "give no rows (image keys with values: %s)", ", ".join(absent),
+                    ", ".join(keys) or "none")
     return out
+
+
+def _subset_keys_without_values(gt: dict[str, Any], subsets: Any,
+                                named: dict[str, list[int]]) -> list[str]:
+    """The subset keys asked for (a key or list of keys) that no image entry has a value for."""
+    if subsets is None or isinstance(subsets, Mapping):
+        return []
+    keys = [subsets] if isinstance(subsets, str) else list(subsets)
+    return [k for k in keys if not any(name.startswith(f"{k}=") for name in named)]
 
 
 def gt_as_results(gt: str | Path | Mapping[str, Any], score: float = 1.0) -> list[dict]:

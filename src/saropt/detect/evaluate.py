@@ -71,6 +71,9 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
     files = {"metrics": out / "metrics.json", "pr_curves_json": out / "pr_curves.json"}
     result.update({"ground_truth": str(gt_path), "predictions": str(pred),
                    "level": "scene" if merge_tiles else "image", "warnings": []})
+    for key in result["input_checks"].get("subset_keys_without_values", []):
+        result["warnings"].append(f"--subset-key {key}: no ground-truth image has a value for "
+                                  f"{key!r}; no {key} rows")
     write_json_atomic(files["pr_curves_json"], curves)
     result["files"] = {k: str(v) for k, v in files.items()}
     write_json_atomic(files["metrics"], result)  # the numbers first: figures may fail
