@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,110 @@ def test_subset_key_no_image_has_is_reported_not_silent(tmp_path, caplog):
                              "'scnee'; no scnee rows"]
     assert "subset key(s) scnee" in caplog.text
     assert "image keys with values: scene" in caplog.text
+
+
+# ----------------------------------------------------------------------------- SSDD copies
+
+def _jpg(path: Path, w: int = 40, h: int = 30) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((h, w), 90, np.uint8)).save(path)
+
+
+def _voc(boxes: list[list[float]]) -> str:
+    objs = "".join(f"<object><name>ship</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+                   f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for b in boxes)
+    return f"<annotation><size><width>40</width><height>30</height></size>{objs}</annotation>"
+
+
+def test_ssdd_split_given_only_as_scene_folders(tmp_path):
+    """A voc_style copy whose test split is only JPEGImages_test_{inshore,offshore}/ (no
+    JPEGImages_test/) was 'image folder JPEGImages_test does not exist'; one with nothing but
+    scene folders was 'no SSDD layout found'."""
+    from saropt.detect.datasets import SSDD
+
+    root = tmp_path / "voc_style"
+    for num, split, scene in [(1, "test", "inshore"), (9, "test", "offshore"),
+                              (11, "test", "offshore"), (2, "train", "inshore")]:
+        _jpg(root / f"JPEGImages_{split}_{scene}" / f"{num:06d}.jpg")
+        (root / f"Annotations_{split}_{scene}").mkdir(parents=True, exist_ok=True)
+        (root / f"Annotations_{split}_{scene}" / f"{num:06d}.xml").write_text(
+            _voc([[2, 2, 10 + num, 10]]))
+    test = SSDD(tmp_path, "test")
+    assert [(r.image_id, r.meta["scene"]) for r in test.records] == [
+        (1, "inshore"), (9, "offshore"), (11, "offshore")]
+    assert [r.boxes.tolist() for r in test.records] == [[[2, 2, 11, 10]], [[2, 2, 19, 10]],
+                                                        [[2, 2, 21, 10]]]
+    assert sorted(r.image_id for r in SSDD(tmp_path, "all").records) == [1, 2, 9, 11]
+
+
+def test_ssdd_test_folder_missing_names_what_was_looked_for(tmp_path):
+    from saropt.detect.datasets import SSDD
+    from saropt.errors import DataError
+
+    _jpg(tmp_path / "JPEGImages_train" / "000002.jpg")
+    (tmp_path / "Annotations_train").mkdir()
+    (tmp_path / "Annotations_train" / "000002.xml").write_text(_voc([[2, 2, 10, 10]]))
+    with pytest.raises(DataError, match=r"no test images: neither JPEGImages_test/ nor "
+                       r"JPEGImages_test_inshore/ / JPEGImages_test_offshore/ exists"):
+        SSDD(tmp_path, "test")
+
+
+# ----------------------------------------------------------------------------- XML variants
+
+ROTATED = {
+    # RBox-SSDD: <bndbox> absent, corners of the rotated box
+    "rotated_bndbox": "<rotated_bndbox><rotated_bbox_cx>7</rotated_bbox_cx><x1>2</x1><y1>4</y1>"
+                      "<x2>10</x2><y2>2</y2><x3>12</x3><y3>10</y3><x4>4</x4><y4>12</y4>"
+                      "</rotated_bndbox>",
+    # roLabelImg: centre, size, angle in radians (pi/2: w along y)
+    "robndbox": "<robndbox><cx>20</cx><cy>15</cy><w>10</w><h>4</h><angle>1.5707963267948966"
+                "</angle></robndbox>",
+}
+
+
+@pytest.mark.parametrize("kind, box", [("rotated_bndbox", [2, 2, 12, 12]),
+                                       ("robndbox", [18, 10, 22, 20])])
+def test_rotated_boxes_become_their_horizontal_box(tmp_path, kind, box):
+    from saropt.detect.datasets.voc import parse_voc_xml
+
+    path = tmp_path / "a.xml"
+    path.write_text(f"<annotation><object><name>ship</name><difficult>0</difficult>"
+                    f"{ROTATED[kind]}</object></annotation>")
+    assert parse_voc_xml(path).objects[0].box == pytest.approx(box, abs=1e-9)
+
+
+def test_rotated_bndbox_without_corners_is_one_error(tmp_path):
+    from saropt.detect.datasets.voc import parse_voc_xml
+    from saropt.errors import DataError
+
+    path = tmp_path / "a.xml"
+    path.write_text("<annotation><object><name>ship</name><rotated_bndbox><rotated_bbox_cx>7"
+                    "</rotated_bbox_cx></rotated_bndbox></object></annotation>")
+    with pytest.raises(DataError, match="a.xml: object 'ship' has no readable box "
+                       r"\(<rotated_bndbox> without its corners"):
+        parse_voc_xml(path)
+
+
+@pytest.mark.parametrize("declaration", ['<?xml version="1.0" encoding="UTF-16"?>\n', ""])
+def test_utf16_xml_with_bom_parses(tmp_path, declaration):
+    """Windows tools write UTF-16 with a byte-order mark; it read as 'not valid utf-8'."""
+    from saropt.detect.datasets.voc import parse_voc_xml
+
+    path = tmp_path / "a.xml"
+    path.write_bytes((declaration + _voc([[2, 3, 12, 10]]).replace("ship", "船")
+                      ).encode("utf-16"))
+    ann = parse_voc_xml(path)
+    assert [(o.name, o.box) for o in ann.objects] == [("船", (2.0, 3.0, 12.0, 10.0))]
+
+
+def test_xml_declared_utf8_but_gbk_is_one_error_naming_the_file(tmp_path):
+    from saropt.detect.datasets.voc import parse_voc_xml
+    from saropt.errors import DataError
+
+    path = tmp_path / "a.xml"
+    path.write_bytes(('<?xml version="1.0" encoding="utf-8"?>' + _voc([[2, 3, 12, 10]])
+                      .replace("ship", "舰船")).encode("gbk"))
+    with pytest.raises(DataError, match=r"a.xml: not valid utf-8 text"):
+        parse_voc_xml(path)
