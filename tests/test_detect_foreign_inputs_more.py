@@ -240,3 +240,40 @@ def test_xml_declared_utf8_but_gbk_is_one_error_naming_the_file(tmp_path):
                       .replace("ship", "舰船")).encode("gbk"))
     with pytest.raises(DataError, match=r"a.xml: not valid utf-8 text"):
         parse_voc_xml(path)
+
+
+# ----------------------------------------------------------------------------- results files
+
+def _scene_tiff(path: Path, size: int = 64) -> None:
+    import rasterio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=1,
+                       dtype="uint16") as dst:
+        dst.write(np.full((size, size), 300, np.uint16), 1)
+
+
+@pytest.mark.parametrize("coco_style", [False, True])
+def test_results_with_utf8_bom_score_on_scenes(tmp_path, coco_style):
+    """Windows tools write JSON with a UTF-8 BOM ('not valid JSON' before); results on whole
+    scenes, as a list or as a COCO-style dict, are found to be on scenes, not tiles."""
+    root = tmp_path / "AIR-SARShip-1.0"
+    for i in ("SARShip-1.0-1", "SARShip-1.0-2"):
+        _scene_tiff(root / "AIR-SARShip-1.0-data" / f"{i}.tiff")
+        (root / "AIR-SARShip-1.0-xml").mkdir(parents=True, exist_ok=True)
+        (root / "AIR-SARShip-1.0-xml" / f"{i}-label.xml").write_text(
+            _voc([[5, 5, 20, 15], [30, 30, 50, 40]]))
+    dets = [{"image_id": 1, "bbox": [5, 5, 15, 10], "score": 0.9},
+            {"image_id": 2, "bbox": [30, 30, 20, 10], "score": 0.8}]
+    pred = tmp_path / "pred.json"
+    body = {"annotations": dets} if coco_style else dets
+    pred.write_bytes(b"\xef\xbb\xbf" + json.dumps(body).encode())
+    out = tmp_path / "out"
+    rc, err = _cli("detect", "eval", "--dataset", "air-sarship-1.0", "--root", str(root),
+                   "--split", "all", "--pred", str(pred), "--gallery", "0", "--out", str(out))
+    assert rc == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    # 2 of 4 ships found, precision 1: VOC07 6/11, all-point 1/2, COCO 51/101
+    assert m["level"] == "scene" and (m["all"]["n_images"], m["all"]["n_gt"]) == (2, 4)
+    assert m["all"]["ap50"] == pytest.approx({"voc07_11pt": 6 / 11, "voc_all_point": 0.5,
+                                              "coco_101pt": 51 / 101}, abs=1e-12)

@@ -116,10 +116,14 @@ def _pred_image_ids(pred: Path, scene_gt: dict[str, Any]) -> set[int]:
     from saropt.detect.ap import image_name_index
 
     names = image_name_index(scene_gt)
-    try:
-        raw = [r["image_id"] for r in json.loads(Path(pred).read_text())]
-    except (OSError, ValueError, TypeError, KeyError):
+    from saropt.utils.io import read_json
+
+    data = read_json(pred, "predictions")
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        data = data["annotations"]  # read as load_results reads it
+    if not isinstance(data, list):
         return set()  # load_results reports the problem with the file's name
+    raw = [r["image_id"] for r in data if isinstance(r, dict) and "image_id" in r]
     ids = set()
     for v in raw:
         if isinstance(v, str):
