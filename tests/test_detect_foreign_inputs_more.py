@@ -277,3 +277,28 @@ def test_results_with_utf8_bom_score_on_scenes(tmp_path, coco_style):
     assert m["level"] == "scene" and (m["all"]["n_images"], m["all"]["n_gt"]) == (2, 4)
     assert m["all"]["ap50"] == pytest.approx({"voc07_11pt": 6 / 11, "voc_all_point": 0.5,
                                               "coco_101pt": 51 / 101}, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- scenes
+
+def test_16bit_scene_nodata_reads_black_not_white(tmp_path):
+    """A uint16 scene with nodata 65535 outside the swath: those pixels were stretched to 255
+    (a white border a detector fires on); they read 0, the rest as before."""
+    import rasterio
+
+    from saropt.detect.datasets import AIRSARShip
+
+    root = tmp_path / "scenes"
+    root.mkdir()
+    band = np.tile(np.arange(64, dtype=np.uint16) * 10 + 1000, (64, 1))
+    band[:, :8] = 65535
+    with rasterio.open(root / "s1.tif", "w", driver="GTiff", width=64, height=64, count=1,
+                       dtype="uint16", nodata=65535) as dst:
+        dst.write(band, 1)
+    (root / "s1.xml").write_text(_voc([[20, 20, 30, 30]]))
+    ds = AIRSARShip(root, "1.0", "all", tile=None, percentiles=(0, 100))
+    img = ds.load_image(ds.records[0])
+    assert (img[:, :8] == 0).all()
+    # valid values 1080..1630 stretched onto 0..255: column 8 is 0, column 63 is 255
+    assert img[0, 8] == 0 and img[0, 63] == 255
+    assert img[0, 30] == round((1300 - 1080) * 255 / 550)

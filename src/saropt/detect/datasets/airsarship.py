@@ -14,7 +14,8 @@ the sorted scenes with those proportions (``seed=0``), documented in docs/detect
 
 16-bit -> 8-bit: a linear stretch between the scene's ``percentiles`` (default 0.5 and 99.5, from a
 decimated read of the whole scene, so every tile of a scene shares one mapping), clipped to
-[0, 255]; pixels equal to the file's nodata value are left out of the percentiles.
+[0, 255]; pixels equal to the file's nodata value are left out of the percentiles and read as
+0 (black, no return; a nodata of 65535 outside a swath would otherwise stretch to white).
 ``percentiles=None`` maps the full 16-bit range (value / 257). 8-bit files are read as
 they are. Scenes are cut into ``tile`` x ``tile`` tiles with ``overlap`` (512, 0.5 as in the
 paper; :mod:`saropt.detect.tiling`); ``tile=None`` reads whole scenes.
@@ -233,7 +234,10 @@ class AIRSARShip(DetectionDataset):
         x0, y0, x1, y1 = rec.window
         with _Quiet(), rasterio.open(rec.path) as src:
             band = src.read(1, window=RWindow(x0, y0, x1 - x0, y1 - y0))
+            nodata = src.nodata
         img = scale_to_uint8(band, *self._ranges[rec.path])
+        if nodata is not None and src.dtypes[0] != "uint8":
+            img[band == nodata] = 0  # no data is no return (65535 would stretch to white)
         return img if self.in_chans == 1 else np.repeat(img[:, :, None], 3, axis=2)
 
     def scene_record(self, scene_id: int) -> Record:
