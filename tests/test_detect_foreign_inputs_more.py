@@ -302,3 +302,26 @@ def test_16bit_scene_nodata_reads_black_not_white(tmp_path):
     # valid values 1080..1630 stretched onto 0..255: column 8 is 0, column 63 is 255
     assert img[0, 8] == 0 and img[0, 63] == 255
     assert img[0, 30] == round((1300 - 1080) * 255 / 550)
+
+
+def test_scene_ids_are_the_same_in_every_split(tmp_path):
+    """Scene ids were 1.. within the split: results predicted on `--split all` (scene 1 = the
+    first scene of the root) scored silently as the test split's first scene."""
+    from saropt.detect.datasets import AIRSARShip
+
+    root = tmp_path / "AIR-SARShip-1.0"
+    for i in (1, 2, 3):
+        _scene_tiff(root / "AIR-SARShip-1.0-data" / f"SARShip-1.0-{i}.tiff")
+        (root / "AIR-SARShip-1.0-xml").mkdir(parents=True, exist_ok=True)
+        (root / "AIR-SARShip-1.0-xml" / f"SARShip-1.0-{i}-label.xml").write_text(
+            _voc([[5, 5, 20, 15]]))
+    (root / "test.txt").write_text("SARShip-1.0-2\nSARShip-1.0-3\n")
+    test = AIRSARShip(root, "1.0", "test", tile=32, overlap=0.0)
+    assert [s["id"] for s in test.scenes] == [2, 3]
+    assert [r.image_id for r in test.records][:4] == [200000, 200001, 200002, 200003]
+    pred = tmp_path / "pred.json"  # a detection on scene 1, which the test split lacks
+    pred.write_text(json.dumps([{"image_id": 1, "bbox": [5, 5, 15, 10], "score": 0.9}]))
+    rc, err = _cli("detect", "eval", "--dataset", "air-sarship-1.0", "--root", str(root),
+                   "--split", "test", "--option", "tile=null", "--pred", str(pred),
+                   "--gallery", "0", "--out", str(tmp_path / "out"))
+    assert rc == 2 and "image ids the ground truth does not have: 1" in err

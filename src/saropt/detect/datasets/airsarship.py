@@ -139,7 +139,10 @@ class AIRSARShip(DetectionDataset):
         self.tile, self.overlap, self.min_visible = tile, overlap, min_visible
         self.percentiles, self.seed = percentiles, seed
         self._ranges: dict[Path, tuple[float, float]] = {}
-        self.scenes = [self._scene(i + 1, p) for i, p in enumerate(self._split_scenes())]
+        # scene id = position among all scenes of the root (1-based), the same in every split,
+        # so results written on one split never score as other scenes' on another
+        number = {p: i + 1 for i, p in enumerate(self._all_scenes())}
+        self.scenes = [self._scene(number[p], p) for p in self._split_scenes()]
         self.records = self._tile_records()
 
     # ----------------------------------------------------------------- scenes and split
