@@ -325,3 +325,44 @@ def test_scene_ids_are_the_same_in_every_split(tmp_path):
                    "--split", "test", "--option", "tile=null", "--pred", str(pred),
                    "--gallery", "0", "--out", str(tmp_path / "out"))
     assert rc == 2 and "image ids the ground truth does not have: 1" in err
+
+
+@pytest.mark.parametrize("field, value", [("area", -1), ("area", None), ("area", "80"),
+                                          ("iscrowd", "0"), ("iscrowd", "false"),
+                                          ("iscrowd", None), ("ignore", "0")])
+def test_gt_fields_as_other_tools_write_them_count_the_same_ship(field, value):
+    """A negative area made pycocotools drop the ship (COCO 0.0 against VOC's 0.5); an
+    iscrowd of "0" (a string) made it an ignored box in all three definitions."""
+    anns = [{**ANNS[0], field: value}, *ANNS[1:]]
+    m = evaluate_coco_results(_gt(anns=anns), PREDS)["all"]
+    assert m["n_gt"] == 3 and m["ap50"] == pytest.approx(EXPECTED, abs=1e-12)
+
+
+def test_gt_crowd_flag_written_as_string_one_is_a_crowd():
+    anns = [*ANNS, {"id": 4, "image_id": 1, "category_id": 1, "bbox": [24, 14, 12, 12],
+                    "iscrowd": "1"}]
+    m = evaluate_coco_results(_gt(anns=anns), PREDS)["all"]  # the FP now lies on the crowd
+    assert (m["n_gt"], m["n_ignored"]) == (3, 1)
+    assert m["ap50"] == pytest.approx({"voc07_11pt": 7 / 11, "voc_all_point": 2 / 3,
+                                       "coco_101pt": 67 / 101}, abs=1e-12)
+
+
+def test_gt_flag_that_is_no_flag_is_one_error():
+    from saropt.errors import DataError
+
+    with pytest.raises(DataError, match=r"annotation 0 \(id 1\): flag 'maybe' is not 0 or 1"):
+        evaluate_coco_results(_gt(anns=[{**ANNS[0], "iscrowd": "maybe"}]), [])
+
+
+def test_coco_reader_reads_string_crowd_flags(tmp_path):
+    from saropt.detect.datasets import HRSID
+
+    root = tmp_path / "HRSID_JPG"
+    _jpg(root / "JPEGImages" / "a.jpg")
+    _jpg(root / "JPEGImages" / "b.jpg")
+    (root / "annotations").mkdir()
+    anns = [{**ANNS[0], "iscrowd": "0"}, {**ANNS[1], "iscrowd": "1"}, ANNS[2]]
+    (root / "annotations" / "test2017.json").write_text(json.dumps(_gt(anns=anns)))
+    ds = HRSID(tmp_path, "test")
+    assert [len(r.boxes) for r in ds.records] == [1, 1]
+    assert [len(r.ignore_boxes) for r in ds.records] == [0, 1]

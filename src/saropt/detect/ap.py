@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from saropt.detect.datasets.base import strip_image_suffix
+from saropt.detect.datasets.coco import coco_flag
 from saropt.errors import DataError
 from saropt.utils.io import read_json
 
@@ -78,7 +79,8 @@ def normalise_gt(data: dict[str, Any], source: str = "ground truth") -> dict[str
     numbers. Normalised: image and category ids written as strings (``"12"``) or floats become
     integers (pycocotools refuses results on them otherwise), annotation ids renumbered 1..N
     (pycocotools reads id 0 as "unmatched" and merges repeated ids; the original id is kept as
-    ``orig_id``), ``ignore=1`` becomes ``iscrowd=1``, a missing ``area`` is ``w * h``, and
+    ``orig_id``), ``ignore=1`` becomes ``iscrowd=1`` (flags written ``"0"``, ``"false"``, ...
+    read as what they say), ``area`` is the box's ``w * h``, and
     boxes with zero or negative width or height are dropped (no definition can match them;
     their count is
     ``data["normalised"]["dropped_empty_gt_boxes"]``). Category ids may start at 0.
@@ -109,11 +111,13 @@ def normalise_gt(data: dict[str, Any], source: str = "ground truth") -> dict[str
         if w <= 0 or h <= 0:
             dropped += 1
             continue
-        crowd = int(bool(ann.get("iscrowd", 0) or ann.get("ignore", 0)))
-        area = ann.get("area")
+        what = f"{source}: annotation {i} (id {ann.get('id')})"
+        crowd = coco_flag(ann.get("iscrowd"), what) | coco_flag(ann.get("ignore"), what)
+        # area only places a box in pycocotools' area range; the box's own (w * h) keeps a
+        # file's negative, missing or segmentation area from dropping boxes the VOC matcher
+        # counts ("all" is [0, 1e10])
         kept.append({**ann, "orig_id": ann.get("id"), "image_id": img, "category_id": cat,
-                     "bbox": [x, y, w, h], "iscrowd": crowd,
-                     "area": float(area) if isinstance(area, (int, float)) else w * h})
+                     "bbox": [x, y, w, h], "iscrowd": crowd, "area": w * h})
     for k, ann in enumerate(kept):
         ann["id"] = k + 1
     data["annotations"] = kept
