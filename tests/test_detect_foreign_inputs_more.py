@@ -366,3 +366,17 @@ def test_coco_reader_reads_string_crowd_flags(tmp_path):
     ds = HRSID(tmp_path, "test")
     assert [len(r.boxes) for r in ds.records] == [1, 1]
     assert [len(r.ignore_boxes) for r in ds.records] == [0, 1]
+
+
+def test_gallery_without_an_image_folder_is_a_warning_not_silence(tmp_path):
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(_gt()))
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps(PREDS))
+    rc, err = _cli("detect", "eval", "--gt", str(gt), "--pred", str(pred), "--out",
+                   str(tmp_path / "o"))
+    assert rc == 0, err
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["all"]["ap50"] == pytest.approx(EXPECTED, abs=1e-12)
+    assert "gallery" not in m["files"] and len(m["warnings"]) == 1
+    assert m["warnings"][0].startswith("gallery not drawn: no image folder beside")

@@ -84,6 +84,11 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
             figures["gallery"] = lambda: _gallery(gt_dict, pred, reader, image_dir, n_gallery,
                                                   score_thr, out / "gallery.png",
                                                   scenes=merge_tiles)
+        else:
+            msg = (f"gallery not drawn: no image folder beside {gt_path} (JPEGImages/ or "
+                   "images/); give --images DIR, or --gallery 0")
+            log.warning("%s", msg)
+            result["warnings"].append(msg)
     for key, draw in figures.items():
         try:
             files[key] = draw()
