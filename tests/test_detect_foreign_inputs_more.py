@@ -380,3 +380,19 @@ def test_gallery_without_an_image_folder_is_a_warning_not_silence(tmp_path):
     assert m["all"]["ap50"] == pytest.approx(EXPECTED, abs=1e-12)
     assert "gallery" not in m["files"] and len(m["warnings"]) == 1
     assert m["warnings"][0].startswith("gallery not drawn: no image folder beside")
+
+
+@pytest.mark.parametrize("prefix", ["test/", "images/test/", ""])
+def test_coco_file_names_with_a_folder_find_their_image(tmp_path, prefix):
+    """SSDD coco_style files naming images `test/000001.jpg` pointed at images/test/test/."""
+    from saropt.detect.datasets import SSDD
+
+    root = tmp_path / "coco_style"
+    _jpg(root / "images" / "test" / "000001.jpg", 40, 30)
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "test.json").write_text(json.dumps(_gt(
+        [{"id": 0, "file_name": f"{prefix}000001.jpg", "width": 40, "height": 30}],
+        [{"id": 0, "image_id": 0, "category_id": 1, "bbox": [2, 2, 10, 8]}])))
+    ds = SSDD(tmp_path, "test")
+    assert ds.records[0].path == root / "images" / "test" / "000001.jpg"
+    assert ds[0]["image"].shape == (1, 30, 40) and ds[0]["image_id"] == 1

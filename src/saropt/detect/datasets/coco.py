@@ -112,9 +112,20 @@ def records_from_coco(data: dict[str, Any], image_dir: Path, source: Path) -> li
                 if k not in ("id", "file_name", "width", "height")
                 and (v is None or isinstance(v, (str, int, float, bool)))}
         meta.setdefault("scene", None)
-        records.append(Record(image_id, file_name, image_dir / file_name, width, height,
-                              boxes, labels, ignore, meta=meta, ignore_labels=ign_labels))
+        records.append(Record(image_id, file_name, _image_path(image_dir, file_name), width,
+                              height, boxes, labels, ignore, meta=meta,
+                              ignore_labels=ign_labels))
     return records
+
+
+def _image_path(image_dir: Path, file_name: str) -> Path:
+    """Where an entry's image is: ``image_dir/file_name``, else (files whose names carry a
+    folder, ``test/000001.jpg`` or ``JPEGImages/a.jpg``) its base name in ``image_dir`` or the
+    name under ``image_dir``'s parent; the first candidate when none exists (the error comes
+    when the image is read)."""
+    name = file_name.replace("\\", "/")
+    cands = [image_dir / name, image_dir / name.rsplit("/", 1)[-1], image_dir.parent / name]
+    return next((c for c in cands if c.is_file()), cands[0])
 
 
 def _split_annotations(anns: list[dict], label_of: dict[int, int], source: Path
