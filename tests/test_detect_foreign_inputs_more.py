@@ -396,3 +396,20 @@ def test_coco_file_names_with_a_folder_find_their_image(tmp_path, prefix):
     ds = SSDD(tmp_path, "test")
     assert ds.records[0].path == root / "images" / "test" / "000001.jpg"
     assert ds[0]["image"].shape == (1, 30, 40) and ds[0]["image_id"] == 1
+
+
+def test_ground_truth_without_images_is_one_error_not_n_a(tmp_path):
+    """An empty annotation file (or split) printed AP 'n/a' and exit 0."""
+    from saropt.detect.datasets import HRSID
+    from saropt.errors import DataError
+
+    gt = tmp_path / "annotations" / "test2017.json"
+    gt.parent.mkdir()
+    gt.write_text(json.dumps(_gt([], [])))
+    (tmp_path / "pred.json").write_text("[]")
+    rc, err = _cli("detect", "eval", "--gt", str(gt), "--pred", str(tmp_path / "pred.json"),
+                   "--gallery", "0", "--out", str(tmp_path / "o"))
+    assert rc == 2 and err.strip() == (f"saropt: error: {gt}: lists no image, so there is "
+                                       "nothing to score (an empty split or annotation file?)")
+    with pytest.raises(DataError, match="test2017.json: lists no image"):
+        HRSID(tmp_path, "test")

@@ -74,21 +74,23 @@ def load_coco_gt(gt: str | Path | Mapping[str, Any] | Any) -> dict[str, Any]:
 def normalise_gt(data: dict[str, Any], source: str = "ground truth") -> dict[str, Any]:
     """Check and normalise COCO ground truth before any AP, in place; returns ``data``.
 
-    Refused (:class:`DataError` naming the ids): repeated image ids, repeated category ids,
-    annotations on an image or category the file does not list, boxes that are not four finite
-    numbers. Normalised: image and category ids written as strings (``"12"``) or floats become
-    integers (pycocotools refuses results on them otherwise), annotation ids renumbered 1..N
-    (pycocotools reads id 0 as "unmatched" and merges repeated ids; the original id is kept as
-    ``orig_id``), ``ignore=1`` becomes ``iscrowd=1`` (flags written ``"0"``, ``"false"``, ...
-    read as what they say), ``area`` is the box's ``w * h``, and
-    boxes with zero or negative width or height are dropped (no definition can match them;
-    their count is
+    Refused (:class:`DataError` naming the ids): no image at all, repeated image ids, repeated
+    category ids, annotations on an image or category the file does not list, boxes that are not
+    four finite numbers. Normalised: image and category ids written as strings (``"12"``) or
+    floats become integers (pycocotools refuses results on them otherwise), annotation ids
+    renumbered 1..N (pycocotools reads id 0 as "unmatched" and merges repeated ids; the original
+    id is kept as ``orig_id``), ``ignore=1`` becomes ``iscrowd=1`` (flags written ``"0"``,
+    ``"false"``, ... read as what they say), ``area`` is the box's ``w * h``, and boxes with
+    zero or negative width or height are dropped (no definition can match them; their count is
     ``data["normalised"]["dropped_empty_gt_boxes"]``). Category ids may start at 0.
     """
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):
             raise DataError(f"{source}: no '{key}' list; not COCO ground truth")
     data.setdefault("categories", [{"id": 1, "name": "ship"}])
+    if not data["images"]:
+        raise DataError(f"{source}: lists no image, so there is nothing to score (an empty "
+                        "split or annotation file?)")
     image_ids = _unique_int_ids(data["images"], "image", source)
     cat_ids = _unique_int_ids(data["categories"], "category", source)
     kept, dropped = [], 0

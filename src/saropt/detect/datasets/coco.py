@@ -75,6 +75,8 @@ class CocoShips(DetectionDataset):
                           for c in cats])
         self.image_dir = root / image_dir
         self.records = records_from_coco(data, self.image_dir, self.ann_path)
+        if not self.records:
+            raise DataError(f"{self.ann_path}: lists no image (an empty split?)")
 
     @property
     def coco_gt(self) -> Path:
