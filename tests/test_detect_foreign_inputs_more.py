@@ -413,3 +413,21 @@ def test_ground_truth_without_images_is_one_error_not_n_a(tmp_path):
                                        "nothing to score (an empty split or annotation file?)")
     with pytest.raises(DataError, match="test2017.json: lists no image"):
         HRSID(tmp_path, "test")
+
+
+def test_predict_stops_before_work_when_release_images_are_missing(tmp_path):
+    """A copy of HRSID with an image missing failed only when the prediction loop reached it."""
+    from saropt.detect.datasets import HRSID
+    from saropt.detect.predict import _check_images_exist
+    from saropt.errors import SaroptError
+
+    root = tmp_path / "HRSID_JPG"
+    _jpg(root / "JPEGImages" / "a.jpg")
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "test2017.json").write_text(json.dumps(_gt()))
+    ds = HRSID(tmp_path, "test")
+    with pytest.raises(SaroptError, match=r"1 image file\(s\) of the hrsid annotations are "
+                       r"missing, e.g. .*JPEGImages/b.jpg"):
+        _check_images_exist(ds)
+    _jpg(root / "JPEGImages" / "b.jpg")
+    _check_images_exist(ds)

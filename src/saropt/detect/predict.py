@@ -131,6 +131,15 @@ def reader_options(data: Any, dataset: str | None, root: str | Path | None,
     return name, root, {**inherited, **(options or {})}, dropped
 
 
+def _check_images_exist(ds: Any) -> None:
+    """Every image file of ``ds`` is there before any prediction runs: a release copy with
+    missing images stops at once, naming how many and the first, not after hours of work."""
+    missing = sorted({str(r.path) for r in ds.records if not Path(r.path).is_file()})
+    if missing:
+        raise SaroptError(f"{len(missing)} image file(s) of the {ds.name} annotations are "
+                          f"missing, e.g. {missing[0]}; copy them or remove their entries")
+
+
 def dataset_gt(ds: Any) -> dict[str, Any]:
     """Ground truth matching :func:`predict_dataset`'s image ids (scenes for tiling readers)."""
     return ds.scene_coco() if hasattr(ds, "scene_coco") else ds.to_coco()
@@ -155,6 +164,7 @@ def run_predict(checkpoint: str | Path, out: str | Path, dataset: str | None = N
     name, root, opts, not_inherited = reader_options(d, dataset, root, options)
     opts.setdefault("in_chans", cfg.model.in_chans)
     ds = build_dataset(name, root, split or d.val_split, **opts)
+    _check_images_exist(ds)
     if score_thresh is not None:
         _set_score_thresh(model, score_thresh)
     results = predict_dataset(model, ds, batch_size, tile, overlap, progress)
