@@ -431,3 +431,21 @@ def test_predict_stops_before_work_when_release_images_are_missing(tmp_path):
         _check_images_exist(ds)
     _jpg(root / "JPEGImages" / "b.jpg")
     _check_images_exist(ds)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--tile", "0", "--tile must be a positive number of pixels, got 0"),
+    ("--overlap", "1.5", r"--overlap must be in \[0, 1\), got 1.5"),
+    ("--batch-size", "0", "--batch-size must be at least 1, got 0"),
+    ("--score-thresh", "nan", r"--score-thresh must be a score in \[0, 1\], got nan"),
+    ("--device", "foo", "--device 'foo' is not a device"),
+    ("--device", "cuda:99", "--device cuda:99: this machine has"),
+])
+def test_predict_arguments_are_checked_before_any_work(tmp_path, flag, value, message):
+    """These were Python tracebacks (ValueError, RuntimeError) after the model was loaded."""
+    import re
+
+    rc, err = _cli("detect", "predict", str(tmp_path / "none.ckpt"), "--out",
+                   str(tmp_path / "p.json"), flag, value)
+    assert rc == 2 and re.match(f"saropt: error: {message}", err), err
+    assert len(err.strip().splitlines()) == 1
