@@ -449,3 +449,21 @@ def test_predict_arguments_are_checked_before_any_work(tmp_path, flag, value, me
                    str(tmp_path / "p.json"), flag, value)
     assert rc == 2 and re.match(f"saropt: error: {message}", err), err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("version, scenes", [("1.0", ["SARShip-1.0-1.tiff"]),
+                                             ("2.0", ["1.tiff", "2.tiff"])])
+def test_root_holding_both_airsarship_releases_reads_one(tmp_path, version, scenes):
+    """`--root` the folder holding AIR-SARShip-1.0/ and -2.0/ read both releases' scenes as
+    one dataset."""
+    from saropt.detect.datasets import AIRSARShip
+
+    for rel, ids, tail in [("1.0", ["SARShip-1.0-1"], "-label"), ("2.0", ["1", "2"], "")]:
+        top = tmp_path / f"AIR-SARShip-{rel}"
+        for i in ids:
+            _scene_tiff(top / f"AIR-SARShip-{rel}-data" / f"{i}.tiff")
+            (top / f"AIR-SARShip-{rel}-xml").mkdir(parents=True, exist_ok=True)
+            (top / f"AIR-SARShip-{rel}-xml" / f"{i}{tail}.xml").write_text(
+                _voc([[5, 5, 20, 15]]))
+    ds = AIRSARShip(tmp_path, version, "all", tile=None)
+    assert [s["path"].name for s in ds.scenes] == scenes

@@ -23,6 +23,7 @@ paper; :mod:`saropt.detect.tiling`); ``tile=None`` reads whole scenes.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from saropt.detect.datasets.base import (
 from saropt.detect.datasets.voc import parse_voc_xml
 from saropt.detect.tiling import Window, boxes_in_window, tile_windows
 from saropt.errors import DataError
+
+log = logging.getLogger(__name__)
 
 PAPER_SPLIT = {"1.0": (21, 31), "2.0": (210, 300)}
 #: tile image id = scene id * TILE_ID_BASE + tile index, never equal to a scene id (1, 2, ...),
@@ -151,6 +154,14 @@ class AIRSARShip(DetectionDataset):
             raise DataError(f"AIR-SARShip root {self.root} does not exist")
         found = sorted(p for p in self.root.rglob("*")
                        if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith("."))
+        # a root holding both releases: the other version's scenes are not this dataset's
+        other = next(v for v in PAPER_SPLIT if v != self.version)
+        mine = [p for p in found if not any(f"sarship-{other}" in part.lower()
+                                            for part in p.relative_to(self.root).parts)]
+        if len(mine) < len(found):
+            log.warning("%s: left out %d scene(s) of AIR-SARShip-%s", self.root,
+                     len(found) - len(mine), other)
+            found = mine
         if not found:
             raise DataError(f"{self.root}: no .tif/.tiff scenes; AIR-SARShip layouts looked "
                             f"for: {LAYOUTS}")
