@@ -467,3 +467,16 @@ def test_root_holding_both_airsarship_releases_reads_one(tmp_path, version, scen
                 _voc([[5, 5, 20, 15]]))
     ds = AIRSARShip(tmp_path, version, "all", tile=None)
     assert [s["path"].name for s in ds.scenes] == scenes
+
+
+def test_ssdd_scene_images_with_their_xml_in_the_split_folder(tmp_path):
+    """JPEGImages_test_{inshore,offshore}/ whose XML lie in Annotations_test/ only."""
+    from saropt.detect.datasets import SSDD
+
+    for num, scene in [(1, "inshore"), (9, "offshore")]:
+        _jpg(tmp_path / f"JPEGImages_test_{scene}" / f"{num:06d}.jpg")
+        (tmp_path / "Annotations_test").mkdir(exist_ok=True)
+        (tmp_path / "Annotations_test" / f"{num:06d}.xml").write_text(_voc([[2, 2, 5 + num, 9]]))
+    ds = SSDD(tmp_path, "test")
+    assert [(r.image_id, r.meta["scene"], r.boxes.tolist()) for r in ds.records] == [
+        (1, "inshore", [[2, 2, 6, 9]]), (9, "offshore", [[2, 2, 14, 9]])]

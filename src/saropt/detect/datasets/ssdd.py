@@ -118,7 +118,9 @@ class SSDD(DetectionDataset):
         """(image, xml) paths of the split, in name order."""
         root = self.root
         if self.layout == "voc_split":
-            return [(p, xmls / f"{p.stem}.xml") for s in self.splits
+            return [(p, _first_file([xmls, root / f"Annotations_{s}", root / "Annotations"],
+                                    f"{p.stem}.xml"))
+                    for s in self.splits
                     for images, xmls in _split_folders(root, s, required=True)
                     for p in _images_in(images)]
         images = _images_in(root / "JPEGImages")
@@ -226,6 +228,11 @@ def _split_folders(root: Path, split: str, required: bool = False) -> list[tuple
         raise DataError(f"{root}: no {split} images: neither JPEGImages_{split}/ nor "
                         f"JPEGImages_{split}_inshore/ / JPEGImages_{split}_offshore/ exists")
     return found
+
+
+def _first_file(folders: list[Path], name: str) -> Path:
+    """``folder/name`` in the first folder holding it (the first folder when none does)."""
+    return next((f / name for f in folders if (f / name).is_file()), folders[0] / name)
 
 
 def _images_in(folder: Path) -> list[Path]:
