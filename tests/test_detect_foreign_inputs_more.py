@@ -480,3 +480,29 @@ def test_ssdd_scene_images_with_their_xml_in_the_split_folder(tmp_path):
     ds = SSDD(tmp_path, "test")
     assert [(r.image_id, r.meta["scene"], r.boxes.tolist()) for r in ds.records] == [
         (1, "inshore", [[2, 2, 6, 9]]), (9, "offshore", [[2, 2, 14, 9]])]
+
+
+@pytest.mark.parametrize("nodata", [float("nan"), -9999.0, None])
+def test_float_scene_with_nan_or_nodata_is_stretched_on_its_own_range(tmp_path, nodata):
+    """A calibrated float32 scene (sigma0 0.01..0.5) with NaN outside the swath read all black
+    (NaN percentiles); with nodata -9999 its range was forced to >= 1 (0..109 instead of
+    0..255)."""
+    import rasterio
+
+    from saropt.detect.datasets import AIRSARShip
+
+    root = tmp_path / "scenes"
+    root.mkdir()
+    values = np.linspace(0.01, 0.5, 64, dtype=np.float32)
+    band = np.tile(values, (64, 1))
+    band[:, :8] = np.nan if nodata is None else nodata
+    with rasterio.open(root / "s.tif", "w", driver="GTiff", width=64, height=64, count=1,
+                       dtype="float32", nodata=nodata) as dst:
+        dst.write(band, 1)
+    (root / "s.xml").write_text(_voc([[20, 20, 30, 30]]))
+    ds = AIRSARShip(root, "1.0", "all", tile=None, percentiles=(0, 100))
+    img = ds.load_image(ds.records[0])
+    lo, hi = float(values[8]), float(values[63])
+    assert ds._ranges[root / "s.tif"] == pytest.approx((lo, hi))
+    assert (img[:, :8] == 0).all() and img[0, 8] == 0 and img[0, 63] == 255
+    assert img[0, 30] == round((values[30] - lo) * 255 / (hi - lo))

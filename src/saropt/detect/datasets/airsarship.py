@@ -14,8 +14,9 @@ the sorted scenes with those proportions (``seed=0``), documented in docs/detect
 
 16-bit -> 8-bit: a linear stretch between the scene's ``percentiles`` (default 0.5 and 99.5, from a
 decimated read of the whole scene, so every tile of a scene shares one mapping), clipped to
-[0, 255]; pixels equal to the file's nodata value are left out of the percentiles and read as
-0 (black, no return; a nodata of 65535 outside a swath would otherwise stretch to white).
+[0, 255]; pixels equal to the file's nodata value, and NaN (float scenes), are left out of the
+percentiles and read as 0 (black, no return; a nodata of 65535 outside a swath would otherwise
+stretch to white). Float scenes (calibrated sigma0) are stretched the same way.
 ``percentiles=None`` maps the full 16-bit range (value / 257). 8-bit files are read as
 they are. Scenes are cut into ``tile`` x ``tile`` tiles with ``overlap`` (512, 0.5 as in the
 paper; :mod:`saropt.detect.tiling`); ``tile=None`` reads whole scenes.
@@ -59,7 +60,7 @@ LAYOUTS = ("release (AIR-SARShip-X-data/<id>.tiff + AIR-SARShip-X-xml/<id>.xml o
 def scale_to_uint8(array: np.ndarray, low: float, high: float) -> np.ndarray:
     """Linear stretch of ``[low, high]`` onto ``[0, 255]``, clipped."""
     scaled = (array.astype(np.float32) - low) * (255.0 / max(high - low, 1e-6))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(np.nan_to_num(scaled, nan=0.0)), 0, 255).astype(np.uint8)
 
 
 def scene_range(path: Path, percentiles: tuple[float, float] | None, max_side: int = 1024
@@ -76,10 +77,12 @@ def scene_range(path: Path, percentiles: tuple[float, float] | None, max_side: i
         small = src.read(1, out_shape=(max(1, src.height // f), max(1, src.width // f)))
         if src.nodata is not None:  # e.g. 65535 outside a Sentinel-1 GRD swath
             small = small[small != src.nodata]
+    small = small[np.isfinite(small)]  # NaN: no data in calibrated float scenes
     if small.size == 0:
         return 0.0, 65535.0
     lo, hi = np.percentile(small, percentiles)
-    return float(lo), float(max(hi, lo + 1))
+    # a flat scene gets a range of 1; float scenes (sigma0 in 0..0.5) keep their own range
+    return float(lo), float(hi if hi > lo else lo + 1)
 
 
 #: GDAL block cache for scene reads (MB). GDAL's default, 5% of the machine's memory, fills
@@ -250,8 +253,8 @@ class AIRSARShip(DetectionDataset):
             band = src.read(1, window=RWindow(x0, y0, x1 - x0, y1 - y0))
             nodata = src.nodata
         img = scale_to_uint8(band, *self._ranges[rec.path])
-        if nodata is not None and src.dtypes[0] != "uint8":
-            img[band == nodata] = 0  # no data is no return (65535 would stretch to white)
+        if src.dtypes[0] != "uint8":  # no data is no return (65535 would stretch to white)
+            img[~np.isfinite(band) | ((band == nodata) if nodata is not None else False)] = 0
         return img if self.in_chans == 1 else np.repeat(img[:, :, None], 3, axis=2)
 
     def scene_record(self, scene_id: int) -> Record:
