@@ -506,3 +506,15 @@ def test_float_scene_with_nan_or_nodata_is_stretched_on_its_own_range(tmp_path, 
     assert ds._ranges[root / "s.tif"] == pytest.approx((lo, hi))
     assert (img[:, :8] == 0).all() and img[0, 8] == 0 and img[0, 63] == 255
     assert img[0, 30] == round((values[30] - lo) * 255 / (hi - lo))
+
+
+def test_two_categories_of_one_name_are_both_averaged():
+    """Categories 1 and 2 both named 'ship': the second overwrote the first's AP (1.0 reported
+    where category 1 scores 0 and category 2 scores 1)."""
+    cats = [{"id": 1, "name": "ship"}, {"id": 2, "name": "ship"}]
+    anns = [ANNS[0], {**ANNS[1], "category_id": 2}]
+    preds = [{**PREDS[0], "bbox": [30, 20, 5, 5]}, {**PREDS[2], "category_id": 2}]
+    m = evaluate_coco_results(_gt(anns=anns, cats=cats), preds)["all"]
+    assert sorted(m["per_category"]) == ["ship (id 1)", "ship (id 2)"]
+    assert m["ap50"] == pytest.approx({"voc07_11pt": 0.5, "voc_all_point": 0.5,
+                                       "coco_101pt": 0.5}, abs=1e-12)

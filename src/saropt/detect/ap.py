@@ -431,8 +431,11 @@ def _evaluate_images(gt: dict, dets: list[dict], image_ids: list[int], iou_thr: 
     ids = set(image_ids)
     coco = coco_ap50(gt, dets, image_ids, max_dets, iou_thr)
     per_cat, curves = {}, {}
+    names = Counter(str(c.get("name", c["id"])) for c in gt["categories"])
     for cat in gt["categories"]:
         cid, name = int(cat["id"]), str(cat.get("name", cat["id"]))
+        if names[name] > 1:  # two categories of one name must not overwrite each other
+            name = f"{name} (id {cid})"
         scores, tp, fp, npos = voc_match(gt, dets, cid, ids, iou_thr)
         rec, prec = pr_curve(tp, fp, npos)
         has_gt = npos > 0
