@@ -518,3 +518,16 @@ def test_two_categories_of_one_name_are_both_averaged():
     assert sorted(m["per_category"]) == ["ship (id 1)", "ship (id 2)"]
     assert m["ap50"] == pytest.approx({"voc07_11pt": 0.5, "voc_all_point": 0.5,
                                        "coco_101pt": 0.5}, abs=1e-12)
+
+
+@pytest.mark.parametrize("text, difficult", [("1", True), ("1.0", True), (" true ", True),
+                                             ("0", False), ("0.0", False), ("", False)])
+def test_voc_difficult_flags_as_tools_write_them(tmp_path, text, difficult):
+    """<difficult>1.0</difficult> (converters writing floats) was read as not difficult."""
+    from saropt.detect.datasets.voc import parse_voc_xml
+
+    path = tmp_path / "a.xml"
+    path.write_text(f"<annotation><object><name>ship</name><difficult>{text}</difficult>"
+                    "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox>"
+                    "</object></annotation>")
+    assert parse_voc_xml(path).objects[0].difficult is difficult

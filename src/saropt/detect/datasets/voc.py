@@ -97,7 +97,9 @@ def _int_or_none(node: ET.Element | None, tag: str) -> int | None:
 
 def _parse_object(obj: ET.Element, path: Path) -> VocObject:
     name = (obj.findtext("name") or obj.findtext("possibleresult/name") or "ship").strip()
-    difficult = (obj.findtext("difficult") or "0").strip() in ("1", "true", "True")
+    from saropt.detect.datasets.coco import coco_flag
+
+    difficult = bool(coco_flag(obj.findtext("difficult"), f"{path}: object {name!r} <difficult>"))
     bnd = obj.find("bndbox")
     try:
         if bnd is not None:
