@@ -531,3 +531,20 @@ def test_voc_difficult_flags_as_tools_write_them(tmp_path, text, difficult):
                     "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox>"
                     "</object></annotation>")
     assert parse_voc_xml(path).objects[0].difficult is difficult
+
+
+def test_ssdd_names_without_unique_numbers_keep_their_id_in_every_split(tmp_path):
+    """Names whose numbers repeat (inshore_1, offshore_1) were numbered 1.. within the split:
+    the test split's first image had the id of the whole set's first image."""
+    from saropt.detect.datasets import SSDD
+
+    names = {"train": ["a_2", "inshore_1"], "test": ["offshore_1", "z_9"]}
+    for split, stems in names.items():
+        for stem in stems:
+            _jpg(tmp_path / f"JPEGImages_{split}" / f"{stem}.jpg")
+            (tmp_path / f"Annotations_{split}").mkdir(exist_ok=True)
+            (tmp_path / f"Annotations_{split}" / f"{stem}.xml").write_text(_voc([[2, 2, 9, 9]]))
+    ids = {r.file_name: r.image_id for r in SSDD(tmp_path, "all").records}
+    assert ids == {"a_2.jpg": 1, "inshore_1.jpg": 2, "offshore_1.jpg": 3, "z_9.jpg": 4}
+    assert {r.file_name: r.image_id for r in SSDD(tmp_path, "test").records} == {
+        "offshore_1.jpg": 3, "z_9.jpg": 4}

@@ -111,7 +111,20 @@ class SSDD(DetectionDataset):
                                              for r in self.records])
         for rec in self.records:
             rec.meta["scene"] = scenes.get(strip_image_suffix(rec.file_name))
-        _number_by_name(self.records)
+        _number_by_name(self.records, self._all_names())
+
+    def _all_names(self) -> list[str]:
+        """The image file names of every split of the root (image ids are numbered on them)."""
+        from saropt.detect.datasets.coco import load_coco_json
+
+        if self.layout == "voc":
+            return [p.name for p in _images_in(self.root / "JPEGImages")]
+        if self.layout == "voc_split":
+            return [p.name for s in ("train", "test") for images, _ in
+                    _split_folders(self.root, s) for p in _images_in(images)]
+        files = [self.root / "annotations" / f"{s}.json" for s in ("train", "test")]
+        return [Path(str(img["file_name"]).replace("\\", "/")).name for f in files
+                if f.is_file() for img in load_coco_json(f)["images"]]
 
     # ----------------------------------------------------------------- VOC layouts
     def _pairs(self) -> list[tuple[Path, Path]]:
@@ -204,15 +217,19 @@ class SSDD(DetectionDataset):
         return out
 
 
-def _number_by_name(records: list[Record]) -> None:
-    """Image id = the last number in the file name; when those are not unique, 1.. in name
-    order."""
-    nums = [re.findall(r"\d+", strip_image_suffix(r.file_name)) for r in records]
-    ids = [int(d[-1]) if d else -1 for d in nums]
-    if -1 in ids or len(set(ids)) != len(ids):
-        ids = list(range(1, len(records) + 1))
-    for rec, i in zip(records, ids):
-        rec.image_id = i
+def _number_by_name(records: list[Record], all_names: list[str]) -> None:
+    """Image id = the last number in the file name; when those are not unique among all the
+    root's images (``all_names``, every split), 1.. in the name order of all of them, so an
+    image has the same id in every split."""
+    keys = sorted({strip_image_suffix(n) for n in all_names}
+                  | {strip_image_suffix(r.file_name) for r in records})
+    nums = [re.findall(r"\d+", k) for k in keys]
+    numbers = [int(d[-1]) if d else -1 for d in nums]
+    if -1 in numbers or len(set(numbers)) != len(numbers):
+        numbers = list(range(1, len(keys) + 1))
+    id_of = dict(zip(keys, numbers))
+    for rec in records:
+        rec.image_id = id_of[strip_image_suffix(rec.file_name)]
 
 
 def _split_folders(root: Path, split: str, required: bool = False) -> list[tuple[Path, Path]]:
