@@ -97,25 +97,7 @@ def test_gt_image_id_that_is_no_integer_is_one_error():
         evaluate_coco_results(_gt(images, ANNS[1:]), [])
 
 
-# ----------------------------------------------------------------------------- the command line
-
-@pytest.mark.parametrize("command", [["detect", "eval", "--gt", "g.json", "--pred", "p.json"],
-                                     ["detect", "predict", "x.ckpt", "--out", "p.json"]])
-def test_option_value_that_is_no_yaml_is_a_usage_error(command, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([*command, "--option", "include_difficult=[1"])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert "--option 'include_difficult=[1': the value is not readable YAML" in err
-    assert "Traceback" not in err
-
-
-def test_config_override_that_is_no_yaml_is_a_config_error():
-    from saropt.config import ConfigError, parse_overrides
-
-    with pytest.raises(ConfigError, match=r"override 'a.b=\[1': the value is not readable YAML"):
-        parse_overrides(["a.b=[1"])
-
+# ----------------------------------------------------------------------------- eval options
 
 def test_subset_key_no_image_has_is_reported_not_silent(tmp_path, caplog):
     gt = tmp_path / "gt.json"
@@ -431,24 +413,6 @@ def test_predict_stops_before_work_when_release_images_are_missing(tmp_path):
         _check_images_exist(ds)
     _jpg(root / "JPEGImages" / "b.jpg")
     _check_images_exist(ds)
-
-
-@pytest.mark.parametrize("flag, value, message", [
-    ("--tile", "0", "--tile must be a positive number of pixels, got 0"),
-    ("--overlap", "1.5", r"--overlap must be in \[0, 1\), got 1.5"),
-    ("--batch-size", "0", "--batch-size must be at least 1, got 0"),
-    ("--score-thresh", "nan", r"--score-thresh must be a score in \[0, 1\], got nan"),
-    ("--device", "foo", "--device 'foo' is not a device"),
-    ("--device", "cuda:99", "--device cuda:99: this machine has"),
-])
-def test_predict_arguments_are_checked_before_any_work(tmp_path, flag, value, message):
-    """These were Python tracebacks (ValueError, RuntimeError) after the model was loaded."""
-    import re
-
-    rc, err = _cli("detect", "predict", str(tmp_path / "none.ckpt"), "--out",
-                   str(tmp_path / "p.json"), flag, value)
-    assert rc == 2 and re.match(f"saropt: error: {message}", err), err
-    assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("version, scenes", [("1.0", ["SARShip-1.0-1.tiff"]),

@@ -63,12 +63,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, raw = item.split("=", 1)
         if not key or any(not part for part in key.split(".")):
             raise ConfigError(f"override {item!r} has an empty key")
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError as err:
-            reason = str(getattr(err, "problem", None) or err).splitlines()[0]
-            raise ConfigError(f"override {item!r}: the value is not readable YAML ({reason}); "
-                              "quote it") from None
+        value = yaml.safe_load(raw) if raw != "" else ""
         node = out
         parts = key.split(".")
         for part in parts[:-1]:

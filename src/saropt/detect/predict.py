@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from saropt.cli import add_json_flag, emit
-from saropt.detect.cli import reader_option
 from saropt.errors import SaroptError
 
 if TYPE_CHECKING:
@@ -131,43 +130,6 @@ def reader_options(data: Any, dataset: str | None, root: str | Path | None,
     return name, root, {**inherited, **(options or {})}, dropped
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` (CUDA when there is one, else CPU) or a torch device string that this machine
-    has; anything else is a :class:`SaroptError` naming it."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise SaroptError(f"--device {device!r} is not a device (cpu, cuda, cuda:1, auto)"
-                          ) from None
-    if dev.type == "cuda" and (not torch.cuda.is_available()
-                               or (dev.index or 0) >= torch.cuda.device_count()):
-        raise SaroptError(f"--device {device}: this machine has "
-                          f"{torch.cuda.device_count()} CUDA device(s); use cpu or auto")
-    if dev.type not in ("cpu", "cuda"):
-        raise SaroptError(f"--device {device!r}: only cpu and cuda devices are supported")
-    return device
-
-
-def _check_predict_args(tile: int | None, overlap: float, batch_size: int,
-                        score_thresh: float | None) -> None:
-    import math
-
-    if tile is not None and tile < 1:
-        raise SaroptError(f"--tile must be a positive number of pixels, got {tile} (omit it "
-                          "to predict on whole images)")
-    if not 0 <= overlap < 1:
-        raise SaroptError(f"--overlap must be in [0, 1), got {overlap}")
-    if batch_size < 1:
-        raise SaroptError(f"--batch-size must be at least 1, got {batch_size}")
-    if score_thresh is not None and not (math.isfinite(score_thresh)
-                                         and 0 <= score_thresh <= 1):
-        raise SaroptError(f"--score-thresh must be a score in [0, 1], got {score_thresh}")
-
-
 def _check_images_exist(ds: Any) -> None:
     """Every image file of ``ds`` is there before any prediction runs: a release copy with
     missing images stops at once, naming how many and the first, not after hours of work."""
@@ -189,12 +151,13 @@ def run_predict(checkpoint: str | Path, out: str | Path, dataset: str | None = N
                 score_thresh: float | None = None, gt_out: str | Path | None = None,
                 progress: bool = True) -> dict[str, Any]:
     """Predict on a dataset (default: the checkpoint's validation split) and write results."""
+    import torch
 
     from saropt.detect.datasets import build_dataset
     from saropt.utils.io import write_json_atomic
 
-    _check_predict_args(tile, overlap, batch_size, score_thresh)
-    device = resolve_device(device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     model, cfg = load_detector(checkpoint, device)
     d = cfg.data
     name, root, opts, not_inherited = reader_options(d, dataset, root, options)
@@ -221,6 +184,15 @@ def _set_score_thresh(model: nn.Module, thr: float) -> None:
         model.score_thresh = thr
 
 
+def _option(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--option {text!r} is not key=value")
+    return key, yaml.safe_load(value)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="run a trained detector on a dataset and write COCO results JSON",
@@ -236,7 +208,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "options (ann_file, image_dir, ...) do not carry over")
     p.add_argument("--root", help="dataset root (default: the training config's)")
     p.add_argument("--split", help="split (default: the training config's val_split)")
-    p.add_argument("--option", action="append", type=reader_option, default=[],
+    p.add_argument("--option", action="append", type=_option, default=[],
                    metavar="KEY=VALUE", help="reader option, e.g. ann_file=test.json")
     p.add_argument("--tile", type=int, help="tile images larger than this (pixels)")
     p.add_argument("--overlap", type=float, default=0.5, help="tile overlap (default 0.5)")
