@@ -86,6 +86,7 @@ def predict_dataset(model: nn.Module, ds: Any, batch_size: int = 4, tile: int | 
     from saropt.detect.module import to_coco_results
     from saropt.detect.train import loader
 
+    _check_images_exist(ds)
     device = next(model.parameters()).device
     cats = {i + 1: int(c["id"]) for i, c in enumerate(ds.categories)}
     results: list[dict[str, Any]] = []
@@ -163,7 +164,6 @@ def run_predict(checkpoint: str | Path, out: str | Path, dataset: str | None = N
     name, root, opts, not_inherited = reader_options(d, dataset, root, options)
     opts.setdefault("in_chans", cfg.model.in_chans)
     ds = build_dataset(name, root, split or d.val_split, **opts)
-    _check_images_exist(ds)
     if score_thresh is not None:
         _set_score_thresh(model, score_thresh)
     results = predict_dataset(model, ds, batch_size, tile, overlap, progress)
