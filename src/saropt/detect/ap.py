@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from saropt.detect.datasets.base import strip_image_suffix
+from saropt.detect.datasets.coco import coco_flag
 from saropt.errors import DataError
 from saropt.utils.io import read_json
 
@@ -73,18 +74,23 @@ def load_coco_gt(gt: str | Path | Mapping[str, Any] | Any) -> dict[str, Any]:
 def normalise_gt(data: dict[str, Any], source: str = "ground truth") -> dict[str, Any]:
     """Check and normalise COCO ground truth before any AP, in place; returns ``data``.
 
-    Refused (:class:`DataError` naming the ids): repeated image ids, repeated category ids,
-    annotations on an image or category the file does not list, boxes that are not four finite
-    numbers. Normalised: annotation ids renumbered 1..N (pycocotools reads id 0 as "unmatched"
-    and merges repeated ids; the original id is kept as ``orig_id``), ``ignore=1`` becomes
-    ``iscrowd=1``, a missing ``area`` is ``w * h``, and boxes with zero or negative width or
-    height are dropped (no definition can match them; their count is
+    Refused (:class:`DataError` naming the ids): no image at all, repeated image ids, repeated
+    category ids, annotations on an image or category the file does not list, boxes that are not
+    four finite numbers. Normalised: image and category ids written as strings (``"12"``) or
+    floats become integers (pycocotools refuses results on them otherwise), annotation ids
+    renumbered 1..N (pycocotools reads id 0 as "unmatched" and merges repeated ids; the original
+    id is kept as ``orig_id``), ``ignore=1`` becomes ``iscrowd=1`` (flags written ``"0"``,
+    ``"false"``, ... read as what they say), ``area`` is the box's ``w * h``, and boxes with
+    zero or negative width or height are dropped (no definition can match them; their count is
     ``data["normalised"]["dropped_empty_gt_boxes"]``). Category ids may start at 0.
     """
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):
             raise DataError(f"{source}: no '{key}' list; not COCO ground truth")
     data.setdefault("categories", [{"id": 1, "name": "ship"}])
+    if not data["images"]:
+        raise DataError(f"{source}: lists no image, so there is nothing to score (an empty "
+                        "split or annotation file?)")
     image_ids = _unique_int_ids(data["images"], "image", source)
     cat_ids = _unique_int_ids(data["categories"], "category", source)
     kept, dropped = [], 0
@@ -107,11 +113,13 @@ def normalise_gt(data: dict[str, Any], source: str = "ground truth") -> dict[str
         if w <= 0 or h <= 0:
             dropped += 1
             continue
-        crowd = int(bool(ann.get("iscrowd", 0) or ann.get("ignore", 0)))
-        area = ann.get("area")
+        what = f"{source}: annotation {i} (id {ann.get('id')})"
+        crowd = coco_flag(ann.get("iscrowd"), what) | coco_flag(ann.get("ignore"), what)
+        # area only places a box in pycocotools' area range; the box's own (w * h) keeps a
+        # file's negative, missing or segmentation area from dropping boxes the VOC matcher
+        # counts ("all" is [0, 1e10])
         kept.append({**ann, "orig_id": ann.get("id"), "image_id": img, "category_id": cat,
-                     "bbox": [x, y, w, h], "iscrowd": crowd,
-                     "area": float(area) if isinstance(area, (int, float)) else w * h})
+                     "bbox": [x, y, w, h], "iscrowd": crowd, "area": w * h})
     for k, ann in enumerate(kept):
         ann["id"] = k + 1
     data["annotations"] = kept
@@ -129,6 +137,10 @@ def _unique_int_ids(entries: list[Any], what: str, source: str) -> set[int]:
             ids.append(int(e["id"]))
         except (KeyError, TypeError, ValueError):
             raise DataError(f"{source}: {what} entry without an integer id: {e}") from None
+        if isinstance(e["id"], str) or not _is_integral(e["id"]):
+            if float(e["id"]) != ids[-1]:
+                raise DataError(f"{source}: {what} entry without an integer id: {e}")
+            e["id"] = ids[-1]  # "12" or 12.0 -> 12: pycocotools matches ids by equality
     counts = Counter(ids)
     repeated = sorted(i for i, n in counts.items() if n > 1)
     if repeated:
@@ -419,8 +431,11 @@ def _evaluate_images(gt: dict, dets: list[dict], image_ids: list[int], iou_thr: 
     ids = set(image_ids)
     coco = coco_ap50(gt, dets, image_ids, max_dets, iou_thr)
     per_cat, curves = {}, {}
+    names = Counter(str(c.get("name", c["id"])) for c in gt["categories"])
     for cat in gt["categories"]:
         cid, name = int(cat["id"]), str(cat.get("name", cat["id"]))
+        if names[name] > 1:  # two categories of one name must not overwrite each other
+            name = f"{name} (id {cid})"
         scores, tp, fp, npos = voc_match(gt, dets, cid, ids, iou_thr)
         rec, prec = pr_curve(tp, fp, npos)
         has_gt = npos > 0
@@ -468,10 +483,28 @@ def evaluate_coco_results(gt_json_or_coco: str | Path | Mapping[str, Any] | Any,
     checks = {**gt.get("normalised", {}), "dropped_over_max_dets": n_capped}
     out = {"definitions": AP_DEFINITIONS, "iou_threshold": iou_thr, "max_dets": max_dets,
            "input_checks": checks, "all": metrics, "subsets": {}, "curves": {"all": curves}}
-    for name, ids in subset_image_ids(gt, subsets).items():
+    named = subset_image_ids(gt, subsets)
+    for name, ids in named.items():
         out["subsets"][name], out["curves"][name] = _evaluate_images(gt, dets, ids, iou_thr,
                                                                      max_dets)
+    absent = _subset_keys_without_values(gt, subsets, named)
+    if absent:
+        checks["subset_keys_without_values"] = absent
+        keys = sorted({k for img in gt["images"] for k, v in img.items() if v is not None}
+                      - {"id", "file_name", "width", "height"})
+        log.warning("no ground-truth image has a value for the subset key(s) %s, so they "
+                    "give no rows (image keys with values: %s)", ", ".join(absent),
+                    ", ".join(keys) or "none")
     return out
+
+
+def _subset_keys_without_values(gt: dict[str, Any], subsets: Any,
+                                named: dict[str, list[int]]) -> list[str]:
+    """The subset keys asked for (a key or list of keys) that no image entry has a value for."""
+    if subsets is None or isinstance(subsets, Mapping):
+        return []
+    keys = [subsets] if isinstance(subsets, str) else list(subsets)
+    return [k for k in keys if not any(name.startswith(f"{k}=") for name in named)]
 
 
 def gt_as_results(gt: str | Path | Mapping[str, Any], score: float = 1.0) -> list[dict]:

@@ -92,6 +92,9 @@ def _run_eval(pred: Path, out: Path, gt: Path | None, dataset: str | None, root:
     files = {"metrics": out / "metrics.json", "pr_curves_json": out / "pr_curves.json"}
     result.update({"ground_truth": str(gt_path), "predictions": str(pred),
                    "level": "scene" if merge_tiles else "image", "warnings": []})
+    for key in result["input_checks"].get("subset_keys_without_values", []):
+        result["warnings"].append(f"--subset-key {key}: no ground-truth image has a value for "
+                                  f"{key!r}; no {key} rows")
     write_json_atomic(files["pr_curves_json"], curves)
     result["files"] = {k: str(v) for k, v in files.items()}
     write_json_atomic(files["metrics"], result)  # the numbers first: figures may fail
@@ -102,6 +105,11 @@ def _run_eval(pred: Path, out: Path, gt: Path | None, dataset: str | None, root:
             figures["gallery"] = lambda: _gallery(gt_dict, pred, reader, image_dir, n_gallery,
                                                   score_thr, out / "gallery.png",
                                                   scenes=merge_tiles)
+        else:
+            msg = (f"gallery not drawn: no image folder beside {gt_path} (JPEGImages/ or "
+                   "images/); give --images DIR, or --gallery 0")
+            log.warning("%s", msg)
+            result["warnings"].append(msg)
     for key, draw in figures.items():
         try:
             files[key] = draw()
@@ -134,10 +142,14 @@ def _pred_image_ids(pred: Path, scene_gt: dict[str, Any]) -> set[int]:
     from saropt.detect.ap import image_name_index
 
     names = image_name_index(scene_gt)
-    try:
-        raw = [r["image_id"] for r in json.loads(Path(pred).read_text())]
-    except (OSError, ValueError, TypeError, KeyError):
+    from saropt.utils.io import read_json
+
+    data = read_json(pred, "predictions")
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        data = data["annotations"]  # read as load_results reads it
+    if not isinstance(data, list):
         return set()  # load_results reports the problem with the file's name
+    raw = [r["image_id"] for r in data if isinstance(r, dict) and "image_id" in r]
     ids = set()
     for v in raw:
         if isinstance(v, str):

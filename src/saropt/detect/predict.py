@@ -102,6 +102,7 @@ def predict_dataset(model: nn.Module, ds: Any, batch_size: int = 4, tile: int | 
     from saropt.detect.module import to_coco_results
     from saropt.detect.train import loader
 
+    _check_images_exist(ds)
     device = next(model.parameters()).device
     cats = {i + 1: int(c["id"]) for i, c in enumerate(ds.categories)}
     results: list[dict[str, Any]] = []
@@ -144,6 +145,15 @@ def reader_options(data: Any, dataset: str | None, root: str | Path | None,
                  if same_root or (same_dataset and k not in LAYOUT_OPTIONS)}
     dropped = sorted(set(data.options) - set(inherited))
     return name, root, {**inherited, **(options or {})}, dropped
+
+
+def _check_images_exist(ds: Any) -> None:
+    """Every image file of ``ds`` is there before any prediction runs: a release copy with
+    missing images stops at once, naming how many and the first, not after hours of work."""
+    missing = sorted({str(r.path) for r in ds.records if not Path(r.path).is_file()})
+    if missing:
+        raise SaroptError(f"{len(missing)} image file(s) of the {ds.name} annotations are "
+                          f"missing, e.g. {missing[0]}; copy them or remove their entries")
 
 
 def dataset_gt(ds: Any) -> dict[str, Any]:

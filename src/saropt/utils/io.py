@@ -71,7 +71,7 @@ def read_json(path: str | Path, what: str) -> Any:
     if not path.is_file():
         raise DataError(f"{what} file {path} does not exist")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows tools) allowed
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not valid JSON ({err})") from None
 

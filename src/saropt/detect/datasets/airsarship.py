@@ -14,7 +14,9 @@ the sorted scenes with those proportions (``seed=0``), documented in docs/detect
 
 16-bit -> 8-bit: a linear stretch between the scene's ``percentiles`` (default 0.5 and 99.5, from a
 decimated read of the whole scene, so every tile of a scene shares one mapping), clipped to
-[0, 255]; pixels equal to the file's nodata value are left out of the percentiles.
+[0, 255]; pixels equal to the file's nodata value, and NaN (float scenes), are left out of the
+percentiles and read as 0 (black, no return; a nodata of 65535 outside a swath would otherwise
+stretch to white). Float scenes (calibrated sigma0) are stretched the same way.
 ``percentiles=None`` maps the full 16-bit range (value / 257). 8-bit files are read as
 they are. Scenes are cut into ``tile`` x ``tile`` tiles with ``overlap`` (512, 0.5 as in the
 paper; :mod:`saropt.detect.tiling`); ``tile=None`` reads whole scenes.
@@ -22,6 +24,7 @@ paper; :mod:`saropt.detect.tiling`); ``tile=None`` reads whole scenes.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ from saropt.detect.datasets.voc import parse_voc_xml
 from saropt.detect.tiling import Window, boxes_in_window, tile_windows
 from saropt.errors import DataError
 
+log = logging.getLogger(__name__)
+
 PAPER_SPLIT = {"1.0": (21, 31), "2.0": (210, 300)}
 #: tile image id = scene id * TILE_ID_BASE + tile index, never equal to a scene id (1, 2, ...),
 #: so results on tiles and results on whole scenes cannot be mistaken for each other
@@ -55,7 +60,7 @@ LAYOUTS = ("release (AIR-SARShip-X-data/<id>.tiff + AIR-SARShip-X-xml/<id>.xml o
 def scale_to_uint8(array: np.ndarray, low: float, high: float) -> np.ndarray:
     """Linear stretch of ``[low, high]`` onto ``[0, 255]``, clipped."""
     scaled = (array.astype(np.float32) - low) * (255.0 / max(high - low, 1e-6))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(np.nan_to_num(scaled, nan=0.0)), 0, 255).astype(np.uint8)
 
 
 def scene_range(path: Path, percentiles: tuple[float, float] | None, max_side: int = 1024
@@ -72,10 +77,12 @@ def scene_range(path: Path, percentiles: tuple[float, float] | None, max_side: i
         small = src.read(1, out_shape=(max(1, src.height // f), max(1, src.width // f)))
         if src.nodata is not None:  # e.g. 65535 outside a Sentinel-1 GRD swath
             small = small[small != src.nodata]
+    small = small[np.isfinite(small)]  # NaN: no data in calibrated float scenes
     if small.size == 0:
         return 0.0, 65535.0
     lo, hi = np.percentile(small, percentiles)
-    return float(lo), float(max(hi, lo + 1))
+    # a flat scene gets a range of 1; float scenes (sigma0 in 0..0.5) keep their own range
+    return float(lo), float(hi if hi > lo else lo + 1)
 
 
 #: GDAL block cache for scene reads (MB). GDAL's default, 5% of the machine's memory, fills
@@ -138,7 +145,10 @@ class AIRSARShip(DetectionDataset):
         self.tile, self.overlap, self.min_visible = tile, overlap, min_visible
         self.percentiles, self.seed = percentiles, seed
         self._ranges: dict[Path, tuple[float, float]] = {}
-        self.scenes = [self._scene(i + 1, p) for i, p in enumerate(self._split_scenes())]
+        # scene id = position among all scenes of the root (1-based), the same in every split,
+        # so results written on one split never score as other scenes' on another
+        number = {p: i + 1 for i, p in enumerate(self._all_scenes())}
+        self.scenes = [self._scene(number[p], p) for p in self._split_scenes()]
         self.records = self._tile_records()
 
     # ----------------------------------------------------------------- scenes and split
@@ -147,6 +157,14 @@ class AIRSARShip(DetectionDataset):
             raise DataError(f"AIR-SARShip root {self.root} does not exist")
         found = sorted(p for p in self.root.rglob("*")
                        if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith("."))
+        # a root holding both releases: the other version's scenes are not this dataset's
+        other = next(v for v in PAPER_SPLIT if v != self.version)
+        mine = [p for p in found if not any(f"sarship-{other}" in part.lower()
+                                            for part in p.relative_to(self.root).parts)]
+        if len(mine) < len(found):
+            log.warning("%s: left out %d scene(s) of AIR-SARShip-%s", self.root,
+                     len(found) - len(mine), other)
+            found = mine
         if not found:
             raise DataError(f"{self.root}: no .tif/.tiff scenes; AIR-SARShip layouts looked "
                             f"for: {LAYOUTS}")
@@ -233,7 +251,10 @@ class AIRSARShip(DetectionDataset):
         x0, y0, x1, y1 = rec.window
         with _Quiet(), rasterio.open(rec.path) as src:
             band = src.read(1, window=RWindow(x0, y0, x1 - x0, y1 - y0))
+            nodata = src.nodata
         img = scale_to_uint8(band, *self._ranges[rec.path])
+        if src.dtypes[0] != "uint8":  # no data is no return (65535 would stretch to white)
+            img[~np.isfinite(band) | ((band == nodata) if nodata is not None else False)] = 0
         return img if self.in_chans == 1 else np.repeat(img[:, :, None], 3, axis=2)
 
     def scene_record(self, scene_id: int) -> Record:

@@ -26,6 +26,27 @@ from saropt.detect.datasets.base import (
 from saropt.errors import DataError
 from saropt.utils.io import read_json
 
+_FLAG_WORDS = {"0": 0, "false": 0, "no": 0, "": 0, "1": 1, "true": 1, "yes": 1}
+
+
+def coco_flag(value: Any, what: str) -> int:
+    """A COCO 0/1 flag (``iscrowd``, ``ignore``) as written by any tool: missing/None, a bool,
+    a number or a string (``"0"`` is 0, not Python's true non-empty string); anything else is a
+    :class:`DataError` naming ``what``."""
+    if value is None or isinstance(value, (bool, int, float)):
+        if isinstance(value, float) and not np.isfinite(value):
+            raise DataError(f"{what}: flag {value!r} is not 0 or 1")
+        return int(bool(value))
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _FLAG_WORDS:
+            return _FLAG_WORDS[word]
+        try:
+            return int(float(word) != 0)
+        except ValueError:
+            pass
+    raise DataError(f"{what}: flag {value!r} is not 0 or 1")
+
 
 def load_coco_json(path: str | Path) -> dict[str, Any]:
     """A COCO dict with ``images``, ``annotations``, ``categories``; errors name the file."""
@@ -54,6 +75,8 @@ class CocoShips(DetectionDataset):
                           for c in cats])
         self.image_dir = root / image_dir
         self.records = records_from_coco(data, self.image_dir, self.ann_path)
+        if not self.records:
+            raise DataError(f"{self.ann_path}: lists no image (an empty split?)")
 
     @property
     def coco_gt(self) -> Path:
@@ -91,9 +114,20 @@ def records_from_coco(data: dict[str, Any], image_dir: Path, source: Path) -> li
                 if k not in ("id", "file_name", "width", "height")
                 and (v is None or isinstance(v, (str, int, float, bool)))}
         meta.setdefault("scene", None)
-        records.append(Record(image_id, file_name, image_dir / file_name, width, height,
-                              boxes, labels, ignore, meta=meta, ignore_labels=ign_labels))
+        records.append(Record(image_id, file_name, _image_path(image_dir, file_name), width,
+                              height, boxes, labels, ignore, meta=meta,
+                              ignore_labels=ign_labels))
     return records
+
+
+def _image_path(image_dir: Path, file_name: str) -> Path:
+    """Where an entry's image is: ``image_dir/file_name``, else (files whose names carry a
+    folder, ``test/000001.jpg`` or ``JPEGImages/a.jpg``) its base name in ``image_dir`` or the
+    name under ``image_dir``'s parent; the first candidate when none exists (the error comes
+    when the image is read)."""
+    name = file_name.replace("\\", "/")
+    cands = [image_dir / name, image_dir / name.rsplit("/", 1)[-1], image_dir.parent / name]
+    return next((c for c in cands if c.is_file()), cands[0])
 
 
 def _split_annotations(anns: list[dict], label_of: dict[int, int], source: Path
@@ -107,7 +141,8 @@ def _split_annotations(anns: list[dict], label_of: dict[int, int], source: Path
         cat = int(ann.get("category_id", 1))
         if cat not in label_of:
             raise DataError(f"{source}: annotation {ann.get('id')} has unknown category {cat}")
-        if ann.get("iscrowd", 0) or ann.get("ignore", 0):
+        what = f"{source}: annotation {ann.get('id')}"
+        if coco_flag(ann.get("iscrowd"), what) or coco_flag(ann.get("ignore"), what):
             ignore.append([x, y, x + w, y + h])
             ign_labels.append(label_of[cat])
         else:

@@ -8,7 +8,8 @@ holding ``voc_style/`` or ``coco_style/``, or ``BBox_SSDD/`` with them):
   ``JPEGImages_{train,test}/`` folders when present, else the official rule: an image whose
   number ends in 1 or 9 is a test image (1160 images numbered 1..1160 give 232 test and 928
   train, exactly paper 003's 928/232).
-- ``voc_split``: the release's ``JPEGImages_{train,test}/`` + ``Annotations_{train,test}/``.
+- ``voc_split``: the release's ``JPEGImages_{train,test}/`` + ``Annotations_{train,test}/``
+  (a split given only as ``JPEGImages_<split>_{inshore,offshore}/`` + twins reads those).
 - ``coco``: the release's ``coco_style``: ``images/{train,test}/`` +
   ``annotations/{train,test}.json``.
 
@@ -46,7 +47,7 @@ from saropt.errors import DataError
 
 LAYOUTS = {
     "voc": "voc_style: JPEGImages/ + Annotations/ (+ ImageSets/Main/<split>.txt)",
-    "voc_split": "voc_style: JPEGImages_{train,test}/ + Annotations_{train,test}/",
+    "voc_split": "voc_style: JPEGImages_{train,test}[_{inshore,offshore}]/ + Annotations_*/",
     "coco": "coco_style: images/<split>/ + annotations/<split>.json",
 }
 SCENES = ("inshore", "offshore")
@@ -80,7 +81,7 @@ def _holds(folder: Path, layout: str) -> bool:
     if layout == "voc":
         return (folder / "JPEGImages").is_dir() and (folder / "Annotations").is_dir()
     if layout == "voc_split":
-        return any((folder / f"JPEGImages_{s}").is_dir() for s in ("train", "test"))
+        return any(_split_folders(folder, s) for s in ("train", "test"))
     return (folder / "images").is_dir() and any((folder / "annotations").glob("*.json"))
 
 
@@ -110,15 +111,31 @@ class SSDD(DetectionDataset):
                                              for r in self.records])
         for rec in self.records:
             rec.meta["scene"] = scenes.get(strip_image_suffix(rec.file_name))
-        _number_by_name(self.records)
+        _number_by_name(self.records, self._all_names())
+
+    def _all_names(self) -> list[str]:
+        """The image file names of every split of the root (image ids are numbered on them)."""
+        from saropt.detect.datasets.coco import load_coco_json
+
+        if self.layout == "voc":
+            return [p.name for p in _images_in(self.root / "JPEGImages")]
+        if self.layout == "voc_split":
+            return [p.name for s in ("train", "test") for images, _ in
+                    _split_folders(self.root, s) for p in _images_in(images)]
+        files = [self.root / "annotations" / f"{s}.json" for s in ("train", "test")]
+        return [Path(str(img["file_name"]).replace("\\", "/")).name for f in files
+                if f.is_file() for img in load_coco_json(f)["images"]]
 
     # ----------------------------------------------------------------- VOC layouts
     def _pairs(self) -> list[tuple[Path, Path]]:
         """(image, xml) paths of the split, in name order."""
         root = self.root
         if self.layout == "voc_split":
-            return [(p, root / f"Annotations_{s}" / f"{p.stem}.xml") for s in self.splits
-                    for p in _images_in(root / f"JPEGImages_{s}")]
+            return [(p, _first_file([xmls, root / f"Annotations_{s}", root / "Annotations"],
+                                    f"{p.stem}.xml"))
+                    for s in self.splits
+                    for images, xmls in _split_folders(root, s, required=True)
+                    for p in _images_in(images)]
         images = _images_in(root / "JPEGImages")
         if self.split != "all":
             images = self._split_images(images)
@@ -129,9 +146,10 @@ class SSDD(DetectionDataset):
         key = lambda p: strip_image_suffix(p.name)  # noqa: E731
         if listed.is_file():
             return select_listed(images, key, read_id_list(listed), listed)
-        folder = self.root / f"JPEGImages_{self.split}"
-        if folder.is_dir():
-            return select_listed(images, key, [key(p) for p in _images_in(folder)], folder)
+        folders = _split_folders(self.root, self.split)
+        if folders:
+            ids = [key(p) for folder, _ in folders for p in _images_in(folder)]
+            return select_listed(images, key, ids, folders[0][0])
         want_test = self.split == "test"
         return [p for p in images if ssdd_is_test(p.stem) == want_test]
 
@@ -199,15 +217,39 @@ class SSDD(DetectionDataset):
         return out
 
 
-def _number_by_name(records: list[Record]) -> None:
-    """Image id = the last number in the file name; when those are not unique, 1.. in name
-    order."""
-    nums = [re.findall(r"\d+", strip_image_suffix(r.file_name)) for r in records]
-    ids = [int(d[-1]) if d else -1 for d in nums]
-    if -1 in ids or len(set(ids)) != len(ids):
-        ids = list(range(1, len(records) + 1))
-    for rec, i in zip(records, ids):
-        rec.image_id = i
+def _number_by_name(records: list[Record], all_names: list[str]) -> None:
+    """Image id = the last number in the file name; when those are not unique among all the
+    root's images (``all_names``, every split), 1.. in the name order of all of them, so an
+    image has the same id in every split."""
+    keys = sorted({strip_image_suffix(n) for n in all_names}
+                  | {strip_image_suffix(r.file_name) for r in records})
+    nums = [re.findall(r"\d+", k) for k in keys]
+    numbers = [int(d[-1]) if d else -1 for d in nums]
+    if -1 in numbers or len(set(numbers)) != len(numbers):
+        numbers = list(range(1, len(keys) + 1))
+    id_of = dict(zip(keys, numbers))
+    for rec in records:
+        rec.image_id = id_of[strip_image_suffix(rec.file_name)]
+
+
+def _split_folders(root: Path, split: str, required: bool = False) -> list[tuple[Path, Path]]:
+    """(image folder, XML folder) pairs holding a split in the release's voc_style:
+    ``JPEGImages_<split>/`` + ``Annotations_<split>/``, else (copies that give only the scene
+    folders) ``JPEGImages_<split>_{inshore,offshore}/`` + their ``Annotations_*`` twins."""
+    whole = root / f"JPEGImages_{split}"
+    if whole.is_dir():
+        return [(whole, root / f"Annotations_{split}")]
+    found = [(root / f"JPEGImages_{split}_{sc}", root / f"Annotations_{split}_{sc}")
+             for sc in SCENES if (root / f"JPEGImages_{split}_{sc}").is_dir()]
+    if not found and required:
+        raise DataError(f"{root}: no {split} images: neither JPEGImages_{split}/ nor "
+                        f"JPEGImages_{split}_inshore/ / JPEGImages_{split}_offshore/ exists")
+    return found
+
+
+def _first_file(folders: list[Path], name: str) -> Path:
+    """``folder/name`` in the first folder holding it (the first folder when none does)."""
+    return next((f / name for f in folders if (f / name).is_file()), folders[0] / name)
 
 
 def _images_in(folder: Path) -> list[Path]:
