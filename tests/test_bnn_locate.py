@@ -173,3 +173,40 @@ def test_cli_locate_patch_and_scene(tmp_path, capsys):
         assert abs(p["opt_x"] - (p["sar_x"] - 5)) < 1.0 and abs(p["opt_y"] - (p["sar_y"] + 3)) < 1.0
     assert main(["bnn", "locate", "--sar", str(tmp_path / "sar.png"), "--optical",
                  str(tmp_path / "opt.png"), "--method", "bnn"]) == 2  # bnn needs --model
+
+
+def test_shifted_false_pairs(synth_qxs_root):
+    from saropt.bnn.config import BNNConfig
+    from saropt.bnn.data import ShiftedFalsePairs, base_dataset
+    from saropt.config import ConfigError, load_config
+    from saropt.data import TrainPairs
+
+    over = [f"data.root={synth_qxs_root}", "data.sar_dir=sar_64_oc_0.2",
+            "data.opt_dir=opt_64_oc_0.2", "data.patch_size=64", "data.shift_neg_frac=0.5",
+            "data.shift_min=3", "data.shift_max=8"]
+    cfg = load_config(BNNConfig, "bnn/synthetic_resnet18", over)
+    base = base_dataset(cfg, None)
+    ds = ShiftedFalsePairs(TrainPairs(base, seed=1), 0.5, 3, 8, out_size=48, seed=1)
+    assert len(ds) == 2 * len(base)
+    n_shift = 0
+    for k in range(len(ds)):
+        i, j, label, shift = ds.draw(k)
+        item = ds[k]
+        sar, opt = base.pair_u8(base.ids[i])
+        assert item["sar"].shape == (1, 48, 48) and item["opt"].shape == (3, 48, 48)
+        assert np.allclose(item["sar"][0].numpy(), sar[8:56, 8:56] / 255.0, atol=1e-6)
+        if shift is None:
+            continue
+        n_shift += 1
+        dx, dy = shift
+        assert label == 0.0 and i == j and 3 <= max(abs(dx), abs(dy)) <= 8
+        assert np.allclose(item["opt"].permute(1, 2, 0).numpy(),
+                           opt[8 + dy:56 + dy, 8 + dx:56 + dx] / 255.0, atol=1e-6)
+    assert 0.25 < n_shift / len(base) < 0.75  # about half of the false pairs
+    epoch0 = [ds.draw(k) for k in range(len(ds))]
+    ds.set_epoch(1)
+    assert [ds.draw(k) for k in range(len(ds))] != epoch0  # redrawn each epoch
+    ds.set_epoch(0)
+    assert [ds.draw(k) for k in range(len(ds))] == epoch0  # from (seed, epoch) only
+    with pytest.raises(ConfigError, match="shift_max"):
+        load_config(BNNConfig, "bnn/synthetic_resnet18", over + ["data.shift_max=30"])
