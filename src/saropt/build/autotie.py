@@ -8,7 +8,7 @@ Steps, per scene:
 1. **Prior** (SAR pixel -> optical pixel): the georeferencing of both rasters when both have
    one (an affine fit to ``georef_tiepoints``), else a **coarse global match**: the central half
    of the SAR scene, reduced to <= 256 px, located in the reduced optical scene by NCC of
-   gradient magnitudes, giving a translation.
+   gradient magnitudes, giving a translation (up to a quarter of the scene each way).
 2. **Grid**: SAR patches (``patch`` px) centred every ``step`` px inside each sub-region (a
    patch may reach past its sub-region, not past the scene), kept when textured: the
    builder's SAR texture score (``saropt.build.screen.texture_score``) at least
@@ -71,11 +71,14 @@ def coarse_shift(sar: np.ndarray, opt_grey: np.ndarray, side: int = 256) -> tupl
     h, w = s.shape
     y0, x0 = h // 4, w // 4
     tmpl = s[y0:y0 + h // 2, x0:x0 + w // 2]
-    pad = max(h, w) // 2  # let the template slide partly off the optical scene
-    o = cv2.copyMakeBorder(o, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    if o.shape[0] < tmpl.shape[0] or o.shape[1] < tmpl.shape[1]:
+        raise DataError(f"optical scene {opt_grey.shape[:2]} is smaller than half the SAR scene "
+                        f"{sar.shape[:2]}: no coarse match possible (resample the optical to "
+                        "the SAR's pixel spacing first)")
+    # no padding: a padded border's edge would match SAR edges; shifts up to a quarter scene
     r = cv2.matchTemplate(o, tmpl, cv2.TM_CCOEFF_NORMED)
     iy, ix = np.unravel_index(int(np.argmax(r)), r.shape)
-    return float((ix - pad - x0) * f), float((iy - pad - y0) * f)
+    return float((ix - x0) * f), float((iy - y0) * f)
 
 
 def _georef_prior(sar_ds: Any, opt_ds: Any, shape: tuple[int, int]) -> Any | None:
