@@ -146,8 +146,8 @@ def tiepoints(args: argparse.Namespace, out: Path, bnn: Path | None) -> dict:
     scene = write_scene(pair, out / "scene")
     sources = {"given (noisy, hand-picked stand-in)": scene / "tiepoints.csv"}
     info = {}
-    methods = [("mi", None, 128), ("ncc_grad", None, 128), ("ncc", None, 128)]
-    if bnn is not None:
+    methods = [(m, None, 128) for m in BASELINES if m in args.tie_methods.split(",")]
+    if bnn is not None and "bnn" in args.tie_methods.split(","):
         methods.append(("bnn", str(bnn), 256 - 2 * args.radius))
     for method, model, patch in methods:
         t = time.perf_counter()
@@ -199,6 +199,8 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--scene", type=int, default=1024, help="tie-point scene side px")
     p.add_argument("--parts", default="synthetic,real,tiepoints")
+    p.add_argument("--tie-methods", default="mi,ncc_grad,ncc,bnn",
+                   help="tiepoints part: matchers (bnn needs a checkpoint)")
     p.add_argument("--bnn", default=None, help="tiepoints part: a BNN checkpoint to use "
                    "(default: bnn_shift trained in the synthetic part, if run)")
     args = p.parse_args()

@@ -107,7 +107,10 @@ def plot_error_distribution(loc: dict[str, Any]) -> Any:
         ax.plot(xs, np.searchsorted(e, xs, side="right") / len(e), label=name)
     for k in WITHIN:
         ax.axvline(k, color="0.85", lw=0.8, zorder=0)
-    ax.set_xscale("symlog", linthresh=5)
+    ax.set_xscale("symlog", linthresh=1, linscale=0.6)
+    ticks = [t for t in (0, 1, 2, 3, 5, 10, 20, 50, 100) if t <= xs[-1]]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlim(0, xs[-1])
     ax.set_xlabel("localisation error (px)")
     ax.set_ylabel("share of pairs within")
     ax.set_ylim(0, 1.01)
@@ -118,9 +121,22 @@ def plot_error_distribution(loc: dict[str, Any]) -> Any:
     return fig
 
 
+def fill_nearest(cost_map: np.ndarray) -> np.ndarray:
+    """A coarse-to-fine cost map for display: each offset not evaluated takes the value of the
+    nearest evaluated one (blocks = coarse samples, fine detail where refined)."""
+    from scipy.ndimage import distance_transform_edt
+
+    missing = ~np.isfinite(cost_map)
+    if not missing.any() or missing.all():
+        return cost_map
+    idx = distance_transform_edt(missing, return_distances=False, return_indices=True)
+    return cost_map[tuple(idx)]
+
+
 def plot_dmap_gallery(loc: dict[str, Any], n: int = 4) -> Any:
     """Per pair: SAR template, optical search window (true box green), and each method's cost
-    map over the offsets (truth green +, answer red x)."""
+    map over the offsets (truth green +, answer red x; offsets a coarse-to-fine search did not
+    evaluate show their nearest evaluated neighbour's cost)."""
     from saropt.bnn.plots import _plt
 
     plt = _plt()
@@ -139,7 +155,7 @@ def plot_dmap_gallery(loc: dict[str, Any], n: int = 4) -> Any:
         axes[i, 1].add_patch(plt.Rectangle((r + tx - 0.5, r + ty - 0.5), t, t, fill=False,
                                            ec="lime", lw=1))
         for j, name in enumerate(names):
-            m = loc["maps"][name][i]
+            m = fill_nearest(loc["maps"][name][i])
             rec = loc["records"][i][name]
             ax = axes[i, 2 + j]
             ax.imshow(m, cmap="viridis", extent=(-r - 0.5, r + 0.5, r + 0.5, -r - 0.5))
