@@ -33,6 +33,14 @@ import numpy as np
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "srif-optical-sar" / \
     "coreg180"
 BASELINES = ("ncc", "ncc_grad", "mi")
+#: BNN variants trained on the synthetic pairs: name -> (epochs, config overrides)
+VARIANTS = {
+    "bnn_paper": lambda a: (a.epochs, []),
+    "bnn_shift": lambda a: (a.epochs, ["data.shift_neg_frac=0.5", "data.shift_min=2",
+                                       f"data.shift_max={a.radius}"]),
+    "bnn_shift_all": lambda a: (2 * a.epochs, ["data.shift_neg_frac=1.0", "data.shift_min=6",
+                                               f"data.shift_max={a.radius}"]),
+}
 
 
 def train_bnn(root: Path, split: Path, out: Path, patch: int, sar_dir: str, opt_dir: str,
@@ -89,18 +97,23 @@ def synthetic_pairs(args: argparse.Namespace, out: Path) -> tuple[dict, dict[str
     from saropt.data import make_split, read_split
     from saropt.synth.writers import write_qxs_pairs
 
-    root = write_qxs_pairs(out / "qxs", args.n_train + args.n_test, seed=0, patch_size=256,
-                           scene_size=1024, max_calm_fraction=0.2, progress=False)
-    make_split(root, out / "split", train=args.n_train, val=0, test=args.n_test, seed=0,
-               mode="random")
+    root = out / "qxs"
+    if not (args.reuse and (root / "manifest.csv").is_file()):
+        write_qxs_pairs(root, args.n_train + args.n_test, seed=0, patch_size=256,
+                        scene_size=1024, max_calm_fraction=0.2, progress=False)
+        make_split(root, out / "split", train=args.n_train, val=0, test=args.n_test, seed=0,
+                   mode="random")
     split = read_split(out / "split")
     dirs = ("sar_256_oc_0.2", "opt_256_oc_0.2")
     ckpts = {}
-    variants = {"bnn_paper": [], "bnn_shift": ["data.shift_neg_frac=0.5", "data.shift_min=2",
-                                               f"data.shift_max={args.radius}"]}
-    for name, extra in variants.items():
+    for name in args.variants.split(","):
+        epochs, extra = VARIANTS[name](args)
+        last = out / name / "checkpoints" / "last.ckpt"
+        if args.reuse and last.is_file():
+            ckpts[name] = last
+            continue
         t = time.perf_counter()
-        ckpts[name] = train_bnn(root, out / "split", out / name, 256, *dirs, args.epochs, extra)
+        ckpts[name] = train_bnn(root, out / "split", out / name, 256, *dirs, epochs, extra)
         print(f"trained {name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     res = localise(ckpts, root, split["test"], *dirs, 256, args.radius, out, "synthetic")
     return res, ckpts
@@ -199,10 +212,15 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--scene", type=int, default=1024, help="tie-point scene side px")
     p.add_argument("--parts", default="synthetic,real,tiepoints")
+    p.add_argument("--variants", default="bnn_paper,bnn_shift,bnn_shift_all",
+                   help=f"BNN variants to train: {', '.join(VARIANTS)}")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse pairs and finished BNN runs found in --out")
     p.add_argument("--tie-methods", default="mi,ncc_grad,ncc,bnn",
                    help="tiepoints part: matchers (bnn needs a checkpoint)")
     p.add_argument("--bnn", default=None, help="tiepoints part: a BNN checkpoint to use "
-                   "(default: bnn_shift trained in the synthetic part, if run)")
+                   "(default: the --tie-bnn variant trained in the synthetic part, if run)")
+    p.add_argument("--tie-bnn", default="bnn_shift_all", help="variant used for tie points")
     args = p.parse_args()
     import torch
 
@@ -221,7 +239,7 @@ def main() -> int:
         results["real"] = real_pairs(args, out)
         save()
     if "tiepoints" in parts:
-        bnn = Path(args.bnn) if args.bnn else ckpts.get("bnn_shift")
+        bnn = Path(args.bnn) if args.bnn else ckpts.get(args.tie_bnn)
         results["tiepoints"] = tiepoints(args, out, bnn)
         save()
     return 0
