@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "px of the same pixel position in the optical (or of --prior-shift).")
     p.add_argument("--sar", required=True, help="SAR template (patch mode) or scene image")
     p.add_argument("--optical", required=True, help="optical search window or scene image")
-    p.add_argument("--method", default="bnn", choices=["bnn", "ncc", "ncc_grad", "mi"])
+    p.add_argument("--method", default=None, choices=["bnn", "ncc", "ncc_grad", "mi"],
+                   help="matcher (default: bnn with --model, else mi)")
     p.add_argument("--model", default=None,
                    help="BNN checkpoint (.ckpt) or folder of exported encoders (method bnn)")
     p.add_argument("--stride", type=int, default=4, help="coarse grid step px (1: exhaustive)")
@@ -104,7 +105,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_locate(args: argparse.Namespace) -> int:
     from saropt.bnn.locate_files import locate_patch_files, locate_scene_files
 
-    common = dict(method=args.method, model=args.model, stride=args.stride, top_k=args.top_k,
+    method = args.method or ("bnn" if args.model else "mi")
+    common = dict(method=method, model=args.model, stride=args.stride, top_k=args.top_k,
                   device=args.device, out=args.out)
     if args.grid is None:
         result, text = locate_patch_files(args.sar, args.optical, **common)
