@@ -220,7 +220,7 @@ def main() -> int:
                    help="tiepoints part: matchers (bnn needs a checkpoint)")
     p.add_argument("--bnn", default=None, help="tiepoints part: a BNN checkpoint to use "
                    "(default: the --tie-bnn variant trained in the synthetic part, if run)")
-    p.add_argument("--tie-bnn", default="bnn_shift_all", help="variant used for tie points")
+    p.add_argument("--tie-bnn", default="bnn_paper", help="variant used for tie points")
     args = p.parse_args()
     import torch
 
