@@ -75,3 +75,34 @@ def test_coarse_shift_finds_translation():
     opt = big[20:540, 100:620]  # optical = SAR + (-20, 30)
     dx, dy = coarse_shift(sar, opt, side=256)
     assert abs(dx + 20) <= 3 and abs(dy - 30) <= 3  # within the reduction factor (3)
+
+
+def test_georeferenced_prior(synth_scene_dir, synth_pair, tmp_path):
+    """Both rasters georeferenced (the optical's geotransform from an affine fit of the truth):
+    the prior comes from the georeference, and the tie points still fit the truth."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    from saropt.build.autotie import auto_tiepoints
+    from saropt.build.register import estimate
+    from saropt.build.tiepoints import read_tiepoints
+
+    ys, xs = np.mgrid[0:384:32, 0:384:32]
+    sxy = np.column_stack([xs.ravel(), ys.ravel()]).astype(float)
+    m = estimate("affine", sxy, synth_pair.mapping.sar_to_opt(sxy)).params  # SAR px -> opt px
+    sar_t = Affine(1.0, 0.0, 500000.0, 0.0, -1.0, 4100000.0)  # corner-based, 1 m pixels
+    # georef: map = sar_t * (sar + 0.5), opt + 0.5 = ~opt_t * map; want opt = m @ sar
+    inv = np.linalg.inv(m)
+    opt_to_sar = (Affine.translation(0.5, 0.5) @ Affine(*inv[0], *inv[1])
+                  @ Affine.translation(-0.5, -0.5))
+    for name, transform in (("sar.tif", sar_t), ("optical.tif", sar_t @ opt_to_sar)):
+        with rasterio.open(synth_scene_dir / name) as src:
+            profile = src.profile | {"crs": "EPSG:32633", "transform": transform}
+            with rasterio.open(tmp_path / name, "w", **profile) as dst:
+                dst.write(src.read())
+    res = auto_tiepoints(tmp_path / "sar.tif", tmp_path / "optical.tif", tmp_path / "tp.csv",
+                         patch=96, radius=8, progress=False)
+    assert res["prior"] == {"kind": "georeference"}
+    pts = np.concatenate(list(read_tiepoints(tmp_path / "tp.csv").values()))
+    err = np.hypot(*(pts[:, 2:4] - synth_pair.mapping.sar_to_opt(pts[:, :2])).T)
+    assert len(pts) >= 15 and np.median(err) < MAX_MEDIAN_PX
