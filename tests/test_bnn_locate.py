@@ -175,7 +175,7 @@ def test_cli_locate_patch_and_scene(tmp_path, capsys):
                  str(tmp_path / "opt.png"), "--method", "bnn"]) == 2  # bnn needs --model
 
 
-def test_shifted_false_pairs(synth_qxs_root):
+def test_shifted_false_pairs(synth_qxs_root, tmp_path):
     from saropt.bnn.config import BNNConfig
     from saropt.bnn.data import ShiftedFalsePairs, base_dataset
     from saropt.config import ConfigError, load_config
@@ -208,5 +208,18 @@ def test_shifted_false_pairs(synth_qxs_root):
     assert [ds.draw(k) for k in range(len(ds))] != epoch0  # redrawn each epoch
     ds.set_epoch(0)
     assert [ds.draw(k) for k in range(len(ds))] == epoch0  # from (seed, epoch) only
+    # the data module uses it when data.shift_neg_frac > 0 (crops resized to the input size)
+    from saropt.bnn.data import BNNDataModule
+    from saropt.data import make_split
+
+    make_split(synth_qxs_root, tmp_path / "split", train=16, test=8, val=0, seed=0,
+               sar_dir="sar_64_oc_0.2", opt_dir="opt_64_oc_0.2")
+    dm = BNNDataModule(load_config(BNNConfig, "bnn/synthetic_resnet18",
+                                   over + [f"data.split={tmp_path / 'split'}",
+                                           "data.image_size=32"]))
+    dm.setup()
+    assert isinstance(dm.train_pairs, ShiftedFalsePairs) and len(dm.train_pairs) == 32
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["sar"].shape[1:] == (1, 32, 32) and batch["opt"].shape[1:] == (3, 32, 32)
     with pytest.raises(ConfigError, match="shift_max"):
         load_config(BNNConfig, "bnn/synthetic_resnet18", over + ["data.shift_max=30"])
