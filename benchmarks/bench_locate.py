@@ -40,6 +40,8 @@ VARIANTS = {
                                        f"data.shift_max={a.radius}"]),
     "bnn_shift_all": lambda a: (2 * a.epochs, ["data.shift_neg_frac=1.0", "data.shift_min=6",
                                                f"data.shift_max={a.radius}"]),
+    "bnn_shift8": lambda a: (2 * a.epochs, ["data.shift_neg_frac=0.5", "data.shift_min=8",
+                                            f"data.shift_max={a.radius}"]),
 }
 
 
