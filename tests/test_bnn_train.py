@@ -104,3 +104,24 @@ def test_cli_eval_export_embed(run, synthetic, tmp_path, capsys):
                            ref)
     assert np.allclose(codes[:4], ref, atol=1e-6)
     assert main(["bnn", "eval", str(ckpt), "--split", str(tmp_path / "nowhere")]) == 2
+
+
+def test_eval_localise_reports_bnn_and_baselines(run, synthetic, tmp_path, capsys):
+    out, _ = run
+    _, split = synthetic
+    ckpt = out / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+    assert main(["bnn", "eval", str(ckpt), "--split", str(split), "--out", str(tmp_path),
+                 "--localise", "4", "--localise-n", "6", "--json"]) == 0
+    loc = json.loads(capsys.readouterr().out)["localise"]
+    assert loc["radius"] == 4 and loc["template_px"] == PATCH - 8
+    assert set(loc["methods"]) == {"bnn", "ncc", "ncc_grad", "mi"}
+    for name, m in loc["methods"].items():
+        errs = np.array([r[name]["error_px"] for r in loc["records"]])
+        assert m["n"] == 6 and m["mean_px"] == pytest.approx(errs.mean())
+        assert m["within_1px"] <= m["within_2px"] <= m["within_3px"] <= m["within_5px"]
+        assert m["within_1px"] == pytest.approx((errs <= 1).mean())
+    for name in ("localise_errors.png", "localise_dmaps.png"):
+        assert (tmp_path / name).is_file(), name
+    assert main(["bnn", "eval", str(ckpt), "--split", str(split), "--localise", "4",
+                 "--localise-methods", "bnn,sift"]) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from saropt.cli import add_config_args, add_json_flag, add_overwrite_flag, emit
-from saropt.cli_types import positive_int
+from saropt.cli_types import finite_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,9 +31,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output folder (default: <run>/eval)")
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--no-figures", action="store_true", help="metrics.json only")
+    p.add_argument("--localise", type=positive_int, default=None, metavar="RADIUS",
+                   help="also localisation: SAR templates cut with a known random offset of up "
+                   "to RADIUS px, searched in the optical patch by the BNN and the baselines")
+    p.add_argument("--localise-n", type=positive_int, default=200, metavar="N",
+                   help="test pairs for --localise (default 200)")
+    p.add_argument("--localise-methods", default="bnn,ncc,ncc_grad,mi",
+                   help="comma-separated: bnn, ncc, ncc_grad, mi (default all)")
+    p.add_argument("--stride", type=positive_int, default=4,
+                   help="coarse grid step (px) of the coarse-to-fine search (1: exhaustive)")
     add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("locate", help="find a SAR patch (or a grid of SAR patches of a scene) "
+                       "in an optical search window: best offset, confidence, cost map",
+                       description="Patch mode: --sar is a T x T template, --optical a "
+                       "(T + 2R) px search window. Scene mode (--grid STEP): --sar and --optical "
+                       "are scenes; SAR patches every STEP px are each searched within --radius "
+                       "px of the same pixel position in the optical (or of --prior-shift).")
+    p.add_argument("--sar", required=True, help="SAR template (patch mode) or scene image")
+    p.add_argument("--optical", required=True, help="optical search window or scene image")
+    p.add_argument("--method", default=None, choices=["bnn", "ncc", "ncc_grad", "mi"],
+                   help="matcher (default: bnn with --model, else mi)")
+    p.add_argument("--model", default=None,
+                   help="BNN checkpoint (.ckpt) or folder of exported encoders (method bnn)")
+    p.add_argument("--stride", type=positive_int, default=4,
+                   help="coarse grid step px (1: exhaustive)")
+    p.add_argument("--top-k", type=positive_int, default=3, help="coarse basins refined")
+    p.add_argument("--device", default="cpu", help="torch device for the BNN (cpu, cuda)")
+    p.add_argument("--grid", type=positive_int, default=None, metavar="STEP",
+                   help="scene mode: SAR patches every STEP px")
+    p.add_argument("--patch", type=positive_int, default=128, help="scene mode: patch side px")
+    p.add_argument("--radius", type=positive_int, default=32, help="scene mode: search radius px")
+    p.add_argument("--prior-shift", type=finite_float, nargs=2, default=(0.0, 0.0),
+                   metavar=("DX", "DY"), help="scene mode: optical = SAR position + shift")
+    p.add_argument("--out", default=None, help="patch mode: cost-map PNG; scene mode: CSV")
+    add_json_flag(p)
+    p.set_defaults(func=_cmd_locate)
 
     p = sub.add_parser("embed", help="codes for a folder of patches or a pair dataset's "
                        "SAR or optical patches (N x n .npy)")
@@ -79,11 +114,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from saropt.bnn.evaluate import evaluate, metrics_table
 
+    opts = {"n": args.localise_n, "stride": args.stride,
+            "methods": [m.strip() for m in args.localise_methods.split(",") if m.strip()]}
     res = evaluate(args.checkpoint, args.split, args.out, root=args.root,
                    batch_size=args.batch_size, figures=not args.no_figures, layout=args.layout,
                    sar_dir=args.sar_dir, opt_dir=args.opt_dir, cache=args.cache,
-                   resize=args.resize, overwrite=args.overwrite)
+                   resize=args.resize, overwrite=args.overwrite, localise=args.localise,
+                   localise_opts=opts)
     emit(res, args.json, metrics_table(res))
+    return 0
+
+
+def _cmd_locate(args: argparse.Namespace) -> int:
+    from saropt.bnn.locate_files import locate_patch_files, locate_scene_files
+
+    method = args.method or ("bnn" if args.model else "mi")
+    common = dict(method=method, model=args.model, stride=args.stride, top_k=args.top_k,
+                  device=args.device, out=args.out)
+    if args.grid is None:
+        result, text = locate_patch_files(args.sar, args.optical, **common)
+    else:
+        result, text = locate_scene_files(args.sar, args.optical, grid=args.grid,
+                                          patch=args.patch, radius=args.radius,
+                                          shift=tuple(args.prior_shift), **common)
+    emit(result, args.json, text)
     return 0
 
 

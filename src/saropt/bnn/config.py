@@ -39,6 +39,25 @@ class DataSection(Config):
     eval_batch_size: int = Field(64, gt=0)
     num_workers: int = Field(0, ge=0)
     seed: int = 0
+    shift_neg_frac: float = Field(0.0, ge=0, le=1, description="share of false pairs drawn as "
+                                  "shifted crops of the true optical patch (0: the paper's "
+                                  "random other patches only)")
+    shift_min: int = Field(4, ge=1, description="smallest shift (px, Chebyshev) of a shifted "
+                           "false pair")
+    shift_max: int = Field(32, ge=1, description="largest shift (px); with shift_neg_frac > 0 "
+                           "every training pair is a crop of side patch_size - 2 shift_max")
+
+    @model_validator(mode="after")
+    def _check_shift(self) -> DataSection:
+        if self.shift_neg_frac > 0:
+            if self.shift_min > self.shift_max:
+                raise ValueError(f"shift_min ({self.shift_min}) must be <= shift_max "
+                                 f"({self.shift_max})")
+            if self.patch_size - 2 * self.shift_max < 8:
+                raise ValueError(f"shift_max {self.shift_max} leaves crops of "
+                                 f"{self.patch_size - 2 * self.shift_max} px from "
+                                 f"{self.patch_size} px patches; use a smaller shift_max")
+        return self
 
 
 class ModelSection(Config):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -93,6 +94,60 @@ def select_train_ids(ids: list[str], size: int | None, seed: int) -> list[str]:
     return sorted(random.Random(seed).sample(ids, size))
 
 
+class ShiftedFalsePairs(Dataset):
+    """Training pairs for position-sensitive codes: ``TrainPairs`` whose false pairs are, with
+    probability ``frac``, the true optical patch shifted by (dx, dy), ``shift_min <=
+    max(|dx|, |dy|) <= shift_max`` px, instead of another patch.
+
+    Every pair is cropped to side ``C = P - 2 shift_max``: the SAR at the patch centre, the
+    optical at the centre (true pairs, random-partner false pairs) or shifted (shifted false
+    pairs), then resized to ``out_size``. Draws depend on (seed, epoch, index) only. Items as
+    :class:`saropt.data.TrainPairs`; ``opt_id`` of a shifted pair is ``"<id>@dx,dy"``.
+    """
+
+    def __init__(self, pairs: Any, frac: float, shift_min: int, shift_max: int, out_size: int,
+                 seed: int = 0) -> None:
+        self.pairs, self.frac, self.seed = pairs, float(frac), int(seed)
+        self.shift_min, self.shift_max, self.out_size = shift_min, shift_max, out_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.pairs.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def draw(self, index: int) -> tuple[int, int, float, tuple[int, int] | None]:
+        """(SAR index, optical index, label, shift or None) of item ``index`` this epoch."""
+        i, j, label = self.pairs.pair_indices(index)
+        if label > 0.5:
+            return i, j, label, None
+        rng = np.random.default_rng([self.seed, self.pairs.epoch, index, 12])
+        if rng.random() >= self.frac:
+            return i, j, label, None
+        while True:
+            dx, dy = (int(v) for v in rng.integers(-self.shift_max, self.shift_max + 1, 2))
+            if max(abs(dx), abs(dy)) >= self.shift_min:
+                return i, i, label, (dx, dy)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from saropt.data import opt_tensor, sar_tensor
+        from saropt.data.transforms import Resize
+
+        i, j, label, shift = self.draw(index)
+        base = self.pairs.base
+        sid, oid = base.ids[i], base.ids[j]
+        sar, opt = base.pair_u8(sid) if i == j else (base.sar_u8(sid), base.opt_u8(oid))
+        m = self.shift_max
+        c = sar.shape[0] - 2 * m
+        dx, dy = shift or (0, 0)
+        sample = {"sar": sar_tensor(np.ascontiguousarray(sar[m:m + c, m:m + c]), base.dtype),
+                  "opt": opt_tensor(np.ascontiguousarray(
+                      opt[m + dy:m + dy + c, m + dx:m + dx + c]), base.dtype),
+                  "label": torch.tensor(label, dtype=torch.float32), "sar_id": sid,
+                  "opt_id": f"{oid}@{dx},{dy}" if shift else oid}
+        return Resize(self.out_size)(sample)
+
+
 class BNNDataModule(L.LightningDataModule):
     """Training pairs (true + false, redrawn per epoch) and fixed validation pairs."""
 
@@ -112,8 +167,15 @@ class BNNDataModule(L.LightningDataModule):
         train_ids = select_train_ids(split["train"], d.train_size, d.seed)
         if not train_ids:
             raise SaroptError(f"split {d.split} has no training ids")
-        self.train_pairs = TrainPairs(base_dataset(self.cfg, train_ids),
-                                      neg_per_pos=d.neg_per_pos, seed=d.seed)
+        if d.shift_neg_frac > 0:
+            plain = base_dataset(self.cfg.model_copy(update={"data": d.model_copy(
+                update={"image_size": None})}), train_ids)
+            self.train_pairs = ShiftedFalsePairs(
+                TrainPairs(plain, neg_per_pos=d.neg_per_pos, seed=d.seed), d.shift_neg_frac,
+                d.shift_min, d.shift_max, self.cfg.input_size, seed=d.seed)
+        else:
+            self.train_pairs = TrainPairs(base_dataset(self.cfg, train_ids),
+                                          neg_per_pos=d.neg_per_pos, seed=d.seed)
         self.val_pairs = (eval_pairs(self.cfg, d.split, "val")
                           or eval_pairs(self.cfg, d.split, "test"))
 

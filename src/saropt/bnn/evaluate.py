@@ -138,17 +138,24 @@ def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | No
              root: str | None = None, batch_size: int = 64, gallery_n: int = 4,
              figures: bool = True, layout: str = "auto", sar_dir: str | None = None,
              opt_dir: str | None = None, cache: str | None = None,
-             resize: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+             resize: str | None = None, overwrite: bool = False,
+             localise: int | None = None,
+             localise_opts: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate a BNN checkpoint on ``split``; writes ``metrics.json`` and figures to
     ``out_dir`` (default ``<run>/eval``) and returns the metrics.
 
     The pairs come from ``root`` (default: the training root) in that dataset's own layout,
     from PNGs unless ``cache`` is given (see :func:`eval_data`). ``overwrite``: replace
-    another command's output in ``out_dir`` (see :mod:`saropt.utils.outdir`)."""
+    another command's output in ``out_dir`` (see :mod:`saropt.utils.outdir`). ``localise``
+    (px): also the localisation protocol of :mod:`saropt.bnn.localise` with that search radius
+    on the test ids, for the BNN and the baselines; ``localise_opts``: ``n`` (pairs, default
+    200), ``methods``, ``stride`` (4), ``seed`` (0)."""
     from saropt.bnn.data import base_dataset, read_split_dir
     from saropt.bnn.export import load_module
 
     checkpoint, split = Path(checkpoint), Path(split)
+    if localise is not None:
+        check_localise(localise, localise_opts or {})
     module = load_module(checkpoint)
     if torch.cuda.is_available():
         module = module.cuda()
@@ -166,18 +173,20 @@ def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | No
     with prepare_out_dir(out_dir, "bnn eval", config, EVAL_FILES, overwrite, replace_same=True,
                          quiet=True) as od:
         result = _evaluate(module, cfg, found, checkpoint, split, parts, out_dir, batch_size,
-                           gallery_n, figures)
+                           gallery_n, figures, localise, localise_opts)
         od.finish([Path(f).name for f in result.get("figures", [])] + ["metrics.json"])
     return result
 
 
 #: what ``saropt bnn eval`` writes
-EVAL_FILES = ["metrics.json", "curves.png", "roc.png", "histograms.png", "gallery.png"]
+EVAL_FILES = ["metrics.json", "curves.png", "roc.png", "histograms.png", "gallery.png",
+              "localise_errors.png", "localise_dmaps.png"]
 
 
 def _evaluate(module: Any, cfg: BNNConfig, found: Any, checkpoint: Path, split: Path,
               parts: dict[str, list[str]], out_dir: Path, batch_size: int, gallery_n: int,
-              figures: bool) -> dict[str, Any]:
+              figures: bool, localise: int | None,
+              localise_opts: dict[str, Any] | None) -> dict[str, Any]:
     test = eval_subset(module, cfg, split, "test", parts["test"], batch_size)
     result: dict[str, Any] = {"checkpoint": str(checkpoint), "split": str(split),
                               "data": {"root": cfg.data.root, "layout": found.layout.kind
@@ -188,11 +197,58 @@ def _evaluate(module: Any, cfg: BNNConfig, found: Any, checkpoint: Path, split: 
     result["test"]["n_pairs"] = len(test["pairs"])
     result["retrieval"] = retrieval_metrics(test["z_s"], test["z_o"])
     result["val_threshold"] = _val_threshold(module, cfg, split, parts, batch_size, test)
+    loc = None
+    if localise is not None:
+        loc = _localise(module, cfg, parts["test"], localise, localise_opts or {})
+        result["localise"] = {k: loc[k] for k in ("radius", "template_px", "stride", "seed",
+                                                  "methods", "ids", "records")}
     write_json_atomic(out_dir / "metrics.json", result)
     if figures:
-        result["figures"] = [str(p) for p in write_figures(out_dir, checkpoint, cfg, test,
-                                                           result, gallery_n)]
+        paths = write_figures(out_dir, checkpoint, cfg, test, result, gallery_n)
+        if loc is not None:
+            paths += _localise_figures(out_dir, loc)
+        result["figures"] = [str(p) for p in paths]
     return result
+
+
+def _localise(module: Any, cfg: BNNConfig, ids: list[str], radius: int,
+              opts: dict[str, Any]) -> dict[str, Any]:
+    from saropt.bnn.data import base_dataset
+    from saropt.bnn.localise import localise_split
+
+    methods = check_localise(radius, opts)
+    plain = base_dataset(cfg.model_copy(update={"data": cfg.data.model_copy(
+        update={"image_size": None})}), ids)
+    device = str(next(module.parameters()).device)
+    return localise_split(module, ids, radius, int(opts.get("n", 200)),
+                          int(opts.get("seed", 0)), int(opts.get("stride", 4)),
+                          methods, device, plain.pair_u8)
+
+
+def check_localise(radius: int, opts: dict[str, Any]) -> list[str]:
+    """The methods of valid localisation options; an error naming the bad flag otherwise."""
+    from saropt.bnn.matchers import BASELINES
+
+    unknown = set(opts) - {"n", "methods", "stride", "seed"}
+    if unknown:
+        raise SaroptError(f"unknown localisation option(s) {sorted(unknown)}")
+    methods = list(opts.get("methods") or ("bnn", *BASELINES))
+    bad = [m for m in methods if m not in ("bnn", *BASELINES)]
+    if bad:
+        raise SaroptError(f"--localise-methods: unknown {bad}; choose among bnn, "
+                          f"{', '.join(BASELINES)}")
+    for flag, v in (("--localise", radius), ("--localise-n", opts.get("n", 200)),
+                    ("--stride", opts.get("stride", 4))):
+        if int(v) < 1:
+            raise SaroptError(f"{flag} must be >= 1, got {v}")
+    return methods
+
+
+def _localise_figures(out_dir: Path, loc: dict[str, Any]) -> list[Path]:
+    from saropt.bnn.localise import plot_dmap_gallery, plot_error_distribution
+
+    return [save_figure_atomic(plot_error_distribution(loc), out_dir / "localise_errors.png"),
+            save_figure_atomic(plot_dmap_gallery(loc), out_dir / "localise_dmaps.png")]
 
 
 def _val_threshold(module: Any, cfg: BNNConfig, split: Path, parts: dict[str, list[str]],
@@ -262,7 +318,16 @@ def write_figures(out_dir: Path, checkpoint: Path, cfg: BNNConfig, test: dict[st
 
 def metrics_table(result: dict[str, Any]) -> str:
     """The human-readable summary printed by ``saropt bnn eval``."""
-    return format_table(metrics_rows(result), ["metric", "value"])
+    text = format_table(metrics_rows(result), ["metric", "value"])
+    loc = result.get("localise")
+    if loc:
+        from saropt.bnn.localise import LOCALISATION_HEADERS, localisation_rows
+
+        n = next(iter(loc["methods"].values()))["n"]
+        text += (f"\n\nlocalisation: {n} test pairs, search radius {loc['radius']} px, "
+                 f"template {loc['template_px']} px (errors in px)\n"
+                 + format_table(localisation_rows(loc), LOCALISATION_HEADERS, floatfmt=".3g"))
+    return text
 
 
 def metrics_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from saropt.cli import add_config_args, add_json_flag, emit
+from saropt.cli_types import finite_float, nonneg_int, positive_int
 
 
 def register(data_subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +19,55 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
                    "the out folder and start over")
     add_json_flag(p)
     p.set_defaults(func=_cmd_build)
+
+    p = data_subparsers.add_parser(
+        "tiepoints", help="automatic tie points: textured SAR patches located in the optical "
+        "scene (BNN or NCC/MI baseline), written as the tie-point CSV of `data build`",
+        description="Example: saropt data tiepoints --sar scene/sar.tif --optical "
+        "scene/optical.tif --out tp.csv [--subregions scene/subregions.json] "
+        "[--model encoders/]; then: saropt data build build/default ... tiepoints=tp.csv")
+    p.add_argument("--sar", required=True, help="SAR scene (any GDAL raster)")
+    p.add_argument("--optical", required=True, help="optical scene (8-bit, 1/3/4 bands)")
+    p.add_argument("--out", required=True, help="tie-point CSV to write")
+    p.add_argument("--subregions", default=None, help="sub-regions JSON (default: whole scene)")
+    p.add_argument("--model", default=None, help="BNN checkpoint (.ckpt) or folder of exported "
+                   "encoders; without it the best library baseline is used")
+    p.add_argument("--method", default=None, choices=["bnn", "ncc", "ncc_grad", "mi"],
+                   help="matcher (default: bnn with --model, else mi)")
+    p.add_argument("--patch", type=positive_int, default=128, help="SAR patch side px (default 128)")
+    p.add_argument("--step", type=positive_int, default=None, help="grid step px (default: --patch / 2)")
+    p.add_argument("--radius", type=positive_int, default=48,
+                   help="pass-1 search radius px around the prior (default 48)")
+    p.add_argument("--refine-radius", type=nonneg_int, default=8,
+                   help="pass-2 radius px around the pass-1 affine model (default 8)")
+    p.add_argument("--min-confidence", type=finite_float, default=None,
+                   help="keep answers with at least this margin (default per method)")
+    p.add_argument("--texture-min", type=finite_float, default=5.0,
+                   help="min SAR texture score of a patch (builder's screening score)")
+    p.add_argument("--device", default="cpu", help="torch device for the BNN")
+    add_json_flag(p)
+    p.set_defaults(func=_cmd_tiepoints)
+
+
+def _cmd_tiepoints(args: argparse.Namespace) -> int:
+    from saropt.build.autotie import auto_tiepoints
+    from saropt.utils.table import format_table
+
+    res = auto_tiepoints(args.sar, args.optical, args.out, subregions=args.subregions,
+                         model=args.model, method=args.method, patch=args.patch, step=args.step,
+                         radius=args.radius, refine_radius=args.refine_radius,
+                         min_confidence=args.min_confidence, texture_min=args.texture_min,
+                         device=args.device)
+    rows = [(r["subregion"], r["grid_patches"], r["textured"], r["located"], r["kept"])
+            for r in res["subregions"]]
+    text = "\n".join([
+        format_table(rows, ["sub-region", "grid patches", "textured", "located", "kept"]), "",
+        f"pass 1: {res['pass1']['confident']} of {res['pass1']['located']} confident; "
+        f"affine prior for pass 2: {'yes' if res['pass1']['affine_prior'] else 'no'}",
+        f"{res['tie_points']} tie points ({res['method']}, prior: {res['prior']['kind']}) "
+        f"written to {res['out']} in {res['seconds']} s"])
+    emit(res, args.json, text)
+    return 0
 
 
 #: tie-point sources and the value that switches each off
