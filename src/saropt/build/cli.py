@@ -34,8 +34,10 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
                    "encoders; without it the best library baseline is used")
     p.add_argument("--method", default=None, choices=["bnn", "ncc", "ncc_grad", "mi"],
                    help="matcher (default: bnn with --model, else mi)")
-    p.add_argument("--patch", type=positive_int, default=128, help="SAR patch side px (default 128)")
-    p.add_argument("--step", type=positive_int, default=None, help="grid step px (default: --patch / 2)")
+    p.add_argument("--patch", type=positive_int, default=128,
+                   help="SAR patch side px (default 128)")
+    p.add_argument("--step", type=positive_int, default=None,
+                   help="grid step px (default: --patch / 2)")
     p.add_argument("--radius", type=positive_int, default=48,
                    help="pass-1 search radius px around the prior (default 48)")
     p.add_argument("--refine-radius", type=nonneg_int, default=8,
