@@ -43,6 +43,8 @@ from saropt.errors import SaroptError
 from saropt.utils.io import read_json, write_json_atomic
 
 MERGE_METHODS = ("nms", "wbf")
+#: above this tile overlap every pixel is run through more than 16 tiles for no gain
+MAX_OVERLAP = 0.75
 
 
 @dataclass
@@ -88,6 +90,8 @@ def _check_options(o: SceneOptions, n_models: int) -> None:
         raise SaroptError(f"--batch-size must be >= 1, got {o.batch_size}")
     if o.overlap is not None and not 0.0 <= o.overlap < 1.0:
         raise SaroptError(f"--overlap must be in [0, 1), got {o.overlap}")
+    if o.pixel_spacing is not None and o.pixel_spacing <= 0:
+        raise SaroptError(f"--pixel-spacing must be > 0 metres, got {o.pixel_spacing}")
 
 
 def _tile_and_overlap(o: SceneOptions, dets: list[SceneDetector], info: SceneInfo
@@ -103,6 +107,12 @@ def _tile_and_overlap(o: SceneOptions, dets: list[SceneDetector], info: SceneInf
     if int(round(tile * (1 - overlap))) < 1 or tile * overlap < 2 * o.edge_margin:
         raise SaroptError(f"--overlap {overlap} leaves no room for the seam rule at tile {tile} "
                           f"(need tile * overlap >= {2 * o.edge_margin:g} px)")
+    if overlap > MAX_OVERLAP:
+        stride = max(1, int(round(tile * (1 - overlap))))
+        raise SaroptError(f"--overlap {overlap} runs every pixel through about "
+                          f"{(tile / stride) ** 2:.0f} tiles (stride {stride} px at tile {tile}); "
+                          f"the seam rule only needs tile * overlap above the longest ship: use "
+                          f"--overlap {MAX_OVERLAP} or less")
     return tile, overlap
 
 
@@ -115,6 +125,16 @@ def _names(dets: list[SceneDetector]) -> list[str]:
 
 
 # ------------------------------------------------------------------ radiometry
+
+
+def _check_sample(info: SceneInfo, values: np.ndarray) -> None:
+    """A scene whose valid pixels all hold one value (a blank product, or a nodata value the
+    file does not declare) has nothing to stretch or detect: an error, not an empty result."""
+    if values.min() == values.max():
+        raise SaroptError(f"scene {info.path}: every valid pixel of band {info.band} is "
+                          f"{values.min():g} (decimated read; nodata {info.nodata}); if "
+                          f"{values.min():g} marks no data pass --nodata {values.min():g}, else "
+                          "check the file or --band")
 
 
 def _stretches(info: SceneInfo, small: np.ndarray, valid: np.ndarray,
@@ -303,6 +323,10 @@ def run_scene(scene: str | Path, detectors: list[SceneDetector], out: str | Path
     if not ok.any():
         raise SaroptError(f"scene {info.path}: every pixel of band {info.band} is nodata "
                           f"({info.nodata}); check --band or --nodata")
+    _check_sample(info, small[ok])
+    if o.pixel_spacing is not None and info.georef.georeferenced:
+        raise SaroptError(f"--pixel-spacing is for scenes without georeference; {info.path} "
+                          f"has one ({info.georef.describe()}), which gives the pixel spacing")
     stretches = _stretches(info, small, ok, detectors)
     grid = Grid(info.width, info.height, tile, overlap)
     block_tiles = o.block_tiles or 8 * o.batch_size
