@@ -179,3 +179,34 @@ def test_map_overlay_is_north_up_whatever_the_raster_order(tmp_path, transform, 
     ql = np.asarray(Image.open(tmp_path / "o" / "quicklook.png").convert("RGB"))
     want = ql if flip is None else np.flip(ql, axis=flip)
     np.testing.assert_array_equal(_overlay((tmp_path / "o" / "map.html").read_text()), want)
+
+
+def test_resume_refuses_a_checkpoint_replaced_with_the_same_size_and_mtime(tmp_path,
+                                                                            one_torch_thread):
+    """`cp -p new.ckpt old.ckpt` keeps size and mtime: the rerun reused the old model's tile
+    results (188 detections where the new model finds 2 in the probe that found it)."""
+    import os
+
+    import torch
+
+    from saropt.detect.scene.detectors import CheckpointDetector
+    from test_detect_scene import _tiny_checkpoint
+
+    scene = _write(tmp_path / "s.tif", [[50, 60, 80, 66]], "EPSG:32633", UTM_NORTH_UP,
+                   shape=(96, 96))
+    ckpt = _tiny_checkpoint(tmp_path / "a.ckpt")
+    c = torch.load(ckpt, weights_only=False)
+    torch.save(c, ckpt)  # both files written by the same torch.save: the same size
+    for v in c["state_dict"].values():
+        if v.dtype.is_floating_point:
+            v.mul_(1.5)
+    torch.save(c, tmp_path / "b.ckpt")
+    os.utime(ckpt, (1e9, 1e9))
+    opts = SceneOptions(tile=64, progress=False)
+    run_scene(scene, [CheckpointDetector(ckpt, score_thresh=0.0)], tmp_path / "o", opts)
+    size = ckpt.stat().st_size
+    (tmp_path / "b.ckpt").replace(ckpt)
+    os.utime(ckpt, (1e9, 1e9))
+    assert ckpt.stat().st_size == size
+    with pytest.raises(SaroptError, match="different run.*detectors"):
+        run_scene(scene, [CheckpointDetector(ckpt, score_thresh=0.0)], tmp_path / "o", opts)
