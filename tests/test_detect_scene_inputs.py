@@ -188,9 +188,9 @@ def test_resume_refuses_a_checkpoint_replaced_with_the_same_size_and_mtime(tmp_p
     import os
 
     import torch
+    from test_detect_scene import _tiny_checkpoint
 
     from saropt.detect.scene.detectors import CheckpointDetector
-    from test_detect_scene import _tiny_checkpoint
 
     scene = _write(tmp_path / "s.tif", [[50, 60, 80, 66]], "EPSG:32633", UTM_NORTH_UP,
                    shape=(96, 96))
