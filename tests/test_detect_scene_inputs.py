@@ -210,3 +210,25 @@ def test_resume_refuses_a_checkpoint_replaced_with_the_same_size_and_mtime(tmp_p
     assert ckpt.stat().st_size == size
     with pytest.raises(SaroptError, match="different run.*detectors"):
         run_scene(scene, [CheckpointDetector(ckpt, score_thresh=0.0)], tmp_path / "o", opts)
+
+
+@pytest.mark.parametrize("flag,value,needle", [
+    ("--tile", "0", "between 1 and 16384"), ("--merge-iou", "1.5", "(0, 1]"),
+    ("--inshore-m", "-5", "[0, inf)"), ("--score-thresh", "2", "[0, 1]"),
+    ("--weights", "0", "(0, inf)"), ("--pixel-spacing", "-1", "(0, inf)"),
+    ("--band", "0", ">= 1")])
+def test_out_of_range_flags_are_refused_by_the_parser(tmp_path, capsys, flag, value, needle):
+    """--tile 0 silently became the checkpoint's tile; --merge-iou 1.5, --inshore-m -5 and
+    --score-thresh 2 ran."""
+    with pytest.raises(SystemExit) as ex:
+        main(["detect", "scene", "x.ckpt", "--scene", "s.tif", "--out", str(tmp_path / "o"),
+              flag, value])
+    err = capsys.readouterr().err
+    assert ex.value.code == 2 and f"argument {flag}: must" in err and needle in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_tile_zero_through_the_api_is_an_error(tmp_path):
+    scene = _write(tmp_path / "s.tif", [[50, 60, 80, 66]], "EPSG:32633", UTM_NORTH_UP)
+    with pytest.raises(SaroptError, match="--tile must be >= 1"):
+        _run(scene, tmp_path / "o", tile=0)

@@ -96,7 +96,9 @@ def _check_options(o: SceneOptions, n_models: int) -> None:
 
 def _tile_and_overlap(o: SceneOptions, dets: list[SceneDetector], info: SceneInfo
                       ) -> tuple[int, float]:
-    tile = int(o.tile or dets[0].tile)
+    tile = int(o.tile if o.tile is not None else dets[0].tile)
+    if tile < 1:
+        raise SaroptError(f"--tile must be >= 1 px, got {tile}")
     overlap = float(o.overlap if o.overlap is not None else dets[0].overlap)
     for d in dets:
         need = d.min_tile()
