@@ -232,3 +232,40 @@ def test_tile_zero_through_the_api_is_an_error(tmp_path):
     scene = _write(tmp_path / "s.tif", [[50, 60, 80, 66]], "EPSG:32633", UTM_NORTH_UP)
     with pytest.raises(SaroptError, match="--tile must be >= 1"):
         _run(scene, tmp_path / "o", tile=0)
+
+
+def test_land_mask_in_another_vector_format_says_convert(tmp_path):
+    """A coastline shapefile was reported as a raster GDAL cannot open."""
+    scene = _write(tmp_path / "s.tif", [[50, 60, 80, 66]], "EPSG:32633", UTM_NORTH_UP)
+    (tmp_path / "coast.shp").write_bytes(b"\x00\x00\x27\x0a")
+    with pytest.raises(SaroptError, match="a .shp vector file.*ogr2ogr -f GeoJSON coast.geojson"):
+        _run(scene, tmp_path / "o", land_mask=str(tmp_path / "coast.shp"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_land_multipolygon_with_a_hole_tags_a_ship_in_the_lagoon_offshore(tmp_path):
+    """Land left of x = 100 px with a lagoon (hole) holding ship A, and an island under ship B:
+    A offshore (its corners and 50 m ring in the water of the hole), B on land."""
+    from pyproj import Transformer
+
+    scene = _write(tmp_path / "s.tif", [[50, 60, 80, 66], [150, 100, 156, 130]],
+                   "EPSG:32633", UTM_NORTH_UP)
+    to_ll = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
+
+    def ring(x0, y0, x1, y1):  # pixel rectangle -> lon/lat ring, counter-clockwise
+        pts = [(x0, y1), (x1, y1), (x1, y0), (x0, y0), (x0, y1)]
+        return [list(to_ll.transform(500000 + x * 10, 4000000 - y * 10)) for x, y in pts]
+
+    mp = {"type": "MultiPolygon", "coordinates": [
+        [ring(-10, -10, 100, 210), ring(40, 50, 90, 76)[::-1]], [ring(140, 90, 170, 140)]]}
+    (tmp_path / "land.geojson").write_text(json.dumps(
+        {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {}, "geometry": None},
+            {"type": "Feature", "properties": {}, "geometry": mp}]}))
+    _run(scene, tmp_path / "o", land_mask=str(tmp_path / "land.geojson"), inshore_m=50.0)
+    gj = json.loads((tmp_path / "o" / "detections.geojson").read_text())
+    got = {f["properties"]["pixel_box"][0]: f["properties"]["location"] for f in gj["features"]}
+    assert got == {50.0: "offshore", 150.0: "land"}
+    _run(scene, tmp_path / "p", land_mask=str(tmp_path / "land.geojson"), inshore_m=150.0)
+    gj = json.loads((tmp_path / "p" / "detections.geojson").read_text())
+    assert {f["properties"]["location"] for f in gj["features"]} == {"inshore", "land"}

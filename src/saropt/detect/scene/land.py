@@ -20,6 +20,8 @@ from saropt.detect.scene.raster import Georef, gdal_env, quiet
 from saropt.errors import DataError
 
 VECTOR_SUFFIXES = (".geojson", ".json")
+#: vector formats people hold coastlines in, read only after conversion to GeoJSON
+OTHER_VECTOR_SUFFIXES = (".shp", ".gpkg", ".kml", ".kmz", ".gml", ".fgb", ".sqlite", ".tab")
 DEFAULT_INSHORE_M = 500.0
 
 
@@ -69,6 +71,10 @@ class LandMask:
                 self.transform, self.nodata = src.transform, src.nodata
                 self.shape = (src.height, src.width)
         except rasterio.errors.RasterioIOError as err:
+            if self.path.suffix.lower() in OTHER_VECTOR_SUFFIXES:
+                raise DataError(f"land mask {self.path}: a {self.path.suffix} vector file; "
+                                "masks are GeoJSON or rasters: convert it with ogr2ogr -f "
+                                f"GeoJSON {self.path.stem}.geojson {self.path.name}") from None
             raise DataError(f"land mask {self.path}: GDAL cannot open it ({err})") from None
         if self.crs is None and self.shape != (self.scene_size[1], self.scene_size[0]):
             raise DataError(f"land mask {self.path}: has no CRS, so it must have the scene's "
