@@ -269,3 +269,20 @@ def test_land_multipolygon_with_a_hole_tags_a_ship_in_the_lagoon_offshore(tmp_pa
     _run(scene, tmp_path / "p", land_mask=str(tmp_path / "land.geojson"), inshore_m=150.0)
     gj = json.loads((tmp_path / "p" / "detections.geojson").read_text())
     assert {f["properties"]["location"] for f in gj["features"]} == {"inshore", "land"}
+
+
+def test_land_mask_east_of_the_antimeridian(tmp_path):
+    """A scene whose transform runs past lon 180 and a lon/lat land polygon just east of it
+    (at -179.997..-179.99, as RFC 7946 writes it): the ship there was never on land."""
+    tr = Affine(1e-4, 0, 179.99, 0, -1e-4, 10.0)  # column 100 is lon 180
+    scene = _write(tmp_path / "s.tif", [[20, 30, 50, 36], [150, 60, 180, 66]], "EPSG:4326",
+                   tr)
+    land = [[-179.997, 9.98], [-179.99, 9.98], [-179.99, 10.0], [-179.997, 10.0],
+            [-179.997, 9.98]]  # the second ship's centre is at column 165: lon -179.9935
+    (tmp_path / "land.geojson").write_text(json.dumps(
+        {"type": "Polygon", "coordinates": [land]}))
+    s = _run(scene, tmp_path / "o", land_mask=str(tmp_path / "land.geojson"), inshore_m=20.0)
+    gj = json.loads((tmp_path / "o" / "detections.geojson").read_text())
+    got = {f["properties"]["pixel_box"][0]: f["properties"]["location"] for f in gj["features"]}
+    assert got == {20.0: "offshore", 150.0: "land"} and s["locations"] == {
+        "land": 1, "offshore": 1}

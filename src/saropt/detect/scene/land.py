@@ -118,8 +118,10 @@ class LandMask:
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         if self.crs is None:  # raster on the scene's pixel grid
             return self._sample(x.ravel(), y.ravel(), pixel=True).reshape(x.shape)
-        lon, lat = self.georef.lonlat(x, y)
-        mx, my = self._to_mask.transform(lon.ravel(), lat.ravel())
+        from saropt.detect.scene.outputs import wrap
+
+        lon, lat = self.georef.lonlat(x, y)  # into [-180, 180): a scene past 180 E
+        mx, my = self._to_mask.transform(wrap(lon.ravel()), lat.ravel())
         mx, my = np.asarray(mx), np.asarray(my)
         if self.kind == "vector":
             import shapely
