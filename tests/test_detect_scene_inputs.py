@@ -286,3 +286,25 @@ def test_land_mask_east_of_the_antimeridian(tmp_path):
     got = {f["properties"]["pixel_box"][0]: f["properties"]["location"] for f in gj["features"]}
     assert got == {20.0: "offshore", 150.0: "land"} and s["locations"] == {
         "land": 1, "offshore": 1}
+
+
+def test_nan_nodata_resumes_and_writes_valid_json(tmp_path):
+    """A float32 product with nodata NaN: the rerun refused its own tile results ("nodata
+    differ": NaN != NaN) and run.json / summary.json held a bare NaN (not JSON)."""
+    a = np.random.default_rng(0).gamma(2.0, 60.0, (200, 300)).astype(np.float32)
+    a[:, :40] = np.nan
+    a[60:66, 50:80] = SHIP_DN
+    path = tmp_path / "f.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=300, height=200, count=1,
+                       dtype="float32", nodata=float("nan"), crs="EPSG:32633",
+                       transform=UTM_NORTH_UP) as dst:
+        dst.write(a[None])
+    first = _run(path, tmp_path / "o")
+    again = _run(path, tmp_path / "o", nodata=float("nan"))  # the same, given explicitly
+    assert first["n_detections"] == again["n_detections"] == 1
+    assert again["blocks_resumed"] == again["blocks"] and again["nodata"] == "nan"
+    def no_nan(c: str) -> None:
+        pytest.fail(f"not JSON: {c}")
+
+    for f in ("tiles/run.json", "summary.json"):
+        json.loads((tmp_path / "o" / f).read_text(), parse_constant=no_nan)

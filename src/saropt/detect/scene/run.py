@@ -282,10 +282,17 @@ def _fingerprint(info: SceneInfo, dets: list[SceneDetector], tile: int, overlap:
                  o: SceneOptions, block_tiles: int, stretches: dict[str, Any]) -> dict[str, Any]:
     st = info.path.stat()
     return {"scene": str(info.path.resolve()), "scene_bytes": st.st_size,
-            "scene_mtime": int(st.st_mtime), "band": info.band, "nodata": info.nodata,
+            "scene_mtime": int(st.st_mtime), "band": info.band, "nodata": _json_nodata(info),
             "detectors": [d.fingerprint or d.name for d in dets], "tile": tile,
             "overlap": overlap, "edge_margin": o.edge_margin, "block_tiles": block_tiles,
             "stretch": [[lo, hi] for _, lo, hi in stretches.values()]}
+
+
+def _json_nodata(info: SceneInfo | SceneOptions) -> float | str | None:
+    """The nodata value for JSON: NaN (float products) as ``"nan"``, since NaN is not JSON and
+    never equals itself (a resume compared it and refused its own run)."""
+    nd = info.nodata
+    return "nan" if nd is not None and np.isnan(nd) else nd
 
 
 def _prepare_folder(out: Path, fp: dict[str, Any]) -> Path:
@@ -356,7 +363,7 @@ def run_scene(scene: str | Path, detectors: list[SceneDetector], out: str | Path
     summary.update({
         "scene": str(info.path), "width": info.width, "height": info.height,
         "megapixels": round(info.megapixels, 3), "band": info.band, "dtype": info.dtype,
-        "nodata": info.nodata, "georeference": info.georef.describe(),
+        "nodata": _json_nodata(info), "georeference": info.georef.describe(),
         "pixel_spacing_m": ([round(v, 4) for v in spacing] if spacing else
                             [o.pixel_spacing] * 2 if o.pixel_spacing else None),
         "detectors": [{"name": n, "scale": d.scale, "radiometry": d.radiometry.model_dump(),
@@ -369,7 +376,8 @@ def run_scene(scene: str | Path, detectors: list[SceneDetector], out: str | Path
         "megapixels_per_s": (round(info.megapixels * stats["tiles_run"] / len(grid) / tile_s, 3)
                              if stats["tiles_run"] and tile_s > 0 else None),
         "outputs_s": round(time.perf_counter() - t_out, 2),
-        "wall_s": round(time.perf_counter() - t_start, 2), "options": asdict(o)})
+        "wall_s": round(time.perf_counter() - t_start, 2),
+        "options": {**asdict(o), "nodata": _json_nodata(o)}})
     write_json_atomic(out / "summary.json", summary)
     return summary
 
