@@ -308,3 +308,16 @@ def test_nan_nodata_resumes_and_writes_valid_json(tmp_path):
 
     for f in ("tiles/run.json", "summary.json"):
         json.loads((tmp_path / "o" / f).read_text(), parse_constant=no_nan)
+
+
+def test_land_mask_in_0_to_360_longitudes(tmp_path):
+    """The same land written with longitudes past 180 (180.003..180.01, a 0..360 mask): the
+    ship on it is on land whichever way the mask writes longitude."""
+    tr = Affine(1e-4, 0, 179.99, 0, -1e-4, 10.0)
+    scene = _write(tmp_path / "s.tif", [[20, 30, 50, 36], [150, 60, 180, 66]], "EPSG:4326",
+                   tr)
+    land = [[180.003, 9.98], [180.01, 9.98], [180.01, 10.0], [180.003, 10.0], [180.003, 9.98]]
+    (tmp_path / "land.geojson").write_text(json.dumps(
+        {"type": "Polygon", "coordinates": [land]}))
+    s = _run(scene, tmp_path / "o", land_mask=str(tmp_path / "land.geojson"), inshore_m=20.0)
+    assert s["locations"] == {"land": 1, "offshore": 1}

@@ -121,13 +121,20 @@ class LandMask:
         from saropt.detect.scene.outputs import wrap
 
         lon, lat = self.georef.lonlat(x, y)  # into [-180, 180): a scene past 180 E
-        mx, my = self._to_mask.transform(wrap(lon.ravel()), lat.ravel())
-        mx, my = np.asarray(mx), np.asarray(my)
-        if self.kind == "vector":
-            import shapely
+        lon = wrap(lon.ravel())
+        # a lon/lat mask may itself run past 180 (0..360 or 170..190): look there too
+        shifts = (0.0, 360.0, -360.0) if self.crs.is_geographic else (0.0,)
+        land = np.zeros(lon.shape, bool)
+        for shift in shifts:
+            mx, my = self._to_mask.transform(lon + shift, lat.ravel())
+            mx, my = np.asarray(mx), np.asarray(my)
+            if self.kind == "vector":
+                import shapely
 
-            return shapely.contains_xy(self.geom, mx, my).reshape(x.shape)
-        return self._sample(mx, my, pixel=False).reshape(x.shape)
+                land |= shapely.contains_xy(self.geom, mx, my)
+            else:
+                land |= self._sample(mx, my, pixel=False)
+        return land.reshape(x.shape)
 
     def _sample(self, x: np.ndarray, y: np.ndarray, pixel: bool) -> np.ndarray:
         import rasterio
