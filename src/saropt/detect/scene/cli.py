@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from saropt import cli_types as ct
 from saropt.cli import add_json_flag, emit
 
 EXAMPLES = """examples:
@@ -31,28 +32,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="detector checkpoint(s)")
     p.add_argument("--scene", required=True, help="SAR raster (GeoTIFF or any GDAL format)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--tile", type=int, help="tile side in scene pixels (default: the first "
-                   "checkpoint's training image size)")
-    p.add_argument("--overlap", type=float, help="tile overlap in [0, 1) (default: the "
+    p.add_argument("--tile", type=ct.image_side, help="tile side in scene pixels (default: "
+                   "the first checkpoint's training image size)")
+    p.add_argument("--overlap", type=ct.overlap, help="tile overlap in [0, 1) (default: the "
                    "checkpoint's, else 0.25); must exceed the longest ship")
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--batch-size", type=ct.positive_int, default=4, help="tiles per forward pass")
     p.add_argument("--merge", choices=("nms", "wbf"), default="nms",
                    help="merge of one model's boxes across tiles (default nms)")
-    p.add_argument("--merge-iou", type=float, default=0.5)
+    p.add_argument("--merge-iou", type=ct.iou, default=0.5)
     p.add_argument("--fuse", choices=("wbf", "nms"), default="wbf",
                    help="fusion of several checkpoints (default wbf, as `saropt fuse`)")
-    p.add_argument("--fuse-iou", type=float, default=0.55)
-    p.add_argument("--weights", type=float, nargs="+", help="one fusion weight per checkpoint")
+    p.add_argument("--fuse-iou", type=ct.iou, default=0.55)
+    p.add_argument("--weights", type=ct.positive_float, nargs="+",
+                   help="one fusion weight per checkpoint")
     p.add_argument("--land-mask", help="land raster (non-zero = land) or GeoJSON polygons, any "
                    "CRS: tags inshore / offshore / land")
     p.add_argument("--drop-land", action="store_true", help="drop detections centred on land")
-    p.add_argument("--inshore-m", type=float, default=500.0,
+    p.add_argument("--inshore-m", type=ct.float_range(0.0), default=500.0,
                    help="land within this many metres makes a ship inshore (default 500)")
-    p.add_argument("--band", type=int, help="band of a multi-band raster (1-based)")
+    p.add_argument("--band", type=ct.positive_int, help="band of a multi-band raster (1-based)")
     p.add_argument("--nodata", type=float, help="nodata value (default: the file's)")
-    p.add_argument("--score-thresh", type=float, help="keep detections above this score "
+    p.add_argument("--score-thresh", type=ct.probability, help="keep detections above this score "
                    "(default: the checkpoint's)")
-    p.add_argument("--pixel-spacing", type=float,
+    p.add_argument("--pixel-spacing", type=ct.positive_float,
                    help="metres per pixel when the scene has no georeference")
     p.add_argument("--image-id", type=int, default=1,
                    help="image_id in detections.json (match your scene ground truth)")

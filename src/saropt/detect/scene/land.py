@@ -20,6 +20,8 @@ from saropt.detect.scene.raster import Georef, gdal_env, quiet
 from saropt.errors import DataError
 
 VECTOR_SUFFIXES = (".geojson", ".json")
+#: vector formats people hold coastlines in, read only after conversion to GeoJSON
+OTHER_VECTOR_SUFFIXES = (".shp", ".gpkg", ".kml", ".kmz", ".gml", ".fgb", ".sqlite", ".tab")
 DEFAULT_INSHORE_M = 500.0
 
 
@@ -69,6 +71,10 @@ class LandMask:
                 self.transform, self.nodata = src.transform, src.nodata
                 self.shape = (src.height, src.width)
         except rasterio.errors.RasterioIOError as err:
+            if self.path.suffix.lower() in OTHER_VECTOR_SUFFIXES:
+                raise DataError(f"land mask {self.path}: a {self.path.suffix} vector file; "
+                                "masks are GeoJSON or rasters: convert it with ogr2ogr -f "
+                                f"GeoJSON {self.path.stem}.geojson {self.path.name}") from None
             raise DataError(f"land mask {self.path}: GDAL cannot open it ({err})") from None
         if self.crs is None and self.shape != (self.scene_size[1], self.scene_size[0]):
             raise DataError(f"land mask {self.path}: has no CRS, so it must have the scene's "
@@ -112,14 +118,23 @@ class LandMask:
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         if self.crs is None:  # raster on the scene's pixel grid
             return self._sample(x.ravel(), y.ravel(), pixel=True).reshape(x.shape)
-        lon, lat = self.georef.lonlat(x, y)
-        mx, my = self._to_mask.transform(lon.ravel(), lat.ravel())
-        mx, my = np.asarray(mx), np.asarray(my)
-        if self.kind == "vector":
-            import shapely
+        from saropt.detect.scene.outputs import wrap
 
-            return shapely.contains_xy(self.geom, mx, my).reshape(x.shape)
-        return self._sample(mx, my, pixel=False).reshape(x.shape)
+        lon, lat = self.georef.lonlat(x, y)  # into [-180, 180): a scene past 180 E
+        lon = wrap(lon.ravel())
+        # a lon/lat mask may itself run past 180 (0..360 or 170..190): look there too
+        shifts = (0.0, 360.0, -360.0) if self.crs.is_geographic else (0.0,)
+        land = np.zeros(lon.shape, bool)
+        for shift in shifts:
+            mx, my = self._to_mask.transform(lon + shift, lat.ravel())
+            mx, my = np.asarray(mx), np.asarray(my)
+            if self.kind == "vector":
+                import shapely
+
+                land |= shapely.contains_xy(self.geom, mx, my)
+            else:
+                land |= self._sample(mx, my, pixel=False)
+        return land.reshape(x.shape)
 
     def _sample(self, x: np.ndarray, y: np.ndarray, pixel: bool) -> np.ndarray:
         import rasterio

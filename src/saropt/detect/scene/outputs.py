@@ -10,6 +10,7 @@ Without georeference the polygons are in scene pixels and the file says so.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from dataclasses import dataclass
@@ -50,15 +51,32 @@ def _ccw(ring: np.ndarray) -> np.ndarray:
     return ring if area >= 0 else ring[::-1]
 
 
+def unwrap(lon: np.ndarray, ref: float) -> np.ndarray:
+    """Longitudes moved by multiples of 360 to lie within 180 degrees of ``ref``: a scene
+    across the antimeridian gets continuous longitudes (179.9, 180.1) instead of a jump."""
+    lon = np.asarray(lon, np.float64)
+    return ref + (lon - ref + 180.0) % 360.0 - 180.0
+
+
+def wrap(lon: np.ndarray) -> np.ndarray:
+    """Longitudes into [-180, 180) (RFC 7946 positions); 180 stays 180."""
+    lon = np.asarray(lon, np.float64)
+    return np.where(lon == 180.0, lon, (lon + 180.0) % 360.0 - 180.0)
+
+
 def geometry(dets: SceneDetections, georef: Georef) -> dict[str, np.ndarray]:
-    """Per detection: ring lon/lat (N, 5, 2), centre lon/lat, length and width in metres
-    (NaN without georeference)."""
+    """Per detection: ring lon/lat (N, 5, 2; longitudes continuous across the scene, so
+    possibly beyond +-180 on a scene across the antimeridian), centre lon/lat (in [-180,
+    180)), length and width in metres (NaN without georeference)."""
     n = len(dets)
     xs, ys = _corners(dets.rows)
     lon, lat = georef.lonlat(xs, ys) if n else (xs, ys)
     cx = (dets.rows[:, 0] + dets.rows[:, 2]) / 2.0
     cy = (dets.rows[:, 1] + dets.rows[:, 3]) / 2.0
     clon, clat = georef.lonlat(cx, cy) if n else (cx, cy)
+    if georef.georeferenced and n:
+        lon = unwrap(lon, float(lon[0, 0]))
+        clon = wrap(clon)
     length = width = np.full(n, np.nan)
     if georef.georeferenced and n:
         from pyproj import Geod
@@ -97,16 +115,41 @@ def write_geojson(path: Path, recs: list[dict[str, Any]], georef: Georef,
     """RFC 7946 FeatureCollection (lon/lat WGS84), one Polygon per detection."""
     feats = []
     for r in recs:
-        ring = _ccw(r["_ring"]) if georef.georeferenced else r["_ring"]
         props = {k: v for k, v in r.items() if not k.startswith("_") and k not in
                  ("x1", "y1", "x2", "y2")}
         props["pixel_box"] = [r["x1"], r["y1"], r["x2"], r["y2"]]
-        feats.append({"type": "Feature", "id": r["id"],
-                      "geometry": {"type": "Polygon", "coordinates": [ring.tolist()]},
+        geom = (rfc7946_polygon(r["_ring"]) if georef.georeferenced else
+                {"type": "Polygon", "coordinates": [r["_ring"].tolist()]})
+        feats.append({"type": "Feature", "id": r["id"], "geometry": geom,
                       "properties": props})
     doc: dict[str, Any] = {"type": "FeatureCollection", "features": feats,
                            "saropt": {**meta, "georeference": georef.describe()}}
     return write_json_atomic(path, doc, indent=None)
+
+
+def rfc7946_polygon(ring: np.ndarray) -> dict[str, Any]:
+    """A lon/lat ring (continuous longitudes) as an RFC 7946 geometry: counter-clockwise,
+    longitudes in [-180, 180], and cut in two at the antimeridian (a MultiPolygon, RFC 7946
+    section 3.1.9) when it crosses it."""
+    ring = _ccw(np.asarray(ring, np.float64))
+    shift = 360.0 * np.floor((ring[:, 0].min() + 180.0) / 360.0)
+    ring = ring - np.array([shift, 0.0])  # west edge in [-180, 180)
+    if ring[:, 0].max() <= 180.0:
+        return {"type": "Polygon", "coordinates": [ring.tolist()]}
+    from shapely import affinity
+    from shapely.geometry import Polygon, box
+    from shapely.geometry.polygon import orient
+
+    poly = Polygon(ring)
+    parts = []
+    for lo in (-180.0, 180.0):  # the part east of 180 comes back by -360
+        part = poly.intersection(box(lo, -90.0, lo + 360.0, 90.0))
+        parts += [orient(affinity.translate(g, xoff=-360.0 if lo > 0 else 0.0), 1.0)
+                  for g in getattr(part, "geoms", [part])
+                  if g.geom_type == "Polygon" and g.area > 0]
+    coords = [[np.asarray(p.exterior.coords).tolist()] for p in parts]
+    return ({"type": "Polygon", "coordinates": coords[0]} if len(coords) == 1 else
+            {"type": "MultiPolygon", "coordinates": coords})
 
 
 def write_csv(path: Path, recs: list[dict[str, Any]]) -> Path:
@@ -165,20 +208,28 @@ def write_map(path: Path, quicklook_png: Path, recs: list[dict[str, Any]], geore
     are embedded (no CDN) and there is no tile layer: the file loads nothing from the network.
     Needs a georeferenced scene."""
     import folium
+    from PIL import Image
 
     w, h = size
     bx = np.array([0, w, w, 0, w / 2]), np.array([0, 0, h, h, h / 2])
     lon, lat = georef.lonlat(*bx)
+    ref = float(lon[4])
+    lon = unwrap(lon, ref)  # Leaflet takes continuous longitudes across the antimeridian
     bounds = [[float(lat[:4].min()), float(lon[:4].min())],
               [float(lat[:4].max()), float(lon[:4].max())]]
+    buf = io.BytesIO()
+    Image.fromarray(overlay_image(np.asarray(Image.open(quicklook_png).convert("RGB")), lon,
+                                  lat)).save(buf, format="PNG")
+    image = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     m = folium.Map(location=[float(lat[4]), float(lon[4])], tiles=None, control_scale=True)
     m.default_js, m.default_css = [], []
     m.get_root().header.add_child(folium.Element(
         f"<style>{_static('leaflet.css')}</style>\n<script>{_static('leaflet.js')}</script>"))
-    folium.raster_layers.ImageOverlay(str(quicklook_png), bounds=bounds, name="scene",
+    folium.raster_layers.ImageOverlay(image, bounds=bounds, name="scene",
                                       opacity=1.0).add_to(m)
-    feats = [{"type": "Feature", "geometry": {"type": "Polygon",
-                                              "coordinates": [_ccw(r["_ring"]).tolist()]},
+    feats = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+                 _ccw(np.column_stack([unwrap(r["_ring"][:, 0], ref), r["_ring"][:, 1]]))
+                 .tolist()]},
               "properties": {"id": r["id"], "score": r["score"], "location": r["location"],
                              "length_m": r["length_m"]}}
              for r in recs if r["score"] >= score_thr]
@@ -191,6 +242,18 @@ def write_map(path: Path, quicklook_png: Path, recs: list[dict[str, Any]], geore
     m.fit_bounds(bounds)
     html = m.get_root().render()
     return write_text_atomic(path, html)
+
+
+def overlay_image(rgb: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """The quicklook turned north-up / east-right for a map overlay, from the lon/lat of the
+    scene corners (top-left, top-right, bottom-right, bottom-left): a south-up raster
+    (positive pixel height, an ascending-pass GRD) is flipped vertically, an east-left one
+    horizontally."""
+    if lat[0] + lat[1] < lat[2] + lat[3]:  # the first row lies south of the last
+        rgb = rgb[::-1]
+    if lon[0] + lon[3] > lon[1] + lon[2]:  # the first column lies east of the last
+        rgb = rgb[:, ::-1]
+    return np.ascontiguousarray(rgb)
 
 
 def remote_urls(html: str) -> list[str]:

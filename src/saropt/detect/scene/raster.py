@@ -181,11 +181,49 @@ def open_scene(path: str | Path, band: int | None = None, nodata: float | None =
                                 f"{', '.join(SUPPORTED_DTYPES)} (complex SLC: convert to "
                                 "amplitude first)")
             file_nodata = src.nodatavals[band - 1]
+            if nodata is not None:
+                _check_nodata(path, nodata, dtype)
             info = SceneInfo(path, src.width, src.height, band, dtype,
                              nodata if nodata is not None else file_nodata, _georef(src))
     except rasterio.errors.RasterioIOError as err:
         raise DataError(f"scene {path}: GDAL cannot open it ({err})") from None
+    _check_georef(path, info)
     return info
+
+
+def _check_nodata(path: Path, nodata: float, dtype: str) -> None:
+    """``--nodata`` must be a value the band can hold (else it would match nothing, or wrap)."""
+    if np.dtype(dtype).kind not in "iu":
+        return
+    lim = np.iinfo(dtype)
+    if not (float(nodata).is_integer() and lim.min <= nodata <= lim.max):
+        raise DataError(f"{path}: --nodata {nodata:g} is not a {dtype} value (integers "
+                        f"{lim.min}..{lim.max}); give the value the file uses for no data")
+
+
+def _check_georef(path: Path, info: SceneInfo) -> None:
+    """The georeference must reach WGS84 lon/lat (checked on the scene centre) before work."""
+    if not info.georef.georeferenced:
+        return
+    try:
+        lon, lat = info.georef.lonlat(np.array([info.width / 2]), np.array([info.height / 2]))
+        ok = bool(np.isfinite(lon).all() and np.isfinite(lat).all())
+    except Exception as err:  # noqa: BLE001 - pyproj and GDAL raise several types
+        ok, why = False, f" ({err})"
+    else:
+        why = ""
+    if not ok:
+        raise DataError(f"{path}: its {info.georef.kind} georeference (CRS "
+                        f"{_short_crs(info.georef)!r}) cannot be transformed to WGS84 "
+                        f"lon/lat{why}; reproject it (gdalwarp -t_srs EPSG:4326) or drop the "
+                        "CRS (gdal_edit.py -unsetsrs) to work in scene pixels")
+
+
+def _short_crs(geo: Georef) -> str:
+    try:
+        return geo.crs_name()
+    except Exception:  # noqa: BLE001 - a CRS pyproj cannot read at all
+        return str(geo.crs)[:60]
 
 
 def valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:

@@ -43,6 +43,8 @@ from saropt.errors import SaroptError
 from saropt.utils.io import read_json, write_json_atomic
 
 MERGE_METHODS = ("nms", "wbf")
+#: above this tile overlap every pixel is run through more than 16 tiles for no gain
+MAX_OVERLAP = 0.75
 
 
 @dataclass
@@ -88,11 +90,15 @@ def _check_options(o: SceneOptions, n_models: int) -> None:
         raise SaroptError(f"--batch-size must be >= 1, got {o.batch_size}")
     if o.overlap is not None and not 0.0 <= o.overlap < 1.0:
         raise SaroptError(f"--overlap must be in [0, 1), got {o.overlap}")
+    if o.pixel_spacing is not None and o.pixel_spacing <= 0:
+        raise SaroptError(f"--pixel-spacing must be > 0 metres, got {o.pixel_spacing}")
 
 
 def _tile_and_overlap(o: SceneOptions, dets: list[SceneDetector], info: SceneInfo
                       ) -> tuple[int, float]:
-    tile = int(o.tile or dets[0].tile)
+    tile = int(o.tile if o.tile is not None else dets[0].tile)
+    if tile < 1:
+        raise SaroptError(f"--tile must be >= 1 px, got {tile}")
     overlap = float(o.overlap if o.overlap is not None else dets[0].overlap)
     for d in dets:
         need = d.min_tile()
@@ -103,6 +109,12 @@ def _tile_and_overlap(o: SceneOptions, dets: list[SceneDetector], info: SceneInf
     if int(round(tile * (1 - overlap))) < 1 or tile * overlap < 2 * o.edge_margin:
         raise SaroptError(f"--overlap {overlap} leaves no room for the seam rule at tile {tile} "
                           f"(need tile * overlap >= {2 * o.edge_margin:g} px)")
+    if overlap > MAX_OVERLAP:
+        stride = max(1, int(round(tile * (1 - overlap))))
+        raise SaroptError(f"--overlap {overlap} runs every pixel through about "
+                          f"{(tile / stride) ** 2:.0f} tiles (stride {stride} px at tile {tile}); "
+                          f"the seam rule only needs tile * overlap above the longest ship: use "
+                          f"--overlap {MAX_OVERLAP} or less")
     return tile, overlap
 
 
@@ -115,6 +127,16 @@ def _names(dets: list[SceneDetector]) -> list[str]:
 
 
 # ------------------------------------------------------------------ radiometry
+
+
+def _check_sample(info: SceneInfo, values: np.ndarray) -> None:
+    """A scene whose valid pixels all hold one value (a blank product, or a nodata value the
+    file does not declare) has nothing to stretch or detect: an error, not an empty result."""
+    if values.min() == values.max():
+        raise SaroptError(f"scene {info.path}: every valid pixel of band {info.band} is "
+                          f"{values.min():g} (decimated read; nodata {info.nodata}); if "
+                          f"{values.min():g} marks no data pass --nodata {values.min():g}, else "
+                          "check the file or --band")
 
 
 def _stretches(info: SceneInfo, small: np.ndarray, valid: np.ndarray,
@@ -260,10 +282,17 @@ def _fingerprint(info: SceneInfo, dets: list[SceneDetector], tile: int, overlap:
                  o: SceneOptions, block_tiles: int, stretches: dict[str, Any]) -> dict[str, Any]:
     st = info.path.stat()
     return {"scene": str(info.path.resolve()), "scene_bytes": st.st_size,
-            "scene_mtime": int(st.st_mtime), "band": info.band, "nodata": info.nodata,
+            "scene_mtime": int(st.st_mtime), "band": info.band, "nodata": _json_nodata(info),
             "detectors": [d.fingerprint or d.name for d in dets], "tile": tile,
             "overlap": overlap, "edge_margin": o.edge_margin, "block_tiles": block_tiles,
             "stretch": [[lo, hi] for _, lo, hi in stretches.values()]}
+
+
+def _json_nodata(info: SceneInfo | SceneOptions) -> float | str | None:
+    """The nodata value for JSON: NaN (float products) as ``"nan"``, since NaN is not JSON and
+    never equals itself (a resume compared it and refused its own run)."""
+    nd = info.nodata
+    return "nan" if nd is not None and np.isnan(nd) else nd
 
 
 def _prepare_folder(out: Path, fp: dict[str, Any]) -> Path:
@@ -303,6 +332,10 @@ def run_scene(scene: str | Path, detectors: list[SceneDetector], out: str | Path
     if not ok.any():
         raise SaroptError(f"scene {info.path}: every pixel of band {info.band} is nodata "
                           f"({info.nodata}); check --band or --nodata")
+    _check_sample(info, small[ok])
+    if o.pixel_spacing is not None and info.georef.georeferenced:
+        raise SaroptError(f"--pixel-spacing is for scenes without georeference; {info.path} "
+                          f"has one ({info.georef.describe()}), which gives the pixel spacing")
     stretches = _stretches(info, small, ok, detectors)
     grid = Grid(info.width, info.height, tile, overlap)
     block_tiles = o.block_tiles or 8 * o.batch_size
@@ -330,7 +363,7 @@ def run_scene(scene: str | Path, detectors: list[SceneDetector], out: str | Path
     summary.update({
         "scene": str(info.path), "width": info.width, "height": info.height,
         "megapixels": round(info.megapixels, 3), "band": info.band, "dtype": info.dtype,
-        "nodata": info.nodata, "georeference": info.georef.describe(),
+        "nodata": _json_nodata(info), "georeference": info.georef.describe(),
         "pixel_spacing_m": ([round(v, 4) for v in spacing] if spacing else
                             [o.pixel_spacing] * 2 if o.pixel_spacing else None),
         "detectors": [{"name": n, "scale": d.scale, "radiometry": d.radiometry.model_dump(),
@@ -343,7 +376,8 @@ def run_scene(scene: str | Path, detectors: list[SceneDetector], out: str | Path
         "megapixels_per_s": (round(info.megapixels * stats["tiles_run"] / len(grid) / tile_s, 3)
                              if stats["tiles_run"] and tile_s > 0 else None),
         "outputs_s": round(time.perf_counter() - t_out, 2),
-        "wall_s": round(time.perf_counter() - t_start, 2), "options": asdict(o)})
+        "wall_s": round(time.perf_counter() - t_start, 2),
+        "options": {**asdict(o), "nodata": _json_nodata(o)}})
     write_json_atomic(out / "summary.json", summary)
     return summary
 
