@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saropt.cli_types import nonneg_int
+from saropt.cli_types import seed_int
 from saropt.utils.report import Report
 
 #: (stage name, module with ``run(ctx)``); a stage whose module is absent is skipped.
@@ -83,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="run every stage on a small synthetic world and "
                               "write a report (Markdown + PNG)")
     p.add_argument("--out", default="demo_report", help="report folder (default: demo_report)")
-    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--only", nargs="*", default=None,
                    help="run only stages whose module name contains one of these words")
     p.set_defaults(func=lambda a: run_demo(a.out, a.seed, a.only) and 0)

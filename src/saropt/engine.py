@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from saropt.config import Config
+from saropt.config import MAX_SEED, Config, Seed
 from saropt.errors import SaroptError
 
 
@@ -29,7 +29,7 @@ class TrainerConfig(Config):
     strategy: str = "auto"
     precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "bf16-mixed"
     channels_last: bool = True
-    seed: int = 0
+    seed: Seed = 0
     deterministic: bool = False
     log_every_n_steps: int = Field(10, ge=1)
     limit_train_batches: int | float = Field(1.0, gt=0)
@@ -99,7 +99,7 @@ class EpochShuffleSampler:
         self.epoch = self.epoch if epoch is None else int(epoch)
         if self.on_epoch is not None:
             self.on_epoch(self.epoch)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         return iter(torch.randperm(self.n, generator=g).tolist())
 
     def __len__(self) -> int:
@@ -175,6 +175,12 @@ def _atomic_checkpoint_io() -> Any:
     return AtomicCheckpointIO()
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one training epoch, ``(seed * 1_000_003 + epoch) mod 2**32``: unchanged for
+    seeds below 4295 and in range for every ``Seed`` (``seed_everything`` refuses larger)."""
+    return (seed * 1_000_003 + epoch) % (MAX_SEED + 1)
+
+
 def _epoch_seed_callback(seed: int) -> Any:
     """Re-seed Python, NumPy and torch at the start of every training epoch from
     ``(seed, epoch)``: random flips, multi-scale sizes, shuffling and the DataLoader workers'
@@ -186,7 +192,7 @@ def _epoch_seed_callback(seed: int) -> Any:
 
     class EpochSeed(Callback):
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            L.seed_everything(seed * 1_000_003 + (training_epoch(trainer) or 0), workers=True,
+            L.seed_everything(epoch_seed(seed, training_epoch(trainer) or 0), workers=True,
                               verbose=False)
 
     return EpochSeed()

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from saropt.config import Config
+from saropt.config import Config, Seed
 from saropt.engine import TrainerConfig
 
 #: ImageNet statistics; the SAR encoder uses their grey mean (timm's rule for 1-channel inputs).
@@ -38,7 +38,7 @@ class DataSection(Config):
     batch_size: int = Field(20, gt=0)
     eval_batch_size: int = Field(64, gt=0)
     num_workers: int = Field(0, ge=0)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class ModelSection(Config):

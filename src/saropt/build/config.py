@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from saropt.config import Config
+from saropt.config import Config, Seed
 
 ModelName = Literal["affine", "projective", "polynomial2", "tps"]
 
@@ -47,7 +47,7 @@ class Registration(Config):
     min_points: int = Field(3, ge=3)
     grid_step: int = Field(8, ge=1, description="exact transform every N px for polynomial2/"
                            "tps, bilinear in between (affine/projective are always exact)")
-    seed: int = 0
+    seed: Seed = 0
 
 
 class Patches(Config):
@@ -64,13 +64,16 @@ class Patches(Config):
 class Screening(Config):
     """Thresholds replacing the paper's manual inspection; set a threshold to null to skip it."""
 
-    texture_min_sar: float | None = Field(5.0, description="min texture score of the SAR patch")
-    texture_min_opt: float | None = Field(6.0, description="min texture score of the optical")
-    seam_max: float | None = Field(15.0, description="max seamline score (grey-level "
-                                    "step) of the optical patch")
+    texture_min_sar: float | None = Field(5.0, ge=0, description="min texture score of the "
+                                          "SAR patch (scores are >= 0; 0 keeps all)")
+    texture_min_opt: float | None = Field(6.0, ge=0, description="min texture score of the "
+                                          "optical")
+    seam_max: float | None = Field(15.0, ge=0, le=255, description="max seamline score "
+                                   "(grey-level step, 0..255) of the optical patch")
     duplicate_max_hamming: int | None = Field(
-        6, description="reject a patch whose SAR and optical hashes are both this close to a "
-        "kept patch's (64-bit DCT perceptual hash)")
+        6, ge=0, lt=64, description="reject a patch whose SAR and optical hashes are both this "
+        "close to a kept patch's (64-bit DCT perceptual hash; 64 would call every patch a "
+        "duplicate)")
 
 
 class BuildConfig(Config):

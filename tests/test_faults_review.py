@@ -1,0 +1,147 @@
+"""Faults of the kinds of issue 11 found by a second review (not in the issue's list), each with
+its right answer: config ranges, seeds, outputs that are not regular files, error messages that
+name the output rather than a temporary."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from saropt.cli import main
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    """Run the CLI expecting exit 2 and no traceback; return the last stderr line."""
+    capsys.readouterr()
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse-level range checks
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip() and "%|" not in ln]
+    assert lines[-1].startswith("saropt") and "error:" in lines[-1], err
+    if lines[-1].startswith("saropt: error:"):
+        assert len(lines) == 1, err
+    return lines[-1]
+
+
+# ------------------------------------------------------------------ 2. values range-checked
+
+@pytest.mark.parametrize("override, says", [
+    ("subregion_grid=[0,0]", "subregion_grid.0: Input should be greater than or equal to 1"),
+    ("road_spacing_m=[-5,10]", "road_spacing_m.0: Input should be greater than or equal to 20"),
+    ("road_width_m=[0,0]", "road_width_m.0"),
+    ("sar8_percentiles=[99,1]", "sar8_percentiles: Value error, must be [low, high] with low <"),
+    ("sar8_percentiles=[-5,200]", "sar8_percentiles.1: Input should be less than or equal to 100"),
+    ("ship_length_m=[-10,-1]", "ship_length_m.0: Input should be greater than 0"),
+    ("scale_jitter=5", "scale_jitter: Input should be less than 1"),
+    ("building_height_median_m=-10", "building_height_median_m"),
+    ("calm_sea_size=[-1,5]", "calm_sea_size.0"),
+    ("tie_outlier_offset_px=[60,15]", "tie_outlier_offset_px: Value error"),
+    ("sun_elevation_deg=0", "sun_elevation_deg: Input should be greater than 0"),
+])
+def test_synth_world_config_is_range_checked(capsys, tmp_path, override, says):
+    """Before: tracebacks (negative dimensions, OpenCV thickness assertion, numpy percentiles)
+    or a scene silently made from nonsense (ships of negative length, reversed percentiles)."""
+    line = one_line_error(capsys, ["synth", "scene", "--size", "64", "--quiet", "--out",
+                                   str(tmp_path / "s"), override])
+    assert "invalid config" in line and says in line, line
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("key, value", [
+    ("screening.texture_min_sar", "-1"), ("screening.seam_max", "300"),
+    ("screening.duplicate_max_hamming", "64"), ("screening.duplicate_max_hamming", "-1"),
+    ("registration.seed", "-1"),
+])
+def test_build_config_is_range_checked(key, value):
+    from saropt.build.config import BuildConfig
+    from saropt.config import ConfigError, build_config
+
+    base = {"sar": "s.tif", "optical": "o.tif", "tiepoints": "t.csv", "out": "x"}
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build_config(BuildConfig, base, [f"{key}={value}"])
+    build_config(BuildConfig, base, [f"{key}=0"])  # the bound itself is fine
+
+
+@pytest.mark.parametrize("argv", [
+    ["synth", "scene", "--out", "x", "--seed", "-1"],
+    ["synth", "pairs", "--out", "x", "--seed", "4294967296"],
+    ["data", "split", "r", "--out", "x", "--train", "1", "--test", "1", "--seed", "99999999999"],
+    ["demo", "--out", "x", "--seed", "4294967296"],
+])
+def test_seed_flags_are_range_checked(capsys, argv):
+    assert "--seed: must be between 0 and 4294967295" in one_line_error(capsys, argv)
+
+
+def test_seed_configs_and_epoch_seeds_stay_in_range():
+    """Before: ``trainer.seed=5000`` trained, then died in the first epoch's
+    ``seed_everything(5000 * 1_000_003)`` (out of NumPy's range) as an unexpected error."""
+    from saropt.config import ConfigError, build_config
+    from saropt.engine import TrainerConfig, epoch_seed
+
+    for bad in ("-1", "4294967296"):
+        with pytest.raises(ConfigError, match="seed"):
+            build_config(TrainerConfig, {}, [f"seed={bad}"])
+    assert epoch_seed(7, 3) == 7 * 1_000_003 + 3  # unchanged for small seeds (exact resume)
+    for seed in (5000, 2**32 - 1):
+        assert 0 <= epoch_seed(seed, 1000) < 2**32
+
+
+# ------------------------------------------------------------------ 3/4. the atomic writer
+
+def test_atomic_write_onto_a_pipe_writes_into_it_and_keeps_it(tmp_path):
+    """Before: ``--out /dev/full`` (or a named pipe, /dev/stdout) was *replaced* by a regular
+    file (os.replace onto it; as root that replaced the device node) and the run exited 0."""
+    from saropt.utils.io import write_text_atomic
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_text_atomic(fifo, "hello\n")
+    reader.join(timeout=5)
+    assert got == [b"hello\n"]
+    assert fifo.is_fifo()
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe.json"]  # no temporary left
+
+
+def test_atomic_write_through_a_symlink_replaces_its_target(tmp_path):
+    from saropt.utils.io import write_text_atomic
+
+    (tmp_path / "real.txt").write_text("old")
+    (tmp_path / "link.txt").symlink_to("real.txt")
+    write_text_atomic(tmp_path / "link.txt", "new")
+    assert (tmp_path / "link.txt").is_symlink()
+    assert (tmp_path / "real.txt").read_text() == "new"
+
+
+def test_errors_name_the_output_not_the_temporary(tmp_path, monkeypatch):
+    """Before: ``fuse run ... --out /proc/x.json`` said ``/proc/.x.1e3c48xx.tmp.json: ...``."""
+    import errno
+
+    from saropt.cli import os_error_message
+    from saropt.utils.io import atomic_path
+
+    with pytest.raises(OSError) as info:
+        with atomic_path("/proc/x.json") as tmp:
+            tmp.write_text("x")
+    assert os_error_message(info.value).startswith("/proc/x.json: ")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(args[0]))
+
+    out = tmp_path / "out.json"
+    with pytest.raises(OSError) as info:
+        with atomic_path(out) as tmp:
+            monkeypatch.setattr(os, "replace", full)
+            tmp.write_text("x")
+    monkeypatch.undo()
+    assert os_error_message(info.value).startswith(f"{out}: no space left")
+    assert list(tmp_path.iterdir()) == []  # the temporary is gone, no output under its name
