@@ -144,3 +144,52 @@ def test_errors_name_the_output_not_the_temporary(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert os_error_message(info.value).startswith(f"{out}: no space left")
     assert list(tmp_path.iterdir()) == []  # the temporary is gone, no output under its name
+
+
+# ------------------------------------------------------------------ 2. inputs checked where read
+
+@pytest.mark.parametrize("row, says", [
+    ({"bbox": [4, 4, -10, 10], "score": 0.9}, "negative width or height"),
+    ({"bbox": [4, 4, 10, 10], "score": 1.5}, "has score 1.5; fusion weighs confidences in [0, 1]"),
+    ({"bbox": [4, 4, 10, 10], "score": -0.5}, "has score -0.5"),
+])
+def test_fuse_refuses_what_detect_eval_refuses(capsys, tmp_path, row, says):
+    """Before: ``fuse run`` fused a negative-width box or a score of 1.5 and exited 0, while
+    ``detect eval`` refused the same file."""
+    import json
+
+    from _qxs_fixtures import write_tiny_coco
+
+    gt, pred = write_tiny_coco(tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"image_id": 1, "category_id": 1, **row}]))
+    line = one_line_error(capsys, ["fuse", "run", str(pred), str(bad), "--gt", str(gt),
+                                   "--out", str(tmp_path / "f.json")])
+    assert line.startswith(f"saropt: error: {bad}: entry 0 has ") and says in line, line
+    assert not (tmp_path / "f.json").exists()
+
+
+def test_fuse_compare_refuses_two_detectors_of_one_name(capsys, tmp_path):
+    """Before: two files called pred.json (or one file twice) became one column; the table
+    showed one detector and ``--weights`` with one value for two files passed."""
+    from _qxs_fixtures import write_tiny_coco
+
+    gt, pred = write_tiny_coco(tmp_path)
+    other = tmp_path / "b" / "pred.json"
+    other.parent.mkdir()
+    other.write_bytes(pred.read_bytes())
+    line = one_line_error(capsys, ["fuse", "compare", str(pred), str(other), "--gt", str(gt)])
+    assert "detector name(s) pred given twice" in line and "--names" in line
+    line = one_line_error(capsys, ["fuse", "compare", str(pred), str(other), "--gt", str(gt),
+                                   "--names", "a", "b", "--weights", "0.5"])
+    assert "1 weights given for 2 prediction files" in line
+    assert main(["fuse", "compare", str(pred), str(other), "--gt", str(gt), "--names", "a",
+                 "b"]) == 0
+
+
+def test_demo_only_that_matches_no_stage_is_an_error(capsys, tmp_path):
+    """Before: ``demo --only nothing`` wrote an empty report and exited 0."""
+    line = one_line_error(capsys, ["demo", "--out", str(tmp_path / "d"), "--only", "synth",
+                                   "nope"])
+    assert "--only nope: no demo stage" in line and "saropt.synth.demo" in line
+    assert not (tmp_path / "d").exists()
