@@ -193,3 +193,58 @@ def test_demo_only_that_matches_no_stage_is_an_error(capsys, tmp_path):
                                    "nope"])
     assert "--only nope: no demo stage" in line and "saropt.synth.demo" in line
     assert not (tmp_path / "d").exists()
+
+
+# ------------------------------------------------------------------ 4. other runs' outputs
+
+def test_outputs_inside_another_runs_output_are_refused(capsys, tmp_path):
+    """Before: ``data split --out DATASET/sar_32_oc_0.2`` put split files (and a stamp) among a
+    dataset's images and ``data check`` still said OK; ``fuse run --out DATASET/manifest.csv``
+    replaced the dataset's manifest."""
+    from _qxs_fixtures import write_tiny_coco
+
+    ds = tmp_path / "ds"
+    assert main(["synth", "pairs", "--n", "4", "--patch-size", "32", "--scene-size", "64",
+                 "--out", str(ds), "--quiet"]) == 0
+    manifest = (ds / "manifest.csv").read_bytes()
+    gt, pred = write_tiny_coco(tmp_path)
+    for argv in (["data", "split", str(ds), "--out", str(ds / "sar_32_oc_0.2"), "--train", "2",
+                  "--test", "2"],
+                 ["synth", "scene", "--size", "64", "--out", str(ds / "opt_32_oc_0.2" / "x")],
+                 ["fuse", "run", str(pred), "--gt", str(gt), "--out", str(ds / "manifest.csv")],
+                 ["fuse", "run", str(pred), "--gt", str(gt), "--out", str(ds / ".saropt.json")]):
+        line = one_line_error(capsys, argv)
+        assert f"is part of the output of `saropt synth pairs` in {ds}" in line, line
+    assert (ds / "manifest.csv").read_bytes() == manifest
+    assert sorted(p.name for p in (ds / "sar_32_oc_0.2").iterdir()) == ["1.png", "2.png", "3.png",
+                                                                   "4.png"]
+    # beside the dataset's own outputs is fine
+    assert main(["fuse", "run", str(pred), "--gt", str(gt), "--out", str(ds / "fused.json")]) == 0
+
+
+# ------------------------------------------------------------------ 5. two runs at once
+
+def test_a_lock_of_a_reused_pid_is_stale_and_a_fresh_empty_lock_is_held(tmp_path):
+    """Before: a lock whose pid was taken by another process after a kill -9 or reboot (here:
+    pid 1) blocked the folder for ever; a lock file still being written (empty) was taken for
+    stale and deleted, so two runs could both start."""
+    import json
+    import socket
+
+    from saropt.utils.outdir import LOCK, OutDirError, folder_lock
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / LOCK).write_text(json.dumps({"pid": 1, "host": socket.gethostname(),
+                                        "command": "data cache", "since": "then",
+                                        "started": -1}))
+    with folder_lock(out, "data cache"):  # pid 1 lives, but is not the run that locked
+        assert json.loads((out / LOCK).read_text())["pid"] == os.getpid()
+    (out / LOCK).write_text("")  # created, not yet written
+    with pytest.raises(OutDirError, match="being locked by another saropt run"):
+        with folder_lock(out, "data cache"):
+            pass
+    os.utime(out / LOCK, (0, 0))  # an old empty lock: a run died while writing it
+    with folder_lock(out, "data cache"):
+        pass
+    assert not (out / LOCK).exists()

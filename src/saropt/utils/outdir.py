@@ -90,6 +90,33 @@ def check_complete(folder: str | Path) -> str | None:
             "killed or failed before it finished); rerun that command to complete it")
 
 
+def claimed_by(path: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The stamped folder above ``path`` whose run declared ``path`` (or a folder holding it)
+    as one of its outputs, with its stamp; None when no run claims it. ``fuse run --out
+    DATASET/manifest.csv`` or ``data split --out DATASET/sar_256_oc_0.2`` would otherwise
+    overwrite or mix into another command's output."""
+    path = Path(os.path.abspath(path))
+    for folder in path.parents:
+        stamp = read_stamp(folder)
+        if stamp is None:
+            continue
+        parts = path.relative_to(folder).parts
+        declared = [Path(n).parts for n in stamp.get("outputs") or [] if isinstance(n, str) and n]
+        if parts[0] in (STAMP, LOCK) or any(parts[:len(d)] == d for d in declared):
+            return folder, stamp
+    return None
+
+
+def check_unclaimed(path: str | Path, flag: str = "--out") -> None:
+    """Raise :class:`OutDirError` when ``path`` is (inside) another run's declared output."""
+    owner = claimed_by(path)
+    if owner is not None:
+        folder, stamp = owner
+        raise OutDirError(f"{flag} {path} is part of the output of `saropt "
+                          f"{stamp.get('command', '?')}` in {folder}; writing there would "
+                          "change that output: choose a path outside it")
+
+
 def remove_temps(folder: str | Path) -> int:
     """Delete temporary files left by killed atomic writes anywhere under ``folder``."""
     n = 0
@@ -116,12 +143,19 @@ def folder_lock(folder: str | Path, command: str) -> Iterator[Path]:
     """Hold ``folder/.saropt.lock`` while the block runs; refuse when a live process holds it."""
     path = Path(folder) / LOCK
     me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-          "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+          "since": time.strftime("%Y-%m-%d %H:%M:%S"), "started": _proc_start(os.getpid())}
     for _ in range(3):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             owner = _read_lock(path)
+            if owner == {} and _age(path) < FRESH_LOCK_S:  # its owner is writing it right now
+                time.sleep(0.2)
+                owner = _read_lock(path)
+                if owner == {} and _age(path) < FRESH_LOCK_S:
+                    raise OutDirError(f"{folder} is being locked by another saropt run right "
+                                      "now; wait for it to finish or use another output "
+                                      "folder") from None
             if owner is not None and _lock_held(owner):
                 raise OutDirError(
                     f"{folder} is in use by `saropt {owner.get('command', '?')}` (pid "
@@ -152,13 +186,38 @@ def _read_lock(path: Path) -> dict[str, Any] | None:
         return {}  # being written right now, or garbage: treat as held below by age
 
 
+#: a lock file younger than this whose content cannot be read yet is being written (seconds)
+FRESH_LOCK_S = 5.0
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def _proc_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux ``/proc``), or None: with
+    the pid it names one process, so a reused pid (after a kill -9 or a reboot) is not taken
+    for the lock's owner."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _lock_held(owner: dict[str, Any]) -> bool:
     pid = owner.get("pid")
     if not isinstance(pid, int):
         return False
     if owner.get("host") not in (None, socket.gethostname()):
         return True  # another machine's process: cannot check, assume alive
-    return pid != os.getpid() and _pid_alive(pid)
+    if pid == os.getpid() or not _pid_alive(pid):
+        return False
+    started, now = owner.get("started"), _proc_start(pid)
+    return started is None or now is None or started == now  # else: the pid was reused
 
 
 @dataclass
@@ -225,6 +284,7 @@ def prepare_out_dir(path: str | Path, command: str, config: Any = None,
     if path.exists() and not path.is_dir():
         raise OutDirError(f"{path} exists and is a file; the output must be a folder (remove "
                           "the file or choose another --out)")
+    check_unclaimed(path)
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     if not os.access(path, os.W_OK | os.X_OK):
@@ -282,6 +342,7 @@ def check_out_file(path: str | Path, flag: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise OutDirError(f"{flag} {path} is a folder; give a file path")
+    check_unclaimed(path, flag)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise PermissionError(13, "Permission denied", str(path.parent))
@@ -296,6 +357,7 @@ def check_out_dir(path: str | Path, command: str, config: Any = None,
     if path.exists() and not path.is_dir():
         raise OutDirError(f"{path} exists and is a file; the output must be a folder (remove "
                           "the file or choose another --out)")
+    check_unclaimed(path)
     if not path.is_dir() or overwrite:
         return
     owner = _read_lock(path / LOCK)
