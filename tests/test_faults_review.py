@@ -248,3 +248,45 @@ def test_a_lock_of_a_reused_pid_is_stale_and_a_fresh_empty_lock_is_held(tmp_path
     with folder_lock(out, "data cache"):
         pass
     assert not (out / LOCK).exists()
+
+
+# ------------------------------------------------------------------ 3. unfinished outputs
+
+def test_readers_of_a_part_of_an_unfinished_output_refuse_it(capsys, tmp_path):
+    """Before: only a dataset's root was checked; ``bnn embed`` of ``DATASET/sar_32_oc_0.2``
+    and ``detect eval --dataset hrsid --root OUT/hrsid`` read a killed run's partial output."""
+    import json
+
+    from saropt.bnn.embed import image_files
+    from saropt.errors import SaroptError
+    from saropt.utils.outdir import STAMP
+
+    ds = tmp_path / "ds"
+    assert main(["synth", "pairs", "--n", "2", "--patch-size", "32", "--scene-size", "64",
+                 "--out", str(ds), "--quiet"]) == 0
+    assert len(image_files(ds / "sar_32_oc_0.2")) == 2  # finished: read
+    stamp = json.loads((ds / STAMP).read_text())
+    (ds / STAMP).write_text(json.dumps({**stamp, "complete": False}))  # as a kill -9 leaves it
+    with pytest.raises(SaroptError, match=r"sar_32_oc_0.2 is part of .*ds, an unfinished "
+                       r"`saropt synth pairs` output"):
+        image_files(ds / "sar_32_oc_0.2")
+    hrsid = tmp_path / "ships" / "hrsid"
+    hrsid.mkdir(parents=True)
+    (hrsid.parent / STAMP).write_text(json.dumps({"command": "synth ships", "complete": False,
+                                                  "outputs": ["hrsid", "ssdd"]}))
+    line = one_line_error(capsys, ["detect", "eval", "--dataset", "hrsid", "--root", str(hrsid),
+                                   "--pred", str(tmp_path / "p.json"), "--out",
+                                   str(tmp_path / "ev")])
+    assert "an unfinished `saropt synth ships` output" in line, line
+
+
+@pytest.mark.parametrize("override, says", [
+    ("data.num_workers=100000", "data.num_workers: Input should be less than or equal to 256"),
+    ("optim.milestones=[-1]", "optim.milestones.0: Input should be greater than or equal to 0"),
+    ("trainer.seed=-1", "trainer.seed: Input should be greater than or equal to 0"),
+])
+def test_bnn_training_config_bounds(capsys, tmp_path, override, says):
+    line = one_line_error(capsys, ["bnn", "train", "bnn/synthetic_resnet18", override,
+                                   f"out_dir={tmp_path / 'run'}"])
+    assert says in line, line
+    assert not (tmp_path / "run").exists()

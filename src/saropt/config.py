@@ -41,6 +41,12 @@ MAX_SEED = 2**32 - 1
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
+#: DataLoader worker processes: more than this is a typo, not a machine (each is a process)
+Workers = Annotated[int, Field(ge=0, le=256)]
+#: learning-rate milestones (epochs >= 0)
+Milestones = list[Annotated[int, Field(ge=0)]]
+
+
 def ordered_pair(ge: float | None = None, gt: float | None = None, le: float | None = None,
                  lt: float | None = None, strict: bool = False) -> Any:
     """A ``(low, high)`` pair of finite floats within the bounds, ``low <= high`` (``low < high``

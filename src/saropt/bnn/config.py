@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from saropt.config import Config, Seed
+from saropt.config import Config, Milestones, Seed, Workers
 from saropt.engine import TrainerConfig
 
 #: ImageNet statistics; the SAR encoder uses their grey mean (timm's rule for 1-channel inputs).
@@ -37,7 +37,7 @@ class DataSection(Config):
     neg_per_pos: float = Field(1.0, gt=0)
     batch_size: int = Field(20, gt=0)
     eval_batch_size: int = Field(64, gt=0)
-    num_workers: int = Field(0, ge=0)
+    num_workers: Workers = 0
     seed: Seed = 0
 
 
@@ -79,7 +79,7 @@ class OptimSection(Config):
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(1e-4, ge=0)
     nesterov: bool = False
-    milestones: list[int] = [30, 100]
+    milestones: Milestones = [30, 100]
     gamma: float = Field(0.5, gt=0)
 
 

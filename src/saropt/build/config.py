@@ -27,7 +27,7 @@ class SarScaling(Config):
     method: Literal["auto", "percentile_db", "percentile", "none"] = "auto"
     low: float = Field(1.0, ge=0, lt=100)
     high: float = Field(99.0, gt=0, le=100)
-    sample_side: int = Field(1024, ge=64, description="long side of the decimated read")
+    sample_side: int = Field(1024, ge=64, le=16384, description="long side of the decimated read")
 
     @model_validator(mode="after")
     def _order(self) -> SarScaling:
@@ -42,7 +42,7 @@ class Registration(Config):
     model: ModelName = "affine"
     ransac: bool = True
     ransac_threshold: float = Field(3.0, gt=0, description="inlier residual, optical pixels")
-    ransac_trials: int = Field(2000, ge=1)
+    ransac_trials: int = Field(2000, ge=1, le=1_000_000)
     max_rmse: float = Field(2.0, gt=0, description="refuse a sub-region above this RMSE (px)")
     min_points: int = Field(3, ge=3)
     grid_step: int = Field(8, ge=1, description="exact transform every N px for polynomial2/"

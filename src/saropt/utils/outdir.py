@@ -82,12 +82,29 @@ def read_stamp(folder: str | Path) -> dict[str, Any] | None:
 
 
 def check_complete(folder: str | Path) -> str | None:
-    """Why ``folder`` is not a finished saropt output (None when finished or not stamped)."""
+    """Why ``folder`` is not a finished saropt output (None when finished or not stamped): its
+    own stamp, or that of the run whose declared output holds it (``DATASET/sar_256_oc_0.2``
+    of a killed ``synth pairs``, ``OUT/hrsid`` of a killed ``synth ships``)."""
     stamp = read_stamp(folder)
-    if stamp is None or stamp.get("complete", True):
+    where = Path(folder)
+    if stamp is None:
+        owner = claimed_by(folder)
+        if owner is None:
+            return None
+        where, stamp = owner
+    if stamp.get("complete", True):
         return None
-    return (f"{folder} is an unfinished `saropt {stamp.get('command', '?')}` output (the run was "
+    what = f"{where} is" if where == Path(folder) else f"{folder} is part of {where},"
+    return (f"{what} an unfinished `saropt {stamp.get('command', '?')}` output (the run was "
             "killed or failed before it finished); rerun that command to complete it")
+
+
+def require_complete(folder: str | Path) -> None:
+    """Raise :class:`OutDirError` when :func:`check_complete` finds ``folder`` unfinished (the
+    check of every reader of saropt-written data)."""
+    why = check_complete(folder)
+    if why:
+        raise OutDirError(why)
 
 
 def claimed_by(path: str | Path) -> tuple[Path, dict[str, Any]] | None:
