@@ -290,3 +290,19 @@ def test_bnn_training_config_bounds(capsys, tmp_path, override, says):
                                    f"out_dir={tmp_path / 'run'}"])
     assert says in line, line
     assert not (tmp_path / "run").exists()
+
+
+def test_single_file_outputs_remove_their_killed_temporaries(tmp_path):
+    """Before: a killed ``fuse run``/``detect predict``/``bnn embed`` left
+    ``.fused.XXXXXXXX.tmp.json`` beside its output for ever (only run folders were cleaned)."""
+    from saropt.utils.outdir import check_out_file
+
+    old = tmp_path / ".fused.ab12CD34.tmp.json"   # a killed write of fused.json
+    live = tmp_path / ".fused.zz99YY88.tmp.json"  # another run writing it right now
+    other = tmp_path / ".other.ab12CD34.tmp.json"  # another output's
+    for p in (old, live, other):
+        p.write_text("partial")
+    os.utime(old, (0, 0))
+    os.utime(other, (0, 0))
+    check_out_file(tmp_path / "fused.json")
+    assert not old.exists() and live.exists() and other.exists()

@@ -363,7 +363,32 @@ def check_out_file(path: str | Path, flag: str = "--out") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise PermissionError(13, "Permission denied", str(path.parent))
+    remove_own_temps(path)
     return path
+
+
+#: a temporary of an atomic write older than this (seconds) is a killed run's, not a live one's
+STALE_TEMP_S = 60.0
+
+
+def remove_own_temps(path: str | Path) -> int:
+    """Delete the temporaries that killed atomic writes of the file ``path`` left beside it
+    (``.<stem>.XXXXXXXX.tmp<suffix>``, untouched for :data:`STALE_TEMP_S`): a single-file
+    output has no run folder whose start would clean them."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.stem)}\.[A-Za-z0-9_]{{8}}\.tmp"
+                         rf"{re.escape(path.suffix)}$")
+    n = 0
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return 0
+    for name in names:
+        tmp = path.parent / name
+        if pattern.match(name) and _age(tmp) > STALE_TEMP_S:
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def check_out_dir(path: str | Path, command: str, config: Any = None,
