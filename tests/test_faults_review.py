@@ -306,3 +306,21 @@ def test_single_file_outputs_remove_their_killed_temporaries(tmp_path):
     os.utime(other, (0, 0))
     check_out_file(tmp_path / "fused.json")
     assert not old.exists() and live.exists() and other.exists()
+
+
+def test_an_output_that_is_also_an_input_is_refused(capsys, tmp_path):
+    """Before: ``fuse run pred.json --gt gt.json --out gt.json`` replaced the ground truth with
+    the fused predictions and exited 0; ``detect predict --out a.json --gt-out a.json`` wrote
+    both into one file."""
+    from _qxs_fixtures import write_tiny_coco
+
+    gt, pred = write_tiny_coco(tmp_path)
+    before = gt.read_bytes()
+    line = one_line_error(capsys, ["fuse", "run", str(pred), "--gt", str(gt), "--out",
+                                   str(tmp_path / "." / "gt.json")])
+    assert "is the same file as" in line and "gt.json" in line
+    assert gt.read_bytes() == before
+    line = one_line_error(capsys, ["detect", "predict", str(tmp_path / "c.ckpt"), "--out",
+                                   str(tmp_path / "a.json"), "--gt-out", str(tmp_path / "a.json"),
+                                   "--device", "cpu"])
+    assert "--gt-out" in line and "is the same file as" in line

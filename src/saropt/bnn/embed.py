@@ -114,7 +114,8 @@ def embed_folder(source: str | Path, folder: str | Path, modality: str, out: str
     from saropt.utils.outdir import check_out_file
 
     out = Path(out)
-    out = check_out_file(out if out.suffix == ".npy" else out.with_name(out.name + ".npy"))
+    out = check_out_file(out if out.suffix == ".npy" else out.with_name(out.name + ".npy"),
+                         inputs=[source])
     enc = load_any_encoder(source, modality).eval()
     resample = resize or "bilinear"
     files = image_files(folder)

@@ -227,7 +227,7 @@ def fuse_files(cfg: FuseConfig, progress: bool = True) -> tuple[Path, dict[str, 
     from saropt.utils.io import write_json_atomic
     from saropt.utils.outdir import check_out_file
 
-    check_out_file(cfg.out)
+    check_out_file(cfg.out, inputs=[*cfg.predictions, cfg.gt])
 
     if len(cfg.predictions) < 1:
         raise SaroptError("no prediction files given (positional PRED.json or predictions=[...])")

@@ -353,18 +353,32 @@ def _prepared(path: Path, command: str, config: Any, outputs: list[str], overwri
             raise
 
 
-def check_out_file(path: str | Path, flag: str = "--out") -> Path:
+def check_out_file(path: str | Path, flag: str = "--out",
+                   inputs: Iterable[str | Path | None] = ()) -> Path:
     """Before work starts: ``path`` can be written as a file (its folder is created now; it is
-    not a folder itself). File-system errors name the path (the CLI prints them)."""
+    not a folder itself, not one of the command's ``inputs``, not part of another run's
+    output). File-system errors name the path (the CLI prints them)."""
     path = Path(path)
     if path.is_dir():
         raise OutDirError(f"{flag} {path} is a folder; give a file path")
+    for given in inputs:
+        if given is not None and _same_file(path, Path(given)):
+            raise OutDirError(f"{flag} {path} is the same file as {given}, which this "
+                              "command also reads or writes; choose another output path")
     check_unclaimed(path, flag)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise PermissionError(13, "Permission denied", str(path.parent))
     remove_own_temps(path)
     return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b) or \
+            os.path.abspath(a) == os.path.abspath(b)
+    except OSError:
+        return False
 
 
 #: a temporary of an atomic write older than this (seconds) is a killed run's, not a live one's
