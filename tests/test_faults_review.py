@@ -8,26 +8,9 @@ import os
 import threading
 
 import pytest
+from test_faults_kinds import one_line_error
 
 from saropt.cli import main
-
-
-def one_line_error(capsys, argv: list[str]) -> str:
-    """Run the CLI expecting exit 2 and no traceback; return the last stderr line."""
-    capsys.readouterr()
-    try:
-        rc = main(argv)
-    except SystemExit as exc:  # argparse-level range checks
-        rc = exc.code
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if ln.strip() and "%|" not in ln]
-    assert lines[-1].startswith("saropt") and "error:" in lines[-1], err
-    if lines[-1].startswith("saropt: error:"):
-        assert len(lines) == 1, err
-    return lines[-1]
-
 
 # ------------------------------------------------------------------ 2. values range-checked
 
