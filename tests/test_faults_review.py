@@ -335,3 +335,19 @@ def test_every_number_flag_is_range_checked_where_parsed():
         bare = [b for b in bare if b[:2] != ("detect", "scene")]
     assert sorted(set(bare) - BARE_NUMBER_FLAGS) == []
     assert isinstance(build_parser(), argparse.ArgumentParser)
+
+
+def test_detect_eval_of_no_detections_says_so(caplog, tmp_path):
+    """Before: an empty predictions file gave AP 0.0 everywhere, exit 0, no word about it."""
+    import json
+
+    from _qxs_fixtures import write_tiny_coco
+
+    gt, _ = write_tiny_coco(tmp_path)
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    assert main(["detect", "eval", "--gt", str(gt), "--pred", str(empty), "--out",
+                 str(tmp_path / "ev"), "--gallery", "0"]) == 0
+    assert "no detections on the ground truth's images; every AP is 0" in caplog.text
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert any("no detections" in w for w in metrics["warnings"])
