@@ -351,3 +351,13 @@ def test_detect_eval_of_no_detections_says_so(caplog, tmp_path):
     assert "no detections on the ground truth's images; every AP is 0" in caplog.text
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert any("no detections" in w for w in metrics["warnings"])
+
+
+@pytest.mark.parametrize("content", [b'{"seed": 0', b"\xff\xfe{}", b"[1, 2]"])
+def test_a_damaged_split_json_is_a_one_line_error(tmp_path, content):
+    from saropt.data.splits import read_split_info
+    from saropt.errors import DataError
+
+    (tmp_path / "split.json").write_bytes(content)
+    with pytest.raises(DataError, match="split.json"):
+        read_split_info(tmp_path)
