@@ -361,3 +361,35 @@ def test_a_damaged_split_json_is_a_one_line_error(tmp_path, content):
     (tmp_path / "split.json").write_bytes(content)
     with pytest.raises(DataError, match="split.json"):
         read_split_info(tmp_path)
+
+
+@pytest.mark.parametrize("value, says", [
+    ("0", "a device count must be >= 1"), ("-5", "a device count must be >= 1"),
+    ("abc", 'give "auto", a device count'), ("[0,0]", "distinct indices"),
+])
+def test_trainer_devices_are_checked_with_the_config(value, says):
+    """Before: ``trainer.devices=0`` passed the config, created the run folder, then failed
+    inside Lightning as an unexpected MisconfigurationException (not a ValueError)."""
+    from saropt.config import ConfigError, build_config
+    from saropt.engine import TrainerConfig
+
+    with pytest.raises(ConfigError, match="trainer|devices") as info:
+        build_config(TrainerConfig, {}, [f"devices={value}"])
+    assert says in str(info.value)
+    for good, parsed in (("auto", "auto"), ("2", 2), ("-1", -1), ("[0,1]", [0, 1]),
+                         ("'0,1'", [0, 1])):
+        assert build_config(TrainerConfig, {}, [f"devices={good}"]).devices == parsed
+
+
+def test_lightning_misconfiguration_is_a_one_line_error(monkeypatch, tmp_path):
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    import saropt.engine as engine
+    from saropt.errors import SaroptError
+
+    def refuse(*args, **kwargs):
+        raise MisconfigurationException("`Trainer(devices=0)` value is not a valid input")
+
+    monkeypatch.setattr(engine, "_trainer", refuse)
+    with pytest.raises(SaroptError, match="trainer settings rejected by Lightning"):
+        engine.make_trainer(engine.TrainerConfig(progress_bar=False), tmp_path)

@@ -62,6 +62,24 @@ class TrainerConfig(Config):
                              f"deepspeed, ... ({len(known)} known to Lightning)")
         return v
 
+    @field_validator("devices")
+    @classmethod
+    def _device_request(cls, v: int | str | list[int]) -> int | str | list[int]:
+        """What Lightning's ``devices`` takes: "auto", a count >= 1, -1 (all), a list of
+        distinct device indices >= 0, or such a number/list as text ("2", "0,1")."""
+        if isinstance(v, str) and v != "auto":
+            parts = [p.strip() for p in v.split(",") if p.strip()]
+            if not parts or not all(p.lstrip("-").isdigit() for p in parts):
+                raise ValueError('give "auto", a device count (1, 2, ...), -1 for all, or a '
+                                 "list of device indices such as [0, 1]")
+            ints = [int(p) for p in parts]
+            return cls._device_request(ints if "," in v else ints[0])  # as a number or list
+        if isinstance(v, int) and not isinstance(v, bool) and v != -1 and v < 1:
+            raise ValueError("a device count must be >= 1 (or -1 for all devices)")
+        if isinstance(v, list) and (not v or min(v) < 0 or len(set(v)) != len(v)):
+            raise ValueError("a device list needs distinct indices >= 0, e.g. [0, 1]")
+        return v
+
     @field_validator("accelerator")
     @classmethod
     def _known_accelerator(cls, v: str) -> str:
@@ -254,6 +272,7 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
     keeps the rows of the epochs before it. Settings Lightning rejects are a SaroptError.
     """
     import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -278,7 +297,7 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
     check_hardware(cfg)
     try:
         return _trainer(L, cfg, out_dir, callbacks, loggers)
-    except (ValueError, RuntimeError, TypeError) as err:  # MisconfigurationException is one
+    except (ValueError, RuntimeError, TypeError, MisconfigurationException) as err:
         raise SaroptError(f"trainer settings rejected by Lightning: {' '.join(str(err).split())} "
                           "(check trainer.accelerator, devices, strategy, precision)") from None
 
