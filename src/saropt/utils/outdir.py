@@ -465,9 +465,11 @@ def _decide(path: Path, stamp: dict[str, Any] | None, command: str, config: Any,
     if diff:
         if not overwrite:
             shown = ", ".join(diff[:5]) + (f" and {len(diff) - 5} more" if len(diff) > 5 else "")
+            what = "an unfinished (failed or killed) " if stamp.get("complete") is False else ""
             raise OutDirError(
-                f"{path} holds `saropt {command}` output made with a different config ({shown} "
-                "differ); rerun with --overwrite to start over, or choose another output folder")
+                f"{path} holds {what}`saropt {command}` output made with a different config "
+                f"({shown} differ); rerun with --overwrite to start over, or choose another "
+                "output folder")
         if clear:
             _clear(path, outputs, stamp)
         return "overwritten"
