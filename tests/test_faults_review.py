@@ -393,3 +393,15 @@ def test_lightning_misconfiguration_is_a_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setattr(engine, "_trainer", refuse)
     with pytest.raises(SaroptError, match="trainer settings rejected by Lightning"):
         engine.make_trainer(engine.TrainerConfig(progress_bar=False), tmp_path)
+
+
+def test_input_channels_are_bounded(capsys):
+    """Before: ``--in-chans 100000`` (or ``model.in_chans``) built a first conv of 100000
+    planes; 64 is the most any SAR product needs."""
+    from saropt.config import ConfigError, build_config
+    from saropt.detect.module import ModelConfig
+
+    line = one_line_error(capsys, ["fuse", "osd-transfer", "x.ckpt", "--in-chans", "100000"])
+    assert "--in-chans: must be between 1 and 64" in line
+    with pytest.raises(ConfigError, match="in_chans"):
+        build_config(ModelConfig, {"name": "faster_rcnn_r18_fpn"}, ["in_chans=100000"])

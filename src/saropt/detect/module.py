@@ -32,7 +32,7 @@ class ModelConfig(Config):
     """
 
     name: str = "faster_rcnn_r18_fpn"
-    in_chans: int = Field(1, ge=1)
+    in_chans: int = Field(1, ge=1, le=64, description="input channels (1 .. 64)")
     init: str = "random"
     num_classes: int = Field(2, ge=2)
     options: dict[str, Any] = Field(default_factory=dict)
