@@ -405,3 +405,20 @@ def test_input_channels_are_bounded(capsys):
     assert "--in-chans: must be between 1 and 64" in line
     with pytest.raises(ConfigError, match="in_chans"):
         build_config(ModelConfig, {"name": "faster_rcnn_r18_fpn"}, ["in_chans=100000"])
+
+
+def test_an_unfinished_split_is_not_read(tmp_path):
+    """Before: a killed ``data split`` (train.txt written, the others not) was read as a split
+    with an empty test set."""
+    import json
+
+    from saropt.data.splits import read_split
+    from saropt.errors import SaroptError
+    from saropt.utils.outdir import STAMP
+
+    (tmp_path / "train.txt").write_text("1\n2\n")
+    (tmp_path / "test.txt").write_text("3\n")
+    assert read_split(tmp_path)["train"] == ["1", "2"]  # a published list: no stamp, read
+    (tmp_path / STAMP).write_text(json.dumps({"command": "data split", "complete": False}))
+    with pytest.raises(SaroptError, match="unfinished `saropt data split` output"):
+        read_split(tmp_path)

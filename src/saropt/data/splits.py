@@ -333,7 +333,10 @@ def read_split(split_dir: str | Path, root: str | Path | None = None) -> dict[st
     names an id twice is an error. Absolute paths inside ``root`` (the dataset root, when
     given) are taken relative to it.
     """
+    from saropt.utils.outdir import require_complete
+
     split_dir = Path(split_dir)
+    require_complete(split_dir)  # a killed `saropt data split` leaves some lists, not all
     out: dict[str, list[str]] = {}
     for name in SPLITS:
         f = split_dir / f"{name}.txt"
