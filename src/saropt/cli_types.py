@@ -87,6 +87,11 @@ def _range_text(low: int | None, high: int | None, text: str) -> str:
 positive_int = int_range(1)
 #: an integer >= 0 (worker counts, optional counts)
 nonneg_int = int_range(0)
+#: a random seed, 0 .. 2**32 - 1 (what NumPy, torch and Lightning all accept)
+seed_int = int_range(0, 2**32 - 1)
+#: image channels of a model input, 1 .. MAX_CHANS (each is a plane of the first conv)
+MAX_CHANS = 64
+in_chans = int_range(1, MAX_CHANS)
 #: an image side in pixels, 1 .. MAX_SIDE
 image_side = int_range(1, MAX_SIDE)
 #: a finite float (no NaN, no inf)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 T = TypeVar("T", bound="Config")
 
@@ -33,6 +33,32 @@ class Config(BaseModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+#: the largest random seed NumPy's legacy ``seed``, ``random`` and Lightning accept (2**32 - 1)
+MAX_SEED = 2**32 - 1
+#: a random seed in 0 .. 2**32 - 1 (Lightning's ``seed_everything`` refuses others mid-run)
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+#: DataLoader worker processes: more than this is a typo, not a machine (each is a process)
+Workers = Annotated[int, Field(ge=0, le=256)]
+#: learning-rate milestones (epochs >= 0)
+Milestones = list[Annotated[int, Field(ge=0)]]
+
+
+def ordered_pair(ge: float | None = None, gt: float | None = None, le: float | None = None,
+                 lt: float | None = None, strict: bool = False) -> Any:
+    """A ``(low, high)`` pair of finite floats within the bounds, ``low <= high`` (``low < high``
+    when ``strict``): the type of a config range such as ``ship_length_m: [10, 300]``."""
+    item = Annotated[float, Field(ge=ge, gt=gt, le=le, lt=lt)]
+
+    def order(pair: tuple[float, float]) -> tuple[float, float]:
+        if pair[0] > pair[1] or strict and pair[0] == pair[1]:
+            raise ValueError(f"must be [low, high] with low {'<' if strict else '<='} high")
+        return pair
+
+    return Annotated[tuple[item, item], AfterValidator(order)]
 
 
 def builtin_config_dir() -> Path:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saropt.cli_types import nonneg_int
+from saropt.cli_types import seed_int
+from saropt.errors import SaroptError
 from saropt.utils.report import Report
 
 #: (stage name, module with ``run(ctx)``); a stage whose module is absent is skipped.
@@ -48,6 +49,11 @@ def run_demo(out_dir: str | Path, seed: int = 0, only: list[str] | None = None) 
     same folder is refused, naming the first)."""
     from saropt.utils.outdir import folder_lock
 
+    unknown = [o for o in only or [] if not any(o in module for _, module in STAGES)]
+    if unknown:  # a typo would otherwise leave an empty report and exit 0
+        modules = ", ".join(module for _, module in STAGES)
+        raise SaroptError(f"--only {' '.join(unknown)}: no demo stage's module name contains "
+                          f"it (stages: {modules})")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with folder_lock(out_dir, "demo"):
@@ -83,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="run every stage on a small synthetic world and "
                               "write a report (Markdown + PNG)")
     p.add_argument("--out", default="demo_report", help="report folder (default: demo_report)")
-    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--only", nargs="*", default=None,
                    help="run only stages whose module name contains one of these words")
     p.set_defaults(func=lambda a: run_demo(a.out, a.seed, a.only) and 0)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from saropt.config import Config
+from saropt.config import MAX_SEED, Config, Seed
 from saropt.errors import SaroptError
 
 
@@ -29,7 +29,7 @@ class TrainerConfig(Config):
     strategy: str = "auto"
     precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "bf16-mixed"
     channels_last: bool = True
-    seed: int = 0
+    seed: Seed = 0
     deterministic: bool = False
     log_every_n_steps: int = Field(10, ge=1)
     limit_train_batches: int | float = Field(1.0, gt=0)
@@ -60,6 +60,24 @@ class TrainerConfig(Config):
         if v not in known:
             raise ValueError(f"unknown strategy; choose one of auto, ddp, ddp_spawn, fsdp, "
                              f"deepspeed, ... ({len(known)} known to Lightning)")
+        return v
+
+    @field_validator("devices")
+    @classmethod
+    def _device_request(cls, v: int | str | list[int]) -> int | str | list[int]:
+        """What Lightning's ``devices`` takes: "auto", a count >= 1, -1 (all), a list of
+        distinct device indices >= 0, or such a number/list as text ("2", "0,1")."""
+        if isinstance(v, str) and v != "auto":
+            parts = [p.strip() for p in v.split(",") if p.strip()]
+            if not parts or not all(p.lstrip("-").isdigit() for p in parts):
+                raise ValueError('give "auto", a device count (1, 2, ...), -1 for all, or a '
+                                 "list of device indices such as [0, 1]")
+            ints = [int(p) for p in parts]
+            return cls._device_request(ints if "," in v else ints[0])  # as a number or list
+        if isinstance(v, int) and not isinstance(v, bool) and v != -1 and v < 1:
+            raise ValueError("a device count must be >= 1 (or -1 for all devices)")
+        if isinstance(v, list) and (not v or min(v) < 0 or len(set(v)) != len(v)):
+            raise ValueError("a device list needs distinct indices >= 0, e.g. [0, 1]")
         return v
 
     @field_validator("accelerator")
@@ -99,7 +117,7 @@ class EpochShuffleSampler:
         self.epoch = self.epoch if epoch is None else int(epoch)
         if self.on_epoch is not None:
             self.on_epoch(self.epoch)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         return iter(torch.randperm(self.n, generator=g).tolist())
 
     def __len__(self) -> int:
@@ -175,6 +193,12 @@ def _atomic_checkpoint_io() -> Any:
     return AtomicCheckpointIO()
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one training epoch, ``(seed * 1_000_003 + epoch) mod 2**32``: unchanged for
+    seeds below 4295 and in range for every ``Seed`` (``seed_everything`` refuses larger)."""
+    return (seed * 1_000_003 + epoch) % (MAX_SEED + 1)
+
+
 def _epoch_seed_callback(seed: int) -> Any:
     """Re-seed Python, NumPy and torch at the start of every training epoch from
     ``(seed, epoch)``: random flips, multi-scale sizes, shuffling and the DataLoader workers'
@@ -186,7 +210,7 @@ def _epoch_seed_callback(seed: int) -> Any:
 
     class EpochSeed(Callback):
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            L.seed_everything(seed * 1_000_003 + (training_epoch(trainer) or 0), workers=True,
+            L.seed_everything(epoch_seed(seed, training_epoch(trainer) or 0), workers=True,
                               verbose=False)
 
     return EpochSeed()
@@ -248,6 +272,7 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
     keeps the rows of the epochs before it. Settings Lightning rejects are a SaroptError.
     """
     import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -272,7 +297,7 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
     check_hardware(cfg)
     try:
         return _trainer(L, cfg, out_dir, callbacks, loggers)
-    except (ValueError, RuntimeError, TypeError) as err:  # MisconfigurationException is one
+    except (ValueError, RuntimeError, TypeError, MisconfigurationException) as err:
         raise SaroptError(f"trainer settings rejected by Lightning: {' '.join(str(err).split())} "
                           "(check trainer.accelerator, devices, strategy, precision)") from None
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from saropt.config import Config
+from saropt.config import Config, Milestones, Seed, Workers
 from saropt.engine import TrainerConfig
 
 #: ImageNet statistics; the SAR encoder uses their grey mean (timm's rule for 1-channel inputs).
@@ -37,8 +37,8 @@ class DataSection(Config):
     neg_per_pos: float = Field(1.0, gt=0)
     batch_size: int = Field(20, gt=0)
     eval_batch_size: int = Field(64, gt=0)
-    num_workers: int = Field(0, ge=0)
-    seed: int = 0
+    num_workers: Workers = 0
+    seed: Seed = 0
     shift_neg_frac: float = Field(0.0, ge=0, le=1, description="share of false pairs drawn as "
                                   "shifted crops of the true optical patch (0: the paper's "
                                   "random other patches only)")
@@ -98,7 +98,7 @@ class OptimSection(Config):
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(1e-4, ge=0)
     nesterov: bool = False
-    milestones: list[int] = [30, 100]
+    milestones: Milestones = [30, 100]
     gamma: float = Field(0.5, gt=0)
 
 

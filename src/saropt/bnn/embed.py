@@ -36,10 +36,12 @@ def load_any_encoder(source: str | Path, modality: str) -> Encoder:
 def image_files(folder: str | Path) -> list[Path]:
     """The image files directly inside ``folder`` in natural order (may be empty)."""
     from saropt.data.layout import natural_key
+    from saropt.utils.outdir import require_complete
 
     folder = Path(folder)
     if not folder.is_dir():
         raise SaroptError(f"{folder} is not a folder")
+    require_complete(folder)
     return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
                   key=lambda p: natural_key(p.stem))
 
@@ -112,7 +114,8 @@ def embed_folder(source: str | Path, folder: str | Path, modality: str, out: str
     from saropt.utils.outdir import check_out_file
 
     out = Path(out)
-    out = check_out_file(out if out.suffix == ".npy" else out.with_name(out.name + ".npy"))
+    out = check_out_file(out if out.suffix == ".npy" else out.with_name(out.name + ".npy"),
+                         inputs=[source])
     enc = load_any_encoder(source, modality).eval()
     resample = resize or "bilinear"
     files = image_files(folder)

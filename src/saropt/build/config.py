@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from saropt.config import Config
+from saropt.config import Config, Seed
 
 ModelName = Literal["affine", "projective", "polynomial2", "tps"]
 
@@ -27,7 +27,7 @@ class SarScaling(Config):
     method: Literal["auto", "percentile_db", "percentile", "none"] = "auto"
     low: float = Field(1.0, ge=0, lt=100)
     high: float = Field(99.0, gt=0, le=100)
-    sample_side: int = Field(1024, ge=64, description="long side of the decimated read")
+    sample_side: int = Field(1024, ge=64, le=16384, description="long side of the decimated read")
 
     @model_validator(mode="after")
     def _order(self) -> SarScaling:
@@ -42,12 +42,12 @@ class Registration(Config):
     model: ModelName = "affine"
     ransac: bool = True
     ransac_threshold: float = Field(3.0, gt=0, description="inlier residual, optical pixels")
-    ransac_trials: int = Field(2000, ge=1)
+    ransac_trials: int = Field(2000, ge=1, le=1_000_000)
     max_rmse: float = Field(2.0, gt=0, description="refuse a sub-region above this RMSE (px)")
     min_points: int = Field(3, ge=3)
     grid_step: int = Field(8, ge=1, description="exact transform every N px for polynomial2/"
                            "tps, bilinear in between (affine/projective are always exact)")
-    seed: int = 0
+    seed: Seed = 0
 
 
 class Patches(Config):
@@ -64,13 +64,16 @@ class Patches(Config):
 class Screening(Config):
     """Thresholds replacing the paper's manual inspection; set a threshold to null to skip it."""
 
-    texture_min_sar: float | None = Field(5.0, description="min texture score of the SAR patch")
-    texture_min_opt: float | None = Field(6.0, description="min texture score of the optical")
-    seam_max: float | None = Field(15.0, description="max seamline score (grey-level "
-                                    "step) of the optical patch")
+    texture_min_sar: float | None = Field(5.0, ge=0, description="min texture score of the "
+                                          "SAR patch (scores are >= 0; 0 keeps all)")
+    texture_min_opt: float | None = Field(6.0, ge=0, description="min texture score of the "
+                                          "optical")
+    seam_max: float | None = Field(15.0, ge=0, le=255, description="max seamline score "
+                                   "(grey-level step, 0..255) of the optical patch")
     duplicate_max_hamming: int | None = Field(
-        6, description="reject a patch whose SAR and optical hashes are both this close to a "
-        "kept patch's (64-bit DCT perceptual hash)")
+        6, ge=0, lt=64, description="reject a patch whose SAR and optical hashes are both this "
+        "close to a kept patch's (64-bit DCT perceptual hash; 64 would call every patch a "
+        "duplicate)")
 
 
 class BuildConfig(Config):

@@ -14,6 +14,7 @@ from saropt.cli_types import (
     positive_float,
     positive_int,
     probability,
+    seed_int,
 )
 
 
@@ -64,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="training pairs (fraction of all)")
     p.add_argument("--test-frac", type=fraction(low_open=True), help="test pairs (fraction of all)")
     p.add_argument("--val-frac", type=probability, help="validation pairs (fraction of all)")
-    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--mode", choices=["random", "spatial", "release"], default=None,
                    help="default random (release with --lists); spatial: keep overlapping "
                    "neighbours on one side (needs manifest.csv); release: the release's own "

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy as np
 from saropt.data.layout import entry_to_id, scan_layout, sort_ids
 from saropt.data.pairs import Pair, draw_eval_pairs
 from saropt.errors import DataError
-from saropt.utils.io import read_text_file, write_json_atomic, write_text_atomic
+from saropt.utils.io import read_json, read_text_file, write_json_atomic, write_text_atomic
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("id", "scene", "x", "y", "size")
@@ -334,7 +333,10 @@ def read_split(split_dir: str | Path, root: str | Path | None = None) -> dict[st
     names an id twice is an error. Absolute paths inside ``root`` (the dataset root, when
     given) are taken relative to it.
     """
+    from saropt.utils.outdir import require_complete
+
     split_dir = Path(split_dir)
+    require_complete(split_dir)  # a killed `saropt data split` leaves some lists, not all
     out: dict[str, list[str]] = {}
     for name in SPLITS:
         f = split_dir / f"{name}.txt"
@@ -372,7 +374,11 @@ def read_split_info(split_dir: str | Path) -> dict[str, Any]:
     f = Path(split_dir) / "split.json"
     if not f.is_file():
         raise DataError(f"{f}: not found")
-    return json.loads(f.read_text())
+    info = read_json(f, "split")  # damaged or not UTF-8: one line naming the file
+    if not isinstance(info, dict):
+        raise DataError(f"{f}: not a saropt split description (a JSON object); remake the "
+                        "split with `saropt data split`")
+    return info
 
 
 def read_pairs(path: str | Path) -> list[Pair]:

@@ -92,6 +92,11 @@ def _run_eval(pred: Path, out: Path, gt: Path | None, dataset: str | None, root:
     files = {"metrics": out / "metrics.json", "pr_curves_json": out / "pr_curves.json"}
     result.update({"ground_truth": str(gt_path), "predictions": str(pred),
                    "level": "scene" if merge_tiles else "image", "warnings": []})
+    if result["all"]["n_detections"] == 0:  # AP 0 from a wrong or empty file, said plainly
+        msg = (f"{pred}: no detections on the ground truth's images; every AP is 0 (wrong or "
+               "empty predictions file?)")
+        log.warning("%s", msg)
+        result["warnings"].append(msg)
     for key in result["input_checks"].get("subset_keys_without_values", []):
         result["warnings"].append(f"--subset-key {key}: no ground-truth image has a value for "
                                   f"{key!r}; no {key} rows")

@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from pydantic import Field, field_validator
 
-from saropt.config import Config
+from saropt.config import Config, Milestones, Workers
 from saropt.detect.scene.radiometry import Radiometry
 from saropt.engine import TrainerConfig
 
@@ -32,7 +32,7 @@ class ModelConfig(Config):
     """
 
     name: str = "faster_rcnn_r18_fpn"
-    in_chans: int = Field(1, ge=1)
+    in_chans: int = Field(1, ge=1, le=64, description="input channels (1 .. 64)")
     init: str = "random"
     num_classes: int = Field(2, ge=2)
     options: dict[str, Any] = Field(default_factory=dict)
@@ -55,7 +55,7 @@ class DataConfig(Config):
     val_split: str = "test"
     options: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = Field(8, ge=1)
-    num_workers: int = Field(2, ge=0)
+    num_workers: Workers = 2
     hflip: float = Field(0.5, ge=0.0, le=1.0)
     max_train_images: int | None = Field(None, ge=1)
     max_val_images: int | None = Field(None, ge=1)
@@ -73,7 +73,7 @@ class OptimConfig(Config):
     lr: float = Field(0.02, gt=0)
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(1e-4, ge=0)
-    milestones: list[int] = Field(default_factory=lambda: [8, 12])
+    milestones: Milestones = Field(default_factory=lambda: [8, 12])
     gamma: float = Field(0.1, gt=0)
     warmup_iters: int = Field(500, ge=0)
     warmup_factor: float = Field(0.001, gt=0, le=1)

@@ -174,9 +174,9 @@ def run_predict(checkpoint: str | Path, out: str | Path, dataset: str | None = N
     from saropt.utils.outdir import check_out_file
 
     device = check_device(device)
-    check_out_file(out)
+    check_out_file(out, inputs=[checkpoint])
     if gt_out:
-        check_out_file(gt_out, "--gt-out")
+        check_out_file(gt_out, "--gt-out", inputs=[checkpoint, out])
     model, cfg = load_detector(checkpoint, device)
     d = cfg.data
     name, root, opts, not_inherited = reader_options(d, dataset, root, options)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from saropt.cli import add_json_flag, add_overwrite_flag, emit
-from saropt.cli_types import iou, positive_float, positive_int, probability
+from saropt.cli_types import in_chans, iou, positive_float, probability
 
 SUBCOMMANDS = ("run", "compare", "osd-train", "osd-transfer")
 
@@ -193,7 +193,7 @@ def _add_osd_transfer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="OSD detector checkpoint (optical, 3 channels)")
     p.add_argument("--detector", default="faster_rcnn_r50_fpn",
                    help="detector name (saropt.detect.models.list_detectors())")
-    p.add_argument("--in-chans", type=positive_int, default=1,
+    p.add_argument("--in-chans", type=in_chans, default=1,
                    help="input channels of the SAR detector")
     add_json_flag(p)
     p.set_defaults(func=_cmd_osd_transfer, _parser=p)

@@ -149,6 +149,10 @@ def complementarity(gt_path: str | Path, pred_paths: Sequence[str | Path],
     names = list(names) if names else [Path(p).stem for p in pred_paths]
     if len(names) != len(pred_paths):
         raise DataError(f"{len(names)} names given for {len(pred_paths)} prediction files")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # one detector's column would silently replace the other's
+        raise DataError(f"detector name(s) {', '.join(repeated)} given twice (the file stems by "
+                        "default); give each prediction file its own name with --names")
     lists = {n: load_coco_results(p) for n, p in zip(names, pred_paths)}
     fuse = list(fuse) if fuse else list(lists)
     unknown = [n for n in fuse if n not in lists]

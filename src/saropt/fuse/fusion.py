@@ -55,9 +55,15 @@ def _check_result(path: Path, i: int, r: Any) -> dict[str, Any]:
     if (not isinstance(bbox, list) or len(bbox) != 4
             or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)):
         raise DataError(f"{path}: entry {i} has bbox {bbox!r}, expected 4 finite numbers")
+    if bbox[2] < 0 or bbox[3] < 0:
+        raise DataError(f"{path}: entry {i} has bbox {bbox!r} with a negative width or height; "
+                        "COCO boxes are [x, y, w, h] with w, h >= 0 (not [x1, y1, x2, y2])")
     score = r["score"]
     if not isinstance(score, (int, float)) or not math.isfinite(score):
         raise DataError(f"{path}: entry {i} has score {score!r}, expected a finite number")
+    if not 0 <= score <= 1:
+        raise DataError(f"{path}: entry {i} has score {score!r}; fusion weighs confidences in "
+                        "[0, 1] (convert logits or percentages to probabilities)")
     return {"image_id": int(r["image_id"]), "category_id": int(r.get("category_id", 1)),
             "bbox": [float(v) for v in bbox], "score": float(score)}
 
@@ -221,7 +227,7 @@ def fuse_files(cfg: FuseConfig, progress: bool = True) -> tuple[Path, dict[str, 
     from saropt.utils.io import write_json_atomic
     from saropt.utils.outdir import check_out_file
 
-    check_out_file(cfg.out)
+    check_out_file(cfg.out, inputs=[*cfg.predictions, cfg.gt])
 
     if len(cfg.predictions) < 1:
         raise SaroptError("no prediction files given (positional PRED.json or predictions=[...])")

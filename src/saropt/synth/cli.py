@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from saropt.cli import add_config_args, add_json_flag, add_overwrite_flag, emit
-from saropt.cli_types import MAX_SIDE, int_range, nonneg_int, overlap
+from saropt.cli_types import MAX_SIDE, int_range, overlap, seed_int
 
 #: the largest synthetic scene side (pixels): a 16384 px scene pair needs ~10 GB of memory
 MAX_SCENE = MAX_SIDE
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--size", type=scene_dims, default=4096,
                    help=f"SAR grid size in pixels (1 m): SIDE or HEIGHTxWIDTH, each 64 .. "
                    f"{MAX_SCENE} (default 4096)")
-    s.add_argument("--seed", type=nonneg_int, default=0)
+    s.add_argument("--seed", type=seed_int, default=0)
     _world_args(s)
     s.set_defaults(func=_cmd_scene)
 
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, help="dataset root folder")
     q.add_argument("--n", type=int_range(1, 10_000_000), default=200,
                    help="number of pairs (default 200)")
-    q.add_argument("--seed", type=nonneg_int, default=0)
+    q.add_argument("--seed", type=seed_int, default=0)
     q.add_argument("--patch-size", type=int_range(8, 4096), default=256)
     q.add_argument("--overlap", type=overlap, default=0.2, help="patch overlap in [0, 1)")
     q.add_argument("--scene-size", type=int_range(64, MAX_SCENE), default=2048,
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d = sub.add_parser("ships", help="ship detection sets: HRSID-style COCO, SSDD-style VOC, "
                        "DOTA-style optical")
     d.add_argument("--out", required=True, help="output folder (gets hrsid/, ssdd/, dota/)")
-    d.add_argument("--seed", type=nonneg_int, default=0)
+    d.add_argument("--seed", type=seed_int, default=0)
     d.add_argument("--n-train", type=int_range(1, 1_000_000), default=40)
     d.add_argument("--n-test", type=int_range(1, 1_000_000), default=20)
     d.add_argument("--size", type=int_range(64, 4096), default=512,

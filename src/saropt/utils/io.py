@@ -21,32 +21,49 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     rasterio, matplotlib) still work. The file gets the permissions of a plain ``open()``
     (0666 minus the umask), not ``mkstemp``'s 0600. A failure (a full disk, a kill) leaves
     ``path`` as it was; temporaries of killed runs (``.<stem>.XXXXXXXX.tmp<suffix>``) are
-    removed by :func:`saropt.utils.outdir.remove_temps`. An ``OSError`` without a file name
-    gets ``path`` as its file name, so the user is told which output failed.
+    removed by :func:`saropt.utils.outdir.remove_temps`. An ``OSError`` names ``path`` (not
+    the temporary), so the user is told which output failed.
+
+    A symbolic link is followed (its target is replaced, as ``open()`` would write it, not the
+    link). A ``path`` that exists and is not a regular file (``/dev/stdout``, ``/dev/null``, a
+    named pipe) cannot be replaced by a rename: it is yielded as is and written directly.
     """
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    if path.exists() and not path.is_file() and not path.is_dir():
+        try:
+            yield path  # a device or pipe: written in place (renaming onto it would replace it)
+        except OSError as err:
+            raise _named(err, path) from None
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
                                    dir=path.parent)
         os.close(fd)
-    except OSError as err:
-        raise _named(err, path) from None
+    except OSError as err:  # the folder cannot hold the output: name the output, not a temporary
+        err.filename, err.filename2 = str(path), None
+        raise err from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
     except OSError as err:
-        raise _named(err, path) from None
+        raise _named(err, path, tmp_path) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
-def _named(err: OSError, path: Path) -> OSError:
-    if err.filename is None:
+def _named(err: OSError, path: Path, tmp: str | Path | None = None) -> OSError:
+    """``err`` naming the output ``path`` where it names no file or the temporary ``tmp``
+    (whose name means nothing to the user); errors about other files are left as they are."""
+    if err.filename is None or (tmp is not None and os.fsdecode(err.filename) == str(tmp)):
         err.filename = str(path)
+        if err.filename2 is not None and os.fsdecode(err.filename2) == str(path):
+            err.filename2 = None  # os.replace(tmp, path): name the output once
     return err
 
 

@@ -82,12 +82,56 @@ def read_stamp(folder: str | Path) -> dict[str, Any] | None:
 
 
 def check_complete(folder: str | Path) -> str | None:
-    """Why ``folder`` is not a finished saropt output (None when finished or not stamped)."""
+    """Why ``folder`` is not a finished saropt output (None when finished or not stamped): its
+    own stamp, or that of the run whose declared output holds it (``DATASET/sar_256_oc_0.2``
+    of a killed ``synth pairs``, ``OUT/hrsid`` of a killed ``synth ships``)."""
     stamp = read_stamp(folder)
-    if stamp is None or stamp.get("complete", True):
+    where = Path(folder)
+    if stamp is None:
+        owner = claimed_by(folder)
+        if owner is None:
+            return None
+        where, stamp = owner
+    if stamp.get("complete", True):
         return None
-    return (f"{folder} is an unfinished `saropt {stamp.get('command', '?')}` output (the run was "
+    what = f"{where} is" if where == Path(folder) else f"{folder} is part of {where},"
+    return (f"{what} an unfinished `saropt {stamp.get('command', '?')}` output (the run was "
             "killed or failed before it finished); rerun that command to complete it")
+
+
+def require_complete(folder: str | Path) -> None:
+    """Raise :class:`OutDirError` when :func:`check_complete` finds ``folder`` unfinished (the
+    check of every reader of saropt-written data)."""
+    why = check_complete(folder)
+    if why:
+        raise OutDirError(why)
+
+
+def claimed_by(path: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The stamped folder above ``path`` whose run declared ``path`` (or a folder holding it)
+    as one of its outputs, with its stamp; None when no run claims it. ``fuse run --out
+    DATASET/manifest.csv`` or ``data split --out DATASET/sar_256_oc_0.2`` would otherwise
+    overwrite or mix into another command's output."""
+    path = Path(os.path.abspath(path))
+    for folder in path.parents:
+        stamp = read_stamp(folder)
+        if stamp is None:
+            continue
+        parts = path.relative_to(folder).parts
+        declared = [Path(n).parts for n in stamp.get("outputs") or [] if isinstance(n, str) and n]
+        if parts[0] in (STAMP, LOCK) or any(parts[:len(d)] == d for d in declared):
+            return folder, stamp
+    return None
+
+
+def check_unclaimed(path: str | Path, flag: str = "--out") -> None:
+    """Raise :class:`OutDirError` when ``path`` is (inside) another run's declared output."""
+    owner = claimed_by(path)
+    if owner is not None:
+        folder, stamp = owner
+        raise OutDirError(f"{flag} {path} is part of the output of `saropt "
+                          f"{stamp.get('command', '?')}` in {folder}; writing there would "
+                          "change that output: choose a path outside it")
 
 
 def remove_temps(folder: str | Path) -> int:
@@ -116,12 +160,19 @@ def folder_lock(folder: str | Path, command: str) -> Iterator[Path]:
     """Hold ``folder/.saropt.lock`` while the block runs; refuse when a live process holds it."""
     path = Path(folder) / LOCK
     me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-          "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+          "since": time.strftime("%Y-%m-%d %H:%M:%S"), "started": _proc_start(os.getpid())}
     for _ in range(3):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             owner = _read_lock(path)
+            if owner == {} and _age(path) < FRESH_LOCK_S:  # its owner is writing it right now
+                time.sleep(0.2)
+                owner = _read_lock(path)
+                if owner == {} and _age(path) < FRESH_LOCK_S:
+                    raise OutDirError(f"{folder} is being locked by another saropt run right "
+                                      "now; wait for it to finish or use another output "
+                                      "folder") from None
             if owner is not None and _lock_held(owner):
                 raise OutDirError(
                     f"{folder} is in use by `saropt {owner.get('command', '?')}` (pid "
@@ -152,13 +203,38 @@ def _read_lock(path: Path) -> dict[str, Any] | None:
         return {}  # being written right now, or garbage: treat as held below by age
 
 
+#: a lock file younger than this whose content cannot be read yet is being written (seconds)
+FRESH_LOCK_S = 5.0
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def _proc_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux ``/proc``), or None: with
+    the pid it names one process, so a reused pid (after a kill -9 or a reboot) is not taken
+    for the lock's owner."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _lock_held(owner: dict[str, Any]) -> bool:
     pid = owner.get("pid")
     if not isinstance(pid, int):
         return False
     if owner.get("host") not in (None, socket.gethostname()):
         return True  # another machine's process: cannot check, assume alive
-    return pid != os.getpid() and _pid_alive(pid)
+    if pid == os.getpid() or not _pid_alive(pid):
+        return False
+    started, now = owner.get("started"), _proc_start(pid)
+    return started is None or now is None or started == now  # else: the pid was reused
 
 
 @dataclass
@@ -225,6 +301,7 @@ def prepare_out_dir(path: str | Path, command: str, config: Any = None,
     if path.exists() and not path.is_dir():
         raise OutDirError(f"{path} exists and is a file; the output must be a folder (remove "
                           "the file or choose another --out)")
+    check_unclaimed(path)
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     if not os.access(path, os.W_OK | os.X_OK):
@@ -276,16 +353,56 @@ def _prepared(path: Path, command: str, config: Any, outputs: list[str], overwri
             raise
 
 
-def check_out_file(path: str | Path, flag: str = "--out") -> Path:
+def check_out_file(path: str | Path, flag: str = "--out",
+                   inputs: Iterable[str | Path | None] = ()) -> Path:
     """Before work starts: ``path`` can be written as a file (its folder is created now; it is
-    not a folder itself). File-system errors name the path (the CLI prints them)."""
+    not a folder itself, not one of the command's ``inputs``, not part of another run's
+    output). File-system errors name the path (the CLI prints them)."""
     path = Path(path)
     if path.is_dir():
         raise OutDirError(f"{flag} {path} is a folder; give a file path")
+    for given in inputs:
+        if given is not None and _same_file(path, Path(given)):
+            raise OutDirError(f"{flag} {path} is the same file as {given}, which this "
+                              "command also reads or writes; choose another output path")
+    check_unclaimed(path, flag)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise PermissionError(13, "Permission denied", str(path.parent))
+    remove_own_temps(path)
     return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b) or \
+            os.path.abspath(a) == os.path.abspath(b)
+    except OSError:
+        return False
+
+
+#: a temporary of an atomic write older than this (seconds) is a killed run's, not a live one's
+STALE_TEMP_S = 60.0
+
+
+def remove_own_temps(path: str | Path) -> int:
+    """Delete the temporaries that killed atomic writes of the file ``path`` left beside it
+    (``.<stem>.XXXXXXXX.tmp<suffix>``, untouched for :data:`STALE_TEMP_S`): a single-file
+    output has no run folder whose start would clean them."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.stem)}\.[A-Za-z0-9_]{{8}}\.tmp"
+                         rf"{re.escape(path.suffix)}$")
+    n = 0
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return 0
+    for name in names:
+        tmp = path.parent / name
+        if pattern.match(name) and _age(tmp) > STALE_TEMP_S:
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def check_out_dir(path: str | Path, command: str, config: Any = None,
@@ -296,6 +413,7 @@ def check_out_dir(path: str | Path, command: str, config: Any = None,
     if path.exists() and not path.is_dir():
         raise OutDirError(f"{path} exists and is a file; the output must be a folder (remove "
                           "the file or choose another --out)")
+    check_unclaimed(path)
     if not path.is_dir() or overwrite:
         return
     owner = _read_lock(path / LOCK)
@@ -347,9 +465,11 @@ def _decide(path: Path, stamp: dict[str, Any] | None, command: str, config: Any,
     if diff:
         if not overwrite:
             shown = ", ".join(diff[:5]) + (f" and {len(diff) - 5} more" if len(diff) > 5 else "")
+            what = "an unfinished (failed or killed) " if stamp.get("complete") is False else ""
             raise OutDirError(
-                f"{path} holds `saropt {command}` output made with a different config ({shown} "
-                "differ); rerun with --overwrite to start over, or choose another output folder")
+                f"{path} holds {what}`saropt {command}` output made with a different config "
+                f"({shown} differ); rerun with --overwrite to start over, or choose another "
+                "output folder")
         if clear:
             _clear(path, outputs, stamp)
         return "overwritten"

@@ -41,7 +41,10 @@ def build_dataset(name: str, root: str | Path, split: str = "test", **kwargs: An
                   ) -> DetectionDataset:
     """A reader by name: hrsid, ssdd, air-sarship-1.0, air-sarship-2.0, dota, coco (coco needs
     ``ann_file`` and ``image_dir`` keyword arguments)."""
+    from saropt.utils.outdir import require_complete
+
     key = name.lower().replace("_", "-").replace("airsarship", "air-sarship")
+    require_complete(root)  # e.g. OUT/hrsid of a killed `saropt synth ships`
     try:
         return _build(key, name, root, split, kwargs)
     except (TypeError, ValueError) as err:  # an option the reader does not take, or a bad value
