@@ -4,7 +4,8 @@ lines over their recipe, checked against the paper and against the copy-paste fi
 ``fixtures/configs_before_base.json`` holds, for every ``bnn/``, ``detect/`` and ``osd/`` built-in
 config as it was before ``base:`` existed (main at ccc6f7f), the raw YAML mapping and the validated
 config (detect/osd with ``data.root=/data/x model.init=random``). A deliberate change to a
-recipe updates that fixture in the same commit, so that drift is never silent.
+recipe updates that fixture in the same commit, so that drift is never silent. Keys added to the
+config models since then must hold their field's default in every paper config.
 """
 
 from __future__ import annotations
@@ -178,4 +179,33 @@ def test_config_resolves_as_its_copy_paste_file_did(name: str) -> None:
         cfg = load_config(BNNConfig, name)
     else:
         cfg = load_config(DetectConfig, name, ["data.root=/data/x", "model.init=random"])
-    assert cfg.model_dump(mode="json") == before["validated"]
+    now = cfg.model_dump(mode="json")
+    assert _known_keys(now, before["validated"]) == before["validated"]
+    for path, value in _added_keys(cfg, before["validated"]):
+        assert value == _field_default(cfg, path), f"{name}: new key {path} is not its default"
+
+
+def _known_keys(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """``now`` restricted to the keys of ``before`` (recursively, where both are mappings)."""
+    return {k: _known_keys(now[k], v) if isinstance(v, dict) and isinstance(now.get(k), dict)
+            else now.get(k, "<missing>") for k, v in before.items()}
+
+
+def _added_keys(cfg: Config, before: dict[str, Any], prefix: tuple[str, ...] = ()
+                ) -> list[tuple[tuple[str, ...], Any]]:
+    """``(path, value)`` of every field of ``cfg`` that ``before`` does not have."""
+    out = []
+    for key in type(cfg).model_fields:
+        value = getattr(cfg, key)
+        if key not in before:
+            out.append(((*prefix, key), value))
+        elif isinstance(value, Config) and isinstance(before[key], dict):
+            out += _added_keys(value, before[key], (*prefix, key))
+    return out
+
+
+def _field_default(cfg: Config, path: tuple[str, ...]) -> Any:
+    """The declared default of the field at ``path`` below ``cfg``."""
+    for key in path[:-1]:
+        cfg = getattr(cfg, key)
+    return type(cfg).model_fields[path[-1]].get_default(call_default_factory=True)
