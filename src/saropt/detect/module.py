@@ -33,6 +33,9 @@ class ModelConfig(Config):
     name: str = "faster_rcnn_r18_fpn"
     in_chans: int = Field(1, ge=1)
     init: str = "random"
+    #: ``detector:`` inits only: the neck and heads may keep their initial values where the
+    #: source lacks or reshapes them (another class count); the backbone must still load whole.
+    init_partial: bool = False
     num_classes: int = Field(2, ge=2)
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -150,8 +153,9 @@ class DetectModule(L.LightningModule):
         if norm:
             opts.update(image_mean=norm["mean"], image_std=norm["std"])
         init = "random" if from_checkpoint else m.init
-        self.model, self.load_report = create_detector(m.name, m.in_chans, init, m.num_classes,
-                                                       **opts)
+        self.model, self.load_report = create_detector(
+            m.name, m.in_chans, init, m.num_classes,
+            partial_init=m.init_partial and not from_checkpoint, **opts)
         mean, std = get_normalization(self.model)
         self.save_hyperparameters({"config": self.cfg.model_dump(mode="json"),
                                    "norm": {"mean": mean, "std": std}})
