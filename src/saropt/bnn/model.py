@@ -16,11 +16,19 @@ KNOWN_ARCHS = ("resnet50", "darknet53", "resnet18", "resnet34", "cspdarknet53")
 
 
 def distance(z_s: torch.Tensor, z_o: torch.Tensor) -> torch.Tensor:
-    """Row-wise ``||z_s - z_o||_2 / sqrt(n)`` in float32; codes in [0, 1]^n give d in [0, 1]."""
+    """Row-wise ``||z_s - z_o||_2 / sqrt(n)`` in float32; codes in [0, 1]^n give d in [0, 1].
+
+    The gradient at d = 0 (identical codes, which happens: sigmoid codes saturate to exactly
+    1.0 under bf16 autocast) is 0, not NaN: the square root only sees positive sums (the
+    double-``where`` form, since ``sqrt'(0)`` is infinite and 0 * inf = NaN).
+    """
     if z_s.shape != z_o.shape:
         raise ValueError(f"code shapes differ: {tuple(z_s.shape)} vs {tuple(z_o.shape)}")
     diff = z_s.float() - z_o.float()
-    return diff.pow(2).sum(-1).sqrt() / math.sqrt(z_s.shape[-1])
+    sq = diff.pow(2).sum(-1)
+    pos = sq > 0
+    root = torch.where(pos, sq, torch.ones_like(sq)).sqrt()
+    return torch.where(pos, root, torch.zeros_like(sq)) / math.sqrt(z_s.shape[-1])
 
 
 def create_backbone(arch: str, in_chans: int) -> nn.Module:
