@@ -92,8 +92,9 @@ def kmeans_anchors_for(ds: Any, input_size: int) -> list[list[float]]:
     return kmeans_anchors(torch.cat(wh)).round(decimals=1).tolist()
 
 
-def train(cfg: DetectConfig) -> dict[str, Any]:
-    """Train ``cfg`` and return the checkpoint paths and the last validation AP@0.5."""
+def train(cfg: DetectConfig, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Train ``cfg`` and return the checkpoint paths and the last validation AP@0.5;
+    ``callbacks`` (Lightning callbacks) are added to the engine's."""
     import lightning as L
 
     from saropt.detect.module import DetectModule
@@ -116,7 +117,8 @@ def train(cfg: DetectConfig) -> dict[str, Any]:
     write_json_atomic(out_dir / "init_report.json",
                       {"init": cfg.model.init, "summary": report.summary() if report else None,
                        **(report.to_dict() if report else {})})
-    trainer = make_trainer(cfg.trainer, out_dir, monitor="val/ap50", mode="max")
+    trainer = make_trainer(cfg.trainer, out_dir, monitor="val/ap50", mode="max",
+                           extra_callbacks=callbacks)
     trainer.fit(module, loader(train_ds, d.batch_size, d.num_workers, True),
                 loader(val_ds, d.batch_size, d.num_workers, False),
                 ckpt_path=resume_checkpoint(cfg.trainer, out_dir))
