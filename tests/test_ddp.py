@@ -54,7 +54,7 @@ def bnn_data(tmp_path_factory):
 def test_bnn_ddp_epochs_metrics_and_resume(bnn_data) -> None:
     from saropt.bnn.export import load_module
     from saropt.bnn.metrics import matching_metrics
-    from saropt.data import EvalPairs, QXSSAROPT, read_pairs
+    from saropt.data import QXSSAROPT, EvalPairs, read_pairs
 
     base, root = bnn_data
     out = base / "run"
