@@ -17,7 +17,8 @@ recipe in ``--recipes`` from the same initial weights and the same batches:
 Per epoch it records the training loss, the mean d of true and of false training pairs, the
 fraction of code units saturated (``|z - 0.5| > 0.49``), how much the codes depend on the
 input (their standard deviation over the batch, mean over units), and on ``--val`` fixed
-held-out pairs the ROC-AUC and accuracy at d < 0.5. Writes ``curves.png``, ``results.json`` and a table.
+held-out pairs the ROC-AUC and accuracy at d < 0.5. Writes ``curves.png``, ``results.json``
+and a table.
 """
 
 from __future__ import annotations
