@@ -190,8 +190,22 @@ def test_paper_configs_hold_the_paper_settings(name):
     assert (cfg.model.code_dim, cfg.alpha, cfg.threshold, cfg.model.pool) == (50, 1.0, 0.5,
                                                                              "paper")
     assert cfg.model.arch == ("darknet53" if "darknet" in name else "resnet50")
+    assert (cfg.optim.name, cfg.optim.momentum, cfg.model.head_init_gain) == ("sgd", 0.9, 1.0)
     size = name.rpartition("train")[2]
     assert cfg.data.train_size == (int(size) if size.isdigit() else None)
+
+
+def test_head_init_gain_scales_only_the_code_layer():
+    torch.manual_seed(0)
+    a = create_encoder("test_resnet", 1, image_size=32, pool="adaptive")
+    torch.manual_seed(0)
+    b = create_encoder("test_resnet", 1, image_size=32, pool="adaptive", head_init_gain=10.0)
+    torch.testing.assert_close(b.head.fc.weight, 10 * a.head.fc.weight)
+    torch.testing.assert_close(b.head.fc.bias, a.head.fc.bias)
+    torch.testing.assert_close(b.head.conv.weight, a.head.conv.weight)
+    x = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # the codes depend more on the input
+        assert b.train()(x).std(0).mean() > 3 * a.train()(x).std(0).mean()
 
 
 def test_config_errors_name_the_key():
