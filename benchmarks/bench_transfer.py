@@ -100,6 +100,7 @@ def detector_config(ships: Path, out_dir: Path, init: str, seed: int, n_train: i
     cfg["model"]["options"].update(min_size=size, max_size=size)
     cfg["model"]["in_chans"] = in_chans
     cfg["data"]["max_train_images"] = n_train
+    cfg["data"]["max_val_images"] = 4  # the test chips are scored after training, in full
     cfg["optim"]["milestones"] = [max(1, round(0.8 * epochs))]
     cfg["trainer"].update(max_epochs=epochs, check_val_every_n_epoch=epochs,
                           checkpoint_every_n_epochs=epochs)
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="bench_out/transfer")
     p.add_argument("--sizes", type=int, nargs="+", default=[10, 30, 100])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=100, help="SGD steps of batch 4 per run")
+    p.add_argument("--steps", type=int, default=60, help="SGD steps of batch 4 per run")
     p.add_argument("--input", type=int, default=128, help="detector input size (px)")
     p.add_argument("--chip", type=int, default=256)
     p.add_argument("--train", type=int, default=100)
