@@ -170,3 +170,16 @@ def test_partial_detector_init_is_explicit_and_reported(tmp_path) -> None:
     with pytest.raises(SaroptError, match="detector:PATH inits only"):
         create_detector("yolov3_r18", init=f"imagenet:{path}", partial_init=True)
 
+
+
+def test_osd_transfer_cli_needs_partial_for_another_class_count(tmp_path, capsys) -> None:
+    from saropt.cli import main
+
+    src, _ = create_detector("yolov3_r18", in_chans=3, num_classes=3, **_small_kw("yolov3_r18"))
+    path = tmp_path / "osd.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in src.state_dict().items()}}, path)
+    assert main(["fuse", "osd-transfer", str(path), "--detector", "yolov3_r18"]) == 2
+    assert "saropt: error:" in capsys.readouterr().err
+    assert main(["fuse", "osd-transfer", str(path), "--detector", "yolov3_r18", "--partial",
+                 "--json"]) == 0
+    assert '"partial": true' in capsys.readouterr().out
