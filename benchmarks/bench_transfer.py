@@ -174,7 +174,9 @@ def plot(runs: dict[str, dict[str, Any]], sizes: list[int], path: Path, title: s
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, (key, label) in zip(axes, (METRICS[1], METRICS[3], METRICS[4])):
+    labels = ("AP@0.5 (VOC all-point)", f"false alarms on land (score >= {SCORE_THR})",
+              f"recall of ships at sea (score >= {SCORE_THR})")
+    for ax, (key, _), label in zip(axes, (METRICS[1], METRICS[3], METRICS[4]), labels):
         for j, init in enumerate(INITS):
             xs, means, stds = [], [], []
             for n in sizes:
@@ -183,9 +185,10 @@ def plot(runs: dict[str, dict[str, Any]], sizes: list[int], path: Path, title: s
                     xs.append(n * (1 + 0.04 * (j - 1)))
                     means.append(np.nanmean(v))
                     stds.append(np.nanstd(v, ddof=1) if len(v) > 1 else 0.0)
-                    ax.scatter([xs[-1]] * len(v), v, s=10, alpha=0.4)
+                    ax.scatter([xs[-1]] * len(v), v, s=10, alpha=0.4, color=f"C{j}")
             if xs:
-                ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=init)
+                ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=init,
+                            color=f"C{j}")
         ax.set_xscale("log")
         ax.set_xticks(sizes, [str(s) for s in sizes])
         ax.set_xlabel("SAR training chips")
@@ -246,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     (out / "table.md").write_text(table + "\n")
     print(table)
     plot(runs, a.sizes, out / "transfer.png",
-         f"Faster R-CNN R18-FPN, {a.steps} steps of batch 4 at {a.input} px per run, "
+         f"Faster R-CNN R18-FPN, {a.steps}+ steps (whole epochs) of batch 4 at {a.input} px per "
+         "run, "
          f"{a.test} test chips; mean ± std over seeds (dots: single runs)")
 
 
