@@ -32,6 +32,27 @@ def test_distance_hand_values():
     assert distance(torch.ones(1, 50), torch.zeros(1, 50)).item() == pytest.approx(1.0)
 
 
+def test_distance_gradient_is_finite_at_zero_under_bf16_autocast():
+    """Sigmoid codes saturate to exactly 1.0 in bf16, so two codes coincide and d = 0; the
+    gradient there must be 0, not NaN (sqrt'(0) is infinite)."""
+    fc_s, fc_o = torch.nn.Linear(4, 50), torch.nn.Linear(4, 50)  # the heads' last layers
+    for fc, v in ((fc_s, 3.0), (fc_o, 4.0)):
+        torch.nn.init.constant_(fc.weight, v)
+    x = torch.ones(3, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z_s, z_o = torch.sigmoid(fc_s(x)), torch.sigmoid(fc_o(x))  # logits ~ 12 and ~ 16
+        assert z_s.dtype == torch.bfloat16 and bool((z_s == 1).all() and (z_o == 1).all())
+        d = distance(z_s, z_o)
+        loss = bnn_loss(d, torch.tensor([1.0, 0.0, 1.0]))
+    assert d.tolist() == [0.0, 0.0, 0.0] and loss.item() == pytest.approx(0.5)
+    loss.backward()
+    for fc in (fc_s, fc_o):
+        assert torch.isfinite(fc.weight.grad).all() and torch.isfinite(fc.bias.grad).all()
+    x = torch.tensor([[0.3, 0.4]], requires_grad=True)  # away from 0 the gradient is unchanged
+    distance(x, torch.zeros(1, 2)).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([[0.3, 0.4]]) / 0.5 / 2 ** 0.5)
+
+
 def test_distance_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="code shapes differ"):
         distance(torch.zeros(2, 50), torch.zeros(2, 49))
@@ -169,8 +190,22 @@ def test_paper_configs_hold_the_paper_settings(name):
     assert (cfg.model.code_dim, cfg.alpha, cfg.threshold, cfg.model.pool) == (50, 1.0, 0.5,
                                                                              "paper")
     assert cfg.model.arch == ("darknet53" if "darknet" in name else "resnet50")
+    assert (cfg.optim.name, cfg.optim.momentum, cfg.model.head_init_gain) == ("sgd", 0.9, 1.0)
     size = name.rpartition("train")[2]
     assert cfg.data.train_size == (int(size) if size.isdigit() else None)
+
+
+def test_head_init_gain_scales_only_the_code_layer():
+    torch.manual_seed(0)
+    a = create_encoder("test_resnet", 1, image_size=32, pool="adaptive")
+    torch.manual_seed(0)
+    b = create_encoder("test_resnet", 1, image_size=32, pool="adaptive", head_init_gain=10.0)
+    torch.testing.assert_close(b.head.fc.weight, 10 * a.head.fc.weight)
+    torch.testing.assert_close(b.head.fc.bias, a.head.fc.bias)
+    torch.testing.assert_close(b.head.conv.weight, a.head.conv.weight)
+    x = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # the codes depend more on the input
+        assert b.train()(x).std(0).mean() > 3 * a.train()(x).std(0).mean()
 
 
 def test_config_errors_name_the_key():

@@ -64,6 +64,7 @@ def test_exported_keys_are_timm_names_and_load_into_torchvision(checkpoint, tmp_
     assert report.adapted == ["conv1.weight"]  # 1-channel SAR conv into a 3-channel body
     assert not report.mismatched and not report.unexpected
     assert report.missing == ["fc.weight", "fc.bias"]  # only the classifier stays untouched
+    assert report.dropped and all(k.startswith("head.") for k in report.dropped)
     assert torch.equal(tv.layer4[1].conv2.weight, module.model.sar.backbone.layer4[1].conv2.weight)
     body = torch.nn.Module()
     body.add_module("body", torchvision.models.resnet18(weights=None))
@@ -80,7 +81,7 @@ def test_load_errors_are_clear(tmp_path, checkpoint):
     meta = json.loads(sidecar.read_text())
     meta["architecture"] = "resnet34"
     sidecar.write_text(json.dumps(meta))
-    with pytest.raises(SaroptError, match="does not fit a resnet34"):
+    with pytest.raises(SaroptError, match="resnet34 BNN encoder: .* missing in the source"):
         load_encoder(files["sar"])
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")

@@ -21,11 +21,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def bnn_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fake `saropt bnn export`: timm resnet18 (in_chans=1) state dict + JSON sidecar."""
+    """A fake `saropt bnn export`: timm resnet18 (in_chans=1) state dict, a BNN code head and
+    a JSON sidecar."""
     torch.manual_seed(1)
     enc = timm.create_model("resnet18", pretrained=False, in_chans=1, num_classes=0)
     path = tmp_path_factory.mktemp("bnn") / "sar_encoder.safetensors"
-    save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, str(path))
+    state = {k: v.contiguous() for k, v in enc.state_dict().items()}
+    save_file({**state, "head.fc.weight": torch.zeros(50, 8)}, str(path))
     path.with_suffix(".json").write_text(json.dumps(
         {"architecture": "resnet18", "in_chans": 1, "mean": [0.3], "std": [0.2],
          "code_dim": 50}))
@@ -35,7 +37,8 @@ def bnn_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_bnn_export_initialises_faster_rcnn_backbone(bnn_export: Path) -> None:
     src = load_file(str(bnn_export))
     model, report = create_detector("faster_rcnn_r18_fpn", init=f"bnn:{bnn_export}")
-    body = {k for k in src if not k.endswith("num_batches_tracked")}
+    body = {k for k in src if not k.endswith("num_batches_tracked") and "head" not in k}
+    assert report.dropped == ["head.fc.weight"]  # the BNN code head, on purpose
     assert "backbone.body.conv1.weight" in report.matched
     assert "backbone.body.layer4.1.bn2.running_var" in report.matched
     assert {f"backbone.body.{k}" for k in body} <= set(report.matched)
@@ -66,7 +69,7 @@ def test_imagenet_rgb_first_conv_is_summed_for_sar(tmp_path: Path) -> None:
     torch.save(rgb, path)
     model, report = create_detector("faster_rcnn_r18_fpn", init=f"imagenet:{path}")
     assert report.adapted == ["backbone.body.conv1.weight"]
-    assert "fc.weight" in report.unexpected
+    assert report.dropped == ["fc.weight", "fc.bias"]  # the classifier, on purpose
     torch.testing.assert_close(model.state_dict()["backbone.body.conv1.weight"],
                                rgb["conv1.weight"].sum(1, keepdim=True))
     # pretrained body: torchvision's frozen BN and frozen stem + layer1
@@ -91,7 +94,7 @@ def test_optical_detector_initialises_sar_detector_osd(tmp_path: Path) -> None:
 def test_weights_that_fit_nothing_are_an_error(tmp_path: Path) -> None:
     path = tmp_path / "other.pth"
     torch.save({"encoder.weight": torch.zeros(3, 3)}, path)
-    with pytest.raises(SaroptError, match="no tensor fits"):
+    with pytest.raises(SaroptError, match="missing in the source.*unused .backbone.body.encoder"):
         create_detector("faster_rcnn_r18_fpn", init=f"imagenet:{path}")
 
 

@@ -53,8 +53,9 @@ def test_yolov3_osd_to_sar_keeps_sar_normalisation(tmp_path):
     parts = result["parts"]
     assert parts["backbone"]["adapted"] == 1 and parts["backbone"]["mismatched"] == 0
     assert parts["neck"]["missing"] == 0 and parts["head"]["missing"] == 0
-    # per-channel input statistics cannot transfer from 3 channels to 1: reported, not loaded
-    assert sorted(k for k, _, _ in result["report"]["mismatched"]) == ["image_mean", "image_std"]
+    # input statistics and anchors are the target config's: dropped from the source, reported
+    assert not result["report"]["mismatched"]
+    assert sorted(result["report"]["dropped"]) == ["anchors", "image_mean", "image_std"]
 
 
 def test_summary_groups_by_part():

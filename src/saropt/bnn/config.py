@@ -71,6 +71,8 @@ class ModelSection(Config):
     pool: Literal["paper", "adaptive"] = "paper"
     pool_size: int = Field(4, gt=0)
     pool_grid: int = Field(2, gt=0)
+    #: multiplies the code layer's initial weights; 1.0 (PyTorch's init) in the paper configs
+    head_init_gain: float = Field(1.0, gt=0)
     sar_mean: list[float] = GREY_MEAN
     sar_std: list[float] = GREY_STD
     opt_mean: list[float] = IMAGENET_MEAN

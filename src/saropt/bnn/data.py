@@ -195,6 +195,13 @@ class BNNDataModule(L.LightningDataModule):
         return self._loader(self.train_pairs, self.cfg.data.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader | list:
+        """The fixed validation pairs; under DDP each rank scores a disjoint share, none twice
+        (Lightning's default sampler would pad with repeats, biasing the gathered metrics)."""
         if self.val_pairs is None:
             return []
-        return self._loader(self.val_pairs, self.cfg.data.eval_batch_size, None)
+        sampler = None
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+            sampler = UnrepeatedDistributedSampler(self.val_pairs, shuffle=False)
+        return self._loader(self.val_pairs, self.cfg.data.eval_batch_size, sampler)

@@ -17,7 +17,7 @@ from torch import nn
 from saropt.bnn.model import Encoder, create_encoder
 from saropt.errors import SaroptError
 from saropt.utils.io import atomic_path, write_json_atomic
-from saropt.utils.weights import LoadReport, load_state_dict_report, read_weights
+from saropt.utils.weights import LoadReport, read_weights, transfer_weights, with_prefix
 
 ENCODER_NAMES = {"sar": "sar_encoder", "opt": "opt_encoder"}
 
@@ -111,8 +111,17 @@ def export_encoders(checkpoint: str | Path, out_dir: str | Path,
     return out
 
 
+def encoder_backbone_state(state: dict[str, torch.Tensor]
+                           ) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """An exported encoder's backbone tensors (timm names) and the BNN code head's keys
+    (``head.*``, dropped: a detector or classifier has no use for them)."""
+    head = [k for k in state if k.startswith("head.")]
+    return {k: v for k, v in state.items() if not k.startswith("head.")}, head
+
+
 def load_encoder(path: str | Path) -> Encoder:
-    """Rebuild a full BNN encoder (backbone + head) from an exported file; strict."""
+    """Rebuild a full BNN encoder (backbone + head) from an exported file; every tensor of the
+    encoder must come from the file and every tensor of the file must be used."""
     state, meta = read_weights(path)
     need = ("architecture", "in_chans", "mean", "std", "code_dim", "image_size", "head")
     missing = [k for k in need if k not in meta]
@@ -121,23 +130,24 @@ def load_encoder(path: str | Path) -> Encoder:
     enc = create_encoder(meta["architecture"], meta["in_chans"], code_dim=meta["code_dim"],
                          image_size=meta["image_size"], mean=meta["mean"], std=meta["std"],
                          **meta["head"])
-    named = {k if k.startswith("head.") else f"backbone.{k}": v for k, v in state.items()}
-    rep = load_state_dict_report(enc, named, adapt_in_chans=False)
-    bad = rep.missing + rep.unexpected + [m[0] for m in rep.mismatched]
-    bad = [k for k in bad if k not in ("mean", "std")]
-    if bad:
-        raise SaroptError(f"{path}: does not fit a {meta['architecture']} BNN encoder "
-                          f"({rep.summary()}; first: {bad[:5]})")
+    backbone, head = encoder_backbone_state(state)
+    named = {**with_prefix(backbone, "backbone."), **{k: state[k] for k in head}}
+    transfer_weights(enc, named, required=("backbone.", "head."), adapt_in_chans=False,
+                     source=f"{path} -> {meta['architecture']} BNN encoder",
+                     hint="the file does not fit the architecture its sidecar names")
     return enc.eval()
 
 
 def load_encoder_into(module: nn.Module, path: str | Path, prefix: str = "",
-                      include_head: bool = False) -> LoadReport:
-    """Put an exported encoder's backbone into ``module`` (a timm or torchvision backbone, or a
-    detector whose backbone sits under ``prefix``, e.g. ``"backbone.body."`` for torchvision's
-    Faster R-CNN). Tensors match by name and shape; a 1-channel first conv going into a 3-channel
-    one is adapted. Returns the report of what matched; the head is skipped unless asked."""
+                      classifier: str = "fc") -> LoadReport:
+    """Put an exported encoder's backbone into ``module`` (a timm or torchvision classifier of
+    the same architecture, or a model holding one under ``prefix``, e.g. ``"body."``).
+    Every tensor of the encoder's backbone must be used (a 1-channel first conv going into a
+    3-channel one is adapted) and every tensor of ``module`` under ``prefix`` except the
+    ``classifier`` must come from the file, otherwise :class:`SaroptError`. Detectors load
+    encoders through :func:`saropt.detect.models.create_detector` (``init=bnn:PATH``)."""
     state, _ = read_weights(path)
-    if not include_head:
-        state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    return load_state_dict_report(module, state, src_prefix="", dst_prefix=prefix)
+    backbone, head = encoder_backbone_state(state)
+    return transfer_weights(module, with_prefix(backbone, prefix), required=(prefix,),
+                            optional=(f"{prefix}{classifier}.",), dropped=head,
+                            source=str(path), hint="a different architecture?")

@@ -16,11 +16,19 @@ KNOWN_ARCHS = ("resnet50", "darknet53", "resnet18", "resnet34", "cspdarknet53")
 
 
 def distance(z_s: torch.Tensor, z_o: torch.Tensor) -> torch.Tensor:
-    """Row-wise ``||z_s - z_o||_2 / sqrt(n)`` in float32; codes in [0, 1]^n give d in [0, 1]."""
+    """Row-wise ``||z_s - z_o||_2 / sqrt(n)`` in float32; codes in [0, 1]^n give d in [0, 1].
+
+    The gradient at d = 0 (identical codes, which happens: sigmoid codes saturate to exactly
+    1.0 under bf16 autocast) is 0, not NaN: the square root only sees positive sums (the
+    double-``where`` form, since ``sqrt'(0)`` is infinite and 0 * inf = NaN).
+    """
     if z_s.shape != z_o.shape:
         raise ValueError(f"code shapes differ: {tuple(z_s.shape)} vs {tuple(z_o.shape)}")
     diff = z_s.float() - z_o.float()
-    return diff.pow(2).sum(-1).sqrt() / math.sqrt(z_s.shape[-1])
+    sq = diff.pow(2).sum(-1)
+    pos = sq > 0
+    root = torch.where(pos, sq, torch.ones_like(sq)).sqrt()
+    return torch.where(pos, root, torch.zeros_like(sq)) / math.sqrt(z_s.shape[-1])
 
 
 def create_backbone(arch: str, in_chans: int) -> nn.Module:
@@ -36,11 +44,16 @@ def create_backbone(arch: str, in_chans: int) -> nn.Module:
 
 
 class Head(nn.Module):
-    """1x1 conv -> (ReLU) -> average pooling -> flatten -> linear -> sigmoid to ``code_dim``."""
+    """1x1 conv -> (ReLU) -> average pooling -> flatten -> linear -> sigmoid to ``code_dim``.
+
+    ``init_gain`` multiplies the linear layer's initial weights (PyTorch's default init: 1.0,
+    the paper configs). At init the codes barely depend on the input (std over inputs ~0.02
+    at CPU scale), which leaves SGD on the d = 0.5 plateau (docs/bnn.md, "Does the paper's
+    recipe learn?"); a larger gain spreads the initial codes."""
 
     def __init__(self, in_channels: int, feat_hw: tuple[int, int], code_dim: int = 50,
                  conv_width: int = 256, conv_act: str = "relu", pool: str = "paper",
-                 pool_size: int = 4, pool_grid: int = 2) -> None:
+                 pool_size: int = 4, pool_grid: int = 2, init_gain: float = 1.0) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, conv_width, kernel_size=1)
         self.act = nn.ReLU(inplace=True) if conv_act == "relu" else nn.Identity()
@@ -55,6 +68,9 @@ class Head(nn.Module):
             self.pool = nn.AdaptiveAvgPool2d(pool_grid)
             out_hw = (pool_grid, pool_grid)
         self.fc = nn.Linear(conv_width * out_hw[0] * out_hw[1], code_dim)
+        if init_gain != 1.0:
+            with torch.no_grad():
+                self.fc.weight.mul_(init_gain)
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.act(self.conv(fmap)))
@@ -96,7 +112,8 @@ class Encoder(nn.Module):
 def create_encoder(arch: str, in_chans: int, code_dim: int = 50, image_size: int = 256,
                    mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                    conv_width: int = 256, conv_act: str = "relu", pool: str = "paper",
-                   pool_size: int = 4, pool_grid: int = 2) -> Encoder:
+                   pool_size: int = 4, pool_grid: int = 2, head_init_gain: float = 1.0
+                   ) -> Encoder:
     """A BNN encoder; ``in_chans`` 1 (SAR) or 3 (optical); default mean/std are ImageNet's."""
     from saropt.bnn.config import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD
 
@@ -104,7 +121,7 @@ def create_encoder(arch: str, in_chans: int, code_dim: int = 50, image_size: int
     std = list(std) if std is not None else (GREY_STD if in_chans == 1 else IMAGENET_STD)
     return Encoder(arch, in_chans, image_size, mean, std, code_dim=code_dim,
                    conv_width=conv_width, conv_act=conv_act, pool=pool, pool_size=pool_size,
-                   pool_grid=pool_grid)
+                   pool_grid=pool_grid, init_gain=head_init_gain)
 
 
 class BNN(nn.Module):
@@ -122,7 +139,7 @@ class BNN(nn.Module):
         m, size = cfg.model, cfg.input_size  # type: ignore[attr-defined]
         common = dict(code_dim=m.code_dim, image_size=size, conv_width=m.conv_width,
                       conv_act=m.conv_act, pool=m.pool, pool_size=m.pool_size,
-                      pool_grid=m.pool_grid)
+                      pool_grid=m.pool_grid, head_init_gain=m.head_init_gain)
         sar = create_encoder(m.arch, 1, mean=m.sar_mean, std=m.sar_std, **common)
         opt = create_encoder(m.opt_arch or m.arch, 3, mean=m.opt_mean, std=m.opt_std, **common)
         return cls(sar, opt)

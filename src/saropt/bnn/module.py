@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 from saropt.bnn.config import BNNConfig
@@ -64,12 +65,17 @@ class BNNModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._val_d:
             return
-        d, y = torch.cat(self._val_d), torch.cat(self._val_y)
+        d = torch.cat(self._val_d).cpu().numpy()
+        y = torch.cat(self._val_y).cpu().numpy()
         self._val_d.clear()
         self._val_y.clear()
-        if self.trainer.world_size > 1:  # every rank computes the same metrics on all pairs
-            d, y = self.all_gather(d).reshape(-1), self.all_gather(y).reshape(-1)
-        m = matching_metrics(d.cpu().numpy(), y.cpu().numpy(), self.cfg.threshold)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # ranking metrics need every pair: gather the ranks' shares (uneven sizes, each
+            # pair scored once, see BNNDataModule.val_dataloader); every rank gets the same
+            parts: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(parts, (d, y))
+            d, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        m = matching_metrics(d, y, self.cfg.threshold)
         keep = ("accuracy", "precision", "recall", "roc_auc", "fpr_at_95tpr")
         self.last_val_metrics = {k: float(m[k]) for k in keep}
         for k, v in self.last_val_metrics.items():  # identical on every rank: no sync needed

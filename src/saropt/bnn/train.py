@@ -10,15 +10,24 @@ from saropt.utils.io import write_text_atomic
 
 
 def init_from_files(module: Any, cfg: BNNConfig) -> list[str]:
-    """Load optional local backbone weights (``model.sar_init`` / ``model.opt_init``)."""
-    from saropt.utils.weights import load_state_dict_report, read_weights
+    """Load optional local backbone weights (``model.sar_init`` / ``model.opt_init``): a timm
+    classification checkpoint of the encoder's architecture; its classifier is dropped, every
+    backbone tensor must load (RGB first conv summed for SAR) or :class:`SaroptError` says
+    what is missing and unused."""
+    from timm.models import get_pretrained_cfg_value
+
+    from saropt.utils.weights import read_weights, rename_to_children, transfer_weights
 
     lines = []
     for name, path in (("sar", cfg.model.sar_init), ("opt", cfg.model.opt_init)):
         if path:
             state, _ = read_weights(path)
             enc = getattr(module.model, name)
-            rep = load_state_dict_report(enc.backbone, state)
+            classifier = get_pretrained_cfg_value(enc.arch, "classifier") or "fc"
+            state, dropped = rename_to_children(state, enc.backbone, drop=(f"{classifier}.",))
+            rep = transfer_weights(enc.backbone, state, dropped=dropped,
+                                   source=f"model.{name}_init={path} -> {enc.arch}",
+                                   hint=f"give a {enc.arch} classification checkpoint")
             lines.append(f"{name} encoder from {path}: {rep.summary()}")
     return lines
 

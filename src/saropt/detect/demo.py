@@ -25,6 +25,12 @@ from typing import Any
 #: (docs/detect_models.md, "Demo budget").
 DEMO = {"input_size": 160, "epochs": 11, "batch_size": 4, "lr": 0.02}
 FIG_SCORE_THR = 0.3
+#: How much one run varies, measured by benchmarks/bench_transfer.py (docs/detect_models.md,
+#: "Does pretraining help?"); quoted in the report.
+RUN_TO_RUN = ("How much one run varies: over 3 seeds (benchmarks/bench_transfer.py, a smaller "
+              "budget, docs/detect_models.md) AP@0.5 had a standard deviation of 0.02-0.04 "
+              "from random weights and 0.01-0.03 from the OSD, as large as some gaps between "
+              "the rows here: compare means over seeds, not single runs.")
 CPU_OPTIONS = {"fpn_channels": 64, "representation_size": 256, "rpn_pre_nms_top_n_train": 300,
                "rpn_post_nms_top_n_train": 100, "box_batch_size_per_image": 32,
                "rpn_pre_nms_top_n_test": 300, "rpn_post_nms_top_n_test": 100,
@@ -84,9 +90,12 @@ def train_and_score(name: str, init: str, ships: Path, out: Path, seed: int) -> 
     info = run_predict(res["last_checkpoint"], preds, gt_out=gt, progress=False, device="cpu")
     t_pred = time.perf_counter() - t1
     metrics = evaluate_coco_results(gt, preds, subsets="scene")
+    import torch
+
     return {"name": name, "init": init, "train": res, "predictions": preds, "gt": gt,
             "metrics": metrics, "train_s": t_train, "predict_s": t_pred,
-            "n_test": info["n_images"], "steps": res["steps"]}
+            "n_test": info["n_images"], "steps": res["steps"],
+            "threads": torch.get_num_threads()}
 
 
 def run(ctx: Any) -> None:
@@ -137,8 +146,10 @@ def _report(ctx: Any, runs: list[dict[str, Any]], ships: Path, out: Path) -> Non
                    "AP50 COCO 101pt", "inshore (COCO)", "offshore (COCO)", "train img/s",
                    "predict img/s"])
     r.text("AP@0.5 three ways (labelled); inshore / offshore from the chips' `scene` key. "
-           "Train img/s includes validation and checkpointing. One seed, toy budget: a gap "
-           "between the rows is within run-to-run noise unless it is large.")
+           "Train img/s includes validation and checkpointing. "
+           f"Seed {ctx.seed}, {runs[0]['threads']} torch thread(s) (one when the CPU is busy): "
+           "a detector trained twice with the same seed on the same thread count gives the same "
+           "numbers; another seed or thread count gives another run. " + RUN_TO_RUN)
     r.figure(_figure(runs, ships), "detect_random_vs_osm.png",
              "Left: precision-recall at IoU 0.5 per init. Right: test chips, ground truth green, "
              f"detections with score >= {FIG_SCORE_THR} of the best init: correct blue, false "

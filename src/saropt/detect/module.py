@@ -34,6 +34,9 @@ class ModelConfig(Config):
     name: str = "faster_rcnn_r18_fpn"
     in_chans: int = Field(1, ge=1, le=64, description="input channels (1 .. 64)")
     init: str = "random"
+    #: ``detector:`` inits only: the neck and heads may keep their initial values where the
+    #: source lacks or reshapes them (another class count); the backbone must still load whole.
+    init_partial: bool = False
     num_classes: int = Field(2, ge=2)
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -157,8 +160,9 @@ class DetectModule(L.LightningModule):
         if norm:
             opts.update(image_mean=norm["mean"], image_std=norm["std"])
         init = "random" if from_checkpoint else m.init
-        self.model, self.load_report = create_detector(m.name, m.in_chans, init, m.num_classes,
-                                                       **opts)
+        self.model, self.load_report = create_detector(
+            m.name, m.in_chans, init, m.num_classes,
+            partial_init=m.init_partial and not from_checkpoint, **opts)
         mean, std = get_normalization(self.model)
         if scene is None and not from_checkpoint:
             from saropt.detect.scene.detectors import training_scene_record

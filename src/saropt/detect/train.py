@@ -107,19 +107,20 @@ def kmeans_anchors_for(ds: Any, input_size: int) -> list[list[float]]:
     return kmeans_anchors(torch.cat(wh)).round(decimals=1).tolist()
 
 
-def train(cfg: DetectConfig, overwrite: bool = False) -> dict[str, Any]:
-    """Train ``cfg`` and return the checkpoint paths and the last validation AP@0.5.
+def train(cfg: DetectConfig, callbacks: list[Any] | None = None,
+          overwrite: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` and return the checkpoint paths and the last validation AP@0.5;
+    ``callbacks`` (Lightning callbacks) are added to the engine's.
 
     The run folder follows :func:`saropt.utils.outdir.prepare_out_dir`: another run's folder
     (another config) is refused unless ``overwrite``; the same config resumes."""
-
     from saropt.detect.models import check_options
     from saropt.engine import run_folder
 
     check_options(cfg.model.name, cfg.model.options)
     out_dir = Path(cfg.out_dir)
     with run_folder(cfg, "detect train", RUN_OUTPUTS, overwrite) as od:
-        result = _train(cfg, out_dir)
+        result = _train(cfg, out_dir, callbacks)
         od.finish()
     return result
 
@@ -127,7 +128,9 @@ def train(cfg: DetectConfig, overwrite: bool = False) -> dict[str, Any]:
 #: what ``saropt detect train`` writes into its run folder
 RUN_OUTPUTS = ["checkpoints", "csv", "tb", "config.yaml", "init_report.json",
                "train_summary.json"]
-def _train(cfg: DetectConfig, out_dir: Path) -> dict[str, Any]:
+
+
+def _train(cfg: DetectConfig, out_dir: Path, callbacks: list[Any] | None) -> dict[str, Any]:
     import lightning as L
 
     from saropt.detect.module import DetectModule
@@ -156,7 +159,7 @@ def _train(cfg: DetectConfig, out_dir: Path) -> dict[str, Any]:
                        **(report.to_dict() if report else {})})
     ckpt_path = resume_checkpoint(cfg.trainer, out_dir)
     trainer = make_trainer(cfg.trainer, out_dir, monitor="val/ap50", mode="max",
-                           resume_from=ckpt_path)
+                           extra_callbacks=callbacks, resume_from=ckpt_path)
     # the training order depends on (seed, epoch) only, so a resumed run (with or without
     # workers) sees the batches of an uninterrupted one
     sampler = EpochShuffleSampler(len(train_ds), cfg.trainer.seed,

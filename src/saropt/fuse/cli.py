@@ -195,6 +195,9 @@ def _add_osd_transfer(sub: argparse._SubParsersAction) -> None:
                    help="detector name (saropt.detect.models.list_detectors())")
     p.add_argument("--in-chans", type=in_chans, default=1,
                    help="input channels of the SAR detector")
+    p.add_argument("--partial", action="store_true",
+                   help="allow a partial load (model.init_partial=true): heads the checkpoint "
+                        "lacks or shapes differently keep their initial values, listed")
     add_json_flag(p)
     p.set_defaults(func=_cmd_osd_transfer, _parser=p)
 
@@ -202,6 +205,7 @@ def _add_osd_transfer(sub: argparse._SubParsersAction) -> None:
 def _cmd_osd_transfer(args: argparse.Namespace) -> int:
     from saropt.fuse.osd import transfer_report
 
-    result = transfer_report(args.checkpoint, args.detector, args.in_chans)
+    result = transfer_report(args.checkpoint, args.detector, args.in_chans,
+                             partial_init=args.partial)
     emit(result, args.json, result["text"])
     return 0

@@ -6,8 +6,9 @@ Two steps (``docs/fusion.md``):
 1. ``saropt fuse osd-train osd/faster_rcnn_dota data.root=DOTA`` trains the optical detector
    through the detection training (``saropt.detect``), three input channels.
 2. ``saropt detect train CONFIG model.init=detector:OSD.ckpt`` starts the SAR detector from it:
-   every tensor whose name and shape match is copied (the whole detector when both have the same
-   architecture and classes: backbone, neck, RPN / YOLO head); the first convolution's RGB filters
+   the whole detector (backbone, neck, RPN / YOLO head) must load, or it is an error listing what
+   is missing and unused (``model.init_partial=true`` lets heads of another class count keep
+   their initial values, reported); the first convolution's RGB filters
    are summed into one-channel filters (``saropt.utils.weights.adapt_input_channels``: a grey
    image x gives the response the RGB filters give to (x, x, x)). ``saropt fuse osd-transfer``
    lists what matched without training.
@@ -62,6 +63,8 @@ def transfer_report(checkpoint: str | Path, detector: str = "faster_rcnn_r50_fpn
             + format_table(rows, ["part", "matched", "adapted", "missing", "mismatched"])
             + (f"\nadapted (RGB filters summed): {', '.join(report.adapted)}"
                if report.adapted else "")
+            + (f"\ndropped on purpose (the target config's): {', '.join(report.dropped)}"
+               if report.dropped else "")
             + ("\nshape mismatches: " + ", ".join(f"{k} {a}->{b}" for k, a, b in
                                                   report.mismatched)
                if report.mismatched else ""))

@@ -10,15 +10,16 @@ Every detector takes a list of ``CxHxW`` float images in [0, 1] and, in train mo
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
 
+from saropt.detect.models import faster_rcnn, yolov3
 from saropt.errors import SaroptError
-from saropt.utils.weights import LoadReport, load_state_dict_report, read_weights
+from saropt.utils.weights import LoadReport, read_weights, transfer_weights
 
 #: ImageNet RGB statistics; a one-channel input uses their mean (grey through RGB filters).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -28,14 +29,26 @@ INIT_KINDS = ("random", "imagenet", "bnn", "detector")
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """A registered detector: its family, backbone architecture and default keyword arguments."""
+    """A registered detector: its family, backbone architecture, default keyword arguments, and
+    the family's ``build`` (``(arch, out_indices, in_chans, num_classes, pretrained, **kw)``),
+    ``checkpoint_filter_fn`` (``(state, model, kind) -> (state under the detector's names,
+    source keys dropped on purpose)``), ``backbone_key`` (the backbone's state-dict prefix) and
+    ``config_buffers`` (buffers the config sets), each defined next to the model."""
 
     family: str  # "faster_rcnn" | "yolov3"
     backbone: str  # torchvision ResNet name (Faster R-CNN) or timm model name (YOLOv3)
     description: str
     out_indices: tuple[int, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
+    build: Callable[..., nn.Module] = field(default=faster_rcnn.build, repr=False)
+    checkpoint_filter_fn: Callable[..., tuple[dict[str, Tensor], list[str]]] = field(
+        default=faster_rcnn.checkpoint_filter_fn, repr=False)
+    backbone_key: str = faster_rcnn.BACKBONE_KEY
+    config_buffers: tuple[str, ...] = ()  # set by the config, never taken from a source
 
+
+_YOLO = {"build": yolov3.build, "checkpoint_filter_fn": yolov3.checkpoint_filter_fn,
+         "backbone_key": yolov3.BACKBONE_KEY, "config_buffers": yolov3.CONFIG_BUFFERS}
 
 REGISTRY: dict[str, DetectorSpec] = {
     "faster_rcnn_r50_fpn": DetectorSpec(
@@ -47,10 +60,10 @@ REGISTRY: dict[str, DetectorSpec] = {
                   "rpn_pre_nms_top_n_test": 500, "rpn_post_nms_top_n_test": 200,
                   "box_batch_size_per_image": 128}),
     "yolov3_darknet53": DetectorSpec(
-        "yolov3", "darknet53", "YOLOv3, Darknet53 (paper 003)", (3, 4, 5)),
+        "yolov3", "darknet53", "YOLOv3, Darknet53 (paper 003)", (3, 4, 5), **_YOLO),
     "yolov3_r18": DetectorSpec(
         "yolov3", "resnet18", "YOLOv3, ResNet18 + quarter-width neck (CPU scale)", (2, 3, 4),
-        {"width": 0.25}),
+        {"width": 0.25}, **_YOLO),
 }
 
 
@@ -87,16 +100,23 @@ def _arch_name(name: str) -> str:
 
 
 def create_detector(name: str, in_chans: int = 1, init: str = "random", num_classes: int = 2,
+                    partial_init: bool = False,
                     **kw: Any) -> tuple[nn.Module, LoadReport | None]:
     """Build a registered detector and initialise it; returns the model and what was loaded.
 
     ``init``: ``random``; ``imagenet:PATH`` (a torchvision/timm classification checkpoint of the
     backbone architecture); ``bnn:PATH`` (a ``saropt bnn export`` SAR encoder, OSM: its sidecar's
-    mean/std become the detector's normalisation); ``detector:PATH`` (a detector checkpoint,
-    OSD: every tensor whose name and shape match, first conv adapted across channels).
+    mean/std become the detector's normalisation); ``detector:PATH`` (a detector checkpoint of
+    the same architecture, OSD: the whole detector, first conv adapted across channels).
     First-conv weights of 3-channel sources are summed for one-channel input (reported as
-    ``adapted``). Keyword arguments go to the family's builder (``min_size``, ``anchor_sizes``,
-    ``frozen_bn``, ``trainable_layers``, ``input_size``, ``train_sizes``, ``anchors``, ...).
+    ``adapted``). Every backbone tensor must come from the file and every tensor of the file must
+    be used (the classifier, the BNN code head and a detector's input statistics and anchors are
+    dropped on purpose and reported), otherwise :class:`SaroptError` lists what is missing and
+    unused. ``partial_init=True`` (``detector:`` only) still needs the whole backbone but lets
+    the neck and heads keep their initial values where the source lacks or reshapes them (a
+    detector trained for another number of classes); the report lists them. Keyword arguments
+    go to the family's builder (``min_size``, ``anchor_sizes``, ``frozen_bn``,
+    ``trainable_layers``, ``input_size``, ``train_sizes``, ``anchors``, ...).
     """
     if name not in REGISTRY:
         raise SaroptError(f"unknown detector {name!r}; registered: {', '.join(list_detectors())}")
@@ -104,6 +124,9 @@ def create_detector(name: str, in_chans: int = 1, init: str = "random", num_clas
         raise SaroptError(f"in_chans must be >= 1, got {in_chans}")
     spec = REGISTRY[name]
     kind, path = parse_init(init)
+    if partial_init and kind != "detector":
+        raise SaroptError(f"partial_init applies to detector:PATH inits only, not {init!r}: "
+                          "a backbone init always loads the whole backbone")
     state, meta = read_weights(path) if path else ({}, {})
     if kind == "bnn" and meta.get("architecture") and \
             _arch_name(str(meta["architecture"])) != spec.backbone:
@@ -113,8 +136,12 @@ def create_detector(name: str, in_chans: int = 1, init: str = "random", num_clas
         else (IMAGENET_MEAN, IMAGENET_STD)
     mean, std = _stats_for(in_chans, *stats)
     kw = {**spec.defaults, "image_mean": mean, "image_std": std, **kw}
-    model = _build(spec, in_chans, num_classes, kind, kw)
-    report = _load(model, spec, kind, state, path) if path else None
+    try:
+        model = spec.build(spec.backbone, spec.out_indices, in_chans, num_classes,
+                           kind in ("imagenet", "bnn"), **kw)
+    except (TypeError, ValueError) as err:  # an unknown keyword or a bad value (model.options)
+        raise SaroptError(f"bad option (model.options) for {spec.family}: {err}") from None
+    report = load_init(model, spec, kind, state, path, partial_init) if path else None
     return model, report
 
 
@@ -149,32 +176,6 @@ def check_options(name: str, options: dict[str, Any]) -> None:
                           f"{', '.join(sorted(option_names(name)))})")
 
 
-def _build(spec: DetectorSpec, in_chans: int, num_classes: int, kind: str,
-           kw: dict[str, Any]) -> nn.Module:
-    try:
-        if spec.family == "faster_rcnn":
-            from saropt.detect.models.faster_rcnn import build_faster_rcnn
-
-            pretrained = kind in ("imagenet", "bnn")
-            kw.setdefault("frozen_bn", pretrained)
-            kw.setdefault("trainable_layers", 3 if pretrained else 5)
-            return build_faster_rcnn(spec.backbone, in_chans, num_classes, **kw)
-        import timm
-
-        from saropt.detect.models.yolov3 import COCO_ANCHORS, YOLOv3
-
-        if kw.get("anchors") == "coco":
-            kw["anchors"] = COCO_ANCHORS
-        elif isinstance(kw.get("anchors"), str):
-            raise SaroptError(f"anchors {kw['anchors']!r}: give 'coco', 9 [w, h] pairs, or "
-                              "'kmeans' in a training config (computed from the training boxes)")
-        backbone = timm.create_model(spec.backbone, pretrained=False, features_only=True,
-                                     out_indices=spec.out_indices, in_chans=in_chans)
-        return YOLOv3(backbone, num_classes, **kw)
-    except (TypeError, ValueError) as err:  # an unknown keyword or a bad value (model.options)
-        raise SaroptError(f"bad option (model.options) for {spec.family}: {err}") from None
-
-
 def get_normalization(model: nn.Module) -> tuple[list[float], list[float]]:
     """The per-channel ``(mean, std)`` a detector applies to its [0, 1] input images."""
     if hasattr(model, "transform"):  # torchvision detectors
@@ -183,28 +184,25 @@ def get_normalization(model: nn.Module) -> tuple[list[float], list[float]]:
     return model.image_mean.flatten().tolist(), model.image_std.flatten().tolist()
 
 
-def _timm_to_features_key(key: str) -> str:
-    """timm classification keys -> ``features_only`` keys (``stages.0.`` -> ``stages_0.``)."""
-    return re.sub(r"^(stages|blocks|layers)\.(\d+)\.", r"\1_\2.", key)
+def load_init(model: nn.Module, spec: DetectorSpec, kind: str, state: dict[str, Tensor],
+              path: Path | str, partial: bool = False) -> LoadReport:
+    """Put ``state`` (an ``imagenet``, ``bnn`` or ``detector`` init file's tensors) into
+    ``model`` through the spec's ``checkpoint_filter_fn`` and the checked loader
+    (:func:`saropt.utils.weights.transfer_weights`)."""
+    dropped: list[str] = []
+    if kind == "bnn":
+        from saropt.bnn.export import encoder_backbone_state
 
-
-def backbone_prefix(model: nn.Module) -> str:
-    """Where the classification backbone's tensors live inside a detector's state dict."""
-    return "backbone.body." if hasattr(model, "rpn") else "backbone."
-
-
-def _load(model: nn.Module, spec: DetectorSpec, kind: str, state: dict[str, Tensor],
-          path: Path) -> LoadReport:
-    if kind == "detector":
-        if all(k.startswith("model.") for k in state):  # a saropt Lightning checkpoint
-            state = {k[len("model."):]: v for k, v in state.items()}
-        report = load_state_dict_report(model, state)
-    else:
-        if spec.family == "yolov3":
-            state = {_timm_to_features_key(k): v for k, v in state.items()}
-        report = load_state_dict_report(model, state, dst_prefix=backbone_prefix(model))
-    if not report.matched and not report.adapted:
-        keys = ", ".join(list(state)[:4])
-        raise SaroptError(f"{path}: no tensor fits {spec.description} (source keys start {keys}"
-                          f"; {report.summary()})")
-    return report
+        state, dropped = encoder_backbone_state(state)
+    elif kind == "detector" and state and all(k.startswith("model.") for k in state):
+        state = {k[len("model."):]: v for k, v in state.items()}  # a saropt Lightning checkpoint
+    state, more = spec.checkpoint_filter_fn(state, model, kind)
+    whole = kind == "detector" and not partial
+    hint = ("give a detector checkpoint of the same architecture, or model.init_partial=true "
+            "to keep the neck and heads the source lacks" if kind == "detector" else
+            f"give a {spec.backbone} classification checkpoint" if kind == "imagenet" else
+            f"give a {spec.backbone} encoder from `saropt bnn export`")
+    return transfer_weights(model, state, required=("",) if whole else (spec.backbone_key,),
+                            optional=spec.config_buffers, partial=partial,
+                            dropped=dropped + more, hint=hint,
+                            source=f"{kind}:{path} -> {spec.description}")

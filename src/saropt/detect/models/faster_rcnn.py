@@ -8,8 +8,9 @@ Normalisation (``image_mean`` / ``image_std``) has one value per input channel.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 from torchvision.models import resnet
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -18,9 +19,13 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from saropt.utils.weights import rename_to_children, with_prefix
+
 #: torchvision's default RPN anchor sizes (one size per FPN level).
 DEFAULT_ANCHOR_SIZES: tuple[int, ...] = (32, 64, 128, 256, 512)
 _LAYERS = ("layer4", "layer3", "layer2", "layer1", "conv1")
+#: Where the classification backbone's tensors live in this detector's state dict.
+BACKBONE_KEY = "backbone.body."
 
 
 def resnet_fpn(arch: str, in_chans: int, frozen_bn: bool, trainable_layers: int,
@@ -89,3 +94,27 @@ def _check_rcnn_kw(rcnn_kw: dict[str, object]) -> None:
                         "anchor_sizes, aspect_ratios, score_thresh, nms_iou, detections_per_img, "
                         "fpn_channels, representation_size, frozen_bn, trainable_layers, and "
                         "torchvision FasterRCNN's rpn_*/box_* arguments)")
+
+
+def build(arch: str, out_indices: Sequence[int], in_chans: int, num_classes: int,
+          pretrained: bool, **kw: Any) -> FasterRCNN:
+    """:func:`build_faster_rcnn` with torchvision's choices for a pretrained body (frozen BN,
+    conv1 + layer1 frozen) unless ``frozen_bn`` / ``trainable_layers`` are given.
+    ``out_indices`` is unused: the FPN always takes C2-C5."""
+    kw.setdefault("frozen_bn", pretrained)
+    kw.setdefault("trainable_layers", 3 if pretrained else 5)
+    return build_faster_rcnn(arch, in_chans, num_classes, **kw)
+
+
+def checkpoint_filter_fn(state: dict[str, Tensor], model: FasterRCNN,
+                         kind: str) -> tuple[dict[str, Tensor], list[str]]:
+    """A checkpoint under this detector's names, and the source keys dropped on purpose.
+
+    ``imagenet`` / ``bnn``: a ResNet classification backbone (torchvision and timm ResNet names
+    agree: ``conv1.weight``, ``layer1.0.bn1.weight``, ...) goes under ``backbone.body.``; the
+    classifier ``fc.*`` is dropped. ``detector``: a Faster R-CNN state dict, as is.
+    """
+    if kind == "detector":
+        return state, []
+    body, dropped = rename_to_children(state, model.backbone.body, drop=("fc.",))
+    return with_prefix(body, BACKBONE_KEY), dropped

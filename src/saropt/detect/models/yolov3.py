@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import batched_nms, box_iou
+
+from saropt.utils.weights import rename_to_children, with_prefix
 
 #: The YOLOv3 paper's 9 COCO anchors (w, h) in pixels at 416 x 416, small to large.
 COCO_ANCHORS: tuple[tuple[int, int], ...] = (
@@ -26,6 +29,10 @@ COCO_ANCHORS: tuple[tuple[int, int], ...] = (
 STRIDES: tuple[int, int, int] = (8, 16, 32)
 #: Multi-scale training sizes around 416 (320..608 step 32), as in the YOLOv3 recipe.
 MULTISCALE_SIZES: tuple[int, ...] = tuple(range(320, 609, 32))
+#: Where the timm backbone's tensors live in this detector's state dict.
+BACKBONE_KEY = "backbone."
+#: Buffers set by the detector's config, not learned: a transfer keeps the target's own.
+CONFIG_BUFFERS = ("image_mean", "image_std", "anchors")
 
 
 def _cba(cin: int, cout: int, k: int) -> nn.Sequential:
@@ -252,3 +259,43 @@ def kmeans_anchors(wh: Tensor, k: int = 9, iters: int = 100, seed: int = 0) -> T
             break
         centres = new
     return centres[centres.prod(-1).argsort()]
+
+
+def build(arch: str, out_indices: Sequence[int], in_chans: int, num_classes: int,
+          pretrained: bool, **kw: Any) -> YOLOv3:
+    """YOLOv3 on timm's ``features_only`` ``arch`` (strides 8/16/32 at ``out_indices``);
+    ``anchors="coco"`` takes :data:`COCO_ANCHORS`. ``pretrained`` changes nothing here."""
+    import timm
+
+    from saropt.errors import SaroptError
+
+    if kw.get("anchors") == "coco":
+        kw["anchors"] = COCO_ANCHORS
+    elif isinstance(kw.get("anchors"), str):
+        raise SaroptError(f"anchors {kw['anchors']!r}: give 'coco', 9 [w, h] pairs, or "
+                          "'kmeans' in a training config (computed from the training boxes)")
+    backbone = timm.create_model(arch, pretrained=False, features_only=True,
+                                 out_indices=tuple(out_indices), in_chans=in_chans)
+    return YOLOv3(backbone, num_classes, **kw)
+
+
+def checkpoint_filter_fn(state: dict[str, Tensor], model: YOLOv3,
+                         kind: str) -> tuple[dict[str, Tensor], list[str]]:
+    """A checkpoint under this detector's names, and the source keys dropped on purpose.
+
+    ``imagenet`` / ``bnn``: a timm classification backbone (``stem.conv1.conv.weight``,
+    ``stages.0.blocks...``) is renamed to timm's ``features_only`` names (``stem_conv1.``,
+    ``stages_0.``) under ``backbone.``; the model's classifier (timm's pretrained config, e.g.
+    ``head.fc`` for Darknet53, ``fc`` for ResNet) is dropped. ``detector``: a YOLOv3 state dict
+    as is, less :data:`CONFIG_BUFFERS` (the target keeps its own normalisation and anchors).
+    """
+    if kind == "detector":
+        dropped = [k for k in state if k in CONFIG_BUFFERS]
+        return {k: v for k, v in state.items() if k not in CONFIG_BUFFERS}, dropped
+    from timm.models import get_pretrained_cfg_value
+
+    classifier = get_pretrained_cfg_value(model.backbone.pretrained_cfg["architecture"],
+                                          "classifier") or ()
+    classifier = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+    body, dropped = rename_to_children(state, model.backbone, drop=[f"{c}." for c in classifier])
+    return with_prefix(body, BACKBONE_KEY), dropped
