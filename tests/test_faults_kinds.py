@@ -78,11 +78,14 @@ def test_flags_are_range_checked_where_parsed(capsys, argv, says):
     ("trainer.max_epochs=0", "trainer.max_epochs"),
     ("optim.lr=.nan", "optim.lr: Input should be a finite number"),
     ("data.patch_size=1000000", "data.patch_size: Input should be less than or equal to 4096"),
+    ("data.num_workers=100000", "data.num_workers: Input should be less than or equal to 256"),
+    ("optim.milestones=[-1]", "optim.milestones.0: Input should be greater than or equal to 0"),
+    ("trainer.seed=-1", "trainer.seed: Input should be greater than or equal to 0"),
 ])
 def test_config_values_are_range_checked(capsys, tmp_path, override, says):
     line = one_line_error(capsys, ["bnn", "train", "bnn/synthetic_resnet18", override,
                                    f"out_dir={tmp_path / 'run'}"])
-    assert says in line
+    assert says in line, line
     assert not (tmp_path / "run").exists()  # nothing started
 
 

@@ -263,18 +263,6 @@ def test_readers_of_a_part_of_an_unfinished_output_refuse_it(capsys, tmp_path):
     assert "an unfinished `saropt synth ships` output" in line, line
 
 
-@pytest.mark.parametrize("override, says", [
-    ("data.num_workers=100000", "data.num_workers: Input should be less than or equal to 256"),
-    ("optim.milestones=[-1]", "optim.milestones.0: Input should be greater than or equal to 0"),
-    ("trainer.seed=-1", "trainer.seed: Input should be greater than or equal to 0"),
-])
-def test_bnn_training_config_bounds(capsys, tmp_path, override, says):
-    line = one_line_error(capsys, ["bnn", "train", "bnn/synthetic_resnet18", override,
-                                   f"out_dir={tmp_path / 'run'}"])
-    assert says in line, line
-    assert not (tmp_path / "run").exists()
-
-
 def test_single_file_outputs_remove_their_killed_temporaries(tmp_path):
     """Before: a killed ``fuse run``/``detect predict``/``bnn embed`` left
     ``.fused.XXXXXXXX.tmp.json`` beside its output for ever (only run folders were cleaned)."""
