@@ -87,9 +87,10 @@ def read_json(path: str | Path, what: str) -> Any:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} file {path} does not exist")
+    text = read_text_file(path)  # a BOM (Windows tools) or UTF-16 allowed
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows tools) allowed
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err})") from None
 
 

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from saropt.errors import DataError
+from saropt.utils.io import read_text_file
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ def read_id_list(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"list file {path} does not exist")
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
+        lines = read_text_file(path).splitlines()
+    except OSError as err:
         raise DataError(f"list file {path}: cannot read ({err})") from None
     return [strip_image_suffix(line.split()[0].replace("\\", "/").rsplit("/", 1)[-1])
             for line in lines if line.strip()]

@@ -32,6 +32,7 @@ from saropt.detect.datasets.base import (
 )
 from saropt.detect.tiling import boxes_in_window, tile_windows
 from saropt.errors import DataError
+from saropt.utils.io import read_text_file
 
 LAYOUTS = ("images/ (any depth) with one label folder: labelTxt/ (v1.0 flat), "
            "labelTxt-v1.0/labelTxt/, labelTxt-v1.5/DOTA-v1.5_<split>[_hbb]/ or "
@@ -60,8 +61,8 @@ def dota_header(path: Path) -> dict[str, str | float | None]:
 
 def _dota_lines(path: Path) -> list:
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
+        lines = read_text_file(path).splitlines()
+    except OSError as err:
         raise DataError(f"{path}: cannot read DOTA label file ({err})") from None
     out: list = []
     for n, line in enumerate(lines, 1):
