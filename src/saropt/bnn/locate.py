@@ -204,12 +204,9 @@ class BNNMatcher:
     def __init__(self, sar: Any, opt: Any, device: str = "cpu", batch_size: int = 256) -> None:
         import torch
 
-        try:
-            self.device = torch.device(device)
-        except RuntimeError as err:
-            raise SaroptError(f"--device {device!r}: {err}") from None
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise SaroptError(f"--device {device}: CUDA is not available here (use cpu)")
+        from saropt.engine import check_device
+
+        self.device = torch.device(check_device(device))
         self.sar, self.opt = sar.to(self.device).eval(), opt.to(self.device).eval()
         self.batch_size = batch_size
 
