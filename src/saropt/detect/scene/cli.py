@@ -65,14 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_scene(args: argparse.Namespace) -> int:
-    import torch
-
     from saropt.detect.scene.detectors import CheckpointDetector
     from saropt.detect.scene.run import SceneOptions, run_scene
+    from saropt.engine import check_device
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = check_device(args.device)
     opts = SceneOptions(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                         merge=args.merge, merge_iou=args.merge_iou, fuse=args.fuse,
                         fuse_iou=args.fuse_iou, weights=args.weights, land_mask=args.land_mask,
