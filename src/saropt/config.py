@@ -50,7 +50,8 @@ Milestones = list[Annotated[int, Field(ge=0)]]
 def ordered_pair(ge: float | None = None, gt: float | None = None, le: float | None = None,
                  lt: float | None = None, strict: bool = False) -> Any:
     """A ``(low, high)`` pair of finite floats within the bounds, ``low <= high`` (``low < high``
-    when ``strict``): the type of a config range such as ``ship_length_m: [10, 300]``."""
+    when ``strict``): the type of a config range such as ``ship_length_m: [10, 300]``.
+    """
     item = Annotated[float, Field(ge=ge, gt=gt, le=le, lt=lt)]
 
     def order(pair: tuple[float, float]) -> tuple[float, float]:
@@ -163,7 +164,8 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 
 def _base_path(base: Any, including: Path) -> Path:
     """The file a ``base:`` value names: a path relative to ``including``'s folder, else a
-    built-in config name; neither is a ConfigError naming ``including``."""
+    built-in config name; neither is a ConfigError naming ``including``.
+    """
     if not isinstance(base, str) or not base.strip():
         raise ConfigError(f"{including}: base must be a config name or a path, got {base!r}")
     for folder in (including.parent, builtin_config_dir()):
@@ -203,7 +205,8 @@ def resolve_config(name_or_path: str | Path) -> dict[str, Any]:
 def load_config(cls: type[T], name_or_path: str | Path | None,
                 overrides: list[str] | None = None) -> T:
     """Load a YAML config (file or built-in name, ``base:`` resolved), apply overrides, validate
-    into ``cls``."""
+    into ``cls``.
+    """
     data: dict[str, Any] = {}
     source = "defaults"
     if name_or_path is not None:

@@ -66,7 +66,8 @@ class TrainerConfig(Config):
     @classmethod
     def _device_request(cls, v: int | str | list[int]) -> int | str | list[int]:
         """What Lightning's ``devices`` takes: "auto", a count >= 1, -1 (all), a list of
-        distinct device indices >= 0, or such a number/list as text ("2", "0,1")."""
+        distinct device indices >= 0, or such a number/list as text ("2", "0,1").
+        """
         if isinstance(v, str) and v != "auto":
             parts = [p.strip() for p in v.split(",") if p.strip()]
             if not parts or not all(p.lstrip("-").isdigit() for p in parts):
@@ -127,7 +128,8 @@ class EpochShuffleSampler:
 def training_epoch(trainer: Any) -> int | None:
     """The epoch a trainer is running or about to run (None without a trainer). Lightning's
     ``current_epoch`` lags by one right after resuming from an end-of-epoch checkpoint;
-    ``epoch_progress.current.processed`` is what it passes to ``sampler.set_epoch``."""
+    ``epoch_progress.current.processed`` is what it passes to ``sampler.set_epoch``.
+    """
     if trainer is None:
         return None
     return int(trainer.fit_loop.epoch_progress.current.processed)
@@ -135,7 +137,8 @@ def training_epoch(trainer: Any) -> int | None:
 
 def check_hardware(cfg: TrainerConfig) -> None:
     """Refuse settings this machine cannot run before any work starts (a CUDA accelerator
-    without a GPU, more devices than it has)."""
+    without a GPU, more devices than it has).
+    """
     import torch
 
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -176,7 +179,8 @@ def check_device(device: str, flag: str = "--device") -> str:
 def _atomic_checkpoint_io() -> Any:
     """A Lightning ``CheckpointIO`` that writes each checkpoint to a temporary name beside the
     final one and renames it on success: a full disk or a kill never leaves a truncated
-    ``last.ckpt`` under its final name."""
+    ``last.ckpt`` under its final name.
+    """
     import torch
     from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -195,7 +199,8 @@ def _atomic_checkpoint_io() -> Any:
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one training epoch, ``(seed * 1_000_003 + epoch) mod 2**32``: unchanged for
-    seeds below 4295 and in range for every ``Seed`` (``seed_everything`` refuses larger)."""
+    seeds below 4295 and in range for every ``Seed`` (``seed_everything`` refuses larger).
+    """
     return (seed * 1_000_003 + epoch) % (MAX_SEED + 1)
 
 
@@ -204,7 +209,8 @@ def _epoch_seed_callback(seed: int) -> Any:
     ``(seed, epoch)``: random flips, multi-scale sizes, shuffling and the DataLoader workers'
     seeds (drawn when the epoch's iterator starts, after this hook) then depend on the epoch
     only, so a run resumed from an epoch checkpoint replays exactly what an uninterrupted run
-    does (Lightning does not store the random states in checkpoints)."""
+    does (Lightning does not store the random states in checkpoints).
+    """
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
@@ -218,7 +224,8 @@ def _epoch_seed_callback(seed: int) -> Any:
 
 def _resumable_csv_logger(out_dir: Path, resume_step: int | None) -> Any:
     """Lightning's CSVLogger, except that a resumed run keeps the rows of ``metrics.csv`` up to
-    the checkpoint's step (Lightning deletes the file) and appends the new epochs."""
+    the checkpoint's step (Lightning deletes the file) and appends the new epochs.
+    """
     import csv
 
     from lightning.pytorch.loggers import CSVLogger
@@ -370,7 +377,8 @@ def resume_checkpoint(cfg: TrainerConfig, out_dir: str | Path) -> str | None:
 
 def run_folder_config(out_dir: str | Path) -> dict[str, Any] | None:
     """The config a run folder was trained with: ``config.yaml``, else the ``config``
-    hyper-parameter of ``checkpoints/last.ckpt`` (a copied checkpoint); None when neither."""
+    hyper-parameter of ``checkpoints/last.ckpt`` (a copied checkpoint); None when neither.
+    """
     import yaml
 
     out_dir = Path(out_dir)
@@ -423,6 +431,7 @@ def run_folder(cfg: Any, command: str, outputs: list[str], overwrite: bool = Fal
 
 def is_rank_zero() -> bool:
     """Whether this process is global rank 0 (or not distributed), from the environment that
-    Lightning's DDP launcher, torchrun and SLURM set before the command runs again per rank."""
+    Lightning's DDP launcher, torchrun and SLURM set before the command runs again per rank.
+    """
     return all(os.environ.get(var, "0") in ("", "0")
                for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"))

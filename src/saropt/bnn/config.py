@@ -93,7 +93,8 @@ class ModelSection(Config):
 
 class OptimSection(Config):
     """SGD with a step schedule (paper: lr 0.01 halved at epochs 30 and 100); ``adamw`` is a
-    non-paper option for short CPU runs."""
+    non-paper option for short CPU runs.
+    """
 
     name: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(0.01, gt=0)

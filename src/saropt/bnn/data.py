@@ -40,7 +40,8 @@ def base_dataset(cfg: BNNConfig, ids: Sequence[str] | None) -> Any:
 def read_split_dir(split: str | Path | None,
                    root: str | Path | None = None) -> dict[str, list[str]]:
     """The split's id lists (``saropt.data.read_split``; absolute paths inside ``root`` taken
-    relative to it), with a clear error when missing."""
+    relative to it), with a clear error when missing.
+    """
     from saropt.data import read_split
 
     if split is None:
@@ -196,7 +197,8 @@ class BNNDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader | list:
         """The fixed validation pairs; under DDP each rank scores a disjoint share, none twice
-        (Lightning's default sampler would pad with repeats, biasing the gathered metrics)."""
+        (Lightning's default sampler would pad with repeats, biasing the gathered metrics).
+        """
         if self.val_pairs is None:
             return []
         sampler = None

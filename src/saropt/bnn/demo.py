@@ -1,6 +1,7 @@
 """Demo stage: a small BNN (resnet18, 64 px, a few epochs) on the synthetic QXS-layout pairs:
 train, evaluate (metrics table, curves, ROC, histograms, gallery), export the SAR encoder for the
-detection stage (``ctx.artifacts["bnn_sar_encoder"]``)."""
+detection stage (``ctx.artifacts["bnn_sar_encoder"]``).
+"""
 
 from __future__ import annotations
 

@@ -50,7 +50,8 @@ def _to_tensor(arr8: np.ndarray, in_chans: int, size: int, resample: str,
                name: object = "patch") -> torch.Tensor:
     """A uint8 (H, W) or (H, W, 3) patch as a C x size x size float tensor in [0, 1]; patches
     smaller than a quarter of ``size`` (or 16 px) or not square are refused rather than blown
-    up, other sizes resized with ``resample``."""
+    up, other sizes resized with ``resample``.
+    """
     from saropt.data.images import resize_array
 
     h, w = arr8.shape[:2]
@@ -108,7 +109,8 @@ def embed_folder(source: str | Path, folder: str | Path, modality: str, out: str
     pair dataset root read in its own layout (``sar_dir`` + ``opt_dir``, else ``layout``;
     ``cache`` only when given): the ``modality`` patch of every pair, names = pair ids.
     Patches of another size than the encoder's input are resized (``resize``, default
-    bilinear)."""
+    bilinear).
+    """
     from tqdm import tqdm
 
     from saropt.utils.outdir import check_out_file

@@ -1,6 +1,7 @@
 """Evaluation of a trained BNN on a split's fixed pairs: matching metrics at d < 0.5, ROC-AUC,
 FPR at 95% TPR, a threshold chosen on the validation pairs, retrieval among the test pairs,
-figures and ``metrics.json``."""
+figures and ``metrics.json``.
+"""
 
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ def eval_data(cfg: BNNConfig, root: str | None = None, layout: str = "auto",
     """The config with the data to evaluate or embed on: ``root`` (None: the training root)
     read in its own layout (``sar_dir`` + ``opt_dir``, else ``layout``; the training run's
     folder names only for the training root), ``cache`` only when given, and a ``resize``
-    policy for pairs of another size than the training patches."""
+    policy for pairs of another size than the training patches.
+    """
     d = cfg.data
     if root is None and d.root is None:
         raise SaroptError("the checkpoint names no dataset root; give --root")
@@ -149,7 +151,8 @@ def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | No
     another command's output in ``out_dir`` (see :mod:`saropt.utils.outdir`). ``localise``
     (px): also the localisation protocol of :mod:`saropt.bnn.localise` with that search radius
     on the test ids, for the BNN and the baselines; ``localise_opts``: ``n`` (pairs, default
-    200), ``methods``, ``stride`` (4), ``seed`` (0)."""
+    200), ``methods``, ``stride`` (4), ``seed`` (0).
+    """
     from saropt.bnn.data import base_dataset, read_split_dir
     from saropt.bnn.export import load_module
 
@@ -254,7 +257,8 @@ def _localise_figures(out_dir: Path, loc: dict[str, Any]) -> list[Path]:
 def _val_threshold(module: Any, cfg: BNNConfig, split: Path, parts: dict[str, list[str]],
                    batch_size: int, test: dict[str, Any]) -> dict[str, Any] | None:
     """Best-accuracy threshold on the validation pairs and its test metrics; None without
-    validation pairs (the threshold is never chosen on test pairs)."""
+    validation pairs (the threshold is never chosen on test pairs).
+    """
     from saropt.bnn.data import eval_pairs_path
 
     if eval_pairs_path(split, "val") is None:

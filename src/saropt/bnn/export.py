@@ -24,7 +24,8 @@ ENCODER_NAMES = {"sar": "sar_encoder", "opt": "opt_encoder"}
 
 def load_module(checkpoint: str | Path, map_location: str = "cpu") -> Any:
     """The :class:`BNNModule` of a Lightning checkpoint, in eval mode and contiguous memory;
-    ``trained_epochs`` holds the number of completed epochs."""
+    ``trained_epochs`` holds the number of completed epochs.
+    """
     from saropt.bnn.module import BNNModule
     from saropt.utils.weights import read_checkpoint
 
@@ -114,14 +115,16 @@ def export_encoders(checkpoint: str | Path, out_dir: str | Path,
 def encoder_backbone_state(state: dict[str, torch.Tensor]
                            ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """An exported encoder's backbone tensors (timm names) and the BNN code head's keys
-    (``head.*``, dropped: a detector or classifier has no use for them)."""
+    (``head.*``, dropped: a detector or classifier has no use for them).
+    """
     head = [k for k in state if k.startswith("head.")]
     return {k: v for k, v in state.items() if not k.startswith("head.")}, head
 
 
 def load_encoder(path: str | Path) -> Encoder:
     """Rebuild a full BNN encoder (backbone + head) from an exported file; every tensor of the
-    encoder must come from the file and every tensor of the file must be used."""
+    encoder must come from the file and every tensor of the file must be used.
+    """
     state, meta = read_weights(path)
     need = ("architecture", "in_chans", "mean", "std", "code_dim", "image_size", "head")
     missing = [k for k in need if k not in meta]
@@ -145,7 +148,8 @@ def load_encoder_into(module: nn.Module, path: str | Path, prefix: str = "",
     Every tensor of the encoder's backbone must be used (a 1-channel first conv going into a
     3-channel one is adapted) and every tensor of ``module`` under ``prefix`` except the
     ``classifier`` must come from the file, otherwise :class:`SaroptError`. Detectors load
-    encoders through :func:`saropt.detect.models.create_detector` (``init=bnn:PATH``)."""
+    encoders through :func:`saropt.detect.models.create_detector` (``init=bnn:PATH``).
+    """
     state, _ = read_weights(path)
     backbone, head = encoder_backbone_state(state)
     return transfer_weights(module, with_prefix(backbone, prefix), required=(prefix,),

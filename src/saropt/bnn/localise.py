@@ -55,7 +55,8 @@ def run_localisation(matchers: dict[str, Any], pairs: Sequence[tuple[np.ndarray,
     """Locate every cut pair with every matcher. Returns ``{"radius", "methods": {name:
     summary + positions_per_s + seconds}, "records": per-pair truth and answers, "maps":
     {name: [cost maps of the first keep_maps pairs]}, "cuts": first keep_maps (template,
-    search, truth)}``."""
+    search, truth)}``.
+    """
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
@@ -123,7 +124,8 @@ def plot_error_distribution(loc: dict[str, Any]) -> Any:
 
 def fill_nearest(cost_map: np.ndarray) -> np.ndarray:
     """A coarse-to-fine cost map for display: each offset not evaluated takes the value of the
-    nearest evaluated one (blocks = coarse samples, fine detail where refined)."""
+    nearest evaluated one (blocks = coarse samples, fine detail where refined).
+    """
     from scipy.ndimage import distance_transform_edt
 
     missing = ~np.isfinite(cost_map)
@@ -136,7 +138,8 @@ def fill_nearest(cost_map: np.ndarray) -> np.ndarray:
 def plot_dmap_gallery(loc: dict[str, Any], n: int = 4) -> Any:
     """Per pair: SAR template, optical search window (true box green), and each method's cost
     map over the offsets (truth green +, answer red x; offsets a coarse-to-fine search did not
-    evaluate show their nearest evaluated neighbour's cost)."""
+    evaluate show their nearest evaluated neighbour's cost).
+    """
     from saropt.bnn.plots import _plt
 
     plt = _plt()
@@ -178,7 +181,8 @@ def localise_split(module: Any, ids: list[str], radius: int, n: int, seed: int,
                    stride: int, methods: Sequence[str], device: str,
                    load: Callable[[str], tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """:func:`run_localisation` on the first ``n`` of ``ids`` (shuffled with ``seed``), the
-    BNN of ``module`` plus the named baselines."""
+    BNN of ``module`` plus the named baselines.
+    """
     from saropt.bnn.locate import BNNMatcher
     from saropt.bnn.matchers import make_baseline
 

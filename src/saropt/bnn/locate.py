@@ -265,7 +265,8 @@ class BNNMatcher:
 
 def load_bnn_matcher(source: str, device: str = "cpu", batch_size: int = 256) -> BNNMatcher:
     """A :class:`BNNMatcher` from a BNN checkpoint (.ckpt) or a folder of exported encoders
-    (``sar_encoder.safetensors`` + ``opt_encoder.safetensors``, from ``saropt bnn export``)."""
+    (``sar_encoder.safetensors`` + ``opt_encoder.safetensors``, from ``saropt bnn export``).
+    """
     from pathlib import Path
 
     from saropt.bnn.embed import load_any_encoder
@@ -319,7 +320,8 @@ def patch_windows(sar: np.ndarray, opt: np.ndarray, centres: np.ndarray, prior: 
                   patch: int, radius: int) -> tuple[list, list, list]:
     """Templates, search windows and (index, predicted top-left) of the centres whose SAR patch
     and optical window both lie inside their images. ``prior`` maps (N, 2) SAR xy to optical
-    xy. Pixel centres: a patch with top-left x0 has centre x0 + (patch - 1) / 2."""
+    xy. Pixel centres: a patch with top-left x0 has centre x0 + (patch - 1) / 2.
+    """
     half = (patch - 1) / 2.0
     pred = np.asarray(prior(np.asarray(centres, float)))
     temps, wins, keep = [], [], []
@@ -341,7 +343,8 @@ def locate_scene(matcher: Any, sar: np.ndarray, opt: np.ndarray, centres: np.nda
                  **kwargs: Any) -> list[ScenePoint]:
     """Locate the SAR patches centred at ``centres`` (N, 2) of a SAR scene (H, W) in the optical
     scene (H', W'[, 3]), each within ``radius`` px of ``prior(centre)``. Patches whose SAR patch
-    or optical window leaves its image are skipped (the result is shorter)."""
+    or optical window leaves its image are skipped (the result is shorter).
+    """
     temps, wins, keep = patch_windows(sar, opt, centres, prior, patch, radius)
     locs = locate_many(matcher, temps, wins, progress=progress, **kwargs)
     half = (patch - 1) / 2.0
@@ -356,7 +359,8 @@ def locate_scene(matcher: Any, sar: np.ndarray, opt: np.ndarray, centres: np.nda
 def grid_centres(shape: tuple[int, int], patch: int, step: int,
                  bbox: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """(N, 2) xy centres of ``patch`` px patches every ``step`` px inside ``bbox`` (x0, y0, x1,
-    y1 exclusive; default the whole image)."""
+    y1 exclusive; default the whole image).
+    """
     h, w = shape
     x0, y0, x1, y1 = bbox or (0, 0, w, h)
     half = (patch - 1) / 2.0

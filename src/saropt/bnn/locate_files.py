@@ -1,6 +1,7 @@
 """``saropt bnn locate`` on files: one SAR template in an optical search window, or a grid of
 SAR patches of a scene in the optical scene. Images are read whole through
-:mod:`saropt.build.rasters` (any GDAL raster; non-8-bit SAR scaled by percentiles of dB)."""
+:mod:`saropt.build.rasters` (any GDAL raster; non-8-bit SAR scaled by percentiles of dB).
+"""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def locate_patch_files(sar: str | Path, optical: str | Path, method: str, model:
                        stride: int = 4, top_k: int = 3, device: str = "cpu",
                        out: str | Path | None = None) -> tuple[dict[str, Any], str]:
     """Locate the SAR template ``sar`` in the optical window ``optical``; ``out``: a PNG of the
-    cost map. Returns (JSON-ready result, one-line text)."""
+    cost map. Returns (JSON-ready result, one-line text).
+    """
     template, search = read_sar_image(sar), read_optical_image(optical)
     matcher = make_matcher(method, model, device)
     loc = locate(matcher, template, search, stride=stride, top_k=top_k, keep_map=True)
@@ -92,7 +94,8 @@ def locate_scene_files(sar: str | Path, optical: str | Path, method: str, model:
                        stride: int = 4, top_k: int = 3, device: str = "cpu",
                        out: str | Path | None = None) -> tuple[dict[str, Any], str]:
     """Locate SAR patches every ``grid`` px of the SAR scene in the optical scene, each within
-    ``radius`` of (its SAR position + ``shift``); ``out``: CSV of ``SCENE_COLUMNS``."""
+    ``radius`` of (its SAR position + ``shift``); ``out``: CSV of ``SCENE_COLUMNS``.
+    """
     if grid < 1 or patch < 8 or radius < 1:
         raise SaroptError(f"--grid >= 1, --patch >= 8 and --radius >= 1 px needed (got {grid}, "
                           f"{patch}, {radius})")

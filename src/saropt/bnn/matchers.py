@@ -60,7 +60,8 @@ def window_radius(template: np.ndarray, search: np.ndarray) -> int:
 
 class NCCMatcher:
     """1 - NCC (``cv2.matchTemplate``, ``TM_CCOEFF_NORMED``) on intensities or, with
-    ``gradient=True``, on gradient magnitudes; costs in [0, 2]."""
+    ``gradient=True``, on gradient magnitudes; costs in [0, 2].
+    """
 
     exhaustive = True  # the whole map costs about as much as a few positions
 
@@ -111,7 +112,8 @@ def _nmi(qa: np.ndarray, qb: np.ndarray, bins: int) -> float:
 
 class MIMatcher:
     """-NMI of the template and the optical window at each offset (numpy histogram estimator;
-    the optical window is quantised once over the whole search window)."""
+    the optical window is quantised once over the whole search window).
+    """
 
     exhaustive = False
     name = "mi"

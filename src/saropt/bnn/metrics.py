@@ -1,5 +1,6 @@
 """Matching metrics on pair distances d (a pair is predicted true when d < threshold) and
-retrieval metrics among N co-registered pairs. Plain numpy/torch, checkable by hand."""
+retrieval metrics among N co-registered pairs. Plain numpy/torch, checkable by hand.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def binary_metrics(d: Any, labels: Any, threshold: float = 0.5) -> dict[str, flo
 
 def roc_auc(d: Any, labels: Any) -> float:
     """Probability that a random true pair has a smaller d than a random false pair (ties 1/2):
-    the area under the ROC curve of the score -d (Mann-Whitney U)."""
+    the area under the ROC curve of the score -d (Mann-Whitney U).
+    """
     d, y = _as_arrays(d, labels)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
@@ -76,7 +78,8 @@ def fpr_at_tpr(d: Any, labels: Any, tpr_target: float = 0.95) -> float:
 
 def best_threshold(d: Any, labels: Any) -> tuple[float, float]:
     """``(threshold, accuracy)`` maximising accuracy of d < threshold; thresholds are midpoints
-    between consecutive distinct distances (choose it on validation pairs, never on test)."""
+    between consecutive distinct distances (choose it on validation pairs, never on test).
+    """
     d, y = _as_arrays(d, labels)
     u = np.unique(d)
     cands = np.r_[u[0] - 1e-6, (u[:-1] + u[1:]) / 2, u[-1] + 1e-6]

@@ -1,5 +1,6 @@
 """BNN encoders (timm backbone + 1x1 conv + 4x4 average pooling + linear + sigmoid) and the
-two-encoder model with its distance d = ||z_s - z_o||_2 / sqrt(n) (paper 003, eq. 1)."""
+two-encoder model with its distance d = ||z_s - z_o||_2 / sqrt(n) (paper 003, eq. 1).
+"""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ class Head(nn.Module):
     ``init_gain`` multiplies the linear layer's initial weights (PyTorch's default init: 1.0,
     the paper configs). At init the codes barely depend on the input (std over inputs ~0.02
     at CPU scale), which leaves SGD on the d = 0.5 plateau (docs/bnn.md, "Does the paper's
-    recipe learn?"); a larger gain spreads the initial codes."""
+    recipe learn?"); a larger gain spreads the initial codes.
+    """
 
     def __init__(self, in_channels: int, feat_hw: tuple[int, int], code_dim: int = 50,
                  conv_width: int = 256, conv_act: str = "relu", pool: str = "paper",

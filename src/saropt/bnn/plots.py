@@ -1,5 +1,6 @@
 """BNN figures: training curves (paper Fig. 7), ROC, distance histograms, TP/FP/TN/FN gallery
-(paper Fig. 6). Each function returns a matplotlib Figure."""
+(paper Fig. 6). Each function returns a matplotlib Figure.
+"""
 
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ def plot_gallery(groups: dict[str, Sequence[tuple[str, str, float]]],
                  load: Callable[[str, str], tuple[np.ndarray, np.ndarray]]) -> Any:
     """Rows TP/FP/TN/FN; each pair shown as optical then SAR, titled with d.
 
-    ``load(sar_id, opt_id)`` returns (sar HxW uint8, optical HxWx3 uint8)."""
+    ``load(sar_id, opt_id)`` returns (sar HxW uint8, optical HxWx3 uint8).
+    """
     plt = _plt()
     per_row = max([len(v) for v in groups.values()] + [1])
     fig, axes = plt.subplots(len(groups), 2 * per_row, figsize=(2 * per_row * 1.3,

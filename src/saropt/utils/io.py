@@ -59,7 +59,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def _named(err: OSError, path: Path, tmp: str | Path | None = None) -> OSError:
     """``err`` naming the output ``path`` where it names no file or the temporary ``tmp``
-    (whose name means nothing to the user); errors about other files are left as they are."""
+    (whose name means nothing to the user); errors about other files are left as they are.
+    """
     if err.filename is None or (tmp is not None and os.fsdecode(err.filename) == str(tmp)):
         err.filename = str(path)
         if err.filename2 is not None and os.fsdecode(err.filename2) == str(path):
@@ -97,7 +98,8 @@ def read_json(path: str | Path, what: str) -> Any:
 def read_text_file(path: str | Path) -> str:
     """The text of a list, CSV or tie-point file as editors write it: UTF-8 with or without a
     byte-order mark (Windows Notepad), or UTF-16 with one (PowerShell's ``>``); other bytes
-    are a one-line ``DataError`` naming the file."""
+    are a one-line ``DataError`` naming the file.
+    """
     from saropt.errors import DataError
 
     path = Path(path)

@@ -84,7 +84,8 @@ def read_stamp(folder: str | Path) -> dict[str, Any] | None:
 def check_complete(folder: str | Path) -> str | None:
     """Why ``folder`` is not a finished saropt output (None when finished or not stamped): its
     own stamp, or that of the run whose declared output holds it (``DATASET/sar_256_oc_0.2``
-    of a killed ``synth pairs``, ``OUT/hrsid`` of a killed ``synth ships``)."""
+    of a killed ``synth pairs``, ``OUT/hrsid`` of a killed ``synth ships``).
+    """
     stamp = read_stamp(folder)
     where = Path(folder)
     if stamp is None:
@@ -101,7 +102,8 @@ def check_complete(folder: str | Path) -> str | None:
 
 def require_complete(folder: str | Path) -> None:
     """Raise :class:`OutDirError` when :func:`check_complete` finds ``folder`` unfinished (the
-    check of every reader of saropt-written data)."""
+    check of every reader of saropt-written data).
+    """
     why = check_complete(folder)
     if why:
         raise OutDirError(why)
@@ -111,7 +113,8 @@ def claimed_by(path: str | Path) -> tuple[Path, dict[str, Any]] | None:
     """The stamped folder above ``path`` whose run declared ``path`` (or a folder holding it)
     as one of its outputs, with its stamp; None when no run claims it. ``fuse run --out
     DATASET/manifest.csv`` or ``data split --out DATASET/sar_256_oc_0.2`` would otherwise
-    overwrite or mix into another command's output."""
+    overwrite or mix into another command's output.
+    """
     path = Path(os.path.abspath(path))
     for folder in path.parents:
         stamp = read_stamp(folder)
@@ -217,7 +220,8 @@ def _age(path: Path) -> float:
 def _proc_start(pid: int) -> int | None:
     """When process ``pid`` started (clock ticks since boot, Linux ``/proc``), or None: with
     the pid it names one process, so a reused pid (after a kill -9 or a reboot) is not taken
-    for the lock's owner."""
+    for the lock's owner.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         return int(stat.rsplit(")", 1)[1].split()[19])
@@ -357,7 +361,8 @@ def check_out_file(path: str | Path, flag: str = "--out",
                    inputs: Iterable[str | Path | None] = ()) -> Path:
     """Before work starts: ``path`` can be written as a file (its folder is created now; it is
     not a folder itself, not one of the command's ``inputs``, not part of another run's
-    output). File-system errors name the path (the CLI prints them)."""
+    output). File-system errors name the path (the CLI prints them).
+    """
     path = Path(path)
     if path.is_dir():
         raise OutDirError(f"{flag} {path} is a folder; give a file path")
@@ -388,7 +393,8 @@ STALE_TEMP_S = 60.0
 def remove_own_temps(path: str | Path) -> int:
     """Delete the temporaries that killed atomic writes of the file ``path`` left beside it
     (``.<stem>.XXXXXXXX.tmp<suffix>``, untouched for :data:`STALE_TEMP_S`): a single-file
-    output has no run folder whose start would clean them."""
+    output has no run folder whose start would clean them.
+    """
     path = Path(path)
     pattern = re.compile(rf"^\.{re.escape(path.stem)}\.[A-Za-z0-9_]{{8}}\.tmp"
                          rf"{re.escape(path.suffix)}$")
@@ -408,7 +414,8 @@ def remove_own_temps(path: str | Path) -> int:
 def check_out_dir(path: str | Path, command: str, config: Any = None,
                   outputs: Iterable[str] = (), overwrite: bool = False) -> None:
     """Raise now what :func:`prepare_out_dir` would refuse later (before long work starts);
-    changes nothing on disk."""
+    changes nothing on disk.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutDirError(f"{path} exists and is a file; the output must be a folder (remove "
@@ -478,7 +485,8 @@ def _decide(path: Path, stamp: dict[str, Any] | None, command: str, config: Any,
 
 def _clear(path: Path, outputs: list[str], stamp: dict[str, Any] | None = None) -> None:
     """Remove this command's outputs and those the stamp's command recorded (``--overwrite``
-    of another run's folder replaces that run's output, never other files)."""
+    of another run's folder replaces that run's output, never other files).
+    """
     recorded = (stamp or {}).get("outputs") or []
     for name in [*outputs, *(n for n in recorded if isinstance(n, str))]:
         if name and not Path(name).is_absolute() and ".." not in Path(name).parts:

@@ -25,7 +25,8 @@ class LoadReport:
     """What happened to each weight: loaded as is, loaded with its input channels adapted,
     missing from the source (left at its initial value), unused in the source, or shape clash;
     ``dropped``: source tensors a model's filter left out on purpose (a classifier, the BNN code
-    head, a detector's input statistics); ``partial``: a partial load was asked for."""
+    head, a detector's input statistics); ``partial``: a partial load was asked for.
+    """
 
     matched: list[str] = field(default_factory=list)
     adapted: list[str] = field(default_factory=list)
@@ -51,7 +52,8 @@ class LoadReport:
 def adapt_input_channels(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     """A first-conv weight (O, I, kh, kw) for ``in_chans`` inputs: RGB -> 1 sums the channels
     (a grey image through the RGB filters), 1 -> N repeats the filter divided by N (a grey image
-    copied to N channels gives the same response), otherwise timm's ``adapt_input_conv`` rule."""
+    copied to N channels gives the same response), otherwise timm's ``adapt_input_conv`` rule.
+    """
     from timm.models import adapt_input_conv
 
     if weight.shape[1] == 1 and in_chans > 1:  # grey -> N: a grey image copied to N channels
@@ -100,7 +102,8 @@ def load_state_dict_report(module: nn.Module, state_dict: dict[str, torch.Tensor
                            adapt_in_chans: bool = True) -> LoadReport:
     """Copy every source tensor whose name (``src_prefix`` swapped for ``dst_prefix``) and shape
     match a tensor of ``module``; 4-D weights differing only in input channels are adapted.
-    Loads whatever fits and reports the rest; :func:`transfer_weights` is the checked form."""
+    Loads whatever fits and reports the rest; :func:`transfer_weights` is the checked form.
+    """
     report, to_load = _plan(module, state_dict, src_prefix, dst_prefix, adapt_in_chans)
     module.load_state_dict(to_load, strict=False)
     return report
@@ -182,7 +185,8 @@ def with_prefix(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, t
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Weights and metadata from a ``.safetensors`` file (with its ``.json`` sidecar if present)
-    or a torch checkpoint (``.pt``/``.pth``/``.ckpt``; a ``state_dict`` entry is unwrapped)."""
+    or a torch checkpoint (``.pt``/``.pth``/``.ckpt``; a ``state_dict`` entry is unwrapped).
+    """
     from saropt.errors import SaroptError
 
     path = Path(path)
@@ -220,7 +224,8 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
 
 def read_checkpoint(path: str | Path, map_location: str = "cpu") -> Any:
     """A whole (trusted) Lightning/torch checkpoint, unpickled (``weights_only=False``: it holds
-    the run's config); a missing or unreadable file is a :class:`SaroptError` naming it."""
+    the run's config); a missing or unreadable file is a :class:`SaroptError` naming it.
+    """
     from saropt.errors import SaroptError
 
     path = Path(path)
