@@ -23,7 +23,11 @@ T = TypeVar("T", bound="Config")
 
 
 class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message names the key and the source."""
+    """A config file or override that cannot be used; the message names the key and the source.
+
+    A ``ValueError`` (not a :class:`~saropt.errors.SaroptError`); the command line prints it like
+    one (``saropt: error: ...``, exit status 2), its lines joined into one.
+    """
 
 
 class Config(BaseModel):
