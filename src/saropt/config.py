@@ -23,7 +23,11 @@ T = TypeVar("T", bound="Config")
 
 
 class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message names the key and the source."""
+    """A config file or override that cannot be used; the message names the key and the source.
+
+    A ``ValueError`` (not a :class:`~saropt.errors.SaroptError`); the command line prints it like
+    one (``saropt: error: ...``, exit status 2), its lines joined into one.
+    """
 
 
 class Config(BaseModel):
@@ -32,6 +36,7 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     def to_yaml(self) -> str:
+        """The config as YAML text, keys in field order (what a run saves as ``config.yaml``)."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
@@ -49,8 +54,12 @@ Milestones = list[Annotated[int, Field(ge=0)]]
 
 def ordered_pair(ge: float | None = None, gt: float | None = None, le: float | None = None,
                  lt: float | None = None, strict: bool = False) -> Any:
-    """A ``(low, high)`` pair of finite floats within the bounds, ``low <= high`` (``low < high``
-    when ``strict``): the type of a config range such as ``ship_length_m: [10, 300]``."""
+    """The pydantic type of a config range such as ``ship_length_m: [10, 300]``.
+
+    A ``(low, high)`` pair of finite floats within the bounds (``ge``, ``gt``, ``le``, ``lt``,
+    as pydantic's ``Field``), ``low <= high`` (``low < high`` when ``strict``); a violation is a
+    validation error naming the key.
+    """
     item = Annotated[float, Field(ge=ge, gt=gt, le=le, lt=lt)]
 
     def order(pair: tuple[float, float]) -> tuple[float, float]:
@@ -67,7 +76,10 @@ def builtin_config_dir() -> Path:
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
-    """A path to a YAML file, or the name of a built-in config such as ``bnn/qxs_resnet50``."""
+    """The YAML file of a path or of a built-in config name such as ``bnn/qxs_resnet50``.
+
+    Raises :class:`ConfigError` when it is neither an existing file nor a built-in name.
+    """
     p = Path(name_or_path)
     if p.is_file():
         return p
@@ -81,12 +93,17 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
 
 
 def list_builtin_configs() -> list[str]:
+    """Names of the built-in configs (``bnn/qxs_resnet50``, ...), sorted; ``saropt configs``."""
     root = builtin_config_dir()
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}``; values are parsed as YAML."""
+    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}``; values are parsed as YAML.
+
+    Raises :class:`ConfigError` for an item without ``=``, an empty key, invalid YAML, or two
+    overrides that conflict (``a=1`` then ``a.b=2``).
+    """
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -110,6 +127,10 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` merged over ``base`` recursively (nested dicts merged, other values replaced).
+
+    Returns a new dict; neither input is changed.
+    """
     merged = dict(base)
     for k, v in update.items():
         if isinstance(v, dict) and isinstance(merged.get(k), dict):
@@ -131,7 +152,11 @@ def _format_errors(err: ValidationError, source: str) -> str:
 
 def build_config(cls: type[T], data: dict[str, Any] | None = None,
                  overrides: list[str] | None = None, source: str = "<dict>") -> T:
-    """Validate ``data`` merged with ``overrides`` into ``cls``; errors name every bad key."""
+    """Validate ``data`` merged with ``overrides`` into ``cls``.
+
+    Raises :class:`ConfigError` (one line per bad key, ``source`` named) for invalid values or
+    unknown keys, and for malformed overrides.
+    """
     merged = deep_merge(data or {}, parse_overrides(overrides or []))
     try:
         return cls.model_validate(merged)
@@ -162,8 +187,11 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 
 
 def _base_path(base: Any, including: Path) -> Path:
-    """The file a ``base:`` value names: a path relative to ``including``'s folder, else a
-    built-in config name; neither is a ConfigError naming ``including``."""
+    """The file a ``base:`` value names.
+
+    A path relative to ``including``'s folder, else a built-in config name; neither is a
+    ConfigError naming ``including``.
+    """
     if not isinstance(base, str) or not base.strip():
         raise ConfigError(f"{including}: base must be a config name or a path, got {base!r}")
     for folder in (including.parent, builtin_config_dir()):
@@ -177,8 +205,9 @@ def _base_path(base: Any, including: Path) -> Path:
 
 
 def read_config_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """One YAML config file with its ``base:`` chain resolved: the file's keys deep-merged over
-    its base's (which may itself have a base). Returns the merged mapping without ``base``.
+    """One YAML config file with its ``base:`` chain resolved, without ``base``.
+
+    The file's keys are deep-merged over its base's (which may itself have a base).
 
     Raises:
         ConfigError: bad YAML, a top level that is not a mapping, a base that is not found, or a
@@ -196,14 +225,20 @@ def read_config_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any
 
 
 def resolve_config(name_or_path: str | Path) -> dict[str, Any]:
-    """A config file or built-in name read with its ``base:`` chain resolved (no validation)."""
+    """A config file or built-in name read with its ``base:`` chain resolved (no validation).
+
+    Raises :class:`ConfigError` as :func:`resolve_config_path` and :func:`read_config_file`.
+    """
     return read_config_file(resolve_config_path(name_or_path))
 
 
 def load_config(cls: type[T], name_or_path: str | Path | None,
                 overrides: list[str] | None = None) -> T:
-    """Load a YAML config (file or built-in name, ``base:`` resolved), apply overrides, validate
-    into ``cls``."""
+    """Load a YAML config, apply ``key=value`` overrides, validate into ``cls``.
+
+    ``name_or_path``: a file or built-in name (``base:`` resolved), or None for ``cls``'s
+    defaults. Raises :class:`ConfigError` naming the file and every bad key.
+    """
     data: dict[str, Any] = {}
     source = "defaults"
     if name_or_path is not None:

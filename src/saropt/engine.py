@@ -20,7 +20,13 @@ from saropt.errors import SaroptError
 
 
 class TrainerConfig(Config):
-    """Hardware and bookkeeping settings; the science (optimiser, schedule) lives in each model."""
+    """``trainer``: hardware and bookkeeping settings; the science lives in each model's config.
+
+    The fields are Lightning ``Trainer`` arguments of the same names (``precision`` default
+    ``bf16-mixed``), plus ``channels_last`` (memory format), ``seed`` (per-epoch re-seeding,
+    exact resume), ``progress_bar``, ``checkpoint_every_n_epochs`` and ``resume`` (continue from
+    ``checkpoints/last.ckpt``). Invalid values are validation errors naming the key.
+    """
 
     max_epochs: int = Field(1, ge=1)
     accelerator: str = "auto"
@@ -65,8 +71,11 @@ class TrainerConfig(Config):
     @field_validator("devices")
     @classmethod
     def _device_request(cls, v: int | str | list[int]) -> int | str | list[int]:
-        """What Lightning's ``devices`` takes: "auto", a count >= 1, -1 (all), a list of
-        distinct device indices >= 0, or such a number/list as text ("2", "0,1")."""
+        """Check what Lightning's ``devices`` takes; a number or list given as text is parsed.
+
+        "auto", a count >= 1, -1 (all), a list of distinct device indices >= 0, or such a
+        number/list as text ("2", "0,1").
+        """
         if isinstance(v, str) and v != "auto":
             parts = [p.strip() for p in v.split(",") if p.strip()]
             if not parts or not all(p.lstrip("-").isdigit() for p in parts):
@@ -108,6 +117,7 @@ class EpochShuffleSampler:
         self.on_epoch, self.epoch_fn = on_epoch, epoch_fn
 
     def set_epoch(self, epoch: int) -> None:
+        """Record the epoch (used when ``epoch_fn`` gives none)."""
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
@@ -125,17 +135,22 @@ class EpochShuffleSampler:
 
 
 def training_epoch(trainer: Any) -> int | None:
-    """The epoch a trainer is running or about to run (None without a trainer). Lightning's
-    ``current_epoch`` lags by one right after resuming from an end-of-epoch checkpoint;
-    ``epoch_progress.current.processed`` is what it passes to ``sampler.set_epoch``."""
+    """The epoch a trainer is running or about to run (None without a trainer).
+
+    Lightning's ``current_epoch`` lags by one right after resuming from an end-of-epoch checkpoint;
+    ``epoch_progress.current.processed`` is what it passes to ``sampler.set_epoch``.
+    """
     if trainer is None:
         return None
     return int(trainer.fit_loop.epoch_progress.current.processed)
 
 
 def check_hardware(cfg: TrainerConfig) -> None:
-    """Refuse settings this machine cannot run before any work starts (a CUDA accelerator
-    without a GPU, more devices than it has)."""
+    """Refuse settings this machine cannot run, before any work starts.
+
+    Raises :class:`SaroptError` for a CUDA accelerator without a GPU, MPS without an Apple
+    device, or more CUDA devices than the machine has.
+    """
     import torch
 
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -152,7 +167,11 @@ def check_hardware(cfg: TrainerConfig) -> None:
 
 
 def check_device(device: str, flag: str = "--device") -> str:
-    """A torch device string usable here (``auto`` -> cuda when available, else cpu)."""
+    """A torch device string usable here (``auto`` -> cuda when available, else cpu).
+
+    Raises :class:`SaroptError` naming ``flag`` for a malformed device, a CUDA device this
+    machine lacks (no GPU, or an index beyond its count), or a type other than cpu and cuda.
+    """
     import torch
 
     if device == "auto":
@@ -174,9 +193,11 @@ def check_device(device: str, flag: str = "--device") -> str:
 
 
 def _atomic_checkpoint_io() -> Any:
-    """A Lightning ``CheckpointIO`` that writes each checkpoint to a temporary name beside the
-    final one and renames it on success: a full disk or a kill never leaves a truncated
-    ``last.ckpt`` under its final name."""
+    """A Lightning ``CheckpointIO`` that writes checkpoints atomically.
+
+    Each checkpoint goes to a temporary name beside the final one and is renamed on success: a
+    full disk or a kill never leaves a truncated ``last.ckpt`` under its final name.
+    """
     import torch
     from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -194,17 +215,22 @@ def _atomic_checkpoint_io() -> Any:
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of one training epoch, ``(seed * 1_000_003 + epoch) mod 2**32``: unchanged for
-    seeds below 4295 and in range for every ``Seed`` (``seed_everything`` refuses larger)."""
+    """The seed of one training epoch, ``(seed * 1_000_003 + epoch) mod 2**32``.
+
+    No wrap-around for seeds below 4295, and in range for every ``Seed`` (``seed_everything``
+    refuses larger).
+    """
     return (seed * 1_000_003 + epoch) % (MAX_SEED + 1)
 
 
 def _epoch_seed_callback(seed: int) -> Any:
-    """Re-seed Python, NumPy and torch at the start of every training epoch from
-    ``(seed, epoch)``: random flips, multi-scale sizes, shuffling and the DataLoader workers'
+    """A callback re-seeding Python, NumPy and torch at each training epoch from (seed, epoch).
+
+    Random flips, multi-scale sizes, shuffling and the DataLoader workers'
     seeds (drawn when the epoch's iterator starts, after this hook) then depend on the epoch
     only, so a run resumed from an epoch checkpoint replays exactly what an uninterrupted run
-    does (Lightning does not store the random states in checkpoints)."""
+    does (Lightning does not store the random states in checkpoints).
+    """
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
@@ -217,8 +243,11 @@ def _epoch_seed_callback(seed: int) -> Any:
 
 
 def _resumable_csv_logger(out_dir: Path, resume_step: int | None) -> Any:
-    """Lightning's CSVLogger, except that a resumed run keeps the rows of ``metrics.csv`` up to
-    the checkpoint's step (Lightning deletes the file) and appends the new epochs."""
+    """Lightning's CSVLogger, except that a resumed run keeps its earlier rows.
+
+    The rows of ``metrics.csv`` up to the checkpoint's step are kept (Lightning deletes the
+    file) and the new epochs appended.
+    """
     import csv
 
     from lightning.pytorch.loggers import CSVLogger
@@ -269,7 +298,8 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
 
     ``monitor`` additionally keeps the best checkpoint by that logged metric. Checkpoints are
     written atomically; with ``resume_from`` (the checkpoint the run resumes from) the CSV log
-    keeps the rows of the epochs before it. Settings Lightning rejects are a SaroptError.
+    keeps the rows of the epochs before it. Raises :class:`SaroptError` for hardware this
+    machine lacks (:func:`check_hardware`) and for settings Lightning rejects.
     """
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -369,8 +399,11 @@ def resume_checkpoint(cfg: TrainerConfig, out_dir: str | Path) -> str | None:
 
 
 def run_folder_config(out_dir: str | Path) -> dict[str, Any] | None:
-    """The config a run folder was trained with: ``config.yaml``, else the ``config``
-    hyper-parameter of ``checkpoints/last.ckpt`` (a copied checkpoint); None when neither."""
+    """The config dict a run folder was trained with, or None when it cannot be found.
+
+    From ``config.yaml``, else the ``config`` hyper-parameter of ``checkpoints/last.ckpt`` (a
+    copied checkpoint).
+    """
     import yaml
 
     out_dir = Path(out_dir)
@@ -402,10 +435,12 @@ RESUME_SAFE = ["out_dir", "trainer.max_epochs", "trainer.progress_bar", "trainer
 @contextmanager
 def run_folder(cfg: Any, command: str, outputs: list[str], overwrite: bool = False
                ) -> Iterator[Any]:
-    """The run folder ``cfg.out_dir`` of a training command, under
-    :func:`saropt.utils.outdir.prepare_out_dir`: hardware checked first, another run's folder
+    """The run folder ``cfg.out_dir`` of a training command, prepared and locked.
+
+    Under :func:`saropt.utils.outdir.prepare_out_dir`: hardware checked first, another run's folder
     refused unless ``overwrite``, the same config (up to :data:`RESUME_SAFE`) resumed,
     ``trainer.resume=false`` starting over. Call ``finish()`` on the yielded folder at the end.
+    Raises :class:`SaroptError` (:class:`~saropt.utils.outdir.OutDirError`) as those checks.
     """
     from saropt.utils.outdir import OutDir, prepare_out_dir
 
@@ -422,7 +457,10 @@ def run_folder(cfg: Any, command: str, outputs: list[str], overwrite: bool = Fal
 
 
 def is_rank_zero() -> bool:
-    """Whether this process is global rank 0 (or not distributed), from the environment that
-    Lightning's DDP launcher, torchrun and SLURM set before the command runs again per rank."""
+    """Whether this process is global rank 0 (or not distributed).
+
+    Read from the environment that Lightning's DDP launcher, torchrun and SLURM set before the
+    command runs again per rank.
+    """
     return all(os.environ.get(var, "0") in ("", "0")
                for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"))

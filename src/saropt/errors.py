@@ -2,7 +2,10 @@
 
 
 class SaroptError(Exception):
-    """Bad input or a failed precondition; the message names the file or key and what is wrong."""
+    """Bad input or a failed precondition; the message names the file or key and what is wrong.
+
+    The ``saropt`` command line prints it as ``saropt: error: <message>`` and exits with 2.
+    """
 
 
 class DataError(SaroptError):

@@ -1,7 +1,10 @@
-"""Bridge Neural Network (BNN): two separate encoders projecting SAR and optical patches into a
-common n-dimensional code space where true pairs are close (d -> 0) and false pairs far (d -> 1).
+"""Bridge Neural Network (BNN): SAR-optical patch matching in a common code space.
 
-Papers: 003 section 2.1 (equations 1-4) and 4.2.1 (settings); 002 section III-A.
+Two separate encoders project SAR and optical patches into a common n-dimensional code space
+where true pairs are close (d -> 0) and false pairs far (d -> 1). The BNN is Xu et al., AAAI 2019;
+saropt follows paper 003: section 2.1 (equations 1-5: distance :func:`distance`, loss
+:mod:`saropt.bnn.loss`) and 4.2.1 (training settings, :class:`BNNConfig`); paper 002 section
+III-A and Table II report the matching results.
 
 Names load lazily, so ``saropt --help`` does not import torch.
 """

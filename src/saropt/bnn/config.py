@@ -1,4 +1,9 @@
-"""``BNNConfig``: every BNN setting in one validated config (see ``docs/bnn.md``)."""
+"""``BNNConfig``: every BNN setting in one validated config (see ``docs/bnn.md``).
+
+The defaults are paper 003 section 4.2.1 where it fixes a value (SGD, 200 epochs, batch 20, lr
+0.01 halved at epochs 30 and 100, 50-d codes, true:false pairs 1:1, alpha = 1); ``docs/bnn.md``
+marks each setting "paper" or a choice.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +22,13 @@ GREY_STD = [0.226]
 
 
 class DataSection(Config):
-    """Where the pairs come from and how they are sampled.
+    """``data``: where the pairs come from and how they are sampled.
 
     The pairs of ``root`` are found as ``saropt data`` finds them: ``sar_dir`` + ``opt_dir``
     when given, else by ``layout`` (``auto`` detects it). Pairs of another size than
-    ``patch_size`` are an error unless ``resize`` names a policy.
+    ``patch_size`` (px) are an error unless ``resize`` names a policy; ``image_size`` (px)
+    resizes every pair for the encoders. ``neg_per_pos`` false pairs per true pair (paper: 1),
+    redrawn each epoch; ``batch_size`` pairs per step (paper: 20).
     """
 
     root: str | None = None
@@ -61,7 +68,13 @@ class DataSection(Config):
 
 
 class ModelSection(Config):
-    """Encoders and heads: backbone, 1x1 conv, 4x4 average pooling, linear + sigmoid to n."""
+    """``model``: encoders and heads: backbone, 1x1 conv, 4x4 average pooling, linear + sigmoid.
+
+    Paper 003: ResNet50 or Darknet53 backbones (section 4), n = ``code_dim`` = 50 (section
+    4.2.1); ``opt_arch`` gives the optical encoder another backbone. Means and standard deviations
+    normalise inputs in [0, 1] (1 value for SAR, 3 for RGB). ``sar_init``/``opt_init``: local
+    backbone weight files.
+    """
 
     arch: str = "resnet50"
     opt_arch: str | None = None
@@ -92,8 +105,12 @@ class ModelSection(Config):
 
 
 class OptimSection(Config):
-    """SGD with a step schedule (paper: lr 0.01 halved at epochs 30 and 100); ``adamw`` is a
-    non-paper option for short CPU runs."""
+    """``optim``: SGD with a step schedule (paper 003 4.2.1: lr 0.01, halved at epochs 30, 100).
+
+    ``gamma`` multiplies the lr at each of the ``milestones`` (epochs). Momentum 0.9 and weight
+    decay 1e-4 are a choice (the paper gives them for its detectors, section 4.2.2);
+    ``adamw`` is a non-paper option for short CPU runs.
+    """
 
     name: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(0.01, gt=0)
@@ -105,7 +122,12 @@ class OptimSection(Config):
 
 
 class BNNConfig(Config):
-    """A BNN experiment: data, model, optimiser, loss weight, trainer and output folder."""
+    """A BNN experiment: data, model, optimiser, loss weight, trainer and output folder.
+
+    ``alpha``: the false-pair weight of the loss (paper 003 eq. 4, 1 in section 4.2.1);
+    ``threshold``: a pair is predicted true when d < threshold; ``trainer.max_epochs`` 200 as in
+    the paper. Load with :func:`saropt.config.load_config`, e.g. ``bnn/qxs_resnet50``.
+    """
 
     name: str = "bnn"
     data: DataSection = DataSection()

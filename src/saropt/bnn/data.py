@@ -24,7 +24,12 @@ from saropt.errors import SaroptError
 
 
 def base_dataset(cfg: BNNConfig, ids: Sequence[str] | None) -> Any:
-    """A ``saropt.data.QXSSAROPT`` over ``ids`` with the configured layout, size and resize."""
+    """A ``saropt.data.QXSSAROPT`` over ``ids`` (None: all) with the configured layout and size.
+
+    Items hold ``sar`` ``(1, S, S)`` and ``opt`` ``(3, S, S)`` float in [0, 1], S =
+    ``cfg.input_size`` (px). Raises :class:`SaroptError` when ``data.root`` is not set (and the
+    data layer's :class:`~saropt.errors.DataError` for unusable files).
+    """
     from saropt.data import QXSSAROPT
     from saropt.data.transforms import Resize
 
@@ -39,8 +44,11 @@ def base_dataset(cfg: BNNConfig, ids: Sequence[str] | None) -> Any:
 
 def read_split_dir(split: str | Path | None,
                    root: str | Path | None = None) -> dict[str, list[str]]:
-    """The split's id lists (``saropt.data.read_split``; absolute paths inside ``root`` taken
-    relative to it), with a clear error when missing."""
+    """The split's id lists ``{"train", "val", "test"}`` (``saropt.data.read_split``).
+
+    Absolute paths inside ``root`` are taken relative to it. Raises :class:`SaroptError` when
+    ``split`` is None (``data.split`` not set) or not a folder.
+    """
     from saropt.data import read_split
 
     if split is None:
@@ -51,7 +59,7 @@ def read_split_dir(split: str | Path | None,
 
 
 def eval_pairs_path(split: str | Path, which: str) -> Path | None:
-    """``split/<which>_pairs.csv`` when it exists and holds pairs (not just a header)."""
+    """``split/<which>_pairs.csv`` when it exists and holds pairs (not just a header), else None."""
     p = Path(split) / f"{which}_pairs.csv"
     if not p.is_file():
         return None
@@ -61,7 +69,10 @@ def eval_pairs_path(split: str | Path, which: str) -> Path | None:
 
 
 def eval_pairs(cfg: BNNConfig, split: str | Path, which: str) -> Dataset | None:
-    """The fixed evaluation pairs ``which`` (val or test) as a dataset, or None if absent."""
+    """The fixed evaluation pairs ``which`` (val or test) as an ``EvalPairs`` dataset, or None.
+
+    Items: ``sar`` ``(1, S, S)``, ``opt`` ``(3, S, S)`` float in [0, 1], ``label`` 1.0 / 0.0.
+    """
     from saropt.data import EvalPairs, read_pairs
 
     path = eval_pairs_path(split, which)
@@ -75,7 +86,11 @@ def eval_pairs(cfg: BNNConfig, split: str | Path, which: str) -> Dataset | None:
 
 
 def check_data_config(cfg: BNNConfig) -> None:
-    """Fail fast, before any model is built, on a missing dataset root or split folder."""
+    """Fail fast, before any model is built, on a missing dataset root or split folder.
+
+    Raises :class:`SaroptError` when ``data.root`` is unset or not a folder (without
+    ``data.cache``), or ``data.split`` is unset or not a folder.
+    """
     d = cfg.data
     if d.root is None:
         raise SaroptError("data.root is not set (give data.root=/path/to/QXS-SAROPT)")
@@ -85,7 +100,11 @@ def check_data_config(cfg: BNNConfig) -> None:
 
 
 def select_train_ids(ids: list[str], size: int | None, seed: int) -> list[str]:
-    """All training ids, or a random subset of ``size`` (paper Table 2: 4,000 / 8,000)."""
+    """All training ids, or a sorted random subset of ``size`` drawn with ``seed``.
+
+    Paper 003 Table 2 trains on 4,000 and 8,000 pairs this way. Raises :class:`SaroptError` when
+    ``size`` exceeds the number of training ids.
+    """
     if size is None:
         return ids
     if size > len(ids):
@@ -95,9 +114,11 @@ def select_train_ids(ids: list[str], size: int | None, seed: int) -> list[str]:
 
 
 class ShiftedFalsePairs(Dataset):
-    """Training pairs for position-sensitive codes: ``TrainPairs`` whose false pairs are, with
-    probability ``frac``, the true optical patch shifted by (dx, dy), ``shift_min <=
-    max(|dx|, |dy|) <= shift_max`` px, instead of another patch.
+    """Training pairs with shifted false pairs, for position-sensitive codes (not in the paper).
+
+    ``TrainPairs`` whose false pairs are, with probability ``frac``, the true optical patch
+    shifted by (dx, dy), ``shift_min <= max(|dx|, |dy|) <= shift_max`` px, instead of another
+    patch (the paper's false pairs are random other patches only).
 
     Every pair is cropped to side ``C = P - 2 shift_max``: the SAR at the patch centre, the
     optical at the centre (true pairs, random-partner false pairs) or shifted (shifted false
@@ -111,6 +132,7 @@ class ShiftedFalsePairs(Dataset):
         self.shift_min, self.shift_max, self.out_size = shift_min, shift_max, out_size
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw the false pairs of ``epoch`` (passed on to the wrapped ``TrainPairs``)."""
         self.pairs.set_epoch(epoch)
 
     def __len__(self) -> int:
@@ -149,7 +171,13 @@ class ShiftedFalsePairs(Dataset):
 
 
 class BNNDataModule(L.LightningDataModule):
-    """Training pairs (true + false, redrawn per epoch) and fixed validation pairs."""
+    """The BNN's Lightning data: training pairs (true + false, redrawn per epoch), val pairs.
+
+    Training batches hold ``batch_size`` pairs: ``sar`` ``(B, 1, S, S)``, ``opt``
+    ``(B, 3, S, S)`` float in [0, 1], ``label`` ``(B,)`` (1 true, 0 false), S =
+    ``cfg.input_size`` px; the order is drawn from (seed, epoch) only, so a resumed run sees the
+    same batches (:class:`saropt.engine.EpochShuffleSampler`).
+    """
 
     def __init__(self, cfg: BNNConfig) -> None:
         super().__init__()
@@ -158,6 +186,10 @@ class BNNDataModule(L.LightningDataModule):
         self.val_pairs: Dataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
+        """Read the split and build the datasets once (Lightning hook).
+
+        Raises :class:`SaroptError` when the split is missing or selects no training ids.
+        """
         from saropt.data import TrainPairs
 
         if self.train_pairs is not None:
@@ -180,6 +212,7 @@ class BNNDataModule(L.LightningDataModule):
                           or eval_pairs(self.cfg, d.split, "test"))
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw the false pairs of ``epoch`` (no-op before :meth:`setup`)."""
         if self.train_pairs is not None:
             self.train_pairs.set_epoch(epoch)
 
@@ -189,14 +222,18 @@ class BNNDataModule(L.LightningDataModule):
                           persistent_workers=False, pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
+        """Training pairs in an order drawn from (``data.seed``, epoch) (Lightning hook)."""
         sampler = EpochShuffleSampler(len(self.train_pairs), self.cfg.data.seed,
                                       on_epoch=self.train_pairs.set_epoch,
                                       epoch_fn=lambda: training_epoch(self.trainer))
         return self._loader(self.train_pairs, self.cfg.data.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader | list:
-        """The fixed validation pairs; under DDP each rank scores a disjoint share, none twice
-        (Lightning's default sampler would pad with repeats, biasing the gathered metrics)."""
+        """The fixed validation pairs (Lightning hook); ``[]`` when the split has none.
+
+        Under DDP each rank scores a disjoint share, none twice (Lightning's default sampler
+        would pad with repeats, biasing the gathered metrics).
+        """
         if self.val_pairs is None:
             return []
         sampler = None

@@ -1,6 +1,9 @@
-"""Demo stage: a small BNN (resnet18, 64 px, a few epochs) on the synthetic QXS-layout pairs:
-train, evaluate (metrics table, curves, ROC, histograms, gallery), export the SAR encoder for the
-detection stage (``ctx.artifacts["bnn_sar_encoder"]``)."""
+"""Demo stage of ``saropt demo``: a small BNN trained, evaluated and exported on synthetic pairs.
+
+A resnet18 BNN at 64 px for a few epochs on the synthetic QXS-layout pairs: train, evaluate
+(metrics table, curves, ROC, histograms, gallery, localisation), export the SAR encoder for the
+detection stage (``ctx.artifacts["bnn_sar_encoder"]``).
+"""
 
 from __future__ import annotations
 
@@ -36,6 +39,12 @@ def _dataset(ctx: Any) -> tuple[Path, Path, str, str, int] | None:
 
 
 def run(ctx: Any) -> None:
+    """Train, evaluate and export the demo BNN; write its report section (skipped without data).
+
+    Reads ``ctx.artifacts["qxs_root"]`` (and the folder names, patch size, split and cache of the
+    data stage); sets ``bnn_sar_encoder``, ``bnn_opt_encoder`` (.safetensors paths) and
+    ``bnn_metrics``.
+    """
     from saropt.bnn.config import BNNConfig
     from saropt.bnn.evaluate import evaluate
     from saropt.bnn.export import export_encoders

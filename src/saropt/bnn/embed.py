@@ -16,7 +16,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
 
 def load_any_encoder(source: str | Path, modality: str) -> Encoder:
-    """The ``modality`` encoder of a Lightning checkpoint, or an exported ``.safetensors``."""
+    """The ``modality`` (``sar`` or ``opt``) encoder of a BNN checkpoint or exported file.
+
+    ``source``: a Lightning ``.ckpt`` of ``saropt bnn train`` or an exported ``.safetensors``
+    (:func:`saropt.bnn.export.load_encoder`). Raises :class:`SaroptError` for another modality
+    name, an exported encoder of the other modality (channel count), or an unusable file.
+    """
     if modality not in ("sar", "opt"):
         raise SaroptError(f"--modality must be sar or opt, got {modality!r}")
     source = Path(source)
@@ -34,7 +39,11 @@ def load_any_encoder(source: str | Path, modality: str) -> Encoder:
 
 
 def image_files(folder: str | Path) -> list[Path]:
-    """The image files directly inside ``folder`` in natural order (may be empty)."""
+    """The image files directly inside ``folder`` in natural order (may be empty).
+
+    Raises :class:`SaroptError` when ``folder`` is not a folder, and
+    :class:`~saropt.utils.outdir.OutDirError` when it is an unfinished saropt output.
+    """
     from saropt.data.layout import natural_key
     from saropt.utils.outdir import require_complete
 
@@ -48,9 +57,11 @@ def image_files(folder: str | Path) -> list[Path]:
 
 def _to_tensor(arr8: np.ndarray, in_chans: int, size: int, resample: str,
                name: object = "patch") -> torch.Tensor:
-    """A uint8 (H, W) or (H, W, 3) patch as a C x size x size float tensor in [0, 1]; patches
-    smaller than a quarter of ``size`` (or 16 px) or not square are refused rather than blown
-    up, other sizes resized with ``resample``."""
+    """A uint8 (H, W) or (H, W, 3) patch as a (C, size, size) float tensor in [0, 1].
+
+    Patches smaller than a quarter of ``size`` (or 16 px) or not square are refused rather than
+    blown up (:class:`SaroptError`); other sizes are resized with ``resample``.
+    """
     from saropt.data.images import resize_array
 
     h, w = arr8.shape[:2]
@@ -65,7 +76,7 @@ def _to_tensor(arr8: np.ndarray, in_chans: int, size: int, resample: str,
 
 
 def read_patch(path: Path, in_chans: int, size: int, resample: str = "bilinear") -> torch.Tensor:
-    """A C x size x size float tensor in [0, 1] (grey for SAR, RGB for optical).
+    """A patch file as a (C, size, size) float tensor in [0, 1] (C = 1 grey SAR, 3 RGB optical).
 
     Decoded by the pair reader (:func:`saropt.data.images.read_sar` / ``read_opt``), so a folder
     of patches is read exactly as a pair dataset: 16-bit files, colour SAR with unequal channels
@@ -102,13 +113,22 @@ def embed_folder(source: str | Path, folder: str | Path, modality: str, out: str
                  batch_size: int = 32, layout: str = "auto", sar_dir: str | None = None,
                  opt_dir: str | None = None, cache: str | None = None,
                  resize: str | None = None) -> tuple[Path, int]:
-    """Write codes (N x n float32) to ``out`` (.npy) and the names to ``out``.txt.
+    """Write the codes ``(N, n)`` float32 in [0, 1] of N patches to ``out`` (.npy), names to .txt.
+
+    ``source``: a BNN checkpoint or exported encoder of ``modality`` (``sar``/``opt``); codes
+    are computed ``batch_size`` patches at a time. Returns ``(npy path, N)``.
 
     ``folder`` holding images: every image in natural order, names = file names. Otherwise a
     pair dataset root read in its own layout (``sar_dir`` + ``opt_dir``, else ``layout``;
     ``cache`` only when given): the ``modality`` patch of every pair, names = pair ids.
     Patches of another size than the encoder's input are resized (``resize``, default
-    bilinear)."""
+    bilinear).
+
+    Raises:
+        SaroptError: an unusable ``source`` or ``folder`` (no images and no pair dataset, an
+            empty dataset, dataset options given for a folder of images, a patch too small or
+            not square), or an ``out`` that is a folder or one of the inputs.
+    """
     from tqdm import tqdm
 
     from saropt.utils.outdir import check_out_file

@@ -1,6 +1,9 @@
-"""Evaluation of a trained BNN on a split's fixed pairs: matching metrics at d < 0.5, ROC-AUC,
-FPR at 95% TPR, a threshold chosen on the validation pairs, retrieval among the test pairs,
-figures and ``metrics.json``."""
+"""Evaluation of a trained BNN on a split's fixed pairs (``saropt bnn eval``).
+
+Matching metrics at d < threshold (0.5; accuracy, precision and recall as in paper 003 Table 1
+and paper 002 Table II), ROC-AUC, FPR at 95% TPR, a threshold chosen on the validation pairs,
+retrieval among the test pairs, figures (paper 003 Figs. 6-7 among them) and ``metrics.json``.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +41,11 @@ def autocast_for(cfg: BNNConfig, device: torch.device) -> Any:
 @torch.no_grad()
 def compute_codes(module: Any, dataset: Any, batch_size: int = 64, num_workers: int = 0,
                   progress: bool = True) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """``(ids, z_sar, z_opt)`` for every pair of a ``QXSSAROPT`` dataset."""
+    """``(ids, z_sar, z_opt)`` for every pair of a ``QXSSAROPT`` dataset.
+
+    ``module``: a ``BNNModule`` (its ``cfg`` decides bf16 autocast). ``z_sar`` and ``z_opt`` are
+    ``(N, n)`` float32 codes in [0, 1], row k for ``ids[k]``.
+    """
     from tqdm import tqdm
 
     device = next(module.parameters()).device
@@ -57,7 +64,11 @@ def compute_codes(module: Any, dataset: Any, batch_size: int = 64, num_workers: 
 
 def pair_distances(ids: list[str], z_s: np.ndarray, z_o: np.ndarray,
                    pairs: list[tuple[str, str, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """``(d, labels)`` of ``pairs`` (sar_id, opt_id, label) from per-id codes."""
+    """``(d, labels)``, each ``(P,)``, of P ``pairs`` (sar_id, opt_id, label) from per-id codes.
+
+    ``z_s``/``z_o``: ``(N, n)`` codes, row k for ``ids[k]``; d is eq. 1 of paper 003 in
+    [0, 1]. Raises :class:`SaroptError` when a pair names an id without codes.
+    """
     index = {i: k for k, i in enumerate(ids)}
     missing = [p for p in pairs if p[0] not in index or p[1] not in index]
     if missing:
@@ -68,7 +79,11 @@ def pair_distances(ids: list[str], z_s: np.ndarray, z_o: np.ndarray,
 
 
 def default_pairs(ids: list[str], seed: int = 0) -> list[tuple[str, str, float]]:
-    """1:1 pairs when a split has no pairs file: each id true, plus one false partner."""
+    """1:1 pairs when a split has no pairs file: each id true, plus one random false partner.
+
+    Returns ``(sar_id, opt_id, label)`` tuples, 2 per id, drawn with ``seed``. Raises
+    :class:`SaroptError` for fewer than two ids.
+    """
     rng = random.Random(seed)
     n = len(ids)
     if n < 2:
@@ -81,7 +96,10 @@ def default_pairs(ids: list[str], seed: int = 0) -> list[tuple[str, str, float]]
 
 
 def load_split_pairs(split: Path, which: str, ids: list[str]) -> tuple[list, str]:
-    """The split's ``<which>_pairs.csv``, else 1:1 pairs drawn from ``ids``."""
+    """``(pairs, source)``: the split's ``<which>_pairs.csv``, else 1:1 pairs drawn from ``ids``.
+
+    ``source`` says which (the CSV path, or how the pairs were drawn).
+    """
     from saropt.bnn.data import eval_pairs_path
     from saropt.data import read_pairs
 
@@ -92,6 +110,7 @@ def load_split_pairs(split: Path, which: str, ids: list[str]) -> tuple[list, str
 
 
 def codes_for(module: Any, cfg: BNNConfig, ids: list[str], batch_size: int) -> tuple:
+    """:func:`compute_codes` of the pairs ``ids`` of ``cfg``'s dataset: ``(ids, z_s, z_o)``."""
     from saropt.bnn.data import base_dataset
 
     return compute_codes(module, base_dataset(cfg, ids), batch_size)
@@ -99,7 +118,11 @@ def codes_for(module: Any, cfg: BNNConfig, ids: list[str], batch_size: int) -> t
 
 def eval_subset(module: Any, cfg: BNNConfig, split: Path, which: str, ids: list[str],
                 batch_size: int) -> dict[str, Any]:
-    """Codes, pairs, distances and labels of one split part (val or test)."""
+    """Codes, pairs, distances and labels of one split part (``which``: val or test).
+
+    Returns ``pairs``, ``source``, ``d`` and ``y`` ``(P,)`` of the P pairs, and ``z_s``/``z_o``
+    ``(N, n)`` codes of the N ``ids`` in order.
+    """
     pairs, source = load_split_pairs(split, which, ids)
     need = sorted(set(ids) | {p[0] for p in pairs} | {p[1] for p in pairs})
     code_ids, z_s, z_o = codes_for(module, cfg, need, batch_size)
@@ -113,10 +136,14 @@ def eval_subset(module: Any, cfg: BNNConfig, split: Path, which: str, ids: list[
 def eval_data(cfg: BNNConfig, root: str | None = None, layout: str = "auto",
               sar_dir: str | None = None, opt_dir: str | None = None,
               cache: str | None = None, resize: str | None = None) -> BNNConfig:
-    """The config with the data to evaluate or embed on: ``root`` (None: the training root)
-    read in its own layout (``sar_dir`` + ``opt_dir``, else ``layout``; the training run's
-    folder names only for the training root), ``cache`` only when given, and a ``resize``
-    policy for pairs of another size than the training patches."""
+    """The config with the data to evaluate or embed on.
+
+    ``root`` (None: the training root) is read in its own layout (``sar_dir`` + ``opt_dir``,
+    else ``layout``; the training run's folder names only for the training root), ``cache``
+    only when given, and a ``resize`` policy for pairs of another size than the training
+    patches. Raises :class:`SaroptError` when there is no root or it is not a folder (without
+    ``cache``).
+    """
     d = cfg.data
     if root is None and d.root is None:
         raise SaroptError("the checkpoint names no dataset root; give --root")
@@ -141,15 +168,23 @@ def evaluate(checkpoint: str | Path, split: str | Path, out_dir: str | Path | No
              resize: str | None = None, overwrite: bool = False,
              localise: int | None = None,
              localise_opts: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Evaluate a BNN checkpoint on ``split``; writes ``metrics.json`` and figures to
-    ``out_dir`` (default ``<run>/eval``) and returns the metrics.
+    """Evaluate a BNN checkpoint on ``split``; write ``metrics.json`` and figures, return metrics.
+
+    ``out_dir`` defaults to ``<run>/eval``. The result holds ``test`` (:func:`matching_metrics`
+    at ``cfg.threshold`` plus ``n_pairs``), ``retrieval`` (among the test ids),
+    ``val_threshold`` (None without validation pairs), optionally ``localise`` and ``figures``.
 
     The pairs come from ``root`` (default: the training root) in that dataset's own layout,
     from PNGs unless ``cache`` is given (see :func:`eval_data`). ``overwrite``: replace
     another command's output in ``out_dir`` (see :mod:`saropt.utils.outdir`). ``localise``
     (px): also the localisation protocol of :mod:`saropt.bnn.localise` with that search radius
     on the test ids, for the BNN and the baselines; ``localise_opts``: ``n`` (pairs, default
-    200), ``methods``, ``stride`` (4), ``seed`` (0)."""
+    200), ``methods``, ``stride`` (4), ``seed`` (0).
+
+    Raises:
+        SaroptError: not a BNN checkpoint, a split without test ids, bad localisation options,
+            a missing dataset root, or an ``out_dir`` holding another command's output.
+    """
     from saropt.bnn.data import base_dataset, read_split_dir
     from saropt.bnn.export import load_module
 
@@ -226,7 +261,11 @@ def _localise(module: Any, cfg: BNNConfig, ids: list[str], radius: int,
 
 
 def check_localise(radius: int, opts: dict[str, Any]) -> list[str]:
-    """The methods of valid localisation options; an error naming the bad flag otherwise."""
+    """The methods of valid localisation options.
+
+    Raises :class:`SaroptError` naming the bad flag: an unknown option or method, or a radius,
+    pair count or stride below 1.
+    """
     from saropt.bnn.matchers import BASELINES
 
     unknown = set(opts) - {"n", "methods", "stride", "seed"}
@@ -253,8 +292,10 @@ def _localise_figures(out_dir: Path, loc: dict[str, Any]) -> list[Path]:
 
 def _val_threshold(module: Any, cfg: BNNConfig, split: Path, parts: dict[str, list[str]],
                    batch_size: int, test: dict[str, Any]) -> dict[str, Any] | None:
-    """Best-accuracy threshold on the validation pairs and its test metrics; None without
-    validation pairs (the threshold is never chosen on test pairs)."""
+    """Best-accuracy threshold on the validation pairs and its test metrics.
+
+    None without validation pairs (the threshold is never chosen on test pairs).
+    """
     from saropt.bnn.data import eval_pairs_path
 
     if eval_pairs_path(split, "val") is None:
@@ -268,7 +309,10 @@ def _val_threshold(module: Any, cfg: BNNConfig, split: Path, parts: dict[str, li
 
 def gallery_groups(test: dict[str, Any], threshold: float,
                    n: int) -> dict[str, list[tuple[str, str, float]]]:
-    """Up to ``n`` test pairs per outcome, the most confident first."""
+    """Up to ``n`` test pairs ``(sar_id, opt_id, d)`` per outcome TP, FP, TN, FN.
+
+    The most confident first for TP and TN, the most wrong first for FP and FN (paper 003 Fig. 6).
+    """
     pred = test["d"] < threshold
     y = test["y"] > 0.5
     masks = {"TP": pred & y, "FP": pred & ~y, "TN": ~pred & ~y, "FN": ~pred & y}
@@ -285,7 +329,7 @@ def gallery_groups(test: dict[str, Any], threshold: float,
 
 def write_figures(out_dir: Path, checkpoint: Path, cfg: BNNConfig, test: dict[str, Any],
                   result: dict[str, Any], gallery_n: int) -> list[Path]:
-    """Curves (from the run's CSV log), ROC, histograms and the gallery as PNG."""
+    """Curves (from the run's CSV log, if any), ROC, histograms and the gallery as PNG paths."""
     from saropt.bnn.data import base_dataset
     from saropt.bnn.plots import (
         plot_curves,

@@ -1,5 +1,9 @@
 """Export BNN encoders as safetensors + JSON sidecar, load them back, put them into detectors.
 
+This is the path from a trained BNN to a detector backbone (OSM pretraining, paper 003 section
+2.2 and paper 002 section III-B): ``saropt bnn export`` writes ``sar_encoder.safetensors``; a
+detection config's ``model.init=bnn:PATH`` loads its backbone part (:func:`load_encoder_into`).
+
 The ``.safetensors`` file holds the timm backbone's ``state_dict()`` under timm's key names
 (for ResNets these equal torchvision's: ``conv1.weight``, ``layer1.0.conv1.weight``, ...) plus
 the BNN head under ``head.``; the ``.json`` sidecar describes how to rebuild and feed it.
@@ -23,8 +27,12 @@ ENCODER_NAMES = {"sar": "sar_encoder", "opt": "opt_encoder"}
 
 
 def load_module(checkpoint: str | Path, map_location: str = "cpu") -> Any:
-    """The :class:`BNNModule` of a Lightning checkpoint, in eval mode and contiguous memory;
-    ``trained_epochs`` holds the number of completed epochs."""
+    """The ``BNNModule`` of a ``saropt bnn train`` checkpoint, in eval mode on ``map_location``.
+
+    Weights in contiguous memory (not channels_last); ``trained_epochs`` holds the number of
+    completed epochs. Raises :class:`SaroptError` for a missing or unreadable file, a checkpoint
+    without a BNN config (a detection checkpoint among them), or weights that do not fit it.
+    """
     from saropt.bnn.module import BNNModule
     from saropt.utils.weights import read_checkpoint
 
@@ -49,7 +57,7 @@ def load_module(checkpoint: str | Path, map_location: str = "cpu") -> Any:
 
 
 def encoder_state(enc: Encoder) -> dict[str, torch.Tensor]:
-    """Backbone tensors under timm names plus ``head.*``, contiguous, on CPU."""
+    """The tensors of an exported encoder: backbone under timm names plus ``head.*``, on CPU."""
     state = {k: v for k, v in enc.backbone.state_dict().items()}
     state.update({f"head.{k}": v for k, v in enc.head.state_dict().items()})
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
@@ -57,6 +65,11 @@ def encoder_state(enc: Encoder) -> dict[str, torch.Tensor]:
 
 def encoder_meta(enc: Encoder, head_cfg: dict[str, Any], training_data: dict[str, Any],
                  metrics: dict[str, Any]) -> dict[str, Any]:
+    """The JSON sidecar of an exported encoder: what :func:`load_encoder` needs to rebuild it.
+
+    Architecture, input channels, normalisation (``mean``/``std`` for inputs in [0, 1]), code
+    size n, input side (px), head settings, and the training data and metrics as a record.
+    """
     return {"architecture": enc.arch, "in_chans": enc.in_chans,
             "mean": enc.mean.flatten().tolist(), "std": enc.std.flatten().tolist(),
             "input_range": "[0, 1] before normalisation", "code_dim": enc.code_dim,
@@ -65,7 +78,7 @@ def encoder_meta(enc: Encoder, head_cfg: dict[str, Any], training_data: dict[str
 
 
 def save_encoder(enc: Encoder, path: str | Path, meta: dict[str, Any]) -> Path:
-    """Write ``path`` (.safetensors) and its ``.json`` sidecar atomically."""
+    """Write ``path`` (.safetensors, :func:`encoder_state`) and its ``.json`` sidecar atomically."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -85,7 +98,13 @@ def _run_metrics(checkpoint: Path, module: Any) -> dict[str, Any]:
 
 def export_encoders(checkpoint: str | Path, out_dir: str | Path,
                     overwrite: bool = False) -> dict[str, Path]:
-    """Write ``sar_encoder.safetensors/.json`` and ``opt_encoder...`` for a BNN checkpoint."""
+    """Write ``sar_encoder`` and ``opt_encoder`` ``.safetensors`` + ``.json`` for a BNN checkpoint.
+
+    The sidecars record the training data and the test metrics of ``<run>/eval/metrics.json``
+    (else the last validation metrics). Returns ``{"sar": path, "opt": path}``. Raises
+    :class:`SaroptError` as :func:`load_module`, or for an ``out_dir`` holding another command's
+    output (unless ``overwrite``).
+    """
     checkpoint = Path(checkpoint)
     module = load_module(checkpoint)
     cfg = module.cfg
@@ -113,15 +132,22 @@ def export_encoders(checkpoint: str | Path, out_dir: str | Path,
 
 def encoder_backbone_state(state: dict[str, torch.Tensor]
                            ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """An exported encoder's backbone tensors (timm names) and the BNN code head's keys
-    (``head.*``, dropped: a detector or classifier has no use for them)."""
+    """``(backbone, head_keys)``: an exported encoder's backbone tensors and its head's keys.
+
+    Backbone tensors keep their timm names; the BNN code head (``head.*``) is dropped: a
+    detector or classifier has no use for it.
+    """
     head = [k for k in state if k.startswith("head.")]
     return {k: v for k, v in state.items() if not k.startswith("head.")}, head
 
 
 def load_encoder(path: str | Path) -> Encoder:
-    """Rebuild a full BNN encoder (backbone + head) from an exported file; every tensor of the
-    encoder must come from the file and every tensor of the file must be used."""
+    """Rebuild a full BNN :class:`Encoder` (backbone + head) from an exported file, in eval mode.
+
+    Every tensor of the encoder must come from the file and every tensor of the file must be
+    used. Raises :class:`SaroptError` for an unreadable file, a sidecar lacking a key, or
+    weights that do not fit the architecture the sidecar names.
+    """
     state, meta = read_weights(path)
     need = ("architecture", "in_chans", "mean", "std", "code_dim", "image_size", "head")
     missing = [k for k in need if k not in meta]
@@ -140,12 +166,15 @@ def load_encoder(path: str | Path) -> Encoder:
 
 def load_encoder_into(module: nn.Module, path: str | Path, prefix: str = "",
                       classifier: str = "fc") -> LoadReport:
-    """Put an exported encoder's backbone into ``module`` (a timm or torchvision classifier of
-    the same architecture, or a model holding one under ``prefix``, e.g. ``"body."``).
-    Every tensor of the encoder's backbone must be used (a 1-channel first conv going into a
-    3-channel one is adapted) and every tensor of ``module`` under ``prefix`` except the
-    ``classifier`` must come from the file, otherwise :class:`SaroptError`. Detectors load
-    encoders through :func:`saropt.detect.models.create_detector` (``init=bnn:PATH``)."""
+    """Put an exported encoder's backbone into ``module``; returns the :class:`LoadReport`.
+
+    ``module``: a timm or torchvision classifier of the same architecture, or a model holding
+    one under ``prefix`` (e.g. ``"body."``). Every tensor of the encoder's backbone must be
+    used (a 1-channel first conv going into a 3-channel one is adapted) and every tensor of
+    ``module`` under ``prefix`` except the ``classifier`` must come from the file, otherwise
+    :class:`SaroptError`. Detectors load encoders through
+    :func:`saropt.detect.models.create_detector` (``model.init=bnn:PATH``).
+    """
     state, _ = read_weights(path)
     backbone, head = encoder_backbone_state(state)
     return transfer_weights(module, with_prefix(backbone, prefix), required=(prefix,),

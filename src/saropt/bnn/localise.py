@@ -1,6 +1,8 @@
-"""Localisation evaluation (``saropt bnn eval --localise R``): pairs cut with a known offset from
-co-registered QXS-layout pairs, located by the BNN and the library baselines on the same pairs
-and windows.
+"""Localisation evaluation (``saropt bnn eval --localise R``): templates cut at known offsets.
+
+Pairs cut with a known offset from co-registered QXS-layout pairs are located by the BNN and the
+library baselines (:mod:`saropt.bnn.matchers`) on the same pairs and windows. Not in the papers
+(which evaluate matching only); see docs/bnn.md.
 
 Protocol: for a co-registered P x P pair, the optical patch is the search window and the SAR
 template is the (P - 2R) px crop whose top-left corner is ``(R + tx, R + ty)``, with the true
@@ -25,7 +27,13 @@ WITHIN = (1, 2, 3, 5)
 
 def cut_offset_pair(sar: np.ndarray, opt: np.ndarray, radius: int,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """``(template, search, (tx, ty))`` from a co-registered pair (see the module docstring)."""
+    """``(template, search, (tx, ty))`` from a co-registered pair (see the module docstring).
+
+    ``sar`` ``(P, P)`` and ``opt`` ``(P, P[, 3])``; the template is ``(P - 2R, P - 2R)``, the
+    search window is ``opt`` itself, ``(tx, ty)`` the true offset (px) drawn from ``rng``.
+    Raises :class:`SaroptError` for pairs not square or of unequal size, or a radius leaving a
+    template under 8 px.
+    """
     p = sar.shape[0]
     if sar.shape[:2] != opt.shape[:2] or sar.shape[0] != sar.shape[1]:
         raise SaroptError(f"pairs must be square and of equal size, got {sar.shape[:2]} and "
@@ -40,7 +48,11 @@ def cut_offset_pair(sar: np.ndarray, opt: np.ndarray, radius: int,
 
 
 def errors_summary(errors: np.ndarray) -> dict[str, float]:
-    """Mean / median error (px) and the share within each of :data:`WITHIN` px."""
+    """``n``, ``mean_px``, ``median_px`` and ``within_<k>px`` (share of errors <= k px).
+
+    ``errors``: ``(N,)`` localisation errors in px; k runs over :data:`WITHIN`. Raises
+    :class:`SaroptError` when there are none.
+    """
     e = np.asarray(errors, dtype=np.float64)
     if e.size == 0:
         raise SaroptError("no localisation errors to summarise")
@@ -52,10 +64,15 @@ def errors_summary(errors: np.ndarray) -> dict[str, float]:
 def run_localisation(matchers: dict[str, Any], pairs: Sequence[tuple[np.ndarray, np.ndarray]],
                      radius: int, seed: int = 0, stride: int = 4, progress: bool = True,
                      keep_maps: int = 0) -> dict[str, Any]:
-    """Locate every cut pair with every matcher. Returns ``{"radius", "methods": {name:
-    summary + positions_per_s + seconds}, "records": per-pair truth and answers, "maps":
-    {name: [cost maps of the first keep_maps pairs]}, "cuts": first keep_maps (template,
-    search, truth)}``."""
+    """Cut every pair at a random offset (:func:`cut_offset_pair`) and locate it with every matcher.
+
+    ``pairs``: co-registered ``(sar (P, P), opt (P, P[, 3]))`` uint8 arrays; ``radius`` R and
+    ``stride`` in px (see :func:`saropt.bnn.locate.locate`). Returns ``{"radius",
+    "template_px", "stride", "seed", "methods": {name: :func:`errors_summary` + seconds,
+    positions_evaluated, positions_per_s}, "records": per-pair truth and answers, "maps": {name:
+    [(2R + 1, 2R + 1) cost maps of the first keep_maps pairs]}, "cuts": the first keep_maps
+    (template, search, truth)}``.
+    """
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
@@ -85,7 +102,10 @@ def run_localisation(matchers: dict[str, Any], pairs: Sequence[tuple[np.ndarray,
 
 
 def localisation_rows(loc: dict[str, Any]) -> list[tuple]:
-    """Table rows (method, mean, median, within 1/2/3/5 px, positions/s)."""
+    """Table rows (method, mean px, median px, within 1/2/3/5 px, positions/s).
+
+    Columns as :data:`LOCALISATION_HEADERS`; ``loc``: a :func:`run_localisation` result.
+    """
     return [(name, m["mean_px"], m["median_px"], *(m[f"within_{k}px"] for k in WITHIN),
              m["positions_per_s"]) for name, m in loc["methods"].items()]
 
@@ -122,8 +142,11 @@ def plot_error_distribution(loc: dict[str, Any]) -> Any:
 
 
 def fill_nearest(cost_map: np.ndarray) -> np.ndarray:
-    """A coarse-to-fine cost map for display: each offset not evaluated takes the value of the
-    nearest evaluated one (blocks = coarse samples, fine detail where refined)."""
+    """A coarse-to-fine cost map filled for display (same shape; NaN = not evaluated).
+
+    Each offset not evaluated takes the value of the nearest evaluated one (blocks = coarse
+    samples, fine detail where refined); a map with no or only NaNs is returned as is.
+    """
     from scipy.ndimage import distance_transform_edt
 
     missing = ~np.isfinite(cost_map)
@@ -134,9 +157,13 @@ def fill_nearest(cost_map: np.ndarray) -> np.ndarray:
 
 
 def plot_dmap_gallery(loc: dict[str, Any], n: int = 4) -> Any:
-    """Per pair: SAR template, optical search window (true box green), and each method's cost
-    map over the offsets (truth green +, answer red x; offsets a coarse-to-fine search did not
-    evaluate show their nearest evaluated neighbour's cost)."""
+    """A figure of the first ``n`` kept pairs: template, search window and each cost map.
+
+    Per pair: SAR template, optical search window (true box green), and each method's cost map
+    over the offsets (truth green +, answer red x; offsets a coarse-to-fine search did not
+    evaluate show their nearest evaluated neighbour's cost). Raises :class:`SaroptError` when
+    ``loc`` kept no cost maps.
+    """
     from saropt.bnn.plots import _plt
 
     plt = _plt()
@@ -177,8 +204,12 @@ def plot_dmap_gallery(loc: dict[str, Any], n: int = 4) -> Any:
 def localise_split(module: Any, ids: list[str], radius: int, n: int, seed: int,
                    stride: int, methods: Sequence[str], device: str,
                    load: Callable[[str], tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    """:func:`run_localisation` on the first ``n`` of ``ids`` (shuffled with ``seed``), the
-    BNN of ``module`` plus the named baselines."""
+    """:func:`run_localisation` on ``n`` of ``ids`` (shuffled with ``seed``), BNN and baselines.
+
+    ``module``: a ``BNNModule`` (its two encoders form the ``bnn`` matcher on ``device``);
+    ``methods``: ``bnn`` and baseline names; ``load(id)`` gives the uint8 ``(sar, opt)`` pair.
+    Keeps the cost maps of 4 pairs for :func:`plot_dmap_gallery`; adds ``ids`` to the result.
+    """
     from saropt.bnn.locate import BNNMatcher
     from saropt.bnn.matchers import make_baseline
 

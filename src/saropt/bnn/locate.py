@@ -46,13 +46,14 @@ class Location:
     cost_map: np.ndarray | None = None  # (2R+1, 2R+1), NaN where not evaluated
 
     def to_json(self) -> dict[str, Any]:
+        """The answer as a JSON-ready dict (without the cost map; sub-pixel offsets to 0.001)."""
         return {"dx": self.dx, "dy": self.dy, "sub_dx": round(self.sub_dx, 3),
                 "sub_dy": round(self.sub_dy, 3), "cost": self.cost, "second": self.second,
                 "confidence": self.confidence, "n_evaluated": self.n_evaluated}
 
 
 def offset_grid(radius: int, stride: int) -> np.ndarray:
-    """(K, 2) offsets (dx, dy) on a ``stride`` grid over [-R, R]^2, both edges included."""
+    """``(K, 2)`` int64 offsets (dx, dy), px, on a ``stride`` grid over [-R, R]^2, ends included."""
     axis = np.unique(np.concatenate([np.arange(-radius, radius + 1, stride), [radius]]))
     dx, dy = np.meshgrid(axis, axis)
     return np.column_stack([dx.ravel(), dy.ravel()]).astype(np.int64)
@@ -126,7 +127,8 @@ def search_window(cost: CostFn, radius: int, stride: int = 4, top_k: int = 3,
     """Best offset of a cost function over [-R, R]^2 (see the module docstring).
 
     ``cost`` maps (K, 2) int offsets (dx, dy) to K costs. ``suppress`` (px, Chebyshev) defaults
-    to ``max(2, stride)``: the second basin lies farther than that from the best.
+    to ``max(2, stride)``: the second basin lies farther than that from the best. Raises
+    :class:`SaroptError` for a radius, stride or ``top_k`` below 1.
     """
     if radius < 1:
         raise SaroptError(f"search radius must be >= 1 px, got {radius}")
@@ -164,7 +166,10 @@ def locate(matcher: Any, template: np.ndarray, search: np.ndarray, stride: int =
     """Locate one SAR ``template`` (T, T) in an optical ``search`` window (T + 2R, T + 2R[, 3]).
 
     ``matcher``: :class:`BNNMatcher` or a baseline of :mod:`saropt.bnn.matchers`. Matchers whose
-    whole map is cheap (NCC) are always searched exhaustively.
+    whole map is cheap (NCC) are always searched exhaustively. Offsets (px) put the template's
+    top-left corner at ``(R + dx, R + dy)`` of the window, so (0, 0) is the centred position.
+    Raises :class:`SaroptError` when the images are not square or the window is not the
+    template plus R on every side.
     """
     radius = window_radius(template, search)
     if getattr(matcher, "exhaustive", False):
@@ -177,7 +182,10 @@ def locate(matcher: Any, template: np.ndarray, search: np.ndarray, stride: int =
 
 def locate_many(matcher: Any, templates: Sequence[np.ndarray], searches: Sequence[np.ndarray],
                 progress: bool = False, desc: str = "locate", **kwargs: Any) -> list[Location]:
-    """:func:`locate` for each (template, search) pair; ``kwargs`` go to :func:`locate`."""
+    """:func:`locate` for each (template, search) pair; ``kwargs`` go to :func:`locate`.
+
+    Raises :class:`SaroptError` when the two lists differ in length.
+    """
     from tqdm import tqdm
 
     if len(templates) != len(searches):
@@ -190,12 +198,15 @@ def locate_many(matcher: Any, templates: Sequence[np.ndarray], searches: Sequenc
 # ---------------------------------------------------------------- the BNN as a matcher
 
 class BNNMatcher:
-    """Cost = BNN distance d between the template's SAR code and each optical window's code.
+    """Cost = BNN distance d in [0, 1] (paper 003, eq. 1) of the template's and each window's code.
 
-    ``sar``/``opt``: encoders mapping B x C x S x S images in [0, 1] to B x n codes in [0, 1]
+    ``sar``/``opt``: encoders mapping ``(B, C, S, S)`` images in [0, 1] to ``(B, n)`` codes
     (:class:`saropt.bnn.model.Encoder` or any module with ``image_size`` and ``in_chans``). The
     template and every window are resized (antialiased bilinear) to the encoder's ``image_size``;
     windows are cut on ``device`` from the search window and encoded ``batch_size`` at a time.
+    Images may be uint8 (scaled by 1/255) or float in [0, 1]; a channel count other than the
+    encoder's is averaged to grey and repeated. Raises :class:`SaroptError` for a ``device``
+    this machine lacks.
     """
 
     exhaustive = False
@@ -231,7 +242,7 @@ class BNNMatcher:
                              align_corners=False).clamp_(0, 1)
 
     def code(self, template: np.ndarray) -> Any:
-        """The (1, n) SAR code of a template."""
+        """The ``(1, n)`` float32 SAR code of a template ``(T, T)`` (uint8, or float in [0, 1])."""
         import torch
 
         with torch.no_grad():
@@ -239,6 +250,11 @@ class BNNMatcher:
             return self.sar(self._resize(x, self.sar.image_size)).float()
 
     def cost_fn(self, template: np.ndarray, search: np.ndarray) -> CostFn:
+        """A cost function: ``(K, 2)`` offsets (dx, dy) -> ``(K,)`` distances d (float64).
+
+        ``template`` ``(T, T)`` SAR, ``search`` ``(T + 2R, T + 2R[, 3])`` optical; each call
+        encodes only the windows of the offsets asked for.
+        """
         import torch
 
         from saropt.bnn.model import distance
@@ -264,8 +280,12 @@ class BNNMatcher:
 
 
 def load_bnn_matcher(source: str, device: str = "cpu", batch_size: int = 256) -> BNNMatcher:
-    """A :class:`BNNMatcher` from a BNN checkpoint (.ckpt) or a folder of exported encoders
-    (``sar_encoder.safetensors`` + ``opt_encoder.safetensors``, from ``saropt bnn export``)."""
+    """A :class:`BNNMatcher` from a BNN checkpoint (.ckpt) or a folder of exported encoders.
+
+    The folder holds ``sar_encoder.safetensors`` + ``opt_encoder.safetensors`` (from ``saropt
+    bnn export``). Raises :class:`SaroptError` when ``source`` is neither, an encoder file is
+    missing, or a file is unusable.
+    """
     from pathlib import Path
 
     from saropt.bnn.embed import load_any_encoder
@@ -289,7 +309,10 @@ def load_bnn_matcher(source: str, device: str = "cpu", batch_size: int = 256) ->
 
 def make_matcher(method: str, model: str | None = None, device: str = "cpu",
                  batch_size: int = 256) -> Any:
-    """``bnn`` (needs ``model``) or a baseline name (``ncc``, ``ncc_grad``, ``mi``)."""
+    """The matcher ``bnn`` (needs ``model``) or a baseline (``ncc``, ``ncc_grad``, ``mi``).
+
+    Raises :class:`SaroptError` for ``bnn`` without ``model`` or an unknown name.
+    """
     from saropt.bnn.matchers import make_baseline
 
     if method == "bnn":
@@ -317,9 +340,14 @@ class ScenePoint:
 
 def patch_windows(sar: np.ndarray, opt: np.ndarray, centres: np.ndarray, prior: Callable,
                   patch: int, radius: int) -> tuple[list, list, list]:
-    """Templates, search windows and (index, predicted top-left) of the centres whose SAR patch
-    and optical window both lie inside their images. ``prior`` maps (N, 2) SAR xy to optical
-    xy. Pixel centres: a patch with top-left x0 has centre x0 + (patch - 1) / 2."""
+    """Templates, search windows and positions of the centres whose patch and window fit.
+
+    Kept are the centres whose SAR patch and optical window both lie inside their images; each
+    kept one gives a template ``(patch, patch)``, a window ``(patch + 2R, patch + 2R[, 3])`` and
+    ``(index, sar x0, sar y0, predicted optical x0, y0)`` (top-left corners, px). ``prior`` maps
+    ``(N, 2)`` SAR xy to optical xy. Pixel centres: a patch with top-left x0 has centre
+    x0 + (patch - 1) / 2.
+    """
     half = (patch - 1) / 2.0
     pred = np.asarray(prior(np.asarray(centres, float)))
     temps, wins, keep = [], [], []
@@ -339,9 +367,13 @@ def patch_windows(sar: np.ndarray, opt: np.ndarray, centres: np.ndarray, prior: 
 def locate_scene(matcher: Any, sar: np.ndarray, opt: np.ndarray, centres: np.ndarray,
                  prior: Callable, patch: int, radius: int, progress: bool = False,
                  **kwargs: Any) -> list[ScenePoint]:
-    """Locate the SAR patches centred at ``centres`` (N, 2) of a SAR scene (H, W) in the optical
-    scene (H', W'[, 3]), each within ``radius`` px of ``prior(centre)``. Patches whose SAR patch
-    or optical window leaves its image are skipped (the result is shorter)."""
+    """Locate ``patch`` px SAR patches of a scene in the optical scene near a prior position.
+
+    The patches are centred at ``centres`` ``(N, 2)`` xy (px) of the SAR scene ``(H, W)``; each
+    is searched in the optical scene ``(H', W'[, 3])`` within ``radius`` px of
+    ``prior(centre)``. Patches whose SAR patch or optical window leaves its image are skipped
+    (the result is shorter than N); ``kwargs`` go to :func:`locate`.
+    """
     temps, wins, keep = patch_windows(sar, opt, centres, prior, patch, radius)
     locs = locate_many(matcher, temps, wins, progress=progress, **kwargs)
     half = (patch - 1) / 2.0
@@ -355,8 +387,11 @@ def locate_scene(matcher: Any, sar: np.ndarray, opt: np.ndarray, centres: np.nda
 
 def grid_centres(shape: tuple[int, int], patch: int, step: int,
                  bbox: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """(N, 2) xy centres of ``patch`` px patches every ``step`` px inside ``bbox`` (x0, y0, x1,
-    y1 exclusive; default the whole image)."""
+    """``(N, 2)`` xy centres (px) of ``patch`` px patches every ``step`` px inside ``bbox``.
+
+    ``shape``: the image's (H, W); ``bbox``: (x0, y0, x1, y1), x1 and y1 exclusive, default the
+    whole image. Centres are pixel centres, x0 + (patch - 1) / 2.
+    """
     h, w = shape
     x0, y0, x1, y1 = bbox or (0, 0, w, h)
     half = (patch - 1) / 2.0

@@ -1,6 +1,9 @@
-"""``saropt bnn locate`` on files: one SAR template in an optical search window, or a grid of
-SAR patches of a scene in the optical scene. Images are read whole through
-:mod:`saropt.build.rasters` (any GDAL raster; non-8-bit SAR scaled by percentiles of dB)."""
+"""``saropt bnn locate`` on files: a SAR template in an optical window, or a SAR scene's grid.
+
+One SAR template in an optical search window, or a grid of SAR patches of a scene in the
+optical scene. Images are read whole through :mod:`saropt.build.rasters` (any GDAL raster;
+non-8-bit SAR scaled by the 1st/99th percentiles of dB, as ``saropt data build``).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,10 @@ from saropt.utils.io import atomic_path, save_figure_atomic
 
 
 def read_sar_image(path: str | Path) -> np.ndarray:
-    """The whole SAR raster as uint8 (H, W) (``saropt data build``'s scaling)."""
+    """The whole SAR raster (band 1) as uint8 ``(H, W)`` (``saropt data build``'s scaling).
+
+    Raises :class:`~saropt.errors.DataError` for an unreadable raster.
+    """
     from saropt.build.config import SarScaling
     from saropt.build.rasters import SarSource
 
@@ -29,7 +35,10 @@ def read_sar_image(path: str | Path) -> np.ndarray:
 
 
 def read_optical_image(path: str | Path) -> np.ndarray:
-    """The whole optical raster as uint8 (H, W, 3)."""
+    """The whole optical raster as uint8 ``(H, W, 3)`` RGB (1 band repeated, a 4th ignored).
+
+    Raises :class:`~saropt.errors.DataError` for an unreadable or non-8-bit raster.
+    """
     from saropt.build.rasters import OpticalSource
 
     src = OpticalSource(Path(path))
@@ -42,7 +51,10 @@ def read_optical_image(path: str | Path) -> np.ndarray:
 
 def plot_cost_map(template: np.ndarray, search: np.ndarray, cost_map: np.ndarray, dx: int,
                   dy: int, title: str) -> Any:
-    """Template, search window with the found box, and the cost map with the answer."""
+    """Template, search window with the found box, and the cost map with the answer (a figure).
+
+    ``cost_map`` ``(2R + 1, 2R + 1)`` indexed ``[dy + R, dx + R]``; ``(dx, dy)`` the answer, px.
+    """
     from saropt.bnn.plots import _plt
 
     plt = _plt()
@@ -68,8 +80,12 @@ def plot_cost_map(template: np.ndarray, search: np.ndarray, cost_map: np.ndarray
 def locate_patch_files(sar: str | Path, optical: str | Path, method: str, model: str | None,
                        stride: int = 4, top_k: int = 3, device: str = "cpu",
                        out: str | Path | None = None) -> tuple[dict[str, Any], str]:
-    """Locate the SAR template ``sar`` in the optical window ``optical``; ``out``: a PNG of the
-    cost map. Returns (JSON-ready result, one-line text)."""
+    """Locate the SAR template file ``sar`` in the optical window file ``optical``.
+
+    The window must be the template plus R px on every side (both square). ``out``: a PNG of
+    the cost map. Returns (JSON-ready result with the offset in px from the centred position,
+    one-line text). Raises :class:`SaroptError` for unusable images, a bad matcher or ``model``.
+    """
     template, search = read_sar_image(sar), read_optical_image(optical)
     matcher = make_matcher(method, model, device)
     loc = locate(matcher, template, search, stride=stride, top_k=top_k, keep_map=True)
@@ -91,8 +107,14 @@ def locate_scene_files(sar: str | Path, optical: str | Path, method: str, model:
                        grid: int, patch: int, radius: int, shift: tuple[float, float] = (0, 0),
                        stride: int = 4, top_k: int = 3, device: str = "cpu",
                        out: str | Path | None = None) -> tuple[dict[str, Any], str]:
-    """Locate SAR patches every ``grid`` px of the SAR scene in the optical scene, each within
-    ``radius`` of (its SAR position + ``shift``); ``out``: CSV of ``SCENE_COLUMNS``."""
+    """Locate ``patch`` px SAR patches every ``grid`` px of a SAR scene in the optical scene.
+
+    Each patch is searched within ``radius`` px of its SAR position + ``shift`` (dx, dy px) in
+    the optical scene (both scenes on the same pixel grid up to that shift). ``out``: a CSV of
+    :data:`SCENE_COLUMNS` (pixel centres, px). Returns (JSON-ready result, one-line text).
+    Raises :class:`SaroptError` for ``grid`` < 1, ``patch`` < 8 or ``radius`` < 1, unusable
+    images or a bad matcher.
+    """
     if grid < 1 or patch < 8 or radius < 1:
         raise SaroptError(f"--grid >= 1, --patch >= 8 and --radius >= 1 px needed (got {grid}, "
                           f"{patch}, {radius})")

@@ -1,5 +1,14 @@
-"""Matching metrics on pair distances d (a pair is predicted true when d < threshold) and
-retrieval metrics among N co-registered pairs. Plain numpy/torch, checkable by hand."""
+"""BNN matching metrics on pair distances d and retrieval metrics among N co-registered pairs.
+
+A pair is predicted true when d < threshold. Paper 003 (Tables 1-2) and paper 002 (Table II)
+report accuracy, precision and recall of this binary decision; ROC-AUC, FPR at 95% TPR, a
+validation-chosen threshold and top-k retrieval are additions (docs/bnn.md). Plain numpy/torch
+with the textbook definitions (scikit-learn's for the ROC), checkable by hand.
+
+Inputs: distances ``d`` ``(N,)`` (any shape, flattened; BNN d in [0, 1]) and ``labels`` of the
+same size, 1 for a true pair and 0 for a false one (> 0.5 counts as true). Rates are NaN where
+their denominator is 0.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +32,14 @@ def _ratio(num: float, den: float) -> float:
 
 
 def binary_metrics(d: Any, labels: Any, threshold: float = 0.5) -> dict[str, float]:
-    """Counts and rates of the rule "true pair iff d < threshold" (paper: threshold 0.5)."""
+    """Counts and rates of the rule "true pair iff d < threshold".
+
+    The default 0.5 is the midpoint of the loss targets 0 (true) and 1 (false); the papers
+    report accuracy, precision and recall without naming a threshold. Returns ``accuracy``,
+    ``precision``, ``recall``, ``f1``, ``fpr`` (floats, NaN when undefined), the counts ``tp``,
+    ``fp``, ``tn``, ``fn`` and ``threshold``. Raises ``ValueError`` when ``d`` and ``labels``
+    differ in size.
+    """
     d, y = _as_arrays(d, labels)
     pred = d < threshold
     tp, fp = int(np.sum(pred & y)), int(np.sum(pred & ~y))
@@ -35,8 +51,11 @@ def binary_metrics(d: Any, labels: Any, threshold: float = 0.5) -> dict[str, flo
 
 
 def roc_auc(d: Any, labels: Any) -> float:
-    """Probability that a random true pair has a smaller d than a random false pair (ties 1/2):
-    the area under the ROC curve of the score -d (Mann-Whitney U)."""
+    """ROC-AUC of the score -d: P(d of a random true pair < d of a random false pair).
+
+    Ties count 1/2 (the Mann-Whitney U statistic / (n_pos * n_neg), equal to
+    ``sklearn.metrics.roc_auc_score(labels, -d)``); NaN without true or without false pairs.
+    """
     d, y = _as_arrays(d, labels)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
@@ -54,7 +73,12 @@ def roc_auc(d: Any, labels: Any) -> float:
 
 
 def roc_curve(d: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(fpr, tpr, thresholds)``: the rule d <= t for every distinct t, plus the origin."""
+    """ROC of the rule d <= t: ``(fpr, tpr, thresholds)``, each ``(K + 1,)``.
+
+    One point per distinct distance t (K of them, ascending), plus the origin first (threshold
+    -inf); the (fpr, tpr) points of ``sklearn.metrics.roc_curve(labels, -d,
+    drop_intermediate=False)``. With no true (false) pairs, tpr (fpr) stays 0.
+    """
     d, y = _as_arrays(d, labels)
     order = np.argsort(d, kind="mergesort")
     d_sorted, y_sorted = d[order], y[order]
@@ -68,15 +92,22 @@ def roc_curve(d: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def fpr_at_tpr(d: Any, labels: Any, tpr_target: float = 0.95) -> float:
-    """False positive rate of the strictest rule d <= t whose true positive rate >= target."""
+    """False positive rate of the strictest rule d <= t whose true positive rate >= target.
+
+    ``tpr_target`` in [0, 1] (0.95: the usual FPR95 of patch matching); NaN if none reaches it.
+    """
     fpr, tpr, _ = roc_curve(d, labels)
     ok = np.nonzero(tpr >= tpr_target - 1e-12)[0]
     return float(fpr[ok[0]]) if ok.size else float("nan")
 
 
 def best_threshold(d: Any, labels: Any) -> tuple[float, float]:
-    """``(threshold, accuracy)`` maximising accuracy of d < threshold; thresholds are midpoints
-    between consecutive distinct distances (choose it on validation pairs, never on test)."""
+    """``(threshold, accuracy)`` maximising the accuracy of the rule d < threshold.
+
+    Candidates are the midpoints between consecutive distinct distances plus one below the
+    smallest and one above the largest (1e-6 away); the first best is taken. Choose it on
+    validation pairs, never on test pairs.
+    """
     d, y = _as_arrays(d, labels)
     u = np.unique(d)
     cands = np.r_[u[0] - 1e-6, (u[:-1] + u[1:]) / 2, u[-1] + 1e-6]
@@ -92,7 +123,7 @@ def best_threshold(d: Any, labels: Any) -> tuple[float, float]:
 
 
 def matching_metrics(d: Any, labels: Any, threshold: float = 0.5) -> dict[str, float]:
-    """Binary metrics at ``threshold`` plus ROC-AUC and FPR at 95% TPR."""
+    """:func:`binary_metrics` at ``threshold`` plus ``roc_auc`` and ``fpr_at_95tpr``."""
     out = binary_metrics(d, labels, threshold)
     out["roc_auc"] = roc_auc(d, labels)
     out["fpr_at_95tpr"] = fpr_at_tpr(d, labels, 0.95)
@@ -119,8 +150,12 @@ def retrieval_metrics(z_s: Any, z_o: Any, ks: tuple[int, ...] = (1, 5, 10),
                       chunk_elems: int = 1 << 24) -> dict[str, float]:
     """Top-k and mean reciprocal rank of the true partner, SAR->optical and optical->SAR.
 
-    Row i of ``z_s`` and ``z_o`` are codes of the same place. Distances are computed in chunks
-    of about ``chunk_elems`` entries (64 MB in float32), so N = 100,000 fits in memory.
+    ``z_s``, ``z_o``: codes ``(N, n)``, row i of both from the same place. Each query is ranked
+    against all N codes of the other modality by Euclidean distance (the ranking of d, eq. 1);
+    ties count against the true partner. Distances are computed in chunks of about
+    ``chunk_elems`` entries (default 2**24: 64 MiB in float32), so N = 100,000 fits in memory.
+    Returns ``n`` and, for ``sar2opt`` and ``opt2sar``, ``<dir>_top<k>`` (share of queries whose
+    partner ranks <= k) and ``<dir>_mrr``. Raises ``ValueError`` unless both are ``(N, n)``.
     """
     zs = torch.as_tensor(np.asarray(z_s), dtype=torch.float32)
     zo = torch.as_tensor(np.asarray(z_o), dtype=torch.float32)

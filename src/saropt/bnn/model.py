@@ -1,5 +1,11 @@
-"""BNN encoders (timm backbone + 1x1 conv + 4x4 average pooling + linear + sigmoid) and the
-two-encoder model with its distance d = ||z_s - z_o||_2 / sqrt(n) (paper 003, eq. 1)."""
+"""BNN encoders and the two-encoder model with its distance (paper 003, section 2.1, eq. 1).
+
+Each encoder is a timm backbone followed by the paper's head: 1x1 conv, 4x4 average pooling,
+linear layer with sigmoid to an n-dimensional code (n = 50 in section 4.2.1). The SAR and the
+optical encoder share no weights (unlike a Siamese network); a pair's distance is
+d = ||z_s - z_o||_2 / sqrt(n), in [0, 1] for codes in [0, 1]^n. The loss on d is in
+:mod:`saropt.bnn.loss`.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,10 @@ KNOWN_ARCHS = ("resnet50", "darknet53", "resnet18", "resnet34", "cspdarknet53")
 
 
 def distance(z_s: torch.Tensor, z_o: torch.Tensor) -> torch.Tensor:
-    """Row-wise ``||z_s - z_o||_2 / sqrt(n)`` in float32; codes in [0, 1]^n give d in [0, 1].
+    """The BNN distance d = ``||z_s - z_o||_2 / sqrt(n)`` per row (paper 003, eq. 1), float32.
+
+    ``z_s`` and ``z_o`` are codes ``(B, n)`` (any ``(..., n)``), d is ``(B,)`` (``(...)``);
+    codes in [0, 1]^n give d in [0, 1]. Raises ``ValueError`` when the shapes differ.
 
     The gradient at d = 0 (identical codes, which happens: sigmoid codes saturate to exactly
     1.0 under bf16 autocast) is 0, not NaN: the square root only sees positive sums (the
@@ -32,7 +41,12 @@ def distance(z_s: torch.Tensor, z_o: torch.Tensor) -> torch.Tensor:
 
 
 def create_backbone(arch: str, in_chans: int) -> nn.Module:
-    """A timm model without classifier and global pooling (``forward_features`` -> feature map)."""
+    """A timm model without classifier and global pooling (``forward_features`` -> feature map).
+
+    Built with random weights (``pretrained=False``: nothing is downloaded; ``saropt bnn train``
+    loads local weights from ``model.sar_init`` / ``opt_init``).
+    Raises :class:`SaroptError` when ``arch`` is not a timm model name.
+    """
     import timm
 
     try:
@@ -44,12 +58,21 @@ def create_backbone(arch: str, in_chans: int) -> nn.Module:
 
 
 class Head(nn.Module):
-    """1x1 conv -> (ReLU) -> average pooling -> flatten -> linear -> sigmoid to ``code_dim``.
+    """The BNN head: 1x1 conv -> (ReLU) -> average pooling -> flatten -> linear -> sigmoid.
+
+    Paper 003 section 2.1: a 1x1 convolution and a 4x4 average pooling on the backbone's
+    feature map, then a linear layer with sigmoid to the n-dimensional code. Not fixed by the
+    paper (docs/bnn.md): ``conv_width`` (256), the ReLU (``conv_act="none"`` drops it) and the
+    pooling stride (``pool="paper"``: a ``pool_size`` window with stride ``pool_size``, so an 8x8
+    map becomes 2x2; ``pool="adaptive"``: ``pool_grid`` x ``pool_grid`` cells for small inputs).
+    Raises :class:`SaroptError` when the feature map ``feat_hw`` (h, w) is smaller than the
+    ``pool="paper"`` window.
 
     ``init_gain`` multiplies the linear layer's initial weights (PyTorch's default init: 1.0,
     the paper configs). At init the codes barely depend on the input (std over inputs ~0.02
     at CPU scale), which leaves SGD on the d = 0.5 plateau (docs/bnn.md, "Does the paper's
-    recipe learn?"); a larger gain spreads the initial codes."""
+    recipe learn?"); a larger gain spreads the initial codes.
+    """
 
     def __init__(self, in_channels: int, feat_hw: tuple[int, int], code_dim: int = 50,
                  conv_width: int = 256, conv_act: str = "relu", pool: str = "paper",
@@ -73,12 +96,20 @@ class Head(nn.Module):
                 self.fc.weight.mul_(init_gain)
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Codes ``(B, code_dim)`` in [0, 1] of a feature map ``(B, in_channels, h, w)``."""
         x = self.pool(self.act(self.conv(fmap)))
         return torch.sigmoid(self.fc(torch.flatten(x, 1)))
 
 
 class Encoder(nn.Module):
-    """One modality's network f(x): normalise [0, 1] input, backbone, head -> code in [0, 1]^n."""
+    """One modality's network f(x) of the BNN: normalise, backbone, head -> code in [0, 1]^n.
+
+    Input ``(B, in_chans, image_size, image_size)`` float in [0, 1] (1 channel for SAR, 3 for
+    RGB optical), normalised with ``mean``/``std`` inside the model; output ``(B, n)`` codes.
+    ``code_dim`` is n, ``image_size`` the side (px) the head was sized for. Raises
+    :class:`SaroptError` for ``mean``/``std`` not of length ``in_chans``, an unknown ``arch``,
+    or a feature map too small for the pooling.
+    """
 
     def __init__(self, arch: str, in_chans: int, image_size: int, mean: Sequence[float],
                  std: Sequence[float], **head_kwargs: object) -> None:
@@ -102,6 +133,11 @@ class Encoder(nn.Module):
         return fmap.shape[1], (fmap.shape[2], fmap.shape[3])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes ``(B, n)`` in [0, 1] of images ``(B, in_chans, H, W)`` float in [0, 1].
+
+        H = W = ``image_size`` (the head's linear layer is sized for it; ``pool="adaptive"``
+        accepts other sizes). Raises ``ValueError`` for another rank or channel count.
+        """
         if x.ndim != 4 or x.shape[1] != self.in_chans:
             raise ValueError(f"{self.arch} encoder expects Bx{self.in_chans}xHxW, "
                              f"got {tuple(x.shape)}")
@@ -114,7 +150,13 @@ def create_encoder(arch: str, in_chans: int, code_dim: int = 50, image_size: int
                    conv_width: int = 256, conv_act: str = "relu", pool: str = "paper",
                    pool_size: int = 4, pool_grid: int = 2, head_init_gain: float = 1.0
                    ) -> Encoder:
-    """A BNN encoder; ``in_chans`` 1 (SAR) or 3 (optical); default mean/std are ImageNet's."""
+    """A BNN :class:`Encoder`; ``in_chans`` 1 (SAR) or 3 (optical), codes of ``code_dim``.
+
+    Default normalisation: ImageNet's mean/std for 3 channels, their grey mean/std for 1
+    (timm's rule for 1-channel inputs, :data:`saropt.bnn.config.GREY_MEAN`). ``image_size``
+    (px) is the input side the head is sized for; the head arguments are :class:`Head`'s
+    (``head_init_gain`` is its ``init_gain``). Raises :class:`SaroptError` as :class:`Encoder`.
+    """
     from saropt.bnn.config import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD
 
     mean = list(mean) if mean is not None else (GREY_MEAN if in_chans == 1 else IMAGENET_MEAN)
@@ -125,7 +167,13 @@ def create_encoder(arch: str, in_chans: int, code_dim: int = 50, image_size: int
 
 
 class BNN(nn.Module):
-    """Two separate encoders (no shared weights): ``sar`` (1 channel) and ``opt`` (3 channels)."""
+    """The Bridge Neural Network: two separate encoders and the distance d of eq. 1 (paper 003).
+
+    ``sar`` (1 channel) and ``opt`` (3 channels) share no weights; ``forward`` gives the
+    distances ``(B,)`` in [0, 1] of B pairs, true pairs trained towards 0 and false pairs
+    towards 1 (:mod:`saropt.bnn.loss`). Raises :class:`SaroptError` when the two code sizes
+    differ.
+    """
 
     def __init__(self, sar: Encoder, opt: Encoder) -> None:
         super().__init__()
@@ -135,7 +183,7 @@ class BNN(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: object) -> BNN:
-        """Build from a :class:`saropt.bnn.config.BNNConfig`."""
+        """Build both encoders from a :class:`saropt.bnn.config.BNNConfig` (random weights)."""
         m, size = cfg.model, cfg.input_size  # type: ignore[attr-defined]
         common = dict(code_dim=m.code_dim, image_size=size, conv_width=m.conv_width,
                       conv_act=m.conv_act, pool=m.pool, pool_size=m.pool_size,
@@ -145,5 +193,8 @@ class BNN(nn.Module):
         return cls(sar, opt)
 
     def forward(self, x_s: torch.Tensor, x_o: torch.Tensor) -> torch.Tensor:
-        """Distances d of the pairs (x_s[i], x_o[i])."""
+        """Distances d ``(B,)`` in [0, 1] of the pairs (x_s[i], x_o[i]) (paper 003, eq. 1).
+
+        ``x_s``: SAR ``(B, 1, H, W)``, ``x_o``: optical ``(B, 3, H, W)``, float in [0, 1].
+        """
         return distance(self.sar(x_s), self.opt(x_o))

@@ -1,5 +1,9 @@
-"""BNN figures: training curves (paper Fig. 7), ROC, distance histograms, TP/FP/TN/FN gallery
-(paper Fig. 6). Each function returns a matplotlib Figure."""
+"""BNN figures: training curves, ROC, distance histograms, TP/FP/TN/FN gallery.
+
+The curves follow paper 003 Fig. 7 (accuracy, precision, recall per epoch) and the gallery its
+Fig. 6. Each ``plot_*`` function returns a matplotlib Figure (Agg backend) for
+:func:`saropt.utils.io.save_figure_atomic`.
+"""
 
 from __future__ import annotations
 
@@ -58,6 +62,10 @@ def plot_curves(series: dict[str, list[tuple[int, float]]]) -> Any:
 
 def plot_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, point: tuple[float, float],
              threshold: float) -> Any:
+    """ROC curve of the test pairs with the operating point ``point`` (fpr, tpr) of d < threshold.
+
+    ``fpr``/``tpr``: ``(K,)`` from :func:`saropt.bnn.metrics.roc_curve`; ``auc`` for the legend.
+    """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
     ax.plot(fpr, tpr, label=f"BNN (AUC {auc:.3f})")
@@ -71,6 +79,10 @@ def plot_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, point: tuple[float, f
 
 
 def plot_histograms(d: np.ndarray, labels: np.ndarray, threshold: float) -> Any:
+    """Histograms of the distances d ``(N,)`` of true and false pairs, with the threshold line.
+
+    ``labels`` ``(N,)``: 1 true, 0 false. The 40 bins span the data and the threshold.
+    """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     lo = min(float(np.min(d)) if d.size else 0.0, threshold) - 0.02
@@ -88,9 +100,12 @@ def plot_histograms(d: np.ndarray, labels: np.ndarray, threshold: float) -> Any:
 
 def plot_gallery(groups: dict[str, Sequence[tuple[str, str, float]]],
                  load: Callable[[str, str], tuple[np.ndarray, np.ndarray]]) -> Any:
-    """Rows TP/FP/TN/FN; each pair shown as optical then SAR, titled with d.
+    """Rows TP/FP/TN/FN (paper 003 Fig. 6); each pair shown as optical then SAR, titled with d.
 
-    ``load(sar_id, opt_id)`` returns (sar HxW uint8, optical HxWx3 uint8)."""
+    ``groups``: ``{outcome: [(sar_id, opt_id, d), ...]}``
+    (:func:`saropt.bnn.evaluate.gallery_groups`); ``load(sar_id, opt_id)`` returns (SAR
+    ``(H, W)`` uint8, optical ``(H, W, 3)`` uint8).
+    """
     plt = _plt()
     per_row = max([len(v) for v in groups.values()] + [1])
     fig, axes = plt.subplots(len(groups), 2 * per_row, figsize=(2 * per_row * 1.3,

@@ -58,8 +58,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def _named(err: OSError, path: Path, tmp: str | Path | None = None) -> OSError:
-    """``err`` naming the output ``path`` where it names no file or the temporary ``tmp``
-    (whose name means nothing to the user); errors about other files are left as they are."""
+    """``err`` naming the output ``path`` where it names no file or the temporary ``tmp``.
+
+    The temporary's name means nothing to the user; errors about other files are left as they
+    are.
+    """
     if err.filename is None or (tmp is not None and os.fsdecode(err.filename) == str(tmp)):
         err.filename = str(path)
         if err.filename2 is not None and os.fsdecode(err.filename2) == str(path):
@@ -81,7 +84,11 @@ def current_umask() -> int:
 
 
 def read_json(path: str | Path, what: str) -> Any:
-    """Parse a JSON file; a missing or unparsable file is a ``DataError`` naming it."""
+    """Parse a JSON file (UTF-8 with or without BOM, or UTF-16).
+
+    ``what`` names the file's role in the message. Raises :class:`~saropt.errors.DataError`
+    naming the file when it is missing, not UTF-8/UTF-16 text, or not valid JSON.
+    """
     from saropt.errors import DataError
 
     path = Path(path)
@@ -95,9 +102,12 @@ def read_json(path: str | Path, what: str) -> Any:
 
 
 def read_text_file(path: str | Path) -> str:
-    """The text of a list, CSV or tie-point file as editors write it: UTF-8 with or without a
-    byte-order mark (Windows Notepad), or UTF-16 with one (PowerShell's ``>``); other bytes
-    are a one-line ``DataError`` naming the file."""
+    """The text of a list, CSV or tie-point file as editors write it.
+
+    UTF-8 with or without a byte-order mark (Windows Notepad), or UTF-16 with one (PowerShell's
+    ``>``). Raises :class:`~saropt.errors.DataError` naming the file for other bytes (and
+    ``OSError`` when it cannot be read).
+    """
     from saropt.errors import DataError
 
     path = Path(path)
@@ -111,12 +121,18 @@ def read_text_file(path: str | Path) -> str:
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_path`); returns ``path``."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
 
 
 def write_json_atomic(path: str | Path, obj: Any, indent: int = 2) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically; returns ``path``.
+
+    NumPy scalars and arrays and ``Path`` objects are converted; other objects raise
+    ``TypeError``.
+    """
     return write_text_atomic(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
 
 
@@ -131,7 +147,10 @@ def _json_default(o: Any) -> Any:
 
 
 def save_image_atomic(path: str | Path, array: np.ndarray) -> Path:
-    """Write a uint8 HxW (L) or HxWx3 (RGB) array as PNG/JPEG atomically (Pillow)."""
+    """Write a uint8 ``(H, W)`` (grey) or ``(H, W, 3)`` (RGB) array as PNG/JPEG atomically.
+
+    Pillow picks the format from the suffix. Raises ``ValueError`` for a non-uint8 array.
+    """
     from PIL import Image
 
     if array.dtype != np.uint8:
@@ -142,7 +161,7 @@ def save_image_atomic(path: str | Path, array: np.ndarray) -> Path:
 
 
 def save_figure_atomic(fig: Any, path: str | Path, dpi: int = 120) -> Path:
-    """Save a matplotlib figure atomically and close it."""
+    """Save a matplotlib figure atomically (format from the suffix, ``dpi``) and close it."""
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:

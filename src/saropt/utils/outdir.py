@@ -82,9 +82,12 @@ def read_stamp(folder: str | Path) -> dict[str, Any] | None:
 
 
 def check_complete(folder: str | Path) -> str | None:
-    """Why ``folder`` is not a finished saropt output (None when finished or not stamped): its
-    own stamp, or that of the run whose declared output holds it (``DATASET/sar_256_oc_0.2``
-    of a killed ``synth pairs``, ``OUT/hrsid`` of a killed ``synth ships``)."""
+    """Why ``folder`` is not a finished saropt output, or None when finished or not stamped.
+
+    Judged by its own stamp, or that of the run whose declared output holds it
+    (``DATASET/sar_256_oc_0.2`` of a killed ``synth pairs``, ``OUT/hrsid`` of a killed
+    ``synth ships``).
+    """
     stamp = read_stamp(folder)
     where = Path(folder)
     if stamp is None:
@@ -100,18 +103,22 @@ def check_complete(folder: str | Path) -> str | None:
 
 
 def require_complete(folder: str | Path) -> None:
-    """Raise :class:`OutDirError` when :func:`check_complete` finds ``folder`` unfinished (the
-    check of every reader of saropt-written data)."""
+    """Raise :class:`OutDirError` when :func:`check_complete` finds ``folder`` unfinished.
+
+    The check of every reader of saropt-written data.
+    """
     why = check_complete(folder)
     if why:
         raise OutDirError(why)
 
 
 def claimed_by(path: str | Path) -> tuple[Path, dict[str, Any]] | None:
-    """The stamped folder above ``path`` whose run declared ``path`` (or a folder holding it)
-    as one of its outputs, with its stamp; None when no run claims it. ``fuse run --out
-    DATASET/manifest.csv`` or ``data split --out DATASET/sar_256_oc_0.2`` would otherwise
-    overwrite or mix into another command's output."""
+    """``(folder, stamp)`` of the run whose declared outputs hold ``path``; None if none does.
+
+    The stamped folder above ``path`` whose run declared ``path`` (or a folder holding it) as
+    one of its outputs. ``fuse run --out DATASET/manifest.csv`` or ``data split --out
+    DATASET/sar_256_oc_0.2`` would otherwise overwrite or mix into another command's output.
+    """
     path = Path(os.path.abspath(path))
     for folder in path.parents:
         stamp = read_stamp(folder)
@@ -135,7 +142,7 @@ def check_unclaimed(path: str | Path, flag: str = "--out") -> None:
 
 
 def remove_temps(folder: str | Path) -> int:
-    """Delete temporary files left by killed atomic writes anywhere under ``folder``."""
+    """Delete temporary files left by killed atomic writes anywhere under ``folder``; the count."""
     n = 0
     for dirpath, _, files in os.walk(folder):
         for name in files:
@@ -157,7 +164,11 @@ def _pid_alive(pid: int) -> bool:
 
 @contextmanager
 def folder_lock(folder: str | Path, command: str) -> Iterator[Path]:
-    """Hold ``folder/.saropt.lock`` while the block runs; refuse when a live process holds it."""
+    """Hold ``folder/.saropt.lock`` while the block runs; refuse when a live process holds it.
+
+    A lock whose process is gone (same host, pid not alive or reused) is taken over. Raises
+    :class:`OutDirError` naming the owner's command, pid, host and start time.
+    """
     path = Path(folder) / LOCK
     me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
           "since": time.strftime("%Y-%m-%d %H:%M:%S"), "started": _proc_start(os.getpid())}
@@ -215,9 +226,11 @@ def _age(path: Path) -> float:
 
 
 def _proc_start(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks since boot, Linux ``/proc``), or None: with
-    the pid it names one process, so a reused pid (after a kill -9 or a reboot) is not taken
-    for the lock's owner."""
+    """When process ``pid`` started (clock ticks since boot, Linux ``/proc``), or None.
+
+    With the pid it names one process, so a reused pid (after a kill -9 or a reboot) is not
+    taken for the lock's owner.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         return int(stat.rsplit(")", 1)[1].split()[19])
@@ -295,7 +308,9 @@ def prepare_out_dir(path: str | Path, command: str, config: Any = None,
     from before stamps, or a copied checkpoint), or None; ``replace_same``: a quick report
     command (eval, split, export) whose rerun replaces its own earlier output whatever the config
     (its stale files are removed by ``finish``); other commands' folders are still refused.
-    On success call ``OutDir.finish(written)`` inside the block. Raises :class:`OutDirError`.
+    On success call ``OutDir.finish(written)`` inside the block. Raises :class:`OutDirError`
+    (a file at ``path``, a folder in use, another run's output, a different config without
+    ``overwrite``) and ``PermissionError`` for a folder that is not writable.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -355,9 +370,12 @@ def _prepared(path: Path, command: str, config: Any, outputs: list[str], overwri
 
 def check_out_file(path: str | Path, flag: str = "--out",
                    inputs: Iterable[str | Path | None] = ()) -> Path:
-    """Before work starts: ``path`` can be written as a file (its folder is created now; it is
-    not a folder itself, not one of the command's ``inputs``, not part of another run's
-    output). File-system errors name the path (the CLI prints them)."""
+    """Check, before work starts, that ``path`` can be written as a file; returns it as a Path.
+
+    Its folder is created now. Raises :class:`OutDirError` (naming ``flag``) when ``path`` is a
+    folder, one of the command's ``inputs``, or part of another run's output, and
+    ``PermissionError`` naming the folder when it is not writable.
+    """
     path = Path(path)
     if path.is_dir():
         raise OutDirError(f"{flag} {path} is a folder; give a file path")
@@ -386,9 +404,11 @@ STALE_TEMP_S = 60.0
 
 
 def remove_own_temps(path: str | Path) -> int:
-    """Delete the temporaries that killed atomic writes of the file ``path`` left beside it
-    (``.<stem>.XXXXXXXX.tmp<suffix>``, untouched for :data:`STALE_TEMP_S`): a single-file
-    output has no run folder whose start would clean them."""
+    """Delete the temporaries that killed atomic writes of the file ``path`` left beside it.
+
+    Those are ``.<stem>.XXXXXXXX.tmp<suffix>`` untouched for :data:`STALE_TEMP_S` s: a
+    single-file output has no run folder whose start would clean them. Returns the count.
+    """
     path = Path(path)
     pattern = re.compile(rf"^\.{re.escape(path.stem)}\.[A-Za-z0-9_]{{8}}\.tmp"
                          rf"{re.escape(path.suffix)}$")
@@ -407,8 +427,10 @@ def remove_own_temps(path: str | Path) -> int:
 
 def check_out_dir(path: str | Path, command: str, config: Any = None,
                   outputs: Iterable[str] = (), overwrite: bool = False) -> None:
-    """Raise now what :func:`prepare_out_dir` would refuse later (before long work starts);
-    changes nothing on disk."""
+    """Raise now the :class:`OutDirError` that :func:`prepare_out_dir` would raise later.
+
+    Called before long work starts; changes nothing on disk.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutDirError(f"{path} exists and is a file; the output must be a folder (remove "
@@ -477,8 +499,10 @@ def _decide(path: Path, stamp: dict[str, Any] | None, command: str, config: Any,
 
 
 def _clear(path: Path, outputs: list[str], stamp: dict[str, Any] | None = None) -> None:
-    """Remove this command's outputs and those the stamp's command recorded (``--overwrite``
-    of another run's folder replaces that run's output, never other files)."""
+    """Remove this command's outputs and those the stamp's command recorded.
+
+    ``--overwrite`` of another run's folder replaces that run's output, never other files.
+    """
     recorded = (stamp or {}).get("outputs") or []
     for name in [*outputs, *(n for n in recorded if isinstance(n, str))]:
         if name and not Path(name).is_absolute() and ".." not in Path(name).parts:

@@ -19,13 +19,16 @@ class Report:
         self.lines: list[str] = [f"# {title}", ""]
 
     def section(self, title: str, text: str = "") -> None:
+        """Start a ``##`` section, optionally with a first paragraph."""
         self.lines += [f"## {title}", ""] + ([text, ""] if text else [])
 
     def text(self, text: str) -> None:
+        """Add a Markdown paragraph."""
         self.lines += [text, ""]
 
     def table(self, rows: Sequence[Sequence[Any]], headers: Sequence[str],
               floatfmt: str = ".4f") -> None:
+        """Add a Markdown pipe table (floats formatted with ``floatfmt``)."""
         self.lines += [format_table(rows, headers, floatfmt, markdown=True), ""]
 
     def figure(self, fig: Any, name: str, caption: str = "") -> Path:
@@ -35,10 +38,15 @@ class Report:
         return path
 
     def image(self, path: str | Path, caption: str = "") -> None:
+        """Reference an image file inside ``out_dir`` (relative link), with an italic caption.
+
+        Raises ``ValueError`` when ``path`` lies outside ``out_dir``.
+        """
         rel = Path(path).resolve().relative_to(self.out_dir.resolve())
         self.lines += [f"![{caption or rel.stem}]({rel.as_posix()})", ""]
         if caption:
             self.lines += [f"*{caption}*", ""]
 
     def write(self) -> Path:
+        """Write ``out_dir/report.md`` atomically and return its path."""
         return write_text_atomic(self.out_dir / "report.md", "\n".join(self.lines))

@@ -22,10 +22,13 @@ from torch import nn
 
 @dataclass
 class LoadReport:
-    """What happened to each weight: loaded as is, loaded with its input channels adapted,
-    missing from the source (left at its initial value), unused in the source, or shape clash;
+    """What happened to each weight in a transfer (tensor names in the target's naming).
+
+    Loaded as is, loaded with its input channels adapted, missing from the source (left at its
+    initial value), unused in the source, or shape clash (name, source shape, target shape);
     ``dropped``: source tensors a model's filter left out on purpose (a classifier, the BNN code
-    head, a detector's input statistics); ``partial``: a partial load was asked for."""
+    head, a detector's input statistics); ``partial``: a partial load was asked for.
+    """
 
     matched: list[str] = field(default_factory=list)
     adapted: list[str] = field(default_factory=list)
@@ -36,12 +39,14 @@ class LoadReport:
     partial: bool = False
 
     def summary(self) -> str:
+        """One line of counts: matched, adapted, missing, unused, mismatched, dropped."""
         return (f"{len(self.matched)} matched, {len(self.adapted)} adapted (input channels), "
                 f"{len(self.missing)} missing in source, {len(self.unexpected)} unused, "
                 f"{len(self.mismatched)} shape mismatches, {len(self.dropped)} dropped on purpose"
                 + (" (partial load)" if self.partial else ""))
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready lists of names (shapes as lists), for run records."""
         return {"matched": self.matched, "adapted": self.adapted, "missing": self.missing,
                 "unexpected": self.unexpected,
                 "mismatched": [[k, list(a), list(b)] for k, a, b in self.mismatched],
@@ -49,9 +54,12 @@ class LoadReport:
 
 
 def adapt_input_channels(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """A first-conv weight (O, I, kh, kw) for ``in_chans`` inputs: RGB -> 1 sums the channels
-    (a grey image through the RGB filters), 1 -> N repeats the filter divided by N (a grey image
-    copied to N channels gives the same response), otherwise timm's ``adapt_input_conv`` rule."""
+    """A first-conv weight ``(O, I, kh, kw)`` adapted to ``(O, in_chans, kh, kw)``, same dtype.
+
+    RGB -> 1 sums the channels (a grey image through the RGB filters), 1 -> N repeats the filter
+    divided by N (a grey image copied to N channels gives the same response), otherwise timm's
+    ``adapt_input_conv`` rule.
+    """
     from timm.models import adapt_input_conv
 
     if weight.shape[1] == 1 and in_chans > 1:  # grey -> N: a grey image copied to N channels
@@ -98,9 +106,12 @@ def _plan(module: nn.Module, state_dict: dict[str, torch.Tensor], src_prefix: st
 def load_state_dict_report(module: nn.Module, state_dict: dict[str, torch.Tensor],
                            src_prefix: str = "", dst_prefix: str = "",
                            adapt_in_chans: bool = True) -> LoadReport:
-    """Copy every source tensor whose name (``src_prefix`` swapped for ``dst_prefix``) and shape
-    match a tensor of ``module``; 4-D weights differing only in input channels are adapted.
-    Loads whatever fits and reports the rest; :func:`transfer_weights` is the checked form."""
+    """Copy every source tensor whose name and shape match a tensor of ``module``; report the rest.
+
+    Names match after ``src_prefix`` is swapped for ``dst_prefix``; 4-D weights differing only
+    in input channels are adapted. Loads whatever fits and never raises on gaps:
+    :func:`transfer_weights` is the checked form.
+    """
     report, to_load = _plan(module, state_dict, src_prefix, dst_prefix, adapt_in_chans)
     module.load_state_dict(to_load, strict=False)
     return report
@@ -177,12 +188,19 @@ def rename_to_children(state_dict: dict[str, torch.Tensor], module: nn.Module,
 
 
 def with_prefix(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """A copy of ``state_dict`` with ``prefix`` put before every name (the tensors shared)."""
     return {prefix + k: v for k, v in state_dict.items()}
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Weights and metadata from a ``.safetensors`` file (with its ``.json`` sidecar if present)
-    or a torch checkpoint (``.pt``/``.pth``/``.ckpt``; a ``state_dict`` entry is unwrapped)."""
+    """``(state_dict, metadata)`` from a ``.safetensors`` file or a torch checkpoint, on CPU.
+
+    A ``.safetensors`` file's metadata is its ``.json`` sidecar if present; a torch checkpoint
+    (``.pt``/``.pth``/``.ckpt``, loaded with ``weights_only=True``) has a ``state_dict`` entry
+    unwrapped and its plain str/int/float entries as metadata. Raises :class:`SaroptError`
+    naming the file when it is missing, unreadable, or holds no state dict (and
+    :class:`~saropt.errors.DataError` for a damaged sidecar).
+    """
     from saropt.errors import SaroptError
 
     path = Path(path)
@@ -219,8 +237,11 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
 
 
 def read_checkpoint(path: str | Path, map_location: str = "cpu") -> Any:
-    """A whole (trusted) Lightning/torch checkpoint, unpickled (``weights_only=False``: it holds
-    the run's config); a missing or unreadable file is a :class:`SaroptError` naming it."""
+    """A whole (trusted) Lightning/torch checkpoint, unpickled onto ``map_location``.
+
+    ``weights_only=False``: it holds the run's config. Raises :class:`SaroptError` naming the
+    file when it is missing or unreadable.
+    """
     from saropt.errors import SaroptError
 
     path = Path(path)
