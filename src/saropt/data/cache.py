@@ -122,7 +122,8 @@ def _write_cache(layout: Layout, ids: list[str], out: Path, patch_size: int | No
 
 def _check_space(out: Path, need: int) -> None:
     """Refuse before writing when the disk cannot hold the cache: a memory map on a full disk
-    dies with a bus error instead of an OSError."""
+    dies with a bus error instead of an OSError.
+    """
     import shutil
 
     free = shutil.disk_usage(out).free
@@ -196,7 +197,8 @@ class PairCache:
     def read_sar_into(self, positions: Sequence[int], out: np.ndarray) -> np.ndarray:
         """SAR patches at cache ``positions`` into ``out`` (N x H x W, uint8 or a wider type the
         values are cast to), row ``k`` from ``positions[k]``; the memory map is read in
-        ascending file order."""
+        ascending file order.
+        """
         sar = np.asarray(self._maps()[0])
         for k in np.argsort(positions, kind="stable"):
             out[k] = sar[positions[k]]
@@ -204,7 +206,8 @@ class PairCache:
 
     def read_opt_into(self, positions: Sequence[int], out: np.ndarray) -> np.ndarray:
         """Optical patches at cache ``positions`` into ``out`` (N x 3 x H x W: channel-first;
-        uint8 or a wider type), de-interleaved by OpenCV from the memory map in file order."""
+        uint8 or a wider type), de-interleaved by OpenCV from the memory map in file order.
+        """
         opt = np.asarray(self._maps()[1])
         scratch = None if out.dtype == np.uint8 else np.empty(out.shape[1:], np.uint8)
         for k in np.argsort(positions, kind="stable"):
@@ -221,7 +224,8 @@ class PairCache:
         """Raise a DataError unless every pair of ``layout`` is cached from unchanged files.
 
         A cache built from another dataset root says so (its root and layout), rather than
-        listing every file as changed."""
+        listing every file as changed.
+        """
         missing = [i for i in layout.ids if i not in self.position]
         stale = self.stale_files(layout)
         if not missing and not stale:

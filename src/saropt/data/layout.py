@@ -235,7 +235,8 @@ def _os_folders(root: Path) -> list[Path]:
 
 def detect_layout(root: str | Path) -> str:
     """The name of the layout ``root`` holds (see :data:`LAYOUTS`); a one-line DataError naming
-    the layouts looked for when none fits."""
+    the layouts looked for when none fits.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"dataset root {root} does not exist or is not a folder")
@@ -393,7 +394,8 @@ def entry_to_id(entry: str, root: str | Path | None = None) -> str:
     ``256/train/opt12.png`` -> ``256/train/12``). An entry is a path only when it ends in a
     known image suffix, and only that suffix is stripped. An absolute path inside ``root`` is
     taken relative to it (``/data/OS/256/train/opt12.png`` with root ``/data/OS`` ->
-    ``256/train/12``)."""
+    ``256/train/12``).
+    """
     text = entry.strip().replace("\\", "/")
     name = text.rsplit("/", 1)[-1]
     suffix = Path(name).suffix.lower()

@@ -72,7 +72,8 @@ def resolve_sizes(n: int, train: int | None = None, test: int | None = None,
                   train_frac: float | None = None, test_frac: float | None = None,
                   val_frac: float | None = None) -> dict[str, int]:
     """Counts of each split for ``n`` pairs. Unset train or test takes the rest; with neither
-    set, the paper's 70 % / 30 % split (14,000 / 6,000 of QXS-SAROPT's 20,000)."""
+    set, the paper's 70 % / 30 % split (14,000 / 6,000 of QXS-SAROPT's 20,000).
+    """
     n_train = _count(n, train, train_frac, "train")
     n_test = _count(n, test, test_frac, "test")
     n_val = _count(n, val, val_frac, "val") or 0
@@ -181,7 +182,8 @@ def _spatial_assign(ids: list[str], sizes: dict[str, int], windows: dict[str, Wi
 # ---- making and reading splits ----------------------------------------------------------------
 def split_mode(mode: str | None, lists: str | Path | None) -> str:
     """The split mode: ``release`` when published ``lists`` are given, else ``random``; lists
-    with another mode would be ignored, which is a DataError."""
+    with another mode would be ignored, which is a DataError.
+    """
     if lists is not None and mode not in (None, "release"):
         raise DataError(f"--lists is the published split: it is read with --mode release, "
                         f"not --mode {mode} (leave --mode out)")
