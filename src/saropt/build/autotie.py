@@ -63,7 +63,8 @@ def _reduce(img: np.ndarray, f: int) -> np.ndarray:
 
 def coarse_shift(sar: np.ndarray, opt_grey: np.ndarray, side: int = 256) -> tuple[float, float]:
     """Translation (dx, dy), optical = SAR + shift, from the central half of the reduced SAR
-    scene located in the reduced optical scene (NCC of gradient magnitudes)."""
+    scene located in the reduced optical scene (NCC of gradient magnitudes).
+    """
     from saropt.bnn.matchers import gradient_magnitude
 
     f = max(1, int(np.ceil(max(*sar.shape[:2], *opt_grey.shape[:2]) / side)))
@@ -95,7 +96,8 @@ def _georef_prior(sar_ds: Any, opt_ds: Any, shape: tuple[int, int]) -> Any | Non
 def textured_centres(sar: np.ndarray, sr: SubRegion, patch: int, step: int,
                      texture_min: float) -> tuple[np.ndarray, int]:
     """Centres every ``step`` px inside ``sr`` (a patch may reach past the sub-region, not past
-    the SAR scene) whose SAR patch is textured; also the number of grid centres looked at."""
+    the SAR scene) whose SAR patch is textured; also the number of grid centres looked at.
+    """
     from saropt.build.screen import texture_score
 
     x0, y0, x1, y1 = sr.bbox
@@ -130,7 +132,8 @@ def auto_tiepoints(sar_path: str | Path, opt_path: str | Path, out: str | Path,
                    texture_min: float = 5.0, stride: int = 4, device: str = "cpu",
                    progress: bool = True) -> dict[str, Any]:
     """Find tie points and write ``out`` (CSV, builder format + ``confidence``); returns a
-    summary (counts per sub-region, prior, settings). See the module docstring."""
+    summary (counts per sub-region, prior, settings). See the module docstring.
+    """
     from saropt.bnn.locate import locate_scene, make_matcher
     from saropt.bnn.matchers import grey
     from saropt.build.config import SarScaling

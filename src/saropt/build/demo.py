@@ -9,7 +9,8 @@ PATCH = 128  # smaller than the paper's 256 so a 1024 px scene gives enough patc
 
 def truth_rmse(result, mapping, size: int) -> dict[str, float]:
     """Per sub-region RMSE (px) of the fitted SAR -> optical map against the exact mapping,
-    over the cut patches (every 8th pixel)."""
+    over the cut patches (every 8th pixel).
+    """
     out = {}
     for sr, fit in zip(result.plan.subregions, result.plan.fits):
         pts = [np.column_stack([xs.ravel(), ys.ravel()])

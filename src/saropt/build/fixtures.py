@@ -51,7 +51,8 @@ def make_affine_scene(out_dir: str | Path, sar_size: int = 1024, seed: int = 0,
                       n_points: int = 40, noise_px: float = 0.3, n_outliers: int = 0,
                       window: int = 1024) -> AffineScene:
     """Write ``sar.tif`` (uint16), ``optical.tif`` (RGB), ``tiepoints.csv``, ``subregions.json``
-    (one sub-region, the whole SAR grid) and ``truth.json`` into ``out_dir``."""
+    (one sub-region, the whole SAR grid) and ``truth.json`` into ``out_dir``.
+    """
     import rasterio
 
     out = Path(out_dir)

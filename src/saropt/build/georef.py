@@ -1,7 +1,8 @@
 """Tie points from georeferencing: when both GeoTIFFs carry a CRS and geotransform, SAR pixel
 centres are taken to map coordinates, reprojected to the optical CRS and into optical pixels.
 Also the map side of QGIS ``.points`` files and of GCPs stored in a GeoTIFF: map coordinates
-placed on a raster by its geotransform or its own GCPs (:func:`map_to_pixel`)."""
+placed on a raster by its geotransform or its own GCPs (:func:`map_to_pixel`).
+"""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def map_to_pixel(ds, xy: np.ndarray, crs: object = None) -> np.ndarray:
 
 def oriented(source_px: np.ndarray, other_px: np.ndarray, source_image: str) -> np.ndarray:
     """(N, 4) ``sar_x, sar_y, opt_x, opt_y`` from the pixels of the file's source image
-    (``"sar"`` or ``"optical"``) and of the other image."""
+    (``"sar"`` or ``"optical"``) and of the other image.
+    """
     if source_image not in ("sar", "optical"):
         raise DataError(f"source_image must be sar or optical, got {source_image!r}")
     sar, opt = (source_px, other_px) if source_image == "sar" else (other_px, source_px)
@@ -89,7 +91,8 @@ def qgis_tiepoints(path, source_image: str, sar_ds, opt_ds) -> tuple[np.ndarray,
     """Tie points (N, 4) from a QGIS ``.points`` file that georeferences ``source_image``
     against the other raster (its map coordinates are placed on that raster); returns the
     points and the number of disabled rows left out. No ``#CRS`` line: the map coordinates
-    are taken to be in the other raster's CRS."""
+    are taken to be in the other raster's CRS.
+    """
     from saropt.build.tiepoints import read_qgis_points
 
     pts = read_qgis_points(path)
@@ -100,7 +103,8 @@ def qgis_tiepoints(path, source_image: str, sar_ds, opt_ds) -> tuple[np.ndarray,
 
 def envi_tiepoints(path, source_image: str) -> np.ndarray:
     """Tie points (N, 4) from an ENVI image-to-image ``.pts`` file whose *warp* image is
-    ``source_image`` (the base image is the other)."""
+    ``source_image`` (the base image is the other).
+    """
     from saropt.build.tiepoints import read_envi_pts
 
     base, warp = read_envi_pts(path)

@@ -78,7 +78,8 @@ def load_tiepoints(cfg: BuildConfig, sar: SarSource, optical: OpticalSource,
                    subregions: list[SubRegion]) -> tuple[dict[str, np.ndarray], dict]:
     """Tie points per sub-region name, in the builder's pixel convention, from the CSV, a QGIS
     ``.points`` or ENVI ``.pts`` file, the GeoTIFF's GCPs or georeferencing; and what was
-    read (format, counts of points read, disabled and outside every sub-region)."""
+    read (format, counts of points read, disabled and outside every sub-region).
+    """
     if cfg.georeference:
         from saropt.build.georef import georef_tiepoints
 
@@ -120,7 +121,8 @@ def _by_subregion(points: np.ndarray, subregions: list[SubRegion], info: dict,
                   source: str, opt_shape: tuple[int, int]) -> tuple[dict[str, np.ndarray], dict]:
     """Points of a foreign format grouped by sub-region; those off the optical raster
     (``opt_shape`` = (height, width)) are counted, and none on it is an error (map coordinates
-    in another CRS than assumed, or the wrong ``source_image``, put every point there)."""
+    in another CRS than assumed, or the wrong ``source_image``, put every point there).
+    """
     h, w = opt_shape
     ox, oy = points[:, 2], points[:, 3]
     off = ~((ox >= -0.5) & (ox < w - 0.5) & (oy >= -0.5) & (oy < h - 0.5))
@@ -406,7 +408,6 @@ def build_dataset(cfg: BuildConfig, fresh: bool = False, summary: bool | None = 
     ``on_block(n)`` is called after the n-th block finished in this run (progress hooks, tests).
     ``summary`` (default ``cfg.summary``) writes ``summary.md`` and its figures.
     """
-
     from saropt.utils.outdir import prepare_out_dir
 
     _check_inputs(cfg)

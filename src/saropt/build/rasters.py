@@ -129,7 +129,7 @@ class OpticalSource:
         self.bands = [1, 1, 1] if self.ds.count == 1 else [1, 2, 3]
 
     def read(self, x0: int, y0: int, w: int, h: int) -> np.ndarray:
-        """h x w x 3 uint8 window (inside the raster)."""
+        """H x w x 3 uint8 window (inside the raster)."""
         if self.ds.count == 1:
             band = read_window(self.ds, [1], x0, y0, w, h)[0]
             return np.repeat(band[:, :, None], 3, axis=2)

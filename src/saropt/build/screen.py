@@ -39,7 +39,8 @@ def texture_score(img: np.ndarray, factor: int = 8) -> float:
 def _line_medians(g: np.ndarray, gap: int) -> np.ndarray:
     """Median (upper) step ``g[c + gap] - g[c - gap]`` along every (slightly tilted) line
     through row ``c``, for ``c`` in ``[gap, n - gap)``: shape (tilts, n - 2 * gap). Each tilt
-    shears the image so its lines become rows; lines that would leave the patch get 0."""
+    shears the image so its lines become rows; lines that would leave the patch get 0.
+    """
     h, w = g.shape
     n = h - 2 * gap
     out = np.zeros((len(TILTS), n), np.float32)
@@ -58,7 +59,8 @@ def _line_medians(g: np.ndarray, gap: int) -> np.ndarray:
 def _persistent_steps(g: np.ndarray, wide: int = 12) -> np.ndarray:
     """Line steps seen both across 2 px and across ``2 * wide`` px (same sign, the smaller
     magnitude; 0 otherwise): a seam persists on both scales, the two edges of a road cancel
-    on the wide one."""
+    on the wide one.
+    """
     narrow = _line_medians(g, 1)[:, wide - 1:g.shape[0] - wide - 1]
     broad = _line_medians(g, wide)
     same = np.sign(narrow) == np.sign(broad)

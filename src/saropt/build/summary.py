@@ -1,5 +1,6 @@
 """``summary.md`` and its figures: registration per sub-region (tie points and residual vectors),
-patch decisions over the scene, and a sample of kept and rejected patch pairs with reasons."""
+patch decisions over the scene, and a sample of kept and rejected patch pairs with reasons.
+"""
 
 from __future__ import annotations
 
