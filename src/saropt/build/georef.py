@@ -1,8 +1,9 @@
 """Tie points from georeferencing, and the map side of tie-point files (rasterio).
 
 When both GeoTIFFs carry a CRS and geotransform, SAR pixel centres are taken to map
-coordinates, reprojected to the optical CRS and into optical pixels. Also the map side of QGIS ``.points`` files and of GCPs stored in a GeoTIFF: map coordinates
-placed on a raster by its geotransform or its own GCPs (:func:`map_to_pixel`).
+coordinates, reprojected to the optical CRS and into optical pixels. Also the map side of QGIS
+``.points`` files and of GCPs stored in a GeoTIFF: map coordinates placed on a raster by its
+geotransform or its own GCPs (:func:`map_to_pixel`).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def map_to_pixel(ds, xy: np.ndarray, crs: object = None) -> np.ndarray:
     """Map coordinates (N, 2) in ``crs`` (None: the raster's own) -> (N, 2) x, y pixels of ``ds``.
 
     Pixels are in the builder's convention (centres at integers). ``crs`` is anything
-    ``rasterio.crs.CRS.from_user_input`` reads (WKT, ``EPSG:4326``...). The raster is located by its geotransform,
-    else by its own GCPs (GDAL's GCP transformer, as rasterio exposes it).
+    ``rasterio.crs.CRS.from_user_input`` reads (WKT, ``EPSG:4326``...). The raster is located
+    by its geotransform, else by its own GCPs (GDAL's GCP transformer, as rasterio exposes it).
 
     Raises:
         DataError: ``ds`` has neither a CRS + geotransform nor GCPs, or ``crs`` is unreadable.
