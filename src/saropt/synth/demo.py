@@ -1,5 +1,6 @@
 """Demo stage: render a small world, show it, and write the data later stages use
-(``ctx.artifacts``: ``scene_dir``, ``qxs_root``, ``ships_root``)."""
+(``ctx.artifacts``: ``scene_dir``, ``qxs_root``, ``ships_root``).
+"""
 
 from __future__ import annotations
 

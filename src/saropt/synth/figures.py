@@ -1,5 +1,6 @@
 """Figures of a scene pair: SAR, optical on its grid, optical warped onto the SAR grid with the
-true mapping, a checkerboard of the two, tie points. Used by the demo and for docs/images."""
+true mapping, a checkerboard of the two, tie points. Used by the demo and for docs/images.
+"""
 
 from __future__ import annotations
 

@@ -62,7 +62,8 @@ _TEX = {SEA: (0.45, 0.15, 0.0, 0.0), BARE: (0.5, 0.1, 0.25, 0.6),
 def _clutter(classes: np.ndarray, ground: Ground, o: int,
              shape: tuple[int, int]) -> np.ndarray:
     """Mean sigma0 per pixel: class level times textures shared with the optical rendering;
-    the sea adds swell along the wind; calm patches drop to the noise floor."""
+    the sea adds swell along the wind; calm patches drop to the noise floor.
+    """
     sl = (slice(o, o + shape[0]), slice(o, o + shape[1]))
     tex = np.array([_TEX[k] for k in range(7)], np.float32)
     expo = tex[classes, 0] * ground.textures["low"][sl]
@@ -161,7 +162,8 @@ def _near_edges(img: np.ndarray, poly: np.ndarray, toward: float, peak: float) -
 def _ships(rng: np.random.Generator, sigma: np.ndarray, strong: np.ndarray, ground: Ground,
            o: int) -> tuple[np.ndarray, np.ndarray]:
     """Ship hulls into ``sigma``, their point scatterers into ``strong``; returns the points'
-    (rows, columns), without duplicates."""
+    (rows, columns), without duplicates.
+    """
     h, w = strong.shape
     all_ij = [np.zeros((0, 2), int)]
     for s in ground.ships:
@@ -224,7 +226,8 @@ def _piers(strong: np.ndarray, ground: Ground, o: int, flip: bool) -> None:
 def _sidelobes(strong: np.ndarray, point_yx: tuple[np.ndarray, np.ndarray],
                length: int) -> np.ndarray:
     """Cross-shaped side-lobes of an unweighted sinc impulse response (range and azimuth) around
-    the point scatterers at ``point_yx``, with the point's fluctuated intensity."""
+    the point scatterers at ``point_yx``, with the point's fluctuated intensity.
+    """
     out = np.zeros_like(strong)
     ys, xs = point_yx
     if length <= 0 or len(ys) == 0:
@@ -251,7 +254,7 @@ def to_amplitude_uint16(intensity: np.ndarray, cfg: WorldConfig) -> np.ndarray:
 
 def amplitude_to_uint8(amp: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.5),
                        dynamic_range_db: float = 45.0, noise_floor_dn: float = 8.0) -> np.ndarray:
-    """dB scaling: ``db = 20 log10(max(amp, 1))``, clipped to ``[lo, hi]``, stretched to 0..255.
+    """DB scaling: ``db = 20 log10(max(amp, 1))``, clipped to ``[lo, hi]``, stretched to 0..255.
 
     ``lo`` and ``hi`` are percentiles of ``db`` over the pixels above the noise floor
     (``amp >= noise_floor_dn``: radar shadow and calm sea carry no signal and would drag the

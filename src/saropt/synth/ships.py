@@ -62,7 +62,8 @@ def _window(pair: ScenePair, x: int, y: int, size: int) -> dict[str, Any] | None
 
 def _chip_windows(pair: ScenePair, size: int, rng: np.random.Generator) -> list[dict[str, Any]]:
     """Windows around ships (random placement) overlapping each other by at most
-    ``CHIP_OVERLAP`` (HRSID's chips overlap by 25 %), then ship-free windows on a grid."""
+    ``CHIP_OVERLAP`` (HRSID's chips overlap by 25 %), then ship-free windows on a grid.
+    """
     h, w = pair.shape
     chosen: list[dict[str, Any]] = []
 
@@ -171,7 +172,8 @@ def write_ship_datasets(out_dir: str | Path, seed: int, n_train: int, n_test: in
                         overwrite: bool = False) -> Path:
     """Write ``hrsid/``, ``ssdd/`` and ``dota/`` under ``out_dir`` (see the module doc) and a
     ``summary.json``; returns ``out_dir``. Train scenes use seeds ``seed * 1000 + k``, test
-    scenes ``seed * 1000 + 500 + k``."""
+    scenes ``seed * 1000 + 500 + k``.
+    """
     if n_train < 1 or n_test < 1:
         raise ValueError(f"n_train and n_test must be >= 1 (got {n_train}, {n_test})")
     if image_size < 64:

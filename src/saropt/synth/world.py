@@ -69,7 +69,8 @@ def _shape2(size: int | tuple[int, int]) -> tuple[int, int]:
 def make_scene_pair(size: int | tuple[int, int], seed: int, cfg: WorldConfig | None = None,
                     progress: bool = False) -> ScenePair:
     """Render a scene pair; ``size`` is the SAR grid side or (height, width) in pixels (1 m).
-    ``progress`` shows a progress bar over the rendering steps."""
+    ``progress`` shows a progress bar over the rendering steps.
+    """
     from tqdm import tqdm
 
     cfg = cfg or WorldConfig()
@@ -209,7 +210,8 @@ def ship_records(ground: Ground, mapping: SceneMapping,
 
 def oriented_rect(hull: np.ndarray, width: float) -> np.ndarray:
     """The ship's length x width rectangle (4, 2), clockwise on screen from the stern-port corner
-    (pixel-centre coordinates, like the hull)."""
+    (pixel-centre coordinates, like the hull).
+    """
     stern = (hull[0] + hull[4]) / 2
     bow = hull[2]
     fwd = (bow - stern) / max(float(np.linalg.norm(bow - stern)), 1e-9)
@@ -221,8 +223,9 @@ def oriented_rect(hull: np.ndarray, width: float) -> np.ndarray:
 
 
 def _box(poly: np.ndarray, shape: tuple[int, int]) -> list[float]:
-    """xyxy box (exclusive edges) of the pixels the polygon rasterises to (as a box drawn
-    around a mask, like HRSID's), clipped to the image; empty boxes are zero-size."""
+    """Xyxy box (exclusive edges) of the pixels the polygon rasterises to (as a box drawn
+    around a mask, like HRSID's), clipped to the image; empty boxes are zero-size.
+    """
     h, w = shape
     x0, y0 = np.floor(poly.min(0)).astype(int) - 2
     x1, y1 = np.ceil(poly.max(0)).astype(int) + 3

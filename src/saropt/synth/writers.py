@@ -66,7 +66,8 @@ def write_scene(pair: ScenePair, out_dir: str | Path, config: Any = None,
 
     ``config`` (what the scene was made from; default: its shape and seed) decides, under
     :func:`saropt.utils.outdir.prepare_out_dir`, whether a folder holding another scene is
-    refused (unless ``overwrite``)."""
+    refused (unless ``overwrite``).
+    """
     out = Path(out_dir)
     config = config if config is not None else {"shape": list(pair.shape)}
     with prepare_out_dir(out, "synth scene", config, SCENE_FILES, overwrite=overwrite,
