@@ -14,6 +14,7 @@ MAX_SCENE = MAX_SIDE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``saropt synth`` with its ``scene``, ``pairs`` and ``ships`` subcommands."""
     p = subparsers.add_parser("synth", help="synthetic SAR-optical world: scenes, QXS pairs, "
                               "ship detection sets")
     sub = p.add_subparsers(dest="synth_command", metavar="SUBCOMMAND")
