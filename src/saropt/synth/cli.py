@@ -57,7 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def scene_dims(text: str) -> int | tuple[int, int]:
-    """``--size``: ``SIDE`` or ``HEIGHTxWIDTH``, each in [64, MAX_SCENE]."""
+    """``--size``: ``SIDE`` or ``HEIGHTxWIDTH``, each in [64, MAX_SCENE] px.
+
+    Raises:
+        argparse.ArgumentTypeError: for any other text (argparse reports it as a usage error).
+    """
     try:
         dims = [int(v) for v in str(text).lower().split("x")]
     except ValueError:

@@ -22,7 +22,11 @@ PIXEL_TRANSFORM = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
 
 
 def write_geotiff(path: str | Path, array: np.ndarray, tags: dict[str, str] | None = None) -> Path:
-    """Write (H, W) or (H, W, 3) uint8/uint16 as a tiled, deflate-compressed GeoTIFF (rasterio)."""
+    """Write (H, W) or (H, W, 3) uint8/uint16 as a tiled, deflate-compressed GeoTIFF (rasterio).
+
+    Atomic; no CRS, the geotransform is :data:`PIXEL_TRANSFORM` (1 m pixels); ``tags`` become
+    GDAL metadata. Returns ``path``.
+    """
     import rasterio
     from rasterio.transform import Affine
 
@@ -97,7 +101,13 @@ def _write_scene_files(pair: ScenePair, out: Path) -> None:
 
 
 def save_png_fast(path: str | Path, array: np.ndarray) -> Path:
-    """Atomic PNG (L or RGB uint8) with light zlib compression: many small patches write fast."""
+    """Atomic PNG (L or RGB uint8) with light zlib compression: many small patches write fast.
+
+    ``array``: uint8 ``(H, W)`` or ``(H, W, 3)`` RGB; OpenCV ``imencode`` at level 1.
+
+    Raises:
+        OSError: when OpenCV cannot encode the array.
+    """
     import cv2
 
     img = array if array.ndim == 2 else cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
