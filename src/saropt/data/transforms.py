@@ -70,7 +70,7 @@ class RandomRot90:
     """Rotate both images by the same random multiple of 90 degrees (square patches).
 
     ``k`` is uniform over {0, 1, 2, 3}; ``torch.rot90`` over the last two dimensions, so a
-    non-square ``(C, H, W)`` image would come out ``(C, W, H)``.
+    non-square ``(C, H, W)`` image would come out ``(C, W, H)`` for odd ``k``.
     """
 
     def __call__(self, sample: Sample) -> Sample:
