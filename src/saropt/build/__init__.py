@@ -1,8 +1,11 @@
-"""Dataset construction (``saropt data build``): tie points, per-sub-region registration,
-windowed bilinear warping of the optical onto the SAR grid, patch cutting, screening, and the
-QXS-SAROPT layout with a manifest. See ``docs/build.md``.
+"""Dataset construction (``saropt data build``), following the QXS-SAROPT procedure.
 
-Names load lazily, so ``saropt --help`` does not import the pipeline (and torch)."""
+Tie points, per-sub-region registration, windowed bilinear warping of the optical onto the SAR
+grid, patch cutting, screening, and the QXS-SAROPT layout with a manifest: paper 002 section
+II.C-G, paper 003 section 3 (Algorithm 1, steps 3-7). See ``docs/build.md``.
+
+Names load lazily, so ``saropt --help`` does not import the pipeline (and torch).
+"""
 
 from typing import TYPE_CHECKING
 

@@ -1,7 +1,10 @@
-"""Automatic tie points (``saropt data tiepoints``): SAR patches located in the optical scene by
-the BNN or a library baseline, written as the builder's tie-point CSV plus a ``confidence``
-column (``read_tiepoints`` reads the five builder columns and ignores the rest), so that
-``saropt data build`` and its RANSAC fit use them as they use hand-picked points.
+"""Automatic tie points (``saropt data tiepoints``) from SAR patches located in the optical scene.
+
+Not in the papers (which pick matching points by hand, paper 002 section II.D): the patches are
+located by the BNN or a library baseline (OpenCV NCC, normalised mutual information), written as the
+builder's tie-point CSV plus a ``confidence`` column (``read_tiepoints`` reads the five builder
+columns and ignores the rest), so that ``saropt data build`` and its RANSAC fit use them as they use
+hand-picked points.
 
 Steps, per scene:
 
@@ -48,7 +51,10 @@ CSV_COLUMNS = TIEPOINT_COLUMNS + ["confidence"]
 
 def write_tiepoints_conf(path: Path, rows: list[tuple[str, float, float, float, float, float]]
                          ) -> None:
-    """The builder's tie-point CSV plus ``confidence`` (atomically)."""
+    """Write the builder's tie-point CSV plus ``confidence`` (atomically, 4 decimals).
+
+    ``rows``: ``(subregion, sar_x, sar_y, opt_x, opt_y, confidence)``, coordinates in px.
+    """
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
@@ -62,8 +68,16 @@ def _reduce(img: np.ndarray, f: int) -> np.ndarray:
 
 
 def coarse_shift(sar: np.ndarray, opt_grey: np.ndarray, side: int = 256) -> tuple[float, float]:
-    """Translation (dx, dy), optical = SAR + shift, from the central half of the reduced SAR
-    scene located in the reduced optical scene (NCC of gradient magnitudes)."""
+    """Translation (dx, dy) in px, optical = SAR + shift, from a coarse global match.
+
+    Both scenes are reduced (``cv2.INTER_AREA``) so the longest side is at most ``side`` px; the
+    central half of the reduced SAR scene is located in the reduced optical scene by OpenCV
+    ``matchTemplate`` (``TM_CCOEFF_NORMED``) on gradient magnitudes. ``sar``: ``(H, W)``;
+    ``opt_grey``: ``(H', W')`` grey. The shift is a multiple of the reduction factor.
+
+    Raises:
+        DataError: when the optical scene is smaller than half the SAR scene.
+    """
     from saropt.bnn.matchers import gradient_magnitude
 
     f = max(1, int(np.ceil(max(*sar.shape[:2], *opt_grey.shape[:2]) / side)))
@@ -94,8 +108,15 @@ def _georef_prior(sar_ds: Any, opt_ds: Any, shape: tuple[int, int]) -> Any | Non
 
 def textured_centres(sar: np.ndarray, sr: SubRegion, patch: int, step: int,
                      texture_min: float) -> tuple[np.ndarray, int]:
-    """Centres every ``step`` px inside ``sr`` (a patch may reach past the sub-region, not past
-    the SAR scene) whose SAR patch is textured; also the number of grid centres looked at."""
+    """Centres every ``step`` px inside ``sr`` whose ``patch`` px SAR patch is textured.
+
+    A patch may reach past the sub-region, not past the SAR scene. Textured: the builder's
+    :func:`saropt.build.screen.texture_score` at least ``texture_min`` (grey levels).
+
+    Returns:
+        ``(centres, n)``: ``(M, 2)`` float x, y patch centres in SAR px, and the number of grid
+        centres looked at (inside the sub-region).
+    """
     from saropt.build.screen import texture_score
 
     x0, y0, x1, y1 = sr.bbox
@@ -129,8 +150,22 @@ def auto_tiepoints(sar_path: str | Path, opt_path: str | Path, out: str | Path,
                    radius: int = 48, refine_radius: int = 8, min_confidence: float | None = None,
                    texture_min: float = 5.0, stride: int = 4, device: str = "cpu",
                    progress: bool = True) -> dict[str, Any]:
-    """Find tie points and write ``out`` (CSV, builder format + ``confidence``); returns a
-    summary (counts per sub-region, prior, settings). See the module docstring."""
+    """Find tie points and write ``out`` (CSV, builder format + ``confidence``).
+
+    See the module docstring for the steps. ``method``: ``bnn`` (needs ``model``, a checkpoint
+    or exported encoders) or a baseline ``ncc``, ``ncc_grad``, ``mi`` (default ``mi`` without a
+    model); ``patch``, ``step`` (default ``patch // 2``), ``radius``, ``refine_radius`` and
+    ``stride`` in px; ``min_confidence`` defaults per method (:data:`DEFAULT_MIN_CONFIDENCE`).
+    Both rasters are read whole.
+
+    Returns:
+        A JSON-ready summary: counts per sub-region, the prior, the settings, ``seconds``.
+
+    Raises:
+        SaroptError: (DataError included) for bad sizes (``patch < 16``, radii or ``step`` < 1),
+            an unknown method, ``bnn`` without a model, unreadable rasters or sub-regions, an
+            optical scene too small for the coarse match, or no confident tie point.
+    """
     from saropt.bnn.locate import locate_scene, make_matcher
     from saropt.bnn.matchers import grey
     from saropt.build.config import SarScaling

@@ -77,9 +77,12 @@ _SOURCES = {"tiepoints": "null", "gcps": "null", "georeference": "false"}
 
 
 def source_overrides(overrides: list[str]) -> list[str]:
-    """``overrides`` with the other tie-point sources switched off when one is switched on
-    on the command line (``gcps=sar`` replaces the config file's ``tiepoints: tiepoints.csv``,
-    as any command-line key replaces the file's); a source the file names stays otherwise."""
+    """``overrides`` with the other tie-point sources off when one is switched on.
+
+    A source switched on on the command line replaces the config file's: ``gcps=sar`` replaces
+    ``tiepoints: tiepoints.csv``, as any command-line key replaces the file's. A source the file
+    names stays otherwise.
+    """
     given = dict(o.split("=", 1) for o in overrides if "=" in o)
     on = [k for k in _SOURCES if k in given and given[k].strip().lower() not in
           ("null", "none", "~", "", "false", "no", "off", "0")]

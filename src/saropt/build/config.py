@@ -37,7 +37,12 @@ class SarScaling(Config):
 
 
 class Registration(Config):
-    """Per-sub-region fit of the SAR pixel -> optical pixel transform."""
+    """Per-sub-region fit of the SAR pixel -> optical pixel transform.
+
+    The paper registers each sub-region from manually located matching points with "existing
+    automatic image registration software" (paper 002 section II.D-E); here a scikit-image
+    model (see :mod:`saropt.build.register`). Thresholds are in optical pixels.
+    """
 
     model: ModelName = "affine"
     ransac: bool = True
@@ -51,18 +56,29 @@ class Registration(Config):
 
 
 class Patches(Config):
+    """Patch cutting: ``size`` px squares with ``overlap`` (fraction) between neighbours.
+
+    The defaults are the paper's 256 x 256 px with 20 % overlap (paper 002 section II.F, paper
+    003 Algorithm 1 step 6); ``block`` x ``block`` patches are warped and written together.
+    """
+
     size: int = Field(256, ge=16, le=4096)
     overlap: float = Field(0.2, ge=0, lt=1)
     block: int = Field(4, ge=1, description="patches per block side (unit of warping/resume)")
 
     @property
     def stride(self) -> int:
-        """round(size * (1 - overlap)): 205 for 256 px at 20 % overlap."""
+        """Grid step in SAR px, ``round(size * (1 - overlap))`` (at least 1): 205 for 256 / 20 %."""
         return max(1, int(round(self.size * (1 - self.overlap))))
 
 
 class Screening(Config):
-    """Thresholds replacing the paper's manual inspection; set a threshold to null to skip it."""
+    """Thresholds replacing the paper's manual inspection; set a threshold to null to skip it.
+
+    The paper double-checks patches by eye and removes texture-less ones, visible mosaicking
+    seamlines and near-duplicate scenes (paper 002 section II.G, paper 003 Algorithm 1 step 7);
+    the scores are those of :mod:`saropt.build.screen`.
+    """
 
     texture_min_sar: float | None = Field(5.0, ge=0, description="min texture score of the "
                                           "SAR patch (scores are >= 0; 0 keeps all)")
@@ -77,7 +93,16 @@ class Screening(Config):
 
 
 class BuildConfig(Config):
-    """Inputs, registration, patching, screening and output of one scene's build."""
+    """Inputs, registration, patching, screening and output of one scene's build.
+
+    Exactly one tie-point source: ``tiepoints`` (a file), ``gcps`` (GCPs in a GeoTIFF) or
+    ``georeference`` (both rasters' georeferencing).
+
+    Raises:
+        pydantic.ValidationError: for a bad field or not exactly one tie-point source when
+            constructed directly; :func:`saropt.config.build_config` and ``load_config``
+            raise it as a ConfigError naming every bad key.
+    """
 
     sar: Path
     optical: Path
@@ -121,6 +146,10 @@ class BuildConfig(Config):
         return self
 
     def scene_name(self) -> str:
+        """The manifest's scene name: ``scene``, else the SAR file's stem.
+
+        A stem of ``sar`` or ``sar_8bit`` gives the SAR file's folder name instead.
+        """
         if self.scene:
             return self.scene
         stem = self.sar.stem

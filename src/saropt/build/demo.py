@@ -8,8 +8,11 @@ PATCH = 128  # smaller than the paper's 256 so a 1024 px scene gives enough patc
 
 
 def truth_rmse(result, mapping, size: int) -> dict[str, float]:
-    """Per sub-region RMSE (px) of the fitted SAR -> optical map against the exact mapping,
-    over the cut patches (every 8th pixel)."""
+    """Per sub-region RMSE (optical px) of the fitted SAR -> optical map against the truth.
+
+    Evaluated over the cut patches (every 8th pixel of each); ``mapping`` has ``sar_to_opt``,
+    ``size`` is the patch side in px.
+    """
     out = {}
     for sr, fit in zip(result.plan.subregions, result.plan.fits):
         pts = [np.column_stack([xs.ravel(), ys.ravel()])
@@ -23,6 +26,10 @@ def truth_rmse(result, mapping, size: int) -> dict[str, float]:
 
 
 def run(ctx) -> None:
+    """Demo stage: build a 128 px dataset from a synthetic 1024 px scene pair; report vs truth.
+
+    Adds ``ctx.artifacts["build"]`` (root, folders, manifest, pair count, RMSE vs truth).
+    """
     from saropt.build.config import BuildConfig
     from saropt.build.pipeline import build_dataset, layout_dirs
     from saropt.config import load_config

@@ -1,5 +1,7 @@
-"""A test scene of any size with an exactly known affine SAR -> optical mapping, written window by
-window (so the 4x-larger scenes of the memory benchmark are never held whole).
+"""A test scene of any size with an exactly known affine SAR -> optical mapping.
+
+The scene is written window by window (so the 4x-larger scenes of the memory benchmark are never
+held whole).
 
 The ground is a smooth random texture defined on optical coordinates; the optical image samples
 it on its own grid, the SAR image samples it through the mapping and adds speckle. The left
@@ -22,12 +24,15 @@ CELL = 12  # px per coarse texture cell
 
 @dataclass
 class AffineScene:
+    """A written test scene: its folder, ``(H, W)`` shapes in px and the exact 3x3 mapping."""
+
     dir: Path
     sar_shape: tuple[int, int]
     opt_shape: tuple[int, int]
     matrix: np.ndarray  # 3x3, SAR pixel -> optical pixel
 
     def sar_to_opt(self, xy: np.ndarray) -> np.ndarray:
+        """Exact optical pixels ``(N, 2)`` of SAR pixels ``xy`` ``(N, 2)`` (x, y)."""
         p = np.column_stack([xy, np.ones(len(xy))]) @ self.matrix.T
         return p[:, :2]
 
@@ -50,8 +55,15 @@ def make_affine_scene(out_dir: str | Path, sar_size: int = 1024, seed: int = 0,
                       scale: float = 1.1, angle_deg: float = 4.0, sea_fraction: float = 0.0,
                       n_points: int = 40, noise_px: float = 0.3, n_outliers: int = 0,
                       window: int = 1024) -> AffineScene:
-    """Write ``sar.tif`` (uint16), ``optical.tif`` (RGB), ``tiepoints.csv``, ``subregions.json``
-    (one sub-region, the whole SAR grid) and ``truth.json`` into ``out_dir``."""
+    """Write a test scene with a known affine mapping into ``out_dir``.
+
+    Files: ``sar.tif`` (uint16 speckled amplitude, ``sar_size`` px square, nodata 0),
+    ``optical.tif`` (uint8 RGB), ``tiepoints.csv`` (``n_points`` points with Gaussian noise of
+    ``noise_px`` px on the optical side, the first ``n_outliers`` moved 15-40 px),
+    ``subregions.json`` (one sub-region, the whole SAR grid) and ``truth.json`` (the 3x3
+    ``sar_to_opt`` matrix). The mapping scales by ``scale``, rotates by ``angle_deg`` degrees
+    and shifts by (40, 20) px. Written with rasterio in ``window`` px tiles.
+    """
     import rasterio
 
     out = Path(out_dir)

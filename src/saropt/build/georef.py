@@ -1,7 +1,10 @@
-"""Tie points from georeferencing: when both GeoTIFFs carry a CRS and geotransform, SAR pixel
-centres are taken to map coordinates, reprojected to the optical CRS and into optical pixels.
-Also the map side of QGIS ``.points`` files and of GCPs stored in a GeoTIFF: map coordinates
-placed on a raster by its geotransform or its own GCPs (:func:`map_to_pixel`)."""
+"""Tie points from georeferencing, and the map side of tie-point files (rasterio).
+
+When both GeoTIFFs carry a CRS and geotransform, SAR pixel centres are taken to map
+coordinates, reprojected to the optical CRS and into optical pixels. Also the map side of QGIS
+``.points`` files and of GCPs stored in a GeoTIFF: map coordinates placed on a raster by its
+geotransform or its own GCPs (:func:`map_to_pixel`).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,18 @@ from saropt.errors import DataError
 
 def georef_tiepoints(sar_ds, opt_ds, subregions: list[SubRegion], n: int = 8
                      ) -> dict[str, np.ndarray]:
-    """An ``n`` x ``n`` grid of tie points per sub-region, from the two rasters' georeferencing."""
+    """An ``n`` x ``n`` grid of tie points per sub-region, from the two rasters' georeferencing.
+
+    The grid spans each sub-region's bounding box (first to last pixel centre); each SAR pixel
+    goes through the SAR geotransform, ``rasterio.warp.transform`` to the optical CRS, and the
+    inverse optical geotransform.
+
+    Returns:
+        ``{name: (n * n, 4) array of sar_x, sar_y, opt_x, opt_y}`` in builder pixels.
+
+    Raises:
+        DataError: when either raster lacks a CRS or a geotransform.
+    """
     from rasterio.warp import transform as reproject_xy
 
     for ds, key in ((sar_ds, "sar"), (opt_ds, "optical")):
@@ -46,12 +60,14 @@ def _crs_of(definition: object) -> object:
 
 
 def map_to_pixel(ds, xy: np.ndarray, crs: object = None) -> np.ndarray:
-    """Map coordinates (N, 2) in ``crs`` (None: the raster's own) -> (N, 2) pixels of ``ds`` in
-    the builder's convention (centres at integers). The raster is located by its geotransform,
-    else by its own GCPs (GDAL's GCP transformer, as rasterio exposes it).
+    """Map coordinates (N, 2) in ``crs`` (None: the raster's own) -> (N, 2) x, y pixels of ``ds``.
+
+    Pixels are in the builder's convention (centres at integers). ``crs`` is anything
+    ``rasterio.crs.CRS.from_user_input`` reads (WKT, ``EPSG:4326``...). The raster is located
+    by its geotransform, else by its own GCPs (GDAL's GCP transformer, as rasterio exposes it).
 
     Raises:
-        DataError: ``ds`` has neither a CRS + geotransform nor GCPs.
+        DataError: ``ds`` has neither a CRS + geotransform nor GCPs, or ``crs`` is unreadable.
     """
     from rasterio.transform import GCPTransformer
     from rasterio.warp import transform as reproject_xy
@@ -77,8 +93,14 @@ def map_to_pixel(ds, xy: np.ndarray, crs: object = None) -> np.ndarray:
 
 
 def oriented(source_px: np.ndarray, other_px: np.ndarray, source_image: str) -> np.ndarray:
-    """(N, 4) ``sar_x, sar_y, opt_x, opt_y`` from the pixels of the file's source image
-    (``"sar"`` or ``"optical"``) and of the other image."""
+    """(N, 4) ``sar_x, sar_y, opt_x, opt_y`` from source-image and other-image pixels.
+
+    ``source_px`` are ``(N, 2)`` pixels of the file's source image (``"sar"`` or
+    ``"optical"``), ``other_px`` those of the other image.
+
+    Raises:
+        DataError: when ``source_image`` is neither ``"sar"`` nor ``"optical"``.
+    """
     if source_image not in ("sar", "optical"):
         raise DataError(f"source_image must be sar or optical, got {source_image!r}")
     sar, opt = (source_px, other_px) if source_image == "sar" else (other_px, source_px)
@@ -86,10 +108,19 @@ def oriented(source_px: np.ndarray, other_px: np.ndarray, source_image: str) -> 
 
 
 def qgis_tiepoints(path, source_image: str, sar_ds, opt_ds) -> tuple[np.ndarray, int]:
-    """Tie points (N, 4) from a QGIS ``.points`` file that georeferences ``source_image``
-    against the other raster (its map coordinates are placed on that raster); returns the
-    points and the number of disabled rows left out. No ``#CRS`` line: the map coordinates
-    are taken to be in the other raster's CRS."""
+    """Tie points (N, 4) from a QGIS ``.points`` file that georeferences ``source_image``.
+
+    The file's map coordinates are placed on the other raster (:func:`map_to_pixel`); without a
+    ``#CRS`` line they are taken to be in the other raster's CRS.
+
+    Returns:
+        ``(points, disabled)``: ``(N, 4)`` sar_x, sar_y, opt_x, opt_y px, and the number of
+        disabled rows left out.
+
+    Raises:
+        DataError: as :func:`saropt.build.tiepoints.read_qgis_points` and
+            :func:`map_to_pixel`.
+    """
     from saropt.build.tiepoints import read_qgis_points
 
     pts = read_qgis_points(path)
@@ -99,8 +130,13 @@ def qgis_tiepoints(path, source_image: str, sar_ds, opt_ds) -> tuple[np.ndarray,
 
 
 def envi_tiepoints(path, source_image: str) -> np.ndarray:
-    """Tie points (N, 4) from an ENVI image-to-image ``.pts`` file whose *warp* image is
-    ``source_image`` (the base image is the other)."""
+    """Tie points (N, 4) from an ENVI image-to-image ``.pts`` file.
+
+    Its *warp* image is ``source_image`` (the base image is the other).
+
+    Raises:
+        DataError: as :func:`saropt.build.tiepoints.read_envi_pts`.
+    """
     from saropt.build.tiepoints import read_envi_pts
 
     base, warp = read_envi_pts(path)
@@ -108,8 +144,9 @@ def envi_tiepoints(path, source_image: str) -> np.ndarray:
 
 
 def gcp_tiepoints(which: str, sar_ds, opt_ds) -> np.ndarray:
-    """Tie points (N, 4) from the GCPs stored in the ``which`` raster (``"sar"`` or
-    ``"optical"``): each GCP's pixel/line (GDAL: corner-based, centre of the first pixel at
+    """Tie points (N, 4) from the GCPs stored in the ``which`` raster (``"sar"``/``"optical"``).
+
+    Each GCP's pixel/line (GDAL: corner-based, centre of the first pixel at
     0.5) on that raster, its map position placed on the other raster by
     :func:`map_to_pixel`.
 

@@ -1,10 +1,11 @@
 """Patch grid and blocks: where patches are cut, and how they are grouped for warping.
 
 Patches are ``size`` x ``size`` SAR windows on a grid anchored at the sub-region's top-left
-corner with stride ``round(size * (1 - overlap))`` (205 px for 256 px at 20 % overlap: the
-paper's "stride of 52" is a typo for this), kept when every pixel centre lies in the sub-region.
-Neighbouring patches are grouped ``block`` x ``block`` into blocks, the unit of warping, of
-writing and of resuming: a block's SAR and optical windows are read and warped once.
+corner with stride ``round(size * (1 - overlap))`` (205 px for 256 px at 20 % overlap, paper 002
+section II.F and paper 003 Algorithm 1 step 6; paper 002's "stride of 52" is a typo for this),
+kept when every pixel centre lies in the sub-region. Neighbouring patches are grouped
+``block`` x ``block`` into blocks, the unit of warping, of writing and of resuming: a block's
+SAR and optical windows are read and warped once.
 """
 
 from __future__ import annotations
@@ -24,17 +25,24 @@ class Block:
     positions: list[tuple[int, int]]  # (x, y) of each patch's top-left SAR pixel
 
     def window(self, size: int) -> tuple[int, int, int, int]:
+        """``(x0, y0, w, h)`` in SAR px of the window covering all patches of side ``size``."""
         xs = [p[0] for p in self.positions]
         ys = [p[1] for p in self.positions]
         return min(xs), min(ys), max(xs) + size - min(xs), max(ys) + size - min(ys)
 
     @property
     def name(self) -> str:
+        """``b<row>_<col>`` (4 digits each), the block's file-name stem."""
         return f"b{self.index[0]:04d}_{self.index[1]:04d}"
 
 
 def grid_positions(sr: SubRegion, size: int, stride: int) -> list[tuple[int, int, int, int]]:
-    """(x, y, row, col) of every patch inside the sub-region, row-major."""
+    """(x, y, row, col) of every patch inside the sub-region, row-major.
+
+    ``x``, ``y``: the patch's top-left SAR pixel; ``row``, ``col``: its grid index. ``size``
+    and ``stride`` in SAR px. A polygon sub-region keeps a patch only when its border pixel
+    centres lie inside the polygon and no polygon vertex lies inside the patch.
+    """
     x0, y0, x1, y1 = sr.bbox
     out = []
     for r, y in enumerate(range(y0, y1 - size + 1, stride)):

@@ -7,6 +7,11 @@ in ``OUT/.work``. A block's record is written (atomically) after its PNGs, so a 
 crash skips finished blocks. Finally the screening decisions (thresholds can change between
 runs without re-warping), ids, the QXS layout (hard links to the staged PNGs, swapped in whole),
 ``manifest.csv``, ``registration.json`` and ``summary.md`` with figures are written.
+
+This follows the QXS-SAROPT construction (paper 002 section II.C-G, paper 003 Algorithm 1 steps
+3-7): sub-regions registered separately from matching points, the optical resampled onto the
+fixed SAR grid bilinearly, 256 x 256 px patches with 20 % overlap (the defaults), then
+screening; the automatic screening and the resumable staging are this implementation's.
 """
 
 from __future__ import annotations
@@ -47,7 +52,10 @@ MANIFEST_COLUMNS = ["id", "scene", "subregion", "x", "y", "size", "transform", "
 
 
 def layout_dirs(size: int, overlap: float) -> tuple[str, str]:
-    """QXS folder names, e.g. ``("sar_256_oc_0.2", "opt_256_oc_0.2")``."""
+    """QXS folder names, e.g. ``("sar_256_oc_0.2", "opt_256_oc_0.2")``.
+
+    ``size`` in px, ``overlap`` a fraction (formatted with ``:g``).
+    """
     return f"sar_{size}_oc_{overlap:g}", f"opt_{size}_oc_{overlap:g}"
 
 
@@ -62,6 +70,7 @@ class Plan:
     tiepoints: dict = field(default_factory=dict)  # format and counts (read, disabled, ...)
 
     def n_blocks(self) -> int:
+        """Number of blocks in the sub-regions whose registration was accepted."""
         return sum(len(b) for b, f in zip(self.blocks, self.fits) if f.ok)
 
 
@@ -76,9 +85,20 @@ def _check_inputs(cfg: BuildConfig) -> None:
 
 def load_tiepoints(cfg: BuildConfig, sar: SarSource, optical: OpticalSource,
                    subregions: list[SubRegion]) -> tuple[dict[str, np.ndarray], dict]:
-    """Tie points per sub-region name, in the builder's pixel convention, from the CSV, a QGIS
-    ``.points`` or ENVI ``.pts`` file, the GeoTIFF's GCPs or georeferencing; and what was
-    read (format, counts of points read, disabled and outside every sub-region)."""
+    """Tie points per sub-region name, in the builder's pixel convention, and what was read.
+
+    The source is the config's: the CSV, a QGIS ``.points`` or ENVI ``.pts`` file, a GeoTIFF's
+    GCPs, or the rasters' georeferencing.
+
+    Returns:
+        ``({name: (N, 4) array of sar_x, sar_y, opt_x, opt_y}, info)``, pixels; ``info``: the
+        format and counts of points read, disabled and outside every sub-region.
+
+    Raises:
+        DataError: when the file cannot be read (see the readers), a CSV names a sub-region
+            not in ``cfg.subregions``, or no point falls on the optical raster / in a
+            sub-region.
+    """
     if cfg.georeference:
         from saropt.build.georef import georef_tiepoints
 
@@ -118,9 +138,12 @@ def load_tiepoints(cfg: BuildConfig, sar: SarSource, optical: OpticalSource,
 
 def _by_subregion(points: np.ndarray, subregions: list[SubRegion], info: dict,
                   source: str, opt_shape: tuple[int, int]) -> tuple[dict[str, np.ndarray], dict]:
-    """Points of a foreign format grouped by sub-region; those off the optical raster
-    (``opt_shape`` = (height, width)) are counted, and none on it is an error (map coordinates
-    in another CRS than assumed, or the wrong ``source_image``, put every point there)."""
+    """Points of a foreign format grouped by sub-region; those off the optical raster counted.
+
+    ``opt_shape`` is (height, width) px. No point on the optical raster is an error (map
+    coordinates in another CRS than assumed, or the wrong ``source_image``, put every point
+    there).
+    """
     h, w = opt_shape
     ox, oy = points[:, 2], points[:, 3]
     off = ~((ox >= -0.5) & (ox < w - 0.5) & (oy >= -0.5) & (oy < h - 0.5))
@@ -139,6 +162,12 @@ def _by_subregion(points: np.ndarray, subregions: list[SubRegion], info: dict,
 
 
 def make_plan(cfg: BuildConfig, sar: SarSource, optical: OpticalSource) -> Plan:
+    """Read sub-regions and tie points, fit each sub-region, and lay out its patch blocks.
+
+    Raises:
+        DataError: as :func:`saropt.build.tiepoints.read_subregions` and
+            :func:`load_tiepoints`; a refused fit is not an error (``Fit.ok`` is false).
+    """
     subregions = read_subregions(cfg.subregions, sar.shape)
     groups, tie_info = load_tiepoints(cfg, sar, optical, subregions)
     fits = [fit_subregion(sr.name, groups.get(sr.name, np.zeros((0, 4))), cfg.registration)
@@ -170,7 +199,13 @@ def fingerprint(cfg: BuildConfig) -> dict:
 
 
 def check_state(work: Path, fp: dict) -> None:
-    """Refuse to mix a new configuration into an unfinished build of another."""
+    """Refuse to mix a new configuration into an unfinished build of another.
+
+    ``fp`` is :func:`fingerprint`; it is recorded in ``work/state.json``.
+
+    Raises:
+        DataError: when ``work`` holds staged blocks of a build with a different fingerprint.
+    """
     path = work / "state.json"
     if path.is_file():
         try:
@@ -201,7 +236,13 @@ def clear_build(out: Path, cfg: BuildConfig) -> None:
 # ---------------------------------------------------------------- blocks
 
 def save_png(path: Path, img: np.ndarray, level: int) -> None:
-    """Atomic PNG write (RGB or L) with OpenCV."""
+    """Atomic PNG write with OpenCV of uint8 ``(H, W)`` (L) or ``(H, W, 3)`` RGB.
+
+    ``level`` is the PNG compression level 0..9.
+
+    Raises:
+        DataError: when OpenCV cannot write the file.
+    """
     arr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
     with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), arr, [cv2.IMWRITE_PNG_COMPRESSION, level]):
@@ -210,7 +251,15 @@ def save_png(path: Path, img: np.ndarray, level: int) -> None:
 
 def patch_record(x: int, y: int, sar: np.ndarray, svalid: np.ndarray, opt: np.ndarray,
                  ovalid: np.ndarray) -> dict:
-    """Validity and screening scores of one patch pair."""
+    """Validity and screening scores of one patch pair at SAR px ``(x, y)``.
+
+    ``sar``: uint8 ``(S, S)``, ``opt``: uint8 ``(S, S, 3)``, the masks bool ``(S, S)``.
+
+    Returns:
+        ``{"x", "y", "status"}`` with status ``sar_nodata``, ``outside_optical`` or ``ok``; an
+        ``ok`` record adds ``tex_sar``, ``tex_opt``, ``seam`` (grey levels, see
+        :mod:`saropt.build.screen`) and the 64-bit ``hash_sar`` / ``hash_opt`` as 16 hex digits.
+    """
     if not svalid.all():
         return {"x": x, "y": y, "status": "sar_nodata"}
     if not ovalid.all():
@@ -222,7 +271,11 @@ def patch_record(x: int, y: int, sar: np.ndarray, svalid: np.ndarray, opt: np.nd
 
 def process_block(block: Block, fit: Fit, sar: SarSource, optical: OpticalSource,
                   cfg: BuildConfig, stage: Path) -> list[dict]:
-    """Warp one block, cut, score and stage its patches; return their records."""
+    """Warp one block, cut, score and stage its patches; return their records.
+
+    The ``ok`` patches are written to ``stage`` as ``{x}_{y}_sar.png`` and ``{x}_{y}_opt.png``,
+    then the records as ``<block>.json`` (last, so a finished block is recognised on resume).
+    """
     size = cfg.patches.size
     x0, y0, w, h = block.window(size)
     sar8, svalid = sar.read(x0, y0, w, h)
@@ -279,12 +332,17 @@ def screening_reason(rec: dict, s) -> str:
 
 
 def load_records(stage: Path, blocks: list[Block]) -> list[dict]:
+    """The staged patch records of ``blocks`` (see :func:`patch_record`), sorted by (y, x)."""
     recs = [r for b in blocks for r in json.loads((stage / f"{b.name}.json").read_text())]
     return sorted(recs, key=lambda r: (r["y"], r["x"]))
 
 
 def decide(plan: Plan, cfg: BuildConfig, work: Path) -> list[dict]:
-    """Manifest rows in sub-region then row-major order, with ids for the kept patches."""
+    """Manifest rows in sub-region then row-major order, with ids for the kept patches.
+
+    Each patch gets ``decision`` (``keep``/``reject``) and ``reason``; kept patches are numbered
+    ``1..N`` in that order. Near-duplicates are judged against the patches kept before them.
+    """
     s = cfg.screening
     dup = DuplicateIndex()
     rows: list[dict] = []
@@ -345,6 +403,10 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def write_manifest(rows: list[dict], path: Path) -> None:
+    """Write the manifest rows as CSV with :data:`MANIFEST_COLUMNS` (atomically).
+
+    ``x``, ``y``, ``size`` are SAR px; ``rmse`` optical px; scores in grey levels.
+    """
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore",
                        lineterminator="\n")
@@ -357,6 +419,8 @@ def write_manifest(rows: list[dict], path: Path) -> None:
 
 @dataclass
 class BuildResult:
+    """What :func:`build_dataset` did: the plan, every manifest row, timing and throughput."""
+
     out: Path
     plan: Plan
     rows: list[dict]
@@ -366,9 +430,16 @@ class BuildResult:
 
     @property
     def n_kept(self) -> int:
+        """Number of patch pairs kept (written to the QXS layout)."""
         return sum(r["decision"] == "keep" for r in self.rows)
 
     def to_json(self) -> dict:
+        """JSON summary: kept/rejected counts, rejections by reason, per-sub-region fits, speed.
+
+        ``rmse`` values in optical px; ``megapixels``: the SAR block windows of the accepted
+        sub-regions (all blocks, staged now or before); ``mp_per_s``: that over this run's
+        seconds.
+        """
         reasons: dict[str, int] = {}
         for r in self.rows:
             if r["decision"] == "reject":
@@ -404,9 +475,16 @@ def build_dataset(cfg: BuildConfig, fresh: bool = False, summary: bool | None = 
     """Build (or resume building) the dataset described by ``cfg`` in ``cfg.out``.
 
     ``on_block(n)`` is called after the n-th block finished in this run (progress hooks, tests).
-    ``summary`` (default ``cfg.summary``) writes ``summary.md`` and its figures.
-    """
+    ``summary`` (default ``cfg.summary``) writes ``summary.md`` and its figures. ``fresh``
+    removes a previous build's files first (and allows overwriting other output in ``out``).
 
+    Raises:
+        DataError: (a SaroptError) when an input file is missing or unreadable, tie points
+            or sub-regions cannot be used, ``out`` holds an unfinished build with another
+            configuration, or the build keeps no patch pair (``manifest.csv`` then says why).
+        OutDirError: (a SaroptError) when ``out`` is in use or holds other output and
+            ``fresh`` is false.
+    """
     from saropt.utils.outdir import prepare_out_dir
 
     _check_inputs(cfg)

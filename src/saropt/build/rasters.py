@@ -19,7 +19,11 @@ GDAL_ENV = {"GDAL_CACHEMAX": 16 * 1024 * 1024}
 
 
 def open_raster(path: Path, key: str):
-    """Open ``path`` with rasterio; a clear error names the config ``key`` when it fails."""
+    """Open ``path`` with rasterio (a ``DatasetReader``); errors name the config ``key``.
+
+    Raises:
+        DataError: (a SaroptError) when the file does not exist or GDAL cannot read it.
+    """
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
@@ -34,7 +38,10 @@ def open_raster(path: Path, key: str):
 
 
 def read_window(ds, bands: list[int], x0: int, y0: int, w: int, h: int) -> np.ndarray:
-    """Bands x h x w array of a window lying inside the raster."""
+    """``(len(bands), h, w)`` array (the raster's dtype) of a window inside the raster.
+
+    ``bands`` are 1-based rasterio band indexes; ``x0``, ``y0``, ``w``, ``h`` in px.
+    """
     from rasterio.errors import NotGeoreferencedWarning
     from rasterio.windows import Window
 
@@ -45,13 +52,19 @@ def read_window(ds, bands: list[int], x0: int, y0: int, w: int, h: int) -> np.nd
 
 @dataclass
 class SarScaler:
-    """Maps SAR values to 8-bit: ``(f(v) - lo) / (hi - lo) * 255`` clipped, f = dB or identity."""
+    """Maps SAR values to 8-bit: ``(f(v) - lo) / (hi - lo) * 255`` rounded and clipped to 0..255.
+
+    ``f`` is ``20 * log10(amplitude)`` (dB, amplitude floored at 1e-6) for ``db``, the value
+    itself for ``linear``; ``lo``/``hi`` are in dB or amplitude units accordingly. ``identity``
+    casts uint8 input unchanged.
+    """
 
     method: str  # "identity" (uint8 in) | "db" | "linear"
     lo: float = 0.0
     hi: float = 255.0
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
+        """Raw SAR values (any shape) -> uint8 of the same shape."""
         if self.method == "identity":
             return values.astype(np.uint8)
         v = values.astype(np.float32)
@@ -61,11 +74,21 @@ class SarScaler:
         return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
 
     def to_json(self) -> dict:
+        """``{"method", "lo", "hi"}`` as recorded in ``registration.json``."""
         return {"method": self.method, "lo": float(self.lo), "hi": float(self.hi)}
 
 
 class SarSource:
-    """Band 1 of the SAR raster: windows as 8-bit plus a valid-data mask."""
+    """Band 1 of the SAR raster: windows as 8-bit plus a valid-data mask.
+
+    ``shape`` is ``(H, W)`` px. ``scaling`` is a ``SarScaling`` config: the percentiles are
+    estimated on a decimated read of the whole band (see :class:`SarScaler`). Invalid pixels
+    are non-finite values and ``nodata`` (the file's own nodata tag when None).
+
+    Raises:
+        DataError: when the file cannot be opened, ``sar_scaling.method`` is ``none`` for
+            non-uint8 data, or the band has no valid pixel.
+    """
 
     def __init__(self, path: Path, nodata: float | None, scaling) -> None:
         self.ds = open_raster(path, "sar")
@@ -108,15 +131,24 @@ class SarSource:
             return self.ds.read(1, out_shape=(max(1, int(h / f)), max(1, int(w / f))))
 
     def read(self, x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 ``(h, w)`` scaled window at ``(x0, y0)`` px and its bool ``(h, w)`` valid mask."""
         raw = read_window(self.ds, [1], x0, y0, w, h)[0]
         return self.scaler(raw), self._valid(raw)
 
     def close(self) -> None:
+        """Close the rasterio dataset."""
         self.ds.close()
 
 
 class OpticalSource:
-    """The optical raster as uint8 RGB windows (1 band is repeated, a 4th band is ignored)."""
+    """The optical raster as uint8 RGB windows (1 band is repeated, a 4th band is ignored).
+
+    ``shape`` is ``(H, W)`` px.
+
+    Raises:
+        DataError: when the file cannot be opened, is not uint8, or has other than 1, 3 or 4
+            bands.
+    """
 
     def __init__(self, path: Path) -> None:
         self.ds = open_raster(path, "optical")
@@ -129,7 +161,7 @@ class OpticalSource:
         self.bands = [1, 1, 1] if self.ds.count == 1 else [1, 2, 3]
 
     def read(self, x0: int, y0: int, w: int, h: int) -> np.ndarray:
-        """h x w x 3 uint8 window (inside the raster)."""
+        """uint8 ``(h, w, 3)`` RGB window at ``(x0, y0)`` px (inside the raster)."""
         if self.ds.count == 1:
             band = read_window(self.ds, [1], x0, y0, w, h)[0]
             return np.repeat(band[:, :, None], 3, axis=2)
@@ -137,4 +169,5 @@ class OpticalSource:
                                                 0, -1))
 
     def close(self) -> None:
+        """Close the rasterio dataset."""
         self.ds.close()

@@ -8,6 +8,10 @@ on the inliers. Residuals (prediction - optical point, optical pixels) are repor
 point; RMSE is over the inliers, and ``rmse_loo`` is the leave-one-out RMSE (each inlier
 predicted by a model fit without it). The ``max_rmse`` check uses ``rmse`` for the parametric
 models and ``rmse_loo`` for ``tps`` (whose fit residuals are always zero).
+
+The paper registers each sub-region with "existing automatic image registration software" from
+its manual matching points (paper 002 section II.E, paper 003 Algorithm 1 step 5); which model
+it used is not said.
 """
 
 from __future__ import annotations
@@ -33,19 +37,23 @@ class NormalizedPolynomial2:
 
     @classmethod
     def from_estimate(cls, src: np.ndarray, dst: np.ndarray):
+        """Fit ``src`` ``(N, 2)`` onto ``dst`` ``(N, 2)``; a falsy skimage failure if degenerate."""
         center = src.mean(axis=0)
         scale = float(np.sqrt(((src - center) ** 2).sum(axis=1).mean())) or 1.0
         tf = sktf.PolynomialTransform.from_estimate((src - center) / scale, dst, order=2)
         return cls(tf, center, scale) if tf else tf
 
     def __call__(self, xy: np.ndarray) -> np.ndarray:
+        """Map ``(N, 2)`` x, y source pixels to ``(N, 2)`` destination pixels."""
         return self.tf((np.asarray(xy, dtype=np.float64) - self.center) / self.scale)
 
     def residuals(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Euclidean distance ``(N,)`` between the mapped ``src`` and ``dst`` (px)."""
         return np.linalg.norm(self(src) - dst, axis=1)
 
     @property
     def params(self) -> dict:
+        """JSON-ready ``center`` (2,), ``scale`` and the polynomial ``coeffs`` (2, 6)."""
         return {"center": self.center.tolist(), "scale": self.scale,
                 "coeffs": np.asarray(self.tf.params).tolist()}
 
@@ -56,7 +64,12 @@ def _model_class(model: str):
 
 
 def estimate(model: str, src: np.ndarray, dst: np.ndarray):
-    """A fitted transform mapping ``src`` (N, 2) onto ``dst``, or None when degenerate."""
+    """A fitted transform mapping ``src`` (N, 2) onto ``dst`` (N, 2), or None when degenerate.
+
+    ``model``: ``affine``, ``projective``, ``polynomial2`` or ``tps`` (scikit-image's
+    ``AffineTransform``, ``ProjectiveTransform``, :class:`NormalizedPolynomial2`,
+    ``ThinPlateSplineTransform``); non-finite affine/projective parameters count as degenerate.
+    """
     tf = _model_class(model).from_estimate(src, dst)
     if not tf:
         return None
@@ -67,7 +80,13 @@ def estimate(model: str, src: np.ndarray, dst: np.ndarray):
 
 @dataclass
 class Fit:
-    """The registration of one sub-region."""
+    """The registration of one sub-region.
+
+    ``transform`` maps SAR px to optical px (None when the fit failed); ``points``: ``(N, 4)``
+    sar_x, sar_y, opt_x, opt_y; ``inliers``: bool ``(N,)``; ``residuals``: ``(N, 2)``
+    prediction - optical point, optical px; ``rmse`` / ``rmse_loo`` in optical px (NaN when not
+    computed); ``ok`` false with ``reason`` saying why when the sub-region cannot be used.
+    """
 
     subregion: str
     model: str
@@ -86,6 +105,7 @@ class Fit:
         return self.transform(np.asarray(xy, dtype=np.float64))
 
     def params_json(self) -> object:
+        """The model's parameters as JSON (3x3 matrix, polynomial dict, or TPS control points)."""
         tf = self.transform
         if tf is None:
             return None
@@ -97,6 +117,7 @@ class Fit:
         return np.asarray(tf.params).tolist()
 
     def to_json(self) -> dict:
+        """The fit as written to ``registration.json``: status, RMSEs, parameters, points."""
         return {"subregion": self.subregion, "model": self.model, "ok": self.ok,
                 "reason": self.reason, "n_points": self.n_points,
                 "n_inliers": int(self.inliers.sum()), "rmse": _num(self.rmse),
@@ -117,7 +138,12 @@ def _rmse(res: np.ndarray) -> float:
 
 def find_inliers(model: str, src: np.ndarray, dst: np.ndarray, threshold: float, trials: int,
                  seed: int) -> np.ndarray:
-    """RANSAC inlier mask (all True when there are too few points to vote)."""
+    """RANSAC inlier mask ``(N,)`` (all True when there are too few points to vote).
+
+    ``skimage.measure.ransac`` with the model itself (affine for ``tps``), ``threshold`` in
+    optical px, at most ``trials`` draws, seeded by ``seed``. Too few: at most one more point
+    than the model's minimum.
+    """
     robust = "affine" if model == "tps" else model
     k = MIN_POINTS[robust]
     if len(src) <= k + 1:
@@ -135,7 +161,10 @@ def _collinear(src: np.ndarray) -> bool:
 
 
 def leave_one_out_rmse(model: str, src: np.ndarray, dst: np.ndarray) -> float:
-    """RMSE of each point predicted by the model fit on the other points."""
+    """RMSE (px) of each point predicted by the model fit on the other points.
+
+    NaN when there are no more points than the model's minimum or a fit is degenerate.
+    """
     if len(src) <= MIN_POINTS[model]:
         return float("nan")
     errs = []
@@ -149,7 +178,12 @@ def leave_one_out_rmse(model: str, src: np.ndarray, dst: np.ndarray) -> float:
 
 
 def fit_subregion(name: str, points: np.ndarray, cfg) -> Fit:
-    """Fit ``cfg.model`` (a ``Registration`` config) to ``points`` (N, 4: sar_xy, opt_xy)."""
+    """Fit ``cfg.model`` (a ``Registration`` config) to ``points`` (N, 4: sar_xy, opt_xy).
+
+    Failures (too few points or inliers, collinear points, a degenerate fit, an RMSE above
+    ``cfg.max_rmse``) are not raised: the returned :class:`Fit` has ``ok=False`` and a
+    ``reason``.
+    """
     model = cfg.model
     fit = Fit(name, model, len(points), points=np.asarray(points, float).reshape(-1, 4))
     need = max(MIN_POINTS[model], cfg.min_points)
@@ -184,6 +218,8 @@ def fit_subregion(name: str, points: np.ndarray, cfg) -> Fit:
 def map_coords(fit: Fit, x0: int, y0: int, w: int, h: int, step: int
                ) -> tuple[np.ndarray, np.ndarray]:
     """float32 (h, w) maps of optical x and y for the SAR window's pixel centres.
+
+    The window is ``(x0, y0, w, h)`` in SAR px; the maps are what ``cv2.remap`` takes.
 
     Affine and projective are evaluated exactly; other models exactly every ``step`` pixels and
     bilinearly in between (as GDAL's approximate transformer does).

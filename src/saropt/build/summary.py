@@ -1,5 +1,8 @@
-"""``summary.md`` and its figures: registration per sub-region (tie points and residual vectors),
-patch decisions over the scene, and a sample of kept and rejected patch pairs with reasons."""
+"""``summary.md`` and its figures (matplotlib), written by ``saropt data build``.
+
+Registration per sub-region (tie points and residual vectors), patch decisions over the scene,
+and a sample of kept and rejected patch pairs with reasons.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +28,12 @@ def _thumb(sar, x0: int, y0: int, w: int, h: int, side: int = 512) -> tuple[np.n
 
 
 def registration_figure(result, sar, path: Path, max_panels: int = 9) -> Path:
+    """Per sub-region (first ``max_panels``): SAR thumbnail, tie points, residual vectors.
+
+    Inliers green with residuals magnified (the gain is in the x label), outliers red at
+    scale 1; axes in SAR px. ``result`` is a :class:`~saropt.build.pipeline.BuildResult`,
+    ``sar`` its :class:`~saropt.build.rasters.SarSource`. Returns ``path`` (PNG, atomic).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,6 +85,10 @@ def _residual_arrows(ax, fit, extent: float) -> None:
 
 
 def overview_figure(result, sar, cfg, path: Path) -> Path:
+    """The SAR scene with sub-regions (cyan, refused magenta) and kept/rejected patch outlines.
+
+    Returns ``path`` (PNG, atomic).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,6 +115,11 @@ def overview_figure(result, sar, cfg, path: Path) -> Path:
 
 
 def samples_figure(result, cfg, path: Path, n: int = 6, seed: int = 0) -> Path | None:
+    """Up to ``n`` kept and ``n`` rejected pairs (SAR top, warped optical bottom) with reasons.
+
+    Rejected pairs are spread over the reasons; pairs without staged PNGs (nodata, outside the
+    optical) are left out. Returns ``path``, or None when there is no pair to show.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,7 +165,11 @@ def _sample_by_reason(rows: list, n: int, rng) -> list:
 
 
 def write_summary(result, cfg, sar, optical) -> Path:
-    """Write ``summary.md`` and ``figures/*.png`` in the output folder."""
+    """Write ``summary.md`` and ``figures/*.png`` in the output folder; returns the summary path.
+
+    The summary gives the inputs, the per-sub-region registration table (RMSE and leave-one-out
+    RMSE in optical px) and the patch decisions by reason.
+    """
     out = result.out
     figs = out / "figures"
     registration_figure(result, sar, figs / "registration.png")

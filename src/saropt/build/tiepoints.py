@@ -1,5 +1,9 @@
 """Tie points and sub-regions (JSON) in SAR pixels.
 
+The paper locates matching points by hand (corners of buildings, ships, roads) in each
+sub-region (paper 002 section II.C-D, paper 003 Algorithm 1 steps 3-4); these are read here
+from the files common tools write.
+
 The builder's pixel convention: 0-based (x = column, y = row), pixel *centres* at integers, so
 the top-left pixel's centre is (0, 0) and its outer corner (-0.5, -0.5).
 
@@ -43,7 +47,11 @@ ENVI_TO_CENTRE = -1.5
 
 @dataclass
 class SubRegion:
-    """A rectangle or polygon of the SAR grid, registered on its own."""
+    """A rectangle or polygon of the SAR grid, registered on its own (paper 002 section II.C).
+
+    ``bbox``: ``(x0, y0, x1, y1)`` SAR px, x1/y1 exclusive, clipped to the raster;
+    ``polygon``: ``(K, 2)`` x, y vertices in SAR px, None for a rectangle.
+    """
 
     name: str
     bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), clipped to the SAR raster
@@ -63,13 +71,22 @@ class SubRegion:
         return inside
 
     def to_json(self) -> dict:
+        """``{"polygon": [[x, y], ...]}`` or ``{"rect": [x0, y0, x1, y1]}`` (SAR px)."""
         if self.polygon is not None:
             return {"polygon": self.polygon.tolist()}
         return {"rect": list(self.bbox)}
 
 
 def read_tiepoints(path: Path) -> dict[str, np.ndarray]:
-    """``{subregion: (N, 4) float array of sar_x, sar_y, opt_x, opt_y}`` from a tie-point CSV."""
+    """``{subregion: (N, 4) float64 array of sar_x, sar_y, opt_x, opt_y}`` from a tie-point CSV.
+
+    Coordinates are pixels in the builder's convention (0-based, centres at integers).
+
+    Raises:
+        DataError: (a SaroptError) when the file is missing, not UTF-8, lacks a column of
+            ``subregion,sar_x,sar_y,opt_x,opt_y``, has a non-numeric or non-finite coordinate,
+            or holds no point.
+    """
     if not path.is_file():
         raise DataError(f"tie-point file {path} does not exist")
     groups: dict[str, list[list[float]]] = {}
@@ -99,7 +116,11 @@ def read_tiepoints(path: Path) -> dict[str, np.ndarray]:
 
 
 def tiepoint_format(path: Path, fmt: str = "auto") -> str:
-    """``csv``, ``qgis`` or ``envi``: ``fmt`` unless ``auto``, else from the file's suffix."""
+    """``csv``, ``qgis`` or ``envi``: ``fmt`` unless ``auto``, else from the file's suffix.
+
+    Raises:
+        DataError: when ``fmt`` is ``auto`` and the suffix is not .csv, .points or .pts.
+    """
     if fmt != "auto":
         return fmt
     found = TIEPOINT_SUFFIXES.get(Path(path).suffix.lower())
@@ -128,7 +149,11 @@ def _numbers(path: Path, line_no: int, fields: list[str], n: int) -> list[float]
 
 @dataclass
 class QgisPoints:
-    """A QGIS Georeferencer ``.points`` file: enabled points only."""
+    """A QGIS Georeferencer ``.points`` file: enabled points only.
+
+    ``source``: ``(N, 2)`` x, y source-raster pixels in the builder's convention; ``map``:
+    ``(N, 2)`` map coordinates in ``crs`` (e.g. metres or degrees).
+    """
 
     source: np.ndarray  # (N, 2) source-raster pixels, builder convention
     map: np.ndarray  # (N, 2) map coordinates in ``crs``
@@ -137,8 +162,9 @@ class QgisPoints:
 
 
 def read_qgis_points(path: Path) -> QgisPoints:
-    """Parse a QGIS ``.points`` file; source coordinates become builder pixels
-    (``x = sourceX - 0.5``, ``y = -sourceY - 0.5``).
+    """Parse a QGIS ``.points`` file; source coordinates become builder pixels.
+
+    ``x = sourceX - 0.5``, ``y = -sourceY - 0.5`` (QGIS pixel corners, rows negative).
 
     Raises:
         DataError: missing columns, non-numbers, no enabled point, or a positive ``sourceY``
@@ -186,8 +212,10 @@ def read_qgis_points(path: Path) -> QgisPoints:
 
 
 def read_envi_pts(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(base, warp)`` (N, 2) each, in builder pixels (``ENVI - 1.5``), from an ENVI
-    image-to-image ``.pts`` file.
+    """``(base, warp)`` ``(N, 2)`` x, y each, in builder pixels, from an ENVI ``.pts`` file.
+
+    The file is an image-to-image GCP file; ENVI's 1-based corner coordinates become builder
+    pixels by ``ENVI - 1.5``.
 
     Raises:
         DataError: not an image-to-image GCP file (image-to-map files hold map coordinates),
@@ -212,8 +240,9 @@ def read_envi_pts(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def envi_roles(path: Path, source_image: str, sar: Path, optical: Path) -> None:
-    """Check ``source_image`` against the ``; base file:`` / ``; warp file:`` lines ENVI writes:
-    a warp file named like the SAR raster (and not the optical) with ``source_image: optical``,
+    """Check ``source_image`` against the ``; base file:`` / ``; warp file:`` lines ENVI writes.
+
+    A warp file named like the SAR raster (and not the optical) with ``source_image: optical``,
     or the other way round, would swap the two images' pixels silently.
 
     Raises:
@@ -238,8 +267,15 @@ def envi_roles(path: Path, source_image: str, sar: Path, optical: Path) -> None:
 
 def assign_subregions(points: np.ndarray, subregions: list[SubRegion]
                       ) -> tuple[dict[str, np.ndarray], int]:
-    """Points (N, 4: sar_x, sar_y, opt_x, opt_y) grouped by the sub-regions holding their SAR
-    position (a point may serve several); returns the groups and how many fell in none."""
+    """Points grouped by the sub-regions holding their SAR position (a point may serve several).
+
+    ``points``: ``(N, 4)`` sar_x, sar_y, opt_x, opt_y in px. A point belongs to a rectangle when
+    its SAR position lies within the rectangle's pixel edges (``x0 - 0.5 <= x < x1 - 0.5``).
+
+    Returns:
+        ``({name: (M, 4) array}, count)``: the non-empty groups, and how many points fell in
+        no sub-region.
+    """
     from matplotlib.path import Path as MplPath
 
     groups: dict[str, np.ndarray] = {}
@@ -258,7 +294,7 @@ def assign_subregions(points: np.ndarray, subregions: list[SubRegion]
 
 
 def write_tiepoints(path: Path, groups: dict[str, np.ndarray]) -> None:
-    """Write ``{subregion: (N, 4)}`` as a tie-point CSV (atomically)."""
+    """Write ``{subregion: (N, 4)}`` as a tie-point CSV (atomically, 4 decimals, px)."""
     from saropt.utils.io import atomic_path
 
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
@@ -270,7 +306,16 @@ def write_tiepoints(path: Path, groups: dict[str, np.ndarray]) -> None:
 
 
 def read_subregions(path: Path | None, sar_shape: tuple[int, int]) -> list[SubRegion]:
-    """Sub-regions from JSON, clipped to the SAR raster; ``None`` gives the whole scene."""
+    """Sub-regions from JSON, clipped to the SAR raster; ``None`` gives the whole scene.
+
+    ``sar_shape``: ``(H, W)`` of the SAR raster in px. The JSON format is in the module
+    docstring.
+
+    Raises:
+        DataError: when the JSON is unreadable or not a non-empty mapping, a sub-region has
+            not exactly one of ``rect``/``polygon``, a rect is not 4 numbers, a polygon has
+            fewer than 3 vertices, or a sub-region does not overlap the SAR raster.
+    """
     h, w = sar_shape
     if path is None:
         return [SubRegion("scene", (0, 0, w, h))]

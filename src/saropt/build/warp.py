@@ -1,5 +1,9 @@
-"""Bilinear warping of the optical onto a window of the SAR grid (``cv2.remap``), reading only
-the optical window that the SAR window maps into."""
+"""Bilinear warping of the optical onto a window of the SAR grid (``cv2.remap``).
+
+Only the optical window that the SAR window maps into is read. The optical image is resampled
+onto the fixed SAR grid by bilinear interpolation, as in paper 002 section II.E (paper 003
+Algorithm 1 step 5).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,16 @@ from saropt.build.register import Fit, map_coords
 
 def warp_window(fit: Fit, optical: OpticalSource, x0: int, y0: int, w: int, h: int,
                 step: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """(h, w, 3) uint8 optical resampled on the SAR window, and its validity mask (pixels whose
-    optical position lies inside the optical raster)."""
+    """Optical resampled on the SAR window ``(x0, y0, w, h)`` (SAR px), and its validity mask.
+
+    ``fit`` maps SAR to optical pixels (:func:`saropt.build.register.map_coords`, evaluated
+    exactly every ``step`` px for the non-linear models); OpenCV ``cv2.remap`` with
+    ``INTER_LINEAR`` does the bilinear resampling.
+
+    Returns:
+        ``(image, valid)``: uint8 ``(h, w, 3)`` (zero where invalid) and bool ``(h, w)``, true
+        where the pixel's optical position lies inside the optical raster.
+    """
     mx, my = map_coords(fit, x0, y0, w, h, step)
     oh, ow = optical.shape
     valid = (mx >= 0) & (mx <= ow - 1) & (my >= 0) & (my <= oh - 1)

@@ -1,5 +1,6 @@
-"""SAR-optical pair data layer (QXS-SAROPT, SEN1-2, OSdataset, sar/ + opt/): reader, checks,
-splits, pair sampling and a decode-once cache.
+"""SAR-optical pair data layer (QXS-SAROPT, SEN1-2, OSdataset, sar/ + opt/).
+
+Reader, checks, splits, BNN pair sampling and a decode-once cache.
 
 >>> from saropt.data import QXSSAROPT, TrainPairs, EvalPairs, read_split, read_pairs
 >>> split = read_split("splits/qxs")

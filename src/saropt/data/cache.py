@@ -64,8 +64,17 @@ def build_cache(root: str | Path, out: str | Path, sar_dir: str | None = None,
     The pairs are found as :func:`saropt.data.layout.scan_layout` finds them (``sar_dir`` and
     ``opt_dir``, or ``layout``: ``"auto"`` detects it).
 
-    All pairs must share one size: ``patch_size`` (or the first pair's size when None), unless a
-    ``resize`` policy brings them to ``patch_size``.
+    All pairs must share one size: ``patch_size`` px (or the first pair's size when None),
+    unless a ``resize`` policy (a key of :data:`saropt.data.images.RESAMPLING`) brings them to
+    ``patch_size``. Needs about ``4 * N * H * W`` bytes on disk (1 for SAR, 3 for optical).
+
+    Raises:
+        DataError: (a SaroptError) when the folder has pairing problems, an id of ``ids`` has
+            no pair, a file is unreadable, a pair's two images differ in size, a size differs
+            from ``patch_size`` (or the first pair's) without ``resize``, or the disk has too
+            little free space.
+        OutDirError: (a SaroptError) when ``out`` is in use, a file, or holds other output
+            and ``overwrite`` is false.
     """
     layout = scan_layout(root, sar_dir, opt_dir, layout=layout)
     layout.problems.raise_if_any(f"cannot cache {layout.describe()}")
@@ -121,8 +130,10 @@ def _write_cache(layout: Layout, ids: list[str], out: Path, patch_size: int | No
 
 
 def _check_space(out: Path, need: int) -> None:
-    """Refuse before writing when the disk cannot hold the cache: a memory map on a full disk
-    dies with a bus error instead of an OSError."""
+    """Refuse before writing when the disk cannot hold the cache.
+
+    A memory map on a full disk dies with a bus error instead of an OSError.
+    """
     import shutil
 
     free = shutil.disk_usage(out).free
@@ -138,7 +149,15 @@ def _folder_name(layout: Layout, folder: Path) -> str | None:
 
 
 class PairCache:
-    """Read access to a cache folder; the memory maps open lazily (once per DataLoader worker)."""
+    """Read access to a cache folder; the memory maps open lazily (once per DataLoader worker).
+
+    ``ids`` lists the cached pair ids in file order, ``position`` maps an id to its row.
+
+    Raises:
+        DataError: (a SaroptError) when ``path`` has no ``index.json``, the index is corrupt or
+            of another cache version, or ``sar.u8`` / ``opt.u8`` are missing or of the wrong
+            byte size.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -170,6 +189,7 @@ class PairCache:
 
     @property
     def source(self) -> dict[str, Any]:
+        """What the cache was built from: root, layout, folder names, patch size, resize."""
         return self.index["source"]
 
     def _maps(self) -> tuple[np.ndarray, np.ndarray]:
@@ -194,17 +214,22 @@ class PairCache:
         return int(self.index["sar_shape"][1]), int(self.index["sar_shape"][2])
 
     def read_sar_into(self, positions: Sequence[int], out: np.ndarray) -> np.ndarray:
-        """SAR patches at cache ``positions`` into ``out`` (N x H x W, uint8 or a wider type the
-        values are cast to), row ``k`` from ``positions[k]``; the memory map is read in
-        ascending file order."""
+        """Copy the SAR patches at cache ``positions`` into ``out`` and return it.
+
+        ``out`` is ``(N, H, W)``, uint8 or a wider type the values are cast to; row ``k`` comes
+        from ``positions[k]``. The memory map is read in ascending file order.
+        """
         sar = np.asarray(self._maps()[0])
         for k in np.argsort(positions, kind="stable"):
             out[k] = sar[positions[k]]
         return out
 
     def read_opt_into(self, positions: Sequence[int], out: np.ndarray) -> np.ndarray:
-        """Optical patches at cache ``positions`` into ``out`` (N x 3 x H x W: channel-first;
-        uint8 or a wider type), de-interleaved by OpenCV from the memory map in file order."""
+        """Copy the optical patches at cache ``positions`` into ``out`` and return it.
+
+        ``out`` is channel-first ``(N, 3, H, W)``, uint8 or a wider type; the ``(H, W, 3)``
+        cached patches are de-interleaved by OpenCV (``cv2.split``) in file order.
+        """
         opt = np.asarray(self._maps()[1])
         scratch = None if out.dtype == np.uint8 else np.empty(out.shape[1:], np.uint8)
         for k in np.argsort(positions, kind="stable"):
@@ -220,8 +245,11 @@ class PairCache:
     def check_source(self, layout: Layout) -> None:
         """Raise a DataError unless every pair of ``layout`` is cached from unchanged files.
 
+        Files are compared by size and modification time (see :meth:`stale_files`).
+
         A cache built from another dataset root says so (its root and layout), rather than
-        listing every file as changed."""
+        listing every file as changed.
+        """
         missing = [i for i in layout.ids if i not in self.position]
         stale = self.stale_files(layout)
         if not missing and not stale:
@@ -239,7 +267,10 @@ class PairCache:
                         "`saropt data cache`")
 
     def stale_files(self, layout: Layout) -> list[str]:
-        """Source files whose size or mtime changed since caching (or that vanished)."""
+        """Source files whose size or mtime changed since caching (or that vanished).
+
+        Returns one message per file (``"PATH changed"`` or ``"sar file of id ... is gone"``).
+        """
         stale = []
         for n, id_ in enumerate(self.ids):
             for kind, files in (("sar", layout.sar_files), ("opt", layout.opt_files)):

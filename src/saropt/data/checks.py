@@ -71,7 +71,13 @@ class _Moments:
 
 @dataclass
 class CheckResult:
-    """What ``check_dataset`` found."""
+    """What :func:`check_dataset` found.
+
+    ``counts``: SAR files, optical files and pairs; ``sizes``: pairs per ``"WxH"`` size (px);
+    ``modes``: Pillow modes per modality; ``stats``: per modality ``mean``, ``std``, ``min``,
+    ``max`` of the pixel values scaled to [0, 1] (plus per-channel values for optical);
+    ``problems``: everything wrong, by kind.
+    """
 
     root: str
     sar_dir: str | None
@@ -87,9 +93,11 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
+        """True when no problem was found."""
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict (``saropt data check --json``)."""
         return {"root": self.root, "layout": self.layout, "sar_dir": self.sar_dir,
                 "opt_dir": self.opt_dir,
                 "patch_size": self.patch_size, "ok": self.ok, "counts": self.counts,
@@ -97,6 +105,7 @@ class CheckResult:
                 "problem_counts": self.problems.counts(), "problems": self.problems.items}
 
     def text(self) -> str:
+        """The human-readable report: counts, sizes, modes, a statistics table, problems."""
         lines = [f"dataset {self.description or self.root}",
                  "counts: " + ", ".join(f"{k} {v}" for k, v in self.counts.items()),
                  "sizes (WxH): " + ", ".join(f"{k} x{v}" for k, v in self.sizes.items()),
@@ -154,6 +163,13 @@ def check_dataset(root: str | Path, sar_dir: str | None = None, opt_dir: str | N
     (``sar_256_oc_0.2`` -> 256, SEN1-2 256, an OSdataset size folder); when it names none, or for
     None, pairs that differ from the most common size are flagged. ``qxs_names`` flags names
     other than ``1 .. N`` (non-integer, zero-padded) in QXS folders and explicit folders.
+    ``workers > 1`` decodes in a process pool (for more than 64 files).
+
+    Problems are collected in the result, not raised (see :attr:`CheckResult.ok`).
+
+    Raises:
+        DataError: (a SaroptError) when no pair layout is found at all (as
+            :func:`saropt.data.layout.scan_layout`).
     """
     from tqdm import tqdm
 

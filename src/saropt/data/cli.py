@@ -36,6 +36,7 @@ def _add_layout_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``saropt data`` with its ``check``, ``split``, ``cache`` and ``build`` subcommands."""
     group = subparsers.add_parser("data", help="SAR-optical pairs (QXS-SAROPT, SEN1-2, "
                                   "OSdataset, sar/ + opt/): check, split, cache")
     group.set_defaults(_parser=group)

@@ -11,7 +11,11 @@ from saropt.errors import DataError
 
 
 def find_pair_dirs(root: Path) -> tuple[str, str]:
-    """The ``sar_*`` and ``opt_*`` folders of a QXS-layout root (``sar``/``opt`` also work)."""
+    """The ``sar_*`` and ``opt_*`` folders of a QXS-layout root (``sar``/``opt`` also work).
+
+    Raises:
+        DataError: when ``root`` has no ``sar*`` or no ``opt*`` folder.
+    """
     sar = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("sar"))
     opt = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("opt"))
     if not sar or not opt:
@@ -27,6 +31,12 @@ def _reading_speed(ds: Any, n: int = 40) -> float:
 
 
 def run(ctx: Any) -> None:
+    """Demo stage: check, split 70/30 (paper 003 section 4), cache and plot the synthetic pairs.
+
+    Reads ``ctx.artifacts["qxs_root"]`` (from the synthetic-world stage; skipped without it)
+    and adds ``qxs_split``, ``qxs_cache``, ``qxs_sar_dir``, ``qxs_opt_dir`` and
+    ``qxs_patch_size`` to ``ctx.artifacts``.
+    """
     from saropt.data.cache import build_cache
     from saropt.data.qxs import QXSSAROPT
     from saropt.data.splits import make_split

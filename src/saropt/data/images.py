@@ -28,7 +28,12 @@ _EIGHT_BIT_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX"}
 
 
 def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image; an unreadable or truncated file is a DataError."""
+    """Open and fully decode an image with Pillow; palette images come back as RGBA.
+
+    Raises:
+        DataError: (a SaroptError) when the file is missing, unreadable, truncated or a
+            decompression bomb.
+    """
     try:
         with Image.open(path) as im:
             im.load()
@@ -48,7 +53,12 @@ def _check_mode(im: Image.Image, path: str | Path) -> None:
 
 
 def sar_array(im: Image.Image, path: str | Path = "<image>") -> np.ndarray:
-    """A decoded SAR image as uint8 ``(H, W)``; colour SAR with unequal channels is an error."""
+    """A decoded SAR image as uint8 ``(H, W)``; colour SAR with unequal channels is an error.
+
+    Raises:
+        DataError: when the mode is not 8-bit (16-bit, float, CMYK) or an RGB(A) image has
+            unequal colour channels; the message names ``path``.
+    """
     _check_mode(im, path)
     if im.mode in ("1", "L"):
         return np.asarray(im.convert("L"))
@@ -62,7 +72,11 @@ def sar_array(im: Image.Image, path: str | Path = "<image>") -> np.ndarray:
 
 
 def opt_array(im: Image.Image, path: str | Path = "<image>") -> np.ndarray:
-    """A decoded optical image as uint8 ``(H, W, 3)``: grayscale repeated, alpha dropped."""
+    """A decoded optical image as uint8 ``(H, W, 3)``: grayscale repeated, alpha dropped.
+
+    Raises:
+        DataError: when the mode is not 8-bit L/LA/RGB/RGBA; the message names ``path``.
+    """
     _check_mode(im, path)
     if im.mode in ("1", "L", "LA"):
         grey = np.asarray(im.convert("L"))
@@ -71,17 +85,31 @@ def opt_array(im: Image.Image, path: str | Path = "<image>") -> np.ndarray:
 
 
 def read_sar(path: str | Path) -> np.ndarray:
-    """Decode a SAR patch file to uint8 ``(H, W)``."""
+    """Decode a SAR patch file to uint8 ``(H, W)``.
+
+    Raises:
+        DataError: as :func:`open_image` and :func:`sar_array`.
+    """
     return sar_array(open_image(path), path)
 
 
 def read_opt(path: str | Path) -> np.ndarray:
-    """Decode an optical patch file to uint8 ``(H, W, 3)``."""
+    """Decode an optical patch file to uint8 ``(H, W, 3)`` (RGB channel order).
+
+    Raises:
+        DataError: as :func:`open_image` and :func:`opt_array`.
+    """
     return opt_array(open_image(path), path)
 
 
 def resize_array(arr: np.ndarray, size: int, policy: str) -> np.ndarray:
-    """Resize a uint8 ``(H, W)`` or ``(H, W, 3)`` array to ``size x size`` with a Pillow filter."""
+    """Resize a uint8 ``(H, W)`` or ``(H, W, 3)`` array to ``size x size`` with a Pillow filter.
+
+    ``policy`` is a key of :data:`RESAMPLING`; an array already ``size x size`` is returned as is.
+
+    Raises:
+        ValueError: when ``policy`` is not a key of :data:`RESAMPLING`.
+    """
     if policy not in RESAMPLING:
         raise ValueError(f"unknown resize policy {policy!r}; choose one of {sorted(RESAMPLING)}")
     if arr.shape[0] == size and arr.shape[1] == size:

@@ -44,12 +44,14 @@ class Problems:
     items: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, kind: str, message: str) -> None:
+        """Record one problem of ``kind`` (see :data:`PROBLEM_KINDS`)."""
         self.items.setdefault(kind, []).append(message)
 
     def __bool__(self) -> bool:
         return any(self.items.values())
 
     def counts(self) -> dict[str, int]:
+        """Number of problems per kind, in :data:`PROBLEM_KINDS` order (empty kinds left out)."""
         return {k: len(self.items[k]) for k in _ordered(self.items)}
 
     def summary(self, examples: int = 3) -> str:
@@ -64,6 +66,7 @@ class Problems:
         return "\n".join(lines)
 
     def raise_if_any(self, context: str) -> None:
+        """Raise a DataError (a SaroptError) ``"context:"`` + :meth:`summary` if any problem."""
         if self:
             raise DataError(f"{context}:\n{self.summary()}")
 
@@ -162,9 +165,11 @@ class Layout:
     release_split: dict[str, list[str]] | None = None
 
     def sar_path(self, id_: str) -> Path:
+        """The SAR image file of pair ``id_`` (KeyError for an unknown id)."""
         return self.sar_files[id_]
 
     def opt_path(self, id_: str) -> Path:
+        """The optical image file of pair ``id_`` (KeyError for an unknown id)."""
         return self.opt_files[id_]
 
     def describe(self) -> str:
@@ -234,8 +239,12 @@ def _os_folders(root: Path) -> list[Path]:
 
 
 def detect_layout(root: str | Path) -> str:
-    """The name of the layout ``root`` holds (see :data:`LAYOUTS`); a one-line DataError naming
-    the layouts looked for when none fits."""
+    """The name of the layout ``root`` holds (a key of :data:`LAYOUTS`).
+
+    Raises:
+        DataError: when ``root`` is not a folder, holds several QXS folder pairs, or fits no
+            layout (the message names the layouts looked for).
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"dataset root {root} does not exist or is not a folder")
@@ -262,7 +271,7 @@ def scan_layout(root: str | Path, sar_dir: str | None = None, opt_dir: str | Non
 
     Raises:
         DataError: only one of the folder names given, an unknown layout name, a root that is
-            not a folder (auto), or no layout found.
+            not a folder (auto), several QXS folder pairs, or no layout found.
     """
     root = Path(root)
     if (sar_dir is None) != (opt_dir is None):
@@ -387,13 +396,16 @@ def _scan_osdataset(root: Path) -> Layout:
 
 
 def entry_to_id(entry: str, root: str | Path | None = None) -> str:
-    """The pair id a split-list entry names: an id as it is (``SARShip-1.0-3``), or a path
-    relative to the dataset root (``opt_256_oc_0.2/123.png`` -> ``123``;
+    """The pair id a split-list entry names.
+
+    An id stays as it is (``SARShip-1.0-3``); a path relative to the dataset root becomes its
+    id (``opt_256_oc_0.2/123.png`` -> ``123``;
     ``ROIs1158_spring/s1_1/ROIs1158_spring_s1_1_p30.png`` -> ``ROIs1158_spring_1_p30``;
     ``256/train/opt12.png`` -> ``256/train/12``). An entry is a path only when it ends in a
     known image suffix, and only that suffix is stripped. An absolute path inside ``root`` is
     taken relative to it (``/data/OS/256/train/opt12.png`` with root ``/data/OS`` ->
-    ``256/train/12``)."""
+    ``256/train/12``).
+    """
     text = entry.strip().replace("\\", "/")
     name = text.rsplit("/", 1)[-1]
     suffix = Path(name).suffix.lower()

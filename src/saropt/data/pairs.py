@@ -26,7 +26,15 @@ def draw_negatives(n: int, count: int, seed: int, epoch: int,
     """``count`` (anchor, partner) index pairs with partner != anchor, uniform over the others.
 
     Anchors run through random permutations of ``range(n)`` (each SAR image is an anchor as
-    evenly as the count allows); the result depends only on ``(n, count, seed, epoch)``.
+    evenly as the count allows); the result depends only on ``(n, count, seed, epoch, stream)``
+    (numpy ``default_rng``), so every DDP rank and worker draws the same pairs.
+
+    Returns:
+        ``(anchors, partners)``, two int64 arrays of shape ``(count,)`` with values in
+        ``[0, n)`` and ``partners != anchors`` elementwise.
+
+    Raises:
+        DataError: when ``n < 2`` (no other image to pair with).
     """
     if n < 2:
         raise DataError(f"false pairs need at least 2 pairs, the dataset has {n}")
@@ -41,10 +49,18 @@ def draw_negatives(n: int, count: int, seed: int, epoch: int,
 class TrainPairs(Dataset):
     """Positives ``(i, i)`` (label 1.0) then ``round(neg_per_pos * N)`` negatives (label 0.0).
 
+    Paper 003 eqs. (2)-(3): positives ``(x_s^i, x_o^i)``, negatives ``(x_s^i, x_o^j), i != j``,
+    at the 1:1 ratio of section 4.2.1 with the default ``neg_per_pos=1``.
+
     Call :meth:`set_epoch` at the start of each epoch (e.g. in ``on_train_epoch_start``) to
     draw new negatives. The epoch lives in shared memory, so DataLoader workers (persistent ones
     included, fork or spawn) see the change. Items: ``sar``, ``opt``, ``label``, ``sar_id``,
-    ``opt_id``; ``base.transforms`` applies to the assembled pair.
+    ``opt_id``; ``base.transforms`` applies to the assembled pair. ``sar`` is ``(1, H, W)``,
+    ``opt`` ``(3, H, W)`` in ``base.dtype``, ``label`` a float32 scalar tensor.
+
+    Raises:
+        ValueError: when ``neg_per_pos < 0``.
+        DataError: when negatives are asked for and ``base`` selects fewer than 2 pairs.
     """
 
     def __init__(self, base: QXSSAROPT, neg_per_pos: float = 1.0, seed: int = 0) -> None:
@@ -61,13 +77,18 @@ class TrainPairs(Dataset):
 
     @property
     def epoch(self) -> int:
+        """The epoch whose negatives items are drawn from (shared with DataLoader workers)."""
         return int(self._epoch[0])
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's negatives from now on (in every worker)."""
         self._epoch[0] = int(epoch)
 
     def negatives(self, epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(anchor, partner) indices of this epoch's false pairs."""
+        """(anchor, partner) indices of ``epoch``'s false pairs (default: the current epoch).
+
+        Two int64 arrays of shape ``(n_neg,)``; see :func:`draw_negatives`.
+        """
         epoch = self.epoch if epoch is None else epoch
         if self._drawn is None or self._drawn[0] != epoch:
             a, p = draw_negatives(self.n_pos, self.n_neg, self.seed, epoch)
@@ -75,7 +96,11 @@ class TrainPairs(Dataset):
         return self._drawn[1], self._drawn[2]
 
     def pair_indices(self, index: int) -> tuple[int, int, float]:
-        """(SAR index, optical index, label) of item ``index`` in the current epoch."""
+        """(SAR index, optical index, label) of item ``index`` in the current epoch.
+
+        Raises:
+            IndexError: when ``index`` is outside ``[0, len(self))``.
+        """
         if not 0 <= index < len(self):
             raise IndexError(f"pair index {index} out of range [0, {len(self)})")
         if index < self.n_pos:
@@ -92,15 +117,23 @@ class TrainPairs(Dataset):
         return _pair_sample(self.base, self.base.ids[i], self.base.ids[j], label)
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        """Items ``indices`` (one DataLoader batch), batched when the base dataset can (see
-        :meth:`QXSSAROPT.__getitems__`): SAR and optical each one read in file order."""
+        """Items ``indices`` (one DataLoader batch), batched when the base dataset can.
+
+        See :meth:`QXSSAROPT.__getitems__`: SAR and optical are each one read in file order.
+        """
         triples = [self.pair_indices(int(k)) for k in indices]
         ids = self.base.ids
         return _pair_samples(self.base, [(ids[i], ids[j], y) for i, j, y in triples])
 
 
 class EvalPairs(Dataset):
-    """A fixed list of ``(sar_id, opt_id, label)`` pairs, e.g. from ``val_pairs.csv``."""
+    """A fixed list of ``(sar_id, opt_id, label)`` pairs, e.g. from ``val_pairs.csv``.
+
+    Items as in :class:`TrainPairs` (``label`` 1.0 for a true pair, 0.0 for a false one).
+
+    Raises:
+        DataError: when a pair names an id outside ``base``'s selection.
+    """
 
     def __init__(self, base: QXSSAROPT, pairs: Sequence[Pair]) -> None:
         known = set(base.ids)
@@ -146,7 +179,15 @@ def _pair_samples(base: QXSSAROPT, pairs: list[tuple[str, str, float]]) -> list[
 
 
 def draw_eval_pairs(ids: Sequence[str], seed: int = 0) -> list[Pair]:
-    """One true and one false pair per id (1:1), the false partner uniform over the others."""
+    """One true and one false pair per id (1:1), the false partner uniform over the others.
+
+    Returns:
+        ``2 * len(ids)`` tuples ``(sar_id, opt_id, label)``, label 1 then 0 for each id in
+        ``ids`` order; empty for no ids. Deterministic in ``seed``.
+
+    Raises:
+        DataError: when there is exactly one id (no false partner).
+    """
     ids = list(ids)
     if not ids:
         return []

@@ -29,7 +29,12 @@ def _show(ax: Any, img: torch.Tensor, title: str | None) -> None:
 
 def plot_pair(sample: dict[str, Any], show_titles: bool = True,
               suptitle: str | None = None) -> Figure:
-    """The optical and the SAR image of one sample side by side."""
+    """A matplotlib Figure of one sample: optical left, SAR right.
+
+    ``sample["opt"]`` is ``(3, H, W)`` and ``sample["sar"]`` ``(1, H, W)``, float in [0, 1]
+    (uint8 samples: convert with :func:`saropt.data.qxs.to_float` first, values are clipped
+    to [0, 1]).
+    """
     fig = Figure(figsize=(6, 3.2))
     axes = fig.subplots(1, 2)
     name = sample.get("id", sample.get("sar_id", ""))
@@ -53,7 +58,14 @@ def _unbatch(samples: Sequence[dict[str, Any]] | dict[str, Any]) -> list[dict[st
 
 def plot_batch(samples: Sequence[dict[str, Any]] | dict[str, Any], show_titles: bool = True,
                suptitle: str | None = None, max_items: int = 16) -> Figure:
-    """Pairs in columns: optical images in the top row, their SAR images below (paper Fig. 5)."""
+    """Pairs in columns: optical images in the top row, their SAR images below (paper Fig. 5).
+
+    ``samples``: sample dicts (as :func:`plot_pair`) or one collated batch; at most
+    ``max_items`` columns are drawn.
+
+    Raises:
+        ValueError: when there is no sample.
+    """
     items = _unbatch(samples)[:max_items]
     if not items:
         raise ValueError("plot_batch needs at least one sample")

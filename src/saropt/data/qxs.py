@@ -1,5 +1,9 @@
-"""The QXS-SAROPT dataset (Huang et al. 2021): 20,000 co-registered Gaofen-3 SAR / Google Earth
-optical 256x256 patch pairs in ``ROOT/opt_256_oc_0.2/{1..N}.png`` + ``ROOT/sar_256_oc_0.2/``.
+"""The QXS-SAROPT dataset reader: SAR-optical patch pairs as torch samples.
+
+QXS-SAROPT (Huang et al. 2021; paper 002 section II, paper 003 section 3) holds 20,000
+co-registered Gaofen-3 SAR / Google Earth optical 256x256 px patch pairs at 1 m x 1 m in
+``ROOT/opt_256_oc_0.2/{1..N}.png`` + ``ROOT/sar_256_oc_0.2/``. Other layouts (SEN1-2,
+OSdataset, ``sar/`` + ``opt/``) are read the same way (see :mod:`saropt.data.layout`).
 
 Modelled on torchgeo's ``NonGeoDataset`` classes: samples are dicts, ``plot()`` draws one.
 
@@ -29,8 +33,11 @@ Sample = dict[str, Any]
 
 
 class _Batch:
-    """The collated form of samples read together: ``collated`` as ``default_collate`` would
-    build it, plus what identifies the unmodified samples (no reference back to them)."""
+    """The collated form of samples read together, plus what identifies them unmodified.
+
+    ``collated`` is what ``default_collate`` would build; the samples are identified without a
+    reference back to them.
+    """
 
     __slots__ = ("collated", "sample_ids", "snapshot")
 
@@ -50,10 +57,12 @@ class _Batch:
 
 
 class BatchedSample(dict):
-    """A sample read by ``__getitems__``: a plain sample dict whose tensors are views into the
-    batch tensors. ``default_collate`` (registered for this type) returns those batch tensors
+    """A sample read by ``__getitems__``: a sample dict whose tensors view the batch tensors.
+
+    ``default_collate`` (registered for this type) returns those batch tensors
     as they are when it is handed exactly the samples of one read, in order and unmodified;
-    any other list (a subset, reordered, a changed value) is collated the ordinary way."""
+    any other list (a subset, reordered, a changed value) is collated the ordinary way.
+    """
 
     __slots__ = ("_batch",)
 
@@ -79,8 +88,11 @@ _register_collate()
 
 
 def batched_samples(collated: dict[str, Any]) -> list[Sample]:
-    """Per-sample dicts (views) of a collated batch ``{key: tensor (N, ...) or list (N)}``,
-    marked so that the default collate function hands ``collated`` back without copying."""
+    """Per-sample dicts (views) of a collated batch ``{key: tensor (N, ...) or list (N)}``.
+
+    They are marked so that the default collate function hands ``collated`` back without
+    copying (see :class:`BatchedSample`).
+    """
     n = len(next(iter(collated.values())))
     samples: list[Sample] = []
     for k in range(n):
@@ -95,9 +107,11 @@ def batched_samples(collated: dict[str, Any]) -> list[Sample]:
 def _empty_pair(n: int, h: int, w: int,
                 dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Uninitialised SAR (n, 1, h, w) and optical (n, 3, h, w) batch tensors, both contiguous.
+
     In a DataLoader worker they share one block of shared memory (as the default collate
     allocates), so handing the batch to the main process copies nothing and passes one file
-    descriptor instead of two."""
+    descriptor instead of two.
+    """
     if torch.utils.data.get_worker_info() is None:
         return torch.empty((n, 1, h, w), dtype=dtype), torch.empty((n, 3, h, w), dtype=dtype)
     plane = n * h * w
@@ -108,7 +122,10 @@ def _empty_pair(n: int, h: int, w: int,
 
 
 def sar_tensor(arr: np.ndarray, dtype: str = "float32") -> torch.Tensor:
-    """uint8 (H, W) -> 1xHxW: float32 in [0, 1] (one numpy pass) or uint8 as stored."""
+    """uint8 ``(H, W)`` -> ``(1, H, W)``: float32 in [0, 1] (one numpy pass) or uint8 as stored.
+
+    ``dtype`` is ``"float32"`` (divide by 255) or anything else for uint8 unchanged.
+    """
     out = np.empty((1, *arr.shape), np.float32 if dtype == "float32" else np.uint8)
     if dtype == "float32":
         np.divide(arr, np.float32(255), out=out[0], dtype=np.float32)
@@ -118,8 +135,11 @@ def sar_tensor(arr: np.ndarray, dtype: str = "float32") -> torch.Tensor:
 
 
 def opt_tensor(arr: np.ndarray, dtype: str = "float32") -> torch.Tensor:
-    """uint8 (H, W, 3) -> 3xHxW: float32 in [0, 1] or uint8 as stored (OpenCV splits the
-    interleaved channels, the fastest HWC -> CHW route measured; see benchmarks/)."""
+    """uint8 ``(H, W, 3)`` -> ``(3, H, W)``: float32 in [0, 1] or uint8 as stored.
+
+    OpenCV's ``cv2.split`` de-interleaves the channels, the fastest HWC -> CHW route measured
+    (see benchmarks/). ``dtype`` as in :func:`sar_tensor`; channel order is kept (RGB).
+    """
     out = np.empty((3, *arr.shape[:2]), np.float32 if dtype == "float32" else np.uint8)
     for c, plane in enumerate(cv2.split(np.ascontiguousarray(arr))):
         out[c] = plane
@@ -129,18 +149,25 @@ def opt_tensor(arr: np.ndarray, dtype: str = "float32") -> torch.Tensor:
 
 
 def to_float(batch: dict[str, Any]) -> dict[str, Any]:
-    """Convert the uint8 images of a sample or batch (``dtype="uint8"``) to float32 in [0, 1],
-    e.g. on the GPU after transfer: 4x less data through the DataLoader than float32 samples."""
+    """Convert the uint8 images of a sample or batch (``dtype="uint8"``) to float32 in [0, 1].
+
+    Meant e.g. for the GPU after transfer: 4x less data through the DataLoader than float32
+    samples. Only ``sar`` and ``opt`` uint8 tensors change (new float32 tensors, divided by
+    255); other keys pass through. Returns a new dict; the input is not modified.
+    """
     return {k: (v.float().div_(255.0) if k in ("sar", "opt") and isinstance(v, torch.Tensor)
                 and v.dtype == torch.uint8 else v) for k, v in batch.items()}
 
 
 def _relative_hint(unknown: str, known: set[str],
                    root: str | Path | None = None) -> str:
-    """A hint when an id with folders (OSdataset ``256/train/12``) is known relative to another
-    folder level: the split was made for a parent of this root. The folders dropped from the
+    """A hint when an id with folders is known relative to another folder level.
+
+    E.g. an OSdataset ``256/train/12``: the split was made for a parent of this root. The
+    folders dropped from the
     id must be those the root's own path ends in (``.../256`` for ``256/train/12``), so that
-    ``train/1`` is never offered as the ``1`` of a ``test`` root."""
+    ``train/1`` is never offered as the ``1`` of a ``test`` root.
+    """
     parts = unknown.split("/")
     tail = Path(root).resolve().parts if root is not None else None
     for k in range(1, len(parts)):
@@ -153,6 +180,11 @@ def _relative_hint(unknown: str, known: set[str],
 
 class QXSSAROPT(Dataset):
     """SAR-optical patch pairs sharing a file name in two folders.
+
+    Samples are dicts ``{"sar": (1, H, W), "opt": (3, H, W) RGB, "id": str}`` (before
+    ``transforms``), float32 in [0, 1] or uint8 0..255 by ``dtype``; ``H = W = patch_size``
+    px unless ``patch_size`` is None. QXS-SAROPT itself is 256 px at 1 m (paper 002 section
+    II.F).
 
     Args:
         root: dataset folder holding ``sar_dir`` and ``opt_dir``.
@@ -172,6 +204,14 @@ class QXSSAROPT(Dataset):
         dtype: ``"float32"`` (default, values in [0, 1]) or ``"uint8"`` (raw values 0..255, a
             quarter of the bytes through DataLoader workers; convert with :func:`to_float`).
             Transforms see the tensors in this dtype (the joint geometric ones work on both).
+
+    Raises:
+        ValueError: for an unknown ``dtype`` or ``resize`` policy, or ``resize`` without
+            ``patch_size``.
+        DataError: (a SaroptError) when the folder has pairing problems (missing partners,
+            no layout found), ``ids`` names a pair not there or repeats one, or the cache is
+            stale (``check_cache``). Reading a pair later raises DataError for an unreadable
+            file or a size other than ``patch_size`` without ``resize``.
     """
 
     def __init__(self, root: str | Path, ids: Sequence[str] | None = None,
@@ -224,11 +264,13 @@ class QXSSAROPT(Dataset):
         return len(self.ids)
 
     def sar_path(self, id_: str) -> Path:
+        """The SAR file of pair ``id_`` (where it would be, for a cache used without ``root``)."""
         if self.layout:
             return self.layout.sar_path(id_)
         return self.root / str(self.cache.source.get("sar_dir") or "sar") / f"{id_}.png"
 
     def opt_path(self, id_: str) -> Path:
+        """The optical file of pair ``id_`` (as :meth:`sar_path`)."""
         if self.layout:
             return self.layout.opt_path(id_)
         return self.root / str(self.cache.source.get("opt_dir") or "opt") / f"{id_}.png"
@@ -260,7 +302,12 @@ class QXSSAROPT(Dataset):
         return self._fit(self._raw_opt(id_), id_, "opt")
 
     def pair_u8(self, id_: str) -> tuple[np.ndarray, np.ndarray]:
-        """Both patches of pair ``id_``; a size mismatch inside the pair is an error."""
+        """Both patches of pair ``id_``: uint8 ``(H, W)`` SAR and ``(H, W, 3)`` optical.
+
+        Raises:
+            DataError: when the two files differ in size, or (see :meth:`sar_u8`) a file is
+                unreadable or of the wrong size.
+        """
         sar, opt = self._raw_sar(id_), self._raw_opt(id_)
         if sar.shape != opt.shape[:2]:
             raise DataError(f"pair {id_!r}: {self.sar_path(id_)} is {sar.shape[1]}x{sar.shape[0]}"
@@ -269,7 +316,11 @@ class QXSSAROPT(Dataset):
 
     # ---- samples ----------------------------------------------------------------------------
     def get(self, id_: str) -> Sample:
-        """The sample of pair ``id_`` (transforms applied)."""
+        """The sample of pair ``id_`` (transforms applied); see the class docstring.
+
+        Raises:
+            KeyError: when the folder has no pair ``id_``.
+        """
         if self.layout is not None and id_ not in self.layout.sar_files:
             raise KeyError(f"no pair with id {id_!r} in {self.root}")
         sar, opt = self.pair_u8(id_)
@@ -281,10 +332,12 @@ class QXSSAROPT(Dataset):
         return self.get(self.ids[index])
 
     def __getitems__(self, indices: Sequence[int]) -> list[Sample]:
-        """The samples of ``indices`` (one DataLoader batch), equal to ``[self[i] for i in
-        indices]``. With a cache, no transforms and cached pairs at ``patch_size``, all pairs are
+        """The samples of ``indices`` (one DataLoader batch), equal to ``[self[i] for i in ...]``.
+
+        With a cache, no transforms and cached pairs at ``patch_size``, all pairs are
         read at once (memory maps in file order, one conversion per batch); otherwise sample by
-        sample."""
+        sample.
+        """
         ids = [self.ids[i] for i in indices]
         if not self.can_batch():
             return [self.get(i) for i in ids]
@@ -299,9 +352,11 @@ class QXSSAROPT(Dataset):
 
     def batch_tensors(self, sar_ids: Sequence[str],
                       opt_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """SAR of ``sar_ids`` (N x 1 x H x W) and optical of ``opt_ids`` (N x 3 x H x W) from
-        the cache (:meth:`can_batch` must hold), in this dataset's dtype; byte for byte what
-        :func:`sar_tensor` / :func:`opt_tensor` give per sample."""
+        """SAR of ``sar_ids`` ``(N, 1, H, W)`` and optical of ``opt_ids`` ``(N, 3, H, W)``.
+
+        Read from the cache (:meth:`can_batch` must hold), in this dataset's dtype; byte for
+        byte what :func:`sar_tensor` / :func:`opt_tensor` give per sample.
+        """
         assert self.cache is not None
         pos = self.cache.position
         sar_pos = [pos[i] for i in sar_ids]
@@ -328,8 +383,11 @@ class QXSSAROPT(Dataset):
 
     def plot_batch(self, samples: Sequence[Sample] | Sample | Sequence[int] | None = None,
                    n: int = 8, show_titles: bool = True, suptitle: str | None = None) -> Any:
-        """Optical row above SAR row (the paper's Fig. 5). ``samples``: sample dicts, a collated
-        batch, or indices; None draws the first ``n`` pairs."""
+        """A matplotlib Figure: optical row above SAR row (paper 003 Fig. 5).
+
+        ``samples``: sample dicts, a collated batch, or indices; None draws the first ``n``
+        pairs.
+        """
         from saropt.data.plot import plot_batch
 
         if samples is None:

@@ -6,12 +6,12 @@ drawn once by seed) and ``split.json`` (seed, mode, sizes, dataset root).
 
 ``mode="random"`` shuffles the ids by seed and takes test, then val, then train from the front,
 so for one seed and test size the test set is fixed and smaller training sets are nested in
-larger ones (the paper's Table 2 study). ``mode="spatial"`` needs ``ROOT/manifest.csv``
-(``id,scene,x,y,size``): whole blocks of each scene go to one side, and any train/val patch whose
-window overlaps a test (or train overlapping val) window is dropped, so no two overlapping
-patches ever sit on both sides. ``mode="release"`` keeps a release's own assignment: the
-OSdataset ``train/val/test`` folders, or published split lists (``lists``: a folder of
-``train.txt``/``val.txt``/``test.txt``).
+larger ones (paper 003 Table 2's training-set-size study). ``mode="spatial"`` needs
+``ROOT/manifest.csv`` (``id,scene,x,y,size``): whole blocks of each scene go to one side, and
+any train/val patch whose window overlaps a test (or train overlapping val) window is dropped,
+so no two overlapping patches ever sit on both sides. ``mode="release"`` keeps a release's own
+assignment: the OSdataset ``train/val/test`` folders, or published split lists (``lists``: a
+folder of ``train.txt``/``val.txt``/``test.txt``).
 
 Split lists may name pairs by id (``123``) or by a path relative to the dataset root, as the
 published QXS-SAROPT lists do (``opt_256_oc_0.2/123.png``); see
@@ -41,7 +41,7 @@ MANIFEST_COLUMNS = ("id", "scene", "x", "y", "size")
 
 @dataclass(frozen=True)
 class Window:
-    """A patch's footprint: SAR-pixel top-left corner and side length in its scene."""
+    """A patch's footprint in its scene: top-left corner ``x``, ``y`` and side ``size``, SAR px."""
 
     scene: str
     x: float
@@ -49,6 +49,7 @@ class Window:
     size: float
 
     def overlaps(self, other: Window) -> bool:
+        """True when both windows share a scene and their squares intersect (touching: no)."""
         return (self.scene == other.scene
                 and self.x < other.x + other.size and other.x < self.x + self.size
                 and self.y < other.y + other.size and other.y < self.y + self.size)
@@ -71,8 +72,18 @@ def resolve_sizes(n: int, train: int | None = None, test: int | None = None,
                   val: int | None = None,
                   train_frac: float | None = None, test_frac: float | None = None,
                   val_frac: float | None = None) -> dict[str, int]:
-    """Counts of each split for ``n`` pairs. Unset train or test takes the rest; with neither
-    set, the paper's 70 % / 30 % split (14,000 / 6,000 of QXS-SAROPT's 20,000)."""
+    """Counts of each split for ``n`` pairs, from counts or fractions of ``n``.
+
+    Unset train or test takes the rest; with neither set, the paper's 70 % / 30 % split
+    (14,000 / 6,000 of QXS-SAROPT's 20,000, paper 003 section 4). ``val`` defaults to 0.
+
+    Returns:
+        ``{"train": int, "val": int, "test": int}``.
+
+    Raises:
+        DataError: when a size is given both as a count and a fraction, a fraction is outside
+            [0, 1], a count is negative, or the sizes add up to more than ``n``.
+    """
     n_train = _count(n, train, train_frac, "train")
     n_test = _count(n, test, test_frac, "test")
     n_val = _count(n, val, val_frac, "val") or 0
@@ -90,7 +101,13 @@ def resolve_sizes(n: int, train: int | None = None, test: int | None = None,
 
 # ---- manifest and spatial grouping ------------------------------------------------------------
 def read_manifest(path: str | Path) -> dict[str, Window]:
-    """``id -> Window`` from a manifest CSV with at least ``id,scene,x,y,size``."""
+    """``id -> Window`` from a manifest CSV with at least ``id,scene,x,y,size``.
+
+    ``x``, ``y`` and ``size`` are SAR pixels in the scene (as ``saropt data build`` writes).
+
+    Raises:
+        DataError: when the file is missing, lacks a column, or has a non-numeric x/y/size.
+    """
     path = Path(path)
     try:
         with io.StringIO(read_text_file(path), newline="") as f:
@@ -180,8 +197,12 @@ def _spatial_assign(ids: list[str], sizes: dict[str, int], windows: dict[str, Wi
 
 # ---- making and reading splits ----------------------------------------------------------------
 def split_mode(mode: str | None, lists: str | Path | None) -> str:
-    """The split mode: ``release`` when published ``lists`` are given, else ``random``; lists
-    with another mode would be ignored, which is a DataError."""
+    """The split mode: ``mode`` if given, else ``release`` with published ``lists``, else random.
+
+    Raises:
+        DataError: when ``lists`` are given with a mode other than ``release`` (they would be
+            ignored).
+    """
     if lists is not None and mode not in (None, "release"):
         raise DataError(f"--lists is the published split: it is read with --mode release, "
                         f"not --mode {mode} (leave --mode out)")
@@ -203,7 +224,16 @@ def make_split(root: str | Path, out: str | Path, train: int | None = None,
     ``mode="release"`` keeps the release's assignment (``lists`` folder, else the layout's own);
     ``mode=None`` is ``release`` with ``lists``, else ``random`` (lists with another mode: error).
     The pairs are found by :func:`saropt.data.layout.scan_layout` (``sar_dir`` + ``opt_dir``, or
-    ``layout``) unless ``ids`` are given.
+    ``layout``) unless ``ids`` are given. The fixed 1:1 evaluation pairs follow paper 003
+    section 4.2.1 (ratio 1:1).
+
+    Raises:
+        DataError: (a SaroptError) for an unknown mode, lists with a non-release mode, pairing
+            problems in ``root``, sizes that do not fit (see :func:`resolve_sizes`), a val or
+            test set of exactly 1 pair, a spatial split whose pairs lack manifest rows, or
+            release lists naming unknown pairs / selecting none.
+        OutDirError: (a SaroptError) when ``out`` is in use or holds other output and
+            ``overwrite`` is false.
     """
     mode = split_mode(mode, lists)
     if mode not in ("random", "spatial", "release"):
@@ -320,6 +350,7 @@ def write_split(out: str | Path, parts: dict[str, list[str]], info: dict[str, An
 
 
 def write_pairs(path: str | Path, pairs: Sequence[Pair]) -> Path:
+    """Write ``(sar_id, opt_id, label)`` pairs as CSV with a header (atomically); returns path."""
     lines = ["sar_id,opt_id,label"] + [f"{s},{o},{y}" for s, o, y in pairs]
     return write_text_atomic(path, "\n".join(lines) + "\n")
 
@@ -331,7 +362,12 @@ def read_split(split_dir: str | Path, root: str | Path | None = None) -> dict[st
     id by :func:`saropt.data.layout.entry_to_id`. A line may hold the SAR and the optical path
     of one pair (separated by spaces or a comma); both must name the same pair. A list that
     names an id twice is an error. Absolute paths inside ``root`` (the dataset root, when
-    given) are taken relative to it.
+    given) are taken relative to it. ``val.txt`` may be absent (an empty list).
+
+    Raises:
+        OutDirError: (a SaroptError) when the folder is incomplete (a killed split).
+        DataError: (a SaroptError) when ``train.txt`` or ``test.txt`` is missing, a line names
+            two different pairs, a list repeats an id, or an id is in two lists.
     """
     from saropt.utils.outdir import require_complete
 
@@ -371,6 +407,11 @@ def _read_list(path: Path, root: str | Path | None = None) -> list[str]:
 
 
 def read_split_info(split_dir: str | Path) -> dict[str, Any]:
+    """The ``split.json`` of a split folder (seed, mode, sizes, dataset root...).
+
+    Raises:
+        DataError: when the file is missing, damaged or not a JSON object.
+    """
     f = Path(split_dir) / "split.json"
     if not f.is_file():
         raise DataError(f"{f}: not found")
@@ -382,7 +423,12 @@ def read_split_info(split_dir: str | Path) -> dict[str, Any]:
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
-    """``(sar_id, opt_id, label)`` tuples from a CSV with header ``sar_id,opt_id,label``."""
+    """``(sar_id, opt_id, label)`` tuples from a CSV with header ``sar_id,opt_id,label``.
+
+    Raises:
+        DataError: when the file is missing, the header differs, or a row is not
+            ``sar_id,opt_id,0|1``.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: pairs file not found")

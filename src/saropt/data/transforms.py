@@ -22,12 +22,13 @@ def _images(sample: Sample) -> list[str]:
 
 
 class Compose:
-    """Apply transforms in order."""
+    """Apply transforms in order (as ``torchvision.transforms.Compose``, on sample dicts)."""
 
     def __init__(self, transforms: Sequence[Callable[[Sample], Sample]]) -> None:
         self.transforms = list(transforms)
 
     def __call__(self, sample: Sample) -> Sample:
+        """Return ``sample`` after every transform, first to last."""
         for t in self.transforms:
             sample = t(sample)
         return sample
@@ -66,9 +67,14 @@ class RandomVerticalFlip(_RandomFlip):
 
 
 class RandomRot90:
-    """Rotate both images by the same random multiple of 90 degrees (square patches)."""
+    """Rotate both images by the same random multiple of 90 degrees (square patches).
+
+    ``k`` is uniform over {0, 1, 2, 3}; ``torch.rot90`` over the last two dimensions, so a
+    non-square ``(C, H, W)`` image would come out ``(C, W, H)`` for odd ``k``.
+    """
 
     def __call__(self, sample: Sample) -> Sample:
+        """Return ``sample`` with ``sar`` and ``opt`` turned by one shared random ``k * 90``°."""
         k = int(torch.randint(0, 4, ()))
         if k:
             sample = {**sample, **{n: torch.rot90(sample[n], k, (-2, -1)) for n in _images(sample)}}
@@ -79,13 +85,19 @@ class RandomRot90:
 
 
 class Resize:
-    """Resize both images to ``size x size`` (antialiased bilinear by default), e.g. for CPU runs
-    at small sizes. Geometric change is identical for the pair because both share one grid."""
+    """Resize both images to ``size x size`` px (antialiased bilinear by default).
+
+    Meant e.g. for CPU runs at small sizes. The geometric change is identical for the pair
+    because both share one grid. Uses ``torch.nn.functional.interpolate`` on ``(C, H, W)``
+    images; ``mode`` is one of its modes (antialiasing applies to bilinear and bicubic only).
+    uint8 images are rounded back to uint8 0..255, float images clamped to [0, 1].
+    """
 
     def __init__(self, size: int, mode: str = "bilinear", antialias: bool = True) -> None:
         self.size, self.mode, self.antialias = int(size), mode, antialias
 
     def __call__(self, sample: Sample) -> Sample:
+        """Return a copy of ``sample`` with ``sar`` and ``opt`` at ``(C, size, size)``."""
         out = dict(sample)
         for k in _images(sample):
             img = sample[k]
@@ -108,7 +120,19 @@ def _align(mode: str) -> dict[str, bool]:
 
 def augmentations(flips: bool = True, rot90: bool = True,
                   size: int | None = None) -> Compose:
-    """A common training pipeline: optional resize, joint random flips and 90-degree turns."""
+    """A common training pipeline: optional resize, joint random flips and 90-degree turns.
+
+    Not from the papers (003 section 4.2.1 names no augmentation for BNN training); a common
+    choice for co-registered patch pairs, as the geometric changes keep the pair aligned.
+
+    Args:
+        flips: add :class:`RandomHorizontalFlip` and :class:`RandomVerticalFlip` (p = 0.5 each).
+        rot90: add :class:`RandomRot90`.
+        size: if given, a :class:`Resize` to ``size x size`` px first.
+
+    Returns:
+        The :class:`Compose` of the chosen transforms, in that order.
+    """
     ts: list[Callable[[Sample], Sample]] = []
     if size is not None:
         ts.append(Resize(size))

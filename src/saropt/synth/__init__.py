@@ -1,5 +1,9 @@
-"""The synthetic SAR-optical world: a scene model rendered as SAR and as optical, with exact
-geometric truth, and writers in the layouts of real datasets (QXS-SAROPT, HRSID, SSDD, DOTA)."""
+"""The synthetic SAR-optical world, for tests and demos without real data.
+
+A scene model rendered as SAR and as optical, with exact geometric truth, and writers in the
+layouts of real datasets (QXS-SAROPT, HRSID, SSDD, DOTA). Not from the papers; see
+``docs/synth.md``.
+"""
 
 from saropt.synth.config import CLASS_CODES, WorldConfig
 from saropt.synth.geometry import SceneMapping, warp_opt_to_sar

@@ -14,6 +14,7 @@ MAX_SCENE = MAX_SIDE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``saropt synth`` with its ``scene``, ``pairs`` and ``ships`` subcommands."""
     p = subparsers.add_parser("synth", help="synthetic SAR-optical world: scenes, QXS pairs, "
                               "ship detection sets")
     sub = p.add_subparsers(dest="synth_command", metavar="SUBCOMMAND")
@@ -56,7 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def scene_dims(text: str) -> int | tuple[int, int]:
-    """``--size``: ``SIDE`` or ``HEIGHTxWIDTH``, each in [64, MAX_SCENE]."""
+    """``--size``: ``SIDE`` or ``HEIGHTxWIDTH``, each in [64, MAX_SCENE] px.
+
+    Raises:
+        argparse.ArgumentTypeError: for any other text (argparse reports it as a usage error).
+    """
     try:
         dims = [int(v) for v in str(text).lower().split("x")]
     except ValueError:

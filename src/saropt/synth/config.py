@@ -15,7 +15,11 @@ SEA, BARE, VEGETATION, ROAD, BUILDING, PIER, SHIP = range(7)
 
 
 class WorldConfig(Config):
-    """Everything that shapes a scene except the seed (sizes come with ``make_scene_pair``)."""
+    """Everything that shapes a scene except the seed (sizes come with ``make_scene_pair``).
+
+    Units are in the field names (``_m`` metres, ``_deg`` degrees, ``_px`` pixels, ``_dn``
+    digital numbers, ``_db`` dB); fractions are 0..1. ``sigma0`` is the linear backscatter.
+    """
 
     # ground
     land_fraction: float = Field(0.55, ge=0.05, le=0.95, description="share of land")

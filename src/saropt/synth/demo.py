@@ -1,5 +1,7 @@
-"""Demo stage: render a small world, show it, and write the data later stages use
-(``ctx.artifacts``: ``scene_dir``, ``qxs_root``, ``ships_root``)."""
+"""Demo stage: render a small world, show it, and write the data later stages use.
+
+Written to ``ctx.artifacts``: ``scene_dir``, ``qxs_root``, ``ships_root``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ DEMO = {"scene_size": 1024, "qxs_pairs": 400, "qxs_scene_size": 2048, "ship_chip
 
 
 def run(ctx: Any) -> None:
+    """Demo stage: one 1024 px scene with figures, 400 QXS-layout pairs and ship chip sets."""
     from saropt.synth import make_scene_pair, write_qxs_pairs, write_scene, write_ship_datasets
     from saropt.synth.figures import figure_panels
 

@@ -1,5 +1,8 @@
-"""Figures of a scene pair: SAR, optical on its grid, optical warped onto the SAR grid with the
-true mapping, a checkerboard of the two, tie points. Used by the demo and for docs/images."""
+"""Figures of a scene pair (matplotlib), used by the demo and for docs/images.
+
+SAR, optical on its grid, optical warped onto the SAR grid with the true mapping, a checkerboard
+of the two, tie points.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from saropt.synth.world import ScenePair
 
 
 def checkerboard(a: np.ndarray, b: np.ndarray, tile: int = 128) -> np.ndarray:
-    """Alternate tiles of two same-shape RGB images."""
+    """Alternate ``tile`` px square tiles of two same-shape images (``a`` at the top-left)."""
     h, w = a.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w]
     mask = ((yy // tile + xx // tile) % 2).astype(bool)
@@ -22,6 +25,7 @@ def checkerboard(a: np.ndarray, b: np.ndarray, tile: int = 128) -> np.ndarray:
 
 
 def gray3(img: np.ndarray) -> np.ndarray:
+    """``(H, W)`` grey -> ``(H, W, 3)`` with the channel repeated."""
     return np.repeat(img[..., None], 3, axis=2)
 
 

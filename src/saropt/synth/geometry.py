@@ -32,7 +32,11 @@ class SceneMapping:
         return np.sin(arg) * self.amp
 
     def opt_to_sar(self, xy: np.ndarray) -> np.ndarray:
-        """(N, 2) optical pixel coordinates -> (N, 2) SAR pixel coordinates."""
+        """(N, 2) optical pixel coordinates -> (N, 2) SAR pixel coordinates.
+
+        Raises:
+            ValueError: when ``xy`` is not ``(N, 2)``.
+        """
         opt = _as_points(xy)
         return _apply(self.A, opt) + self.t + self._nonlinear(opt)
 
@@ -50,6 +54,7 @@ class SceneMapping:
         return opt
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters with the formula (as written to ``truth.json``)."""
         return {"model": "affine+sine",
                 "formula": "sar = A @ opt + t + amp * sin(2*pi*(freq @ opt)/norm + phase)",
                 "A": self.A.tolist(), "t": self.t.tolist(), "amp": self.amp.tolist(),
@@ -57,6 +62,11 @@ class SceneMapping:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SceneMapping:
+        """The mapping of a :meth:`to_dict` dict.
+
+        Raises:
+            DataError: when a key is missing or a value has the wrong shape.
+        """
         try:
             return cls(A=np.asarray(d["A"], float).reshape(2, 2),
                        t=np.asarray(d["t"], float).reshape(2),
@@ -68,8 +78,10 @@ class SceneMapping:
 
 
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """``pts @ m.T`` for (N, 2) points, written out (numpy's matmul is slow on tall 2-column
-    arrays)."""
+    """``pts @ m.T`` for (N, 2) points, written out.
+
+    numpy's matmul is slow on tall 2-column arrays.
+    """
     x, y = pts[:, 0], pts[:, 1]
     return np.stack([m[0, 0] * x + m[0, 1] * y, m[1, 0] * x + m[1, 1] * y], 1)
 
@@ -84,7 +96,12 @@ def _as_points(xy: np.ndarray) -> np.ndarray:
 def random_mapping(rng: np.random.Generator, sar_shape: tuple[int, int], strength: float,
                    rotation_deg: float, scale_jitter: float, shear: float, nonlinear_px: float,
                    margin: int = 8) -> tuple[SceneMapping, tuple[int, int]]:
-    """A random mapping and the optical grid shape (H, W) that covers the whole SAR scene."""
+    """A random mapping and the optical grid shape (H, W) that covers the whole SAR scene.
+
+    ``rotation_deg`` (degrees), ``scale_jitter``, ``shear`` and ``nonlinear_px`` (px) are the
+    largest values, all scaled by ``strength``; the sine amplitude is capped so the map stays
+    invertible. ``margin`` px of optical border around the SAR footprint.
+    """
     h, w = sar_shape
     rot = np.deg2rad(rng.uniform(-1, 1) * rotation_deg * strength)
     sx, sy = 1 + rng.uniform(-1, 1, 2) * scale_jitter * strength
@@ -144,7 +161,12 @@ def grid_opt_coords(mapping: SceneMapping, sar_shape: tuple[int, int], row0: int
 
 def warp_opt_to_sar(image: np.ndarray, mapping: SceneMapping, sar_shape: tuple[int, int],
                     nearest: bool = False, block_rows: int = 512) -> np.ndarray:
-    """Resample an optical-grid image onto the SAR grid through the exact mapping."""
+    """Resample an optical-grid image onto the SAR grid through the exact mapping.
+
+    ``image``: ``(H', W')`` or ``(H', W', C)`` on the optical grid; returns ``sar_shape`` plus
+    its channels, same dtype, 0 outside the optical image. OpenCV ``cv2.remap``, bilinear (or
+    nearest, e.g. for class maps), ``block_rows`` SAR rows at a time.
+    """
     import cv2
 
     out = np.zeros(tuple(sar_shape) + image.shape[2:], image.dtype)

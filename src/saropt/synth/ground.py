@@ -21,6 +21,8 @@ _SCALE = float(1 << FILL_SHIFT)
 
 @dataclass
 class Building:
+    """A building footprint (padded-grid px = metres) with its height in metres."""
+
     poly: np.ndarray  # (K, 2) convex footprint (4 corners, or a circle's 20 for tanks)
     height: float
     roof: int  # random code: roof palette index and appearance flags
@@ -29,6 +31,8 @@ class Building:
 
 @dataclass
 class Ship:
+    """A ship: hull polygon (padded-grid px), size and height in metres, heading in degrees."""
+
     poly: np.ndarray  # (5, 2) hull: stern port, bow shoulder port, bow, shoulder stbd, stern stbd
     length: float
     width: float
@@ -41,6 +45,12 @@ class Ship:
 
 @dataclass
 class Ground:
+    """The scene model on the padded grid (1 m per pixel, ``pad`` px around the SAR grid).
+
+    ``classes``: uint8 ``(Hp, Wp)`` codes of :data:`saropt.synth.config.CLASS_CODES`;
+    ``heights``: float32 ``(Hp, Wp)`` metres; object lists in padded-grid px.
+    """
+
     classes: np.ndarray  # uint8 (Hp, Wp)
     heights: np.ndarray  # float32 (Hp, Wp)
     pad: int
@@ -57,9 +67,11 @@ class Ground:
 
 def texture_fields(rng: np.random.Generator, shape: tuple[int, int],
                    side: float) -> dict[str, np.ndarray]:
-    """Unit-std float32 fields seen by both sensors (soil moisture, tree crowns, roughness):
+    """Unit-std float32 ``shape`` fields seen by both sensors (soil moisture, crowns, roughness).
+
     ``low`` (tens to hundreds of metres), ``mid`` (about 5 m) and ``fine`` (about 2 m); ``block``
-    (one value per block between roads) is added by ``make_ground``."""
+    (one value per block between roads) is added by ``make_ground``. ``side``: scene side, m.
+    """
     return {"low": fractal_noise(rng, shape, [side / 6, 120, 30], [1, 0.6, 0.3]),
             "mid": smooth_noise(rng, shape, 5.0), "fine": smooth_noise(rng, shape, 2.0)}
 
@@ -113,18 +125,27 @@ def _mark(mask: np.ndarray, poly: np.ndarray, grow: int = 0) -> None:
 
 
 def sample_ship_length(rng: np.random.Generator, cfg: WorldConfig, cap: float = 1e9) -> float:
+    """A ship length in metres: log-normal around ``cfg.ship_length_median_m``, clipped.
+
+    Clipped to ``cfg.ship_length_m`` with the upper end lowered to ``cap`` (not below the lower).
+    """
     lo, hi = cfg.ship_length_m
     hi = max(lo, min(hi, cap))
     return float(np.clip(cfg.ship_length_median_m * np.exp(0.75 * rng.standard_normal()), lo, hi))
 
 
 def sample_ship_width(rng: np.random.Generator, length: float) -> float:
+    """A beam in metres for a ``length`` m ship: length / U(4.5, 7.5), at least 2.5 m."""
     return float(max(2.5, length / rng.uniform(4.5, 7.5)))
 
 
 def make_ground(rng: np.random.Generator, sar_shape: tuple[int, int], pad: int,
                 cfg: WorldConfig) -> Ground:
-    """Generate classes, heights, buildings, piers and ships on the padded grid."""
+    """Generate classes, heights, buildings, piers and ships on the padded grid.
+
+    ``sar_shape``: ``(H, W)`` px of the SAR grid (1 m per px); the ground is ``(H + 2 pad,
+    W + 2 pad)``.
+    """
     h, w = sar_shape
     hp, wp = h + 2 * pad, w + 2 * pad
     side = float(min(h, w))
@@ -190,8 +211,10 @@ def upsample_to(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def _coast(rng: np.random.Generator, shape: tuple[int, int], centre: np.ndarray, n: np.ndarray,
            t: np.ndarray, harbour_u: float, harbour_len: float, side: float) -> np.ndarray:
-    """Land mask: a straight-ish shore (normal ``n``) bent by fractal noise, straight at the
-    harbour quay; computed on a 4x coarser grid and interpolated."""
+    """Land mask: a straight-ish shore (normal ``n``) bent by fractal noise.
+
+    Straight at the harbour quay; computed on a 4x coarser grid and interpolated.
+    """
     f = 4
     xs, ys, cs = _coarse_coords(shape, f, centre)
     s = xs[None, :] * np.float32(n[0]) + ys[:, None] * np.float32(n[1])
@@ -236,8 +259,10 @@ def _land_cover(rng: np.random.Generator, ground: Ground, land: np.ndarray, cent
 
 def _roads(rng: np.random.Generator, shape: tuple[int, int], theta: float,
            cfg: WorldConfig) -> tuple[np.ndarray, float, list[np.ndarray]]:
-    """A jittered grid of streets (some segments missing); returns the mask, the grid angle and
-    candidate car footprints in the lanes."""
+    """A jittered grid of streets (some segments missing).
+
+    Returns the mask, the grid angle and candidate car footprints in the lanes.
+    """
     hp, wp = shape
     mask = np.zeros(shape, np.uint8)
     alpha = theta + rng.normal(0, 0.15)
@@ -300,8 +325,10 @@ def _piers(rng: np.random.Generator, ground: Ground, centre: np.ndarray, n: np.n
 
 def _buildings(rng: np.random.Generator, ground: Ground, urban: np.ndarray, road: np.ndarray,
                alpha: float, cfg: WorldConfig, near_port: tuple) -> None:
-    """Buildings on lots of a grid aligned with the streets, lots on roads or sea left empty;
-    large low warehouses near the port, a few towers."""
+    """Buildings on lots of a grid aligned with the streets, lots on roads or sea left empty.
+
+    Large low warehouses near the port, a few towers.
+    """
     classes, heights = ground.classes, ground.heights
     hp, wp = classes.shape
     blocked = (~urban | road | (classes == PIER)).astype(np.uint8)
@@ -353,8 +380,10 @@ def _buildings(rng: np.random.Generator, ground: Ground, urban: np.ndarray, road
 def _port_facilities(rng: np.random.Generator, ground: Ground, blocked: np.ndarray,
                      no_road: np.ndarray, d: np.ndarray, port: np.ndarray,
                      harbour_len: float) -> None:
-    """Container yards (paved over the street grid, rows of 12 x 2.4 m containers stacked 1-4
-    high) and a tank farm (round tanks) on free land near the port."""
+    """Container yards and a tank farm (round tanks) on free land near the port.
+
+    Yards are paved over the street grid, with rows of 12 x 2.4 m containers stacked 1-4 high.
+    """
     e = np.array([-d[1], d[0]])
     for kind in ["yard"] * int(rng.integers(1, 3)) + ["tanks"] * int(rng.integers(0, 2)):
         for _ in range(40):
@@ -503,10 +532,16 @@ def _try_ship(rng: np.random.Generator, ground: Ground, occupied: np.ndarray, c:
 
 def wake_mask(ship: Ship, shape: tuple[int, int],
               offset: int = 0) -> tuple[tuple[slice, slice], np.ndarray] | None:
-    """Strength (0..1, float32) of a moving ship's wake in a local window of an image of
-    ``shape`` whose origin is at padded-grid coordinate ``offset``: a turbulent centre strip and
-    the two Kelvin arms (19.5 deg), fading with distance behind the stern. None if not moving or
-    outside."""
+    """Strength (0..1, float32) of a moving ship's wake in a local window of an image.
+
+    The image has ``shape`` ``(H, W)`` and its origin at padded-grid coordinate ``offset``. The
+    wake is a turbulent centre strip and the two Kelvin arms (19.5 degrees), fading with
+    distance behind the stern.
+
+    Returns:
+        ``((row slice, column slice), strength)`` of the local window, or None if the ship is
+        not moving or the wake lies outside the image.
+    """
     if not ship.moving:
         return None
     poly = ship.poly - offset

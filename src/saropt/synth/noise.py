@@ -34,7 +34,11 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float)
 
 def fractal_noise(rng: np.random.Generator, shape: tuple[int, int], scales: Sequence[float],
                   weights: Sequence[float] | None = None) -> np.ndarray:
-    """Weighted sum of smooth fields at several scales (pixels), normalised to unit std."""
+    """Weighted sum of smooth fields at several scales (pixels), normalised to unit std.
+
+    Returns a zero-mean float32 ``shape`` array; ``weights`` default to ``0.5 ** i``. Scales
+    below 2 px count as 2 px.
+    """
     weights = list(weights or [0.5 ** i for i in range(len(scales))])
     h, w = shape
     scales = [max(2.0, float(s)) for s in scales]  # finer than 2 px is plain white noise

@@ -41,7 +41,12 @@ def _lut256(table: dict[int, float]) -> np.ndarray:
 
 
 def render_optical(ground: Ground, cfg: WorldConfig) -> np.ndarray:
-    """uint8 (Hp, Wp, 3) RGB on the padded ground grid."""
+    """uint8 (Hp, Wp, 3) RGB on the padded ground grid (1 m per px).
+
+    Class colours times the shared textures, roofs, cars, ships, wakes, and sun shadows of
+    buildings and ships cast away from ``cfg.sun_azimuth_deg`` with length height /
+    tan(``cfg.sun_elevation_deg``) (degrees); a slight Gaussian blur (sigma 0.6 px).
+    """
     classes = ground.classes
     tex = _texture(ground)
     channels = []

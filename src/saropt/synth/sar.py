@@ -25,7 +25,11 @@ MARGIN = 96  # ground margin rendered around the SAR grid (layover reaches in fr
 
 def render_sar_intensity(rng: np.random.Generator, ground: Ground,
                          cfg: WorldConfig) -> np.ndarray:
-    """Speckled intensity (float32, SAR grid) in sigma0 units."""
+    """Speckled intensity (float32 ``sar_shape``, SAR grid) in linear sigma0 units.
+
+    Gamma speckle with ``cfg.looks`` looks; ``cfg.incidence_deg`` (degrees) sets layover and
+    shadow lengths, ``cfg.sensor_side`` the direction of range.
+    """
     h, w = ground.sar_shape
     m = min(MARGIN, ground.pad)
     o = ground.pad - m
@@ -61,8 +65,10 @@ _TEX = {SEA: (0.45, 0.15, 0.0, 0.0), BARE: (0.5, 0.1, 0.25, 0.6),
 
 def _clutter(classes: np.ndarray, ground: Ground, o: int,
              shape: tuple[int, int]) -> np.ndarray:
-    """Mean sigma0 per pixel: class level times textures shared with the optical rendering;
-    the sea adds swell along the wind; calm patches drop to the noise floor."""
+    """Mean sigma0 per pixel: class level times textures shared with the optical rendering.
+
+    The sea adds swell along the wind; calm patches drop to the noise floor.
+    """
     sl = (slice(o, o + shape[0]), slice(o, o + shape[1]))
     tex = np.array([_TEX[k] for k in range(7)], np.float32)
     expo = tex[classes, 0] * ground.textures["low"][sl]
@@ -160,8 +166,10 @@ def _near_edges(img: np.ndarray, poly: np.ndarray, toward: float, peak: float) -
 
 def _ships(rng: np.random.Generator, sigma: np.ndarray, strong: np.ndarray, ground: Ground,
            o: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ship hulls into ``sigma``, their point scatterers into ``strong``; returns the points'
-    (rows, columns), without duplicates."""
+    """Ship hulls into ``sigma``, their point scatterers into ``strong``.
+
+    Returns the points' (rows, columns), without duplicates.
+    """
     h, w = strong.shape
     all_ij = [np.zeros((0, 2), int)]
     for s in ground.ships:
@@ -223,8 +231,11 @@ def _piers(strong: np.ndarray, ground: Ground, o: int, flip: bool) -> None:
 
 def _sidelobes(strong: np.ndarray, point_yx: tuple[np.ndarray, np.ndarray],
                length: int) -> np.ndarray:
-    """Cross-shaped side-lobes of an unweighted sinc impulse response (range and azimuth) around
-    the point scatterers at ``point_yx``, with the point's fluctuated intensity."""
+    """Cross-shaped side-lobes of an unweighted sinc impulse response (range and azimuth).
+
+    Around the point scatterers at ``point_yx``, with the point's fluctuated intensity;
+    ``length`` px each way.
+    """
     out = np.zeros_like(strong)
     ys, xs = point_yx
     if length <= 0 or len(ys) == 0:
@@ -244,14 +255,19 @@ def _sidelobes(strong: np.ndarray, point_yx: tuple[np.ndarray, np.ndarray],
 
 
 def to_amplitude_uint16(intensity: np.ndarray, cfg: WorldConfig) -> np.ndarray:
-    """Amplitude DN = sqrt(intensity) * amplitude_scale, rounded and clipped to uint16."""
+    """Amplitude DN = sqrt(intensity) * amplitude_scale, rounded and clipped to uint16.
+
+    ``intensity`` in linear sigma0; the output has its shape.
+    """
     amp = np.sqrt(intensity) * np.float32(cfg.amplitude_scale)
     return np.clip(np.rint(amp), 0, 65535).astype(np.uint16)
 
 
 def amplitude_to_uint8(amp: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.5),
                        dynamic_range_db: float = 45.0, noise_floor_dn: float = 8.0) -> np.ndarray:
-    """dB scaling: ``db = 20 log10(max(amp, 1))``, clipped to ``[lo, hi]``, stretched to 0..255.
+    """Scale amplitude DN to uint8 in dB: ``20 log10(max(amp, 1))`` clipped to ``[lo, hi]``.
+
+    The clipped dB values are stretched linearly to 0..255; the output has ``amp``'s shape.
 
     ``lo`` and ``hi`` are percentiles of ``db`` over the pixels above the noise floor
     (``amp >= noise_floor_dn``: radar shadow and calm sea carry no signal and would drag the

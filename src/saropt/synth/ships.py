@@ -39,6 +39,7 @@ CHIP_OVERLAP = 0.25
 
 
 def ship_world_config() -> WorldConfig:
+    """The ship-rich world (:data:`SHIP_WORLD` over the defaults) used without a config."""
     return WorldConfig(**SHIP_WORLD)
 
 
@@ -61,8 +62,10 @@ def _window(pair: ScenePair, x: int, y: int, size: int) -> dict[str, Any] | None
 
 
 def _chip_windows(pair: ScenePair, size: int, rng: np.random.Generator) -> list[dict[str, Any]]:
-    """Windows around ships (random placement) overlapping each other by at most
-    ``CHIP_OVERLAP`` (HRSID's chips overlap by 25 %), then ship-free windows on a grid."""
+    """Windows around ships (random placement), then ship-free windows on a grid.
+
+    Windows overlap each other by at most ``CHIP_OVERLAP`` (HRSID's chips overlap by 25 %).
+    """
     h, w = pair.shape
     chosen: list[dict[str, Any]] = []
 
@@ -169,9 +172,19 @@ def write_ship_datasets(out_dir: str | Path, seed: int, n_train: int, n_test: in
                         image_size: int = 512, scene_size: int | None = None,
                         cfg: WorldConfig | None = None, progress: bool = True,
                         overwrite: bool = False) -> Path:
-    """Write ``hrsid/``, ``ssdd/`` and ``dota/`` under ``out_dir`` (see the module doc) and a
-    ``summary.json``; returns ``out_dir``. Train scenes use seeds ``seed * 1000 + k``, test
-    scenes ``seed * 1000 + 500 + k``."""
+    """Write ``hrsid/``, ``ssdd/`` and ``dota/`` under ``out_dir`` (see the module doc).
+
+    Also a ``summary.json``; returns ``out_dir``. ``n_train`` / ``n_test`` chips of
+    ``image_size`` px are cut from rendered scenes of ``scene_size`` px (default
+    ``max(1024, 4 * image_size)``, 1 m per px). Train scenes use seeds ``seed * 1000 + k``,
+    test scenes ``seed * 1000 + 500 + k``.
+
+    Raises:
+        ValueError: when ``n_train`` or ``n_test`` < 1, ``image_size`` < 64, or
+            ``scene_size`` < 2 * ``image_size``.
+        SaroptError: when too many scenes give too few chips, or ``out_dir`` is in use or
+            holds other output and ``overwrite`` is false (OutDirError).
+    """
     if n_train < 1 or n_test < 1:
         raise ValueError(f"n_train and n_test must be >= 1 (got {n_train}, {n_test})")
     if image_size < 64:
@@ -282,6 +295,7 @@ def _write_split(root: Path, split: str, chips: list[dict[str, Any]], size: int,
 
 
 def read_summary(root: str | Path) -> dict[str, Any]:
+    """The ``summary.json`` written by :func:`write_ship_datasets` under ``root``."""
     return json.loads((Path(root) / "summary.json").read_text())
 
 

@@ -39,6 +39,7 @@ class ScenePair:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the SAR grid in px (1 m per px)."""
         return self.sar8.shape
 
     def truth(self) -> dict[str, Any]:
@@ -69,7 +70,13 @@ def _shape2(size: int | tuple[int, int]) -> tuple[int, int]:
 def make_scene_pair(size: int | tuple[int, int], seed: int, cfg: WorldConfig | None = None,
                     progress: bool = False) -> ScenePair:
     """Render a scene pair; ``size`` is the SAR grid side or (height, width) in pixels (1 m).
-    ``progress`` shows a progress bar over the rendering steps."""
+
+    ``progress`` shows a progress bar over the rendering steps. Deterministic in ``seed`` and
+    ``cfg`` (default :class:`WorldConfig`).
+
+    Raises:
+        ValueError: when a side is below 64 px.
+    """
     from tqdm import tqdm
 
     cfg = cfg or WorldConfig()
@@ -161,7 +168,13 @@ def make_subregions(shape: tuple[int, int],
 def make_tie_points(rng: np.random.Generator, mapping: SceneMapping,
                     subregions: dict[str, dict[str, list[int]]], opt_shape: tuple[int, int],
                     cfg: WorldConfig) -> np.ndarray:
-    """Tie points per sub-region: true correspondence + Gaussian noise, a few gross outliers."""
+    """Tie points per sub-region: true correspondence + Gaussian noise, a few gross outliers.
+
+    ``cfg.tie_points_per_subregion`` points each, uniform inside the central 90 % of the
+    sub-region; optical side noise ``cfg.tie_noise_px`` px (std), outliers moved by
+    ``cfg.tie_outlier_offset_px`` px, clipped to the optical grid. Returns a :data:`TIE_DTYPE`
+    array (px, 3 decimals) with ``is_outlier`` set.
+    """
     k = cfg.tie_points_per_subregion
     rows = []
     for name, sub in subregions.items():
@@ -190,7 +203,11 @@ def make_tie_points(rng: np.random.Generator, mapping: SceneMapping,
 
 def ship_records(ground: Ground, mapping: SceneMapping,
                  opt_shape: tuple[int, int]) -> list[dict[str, Any]]:
-    """Every ship with its hull, its box on the SAR grid and on the optical grid (xyxy)."""
+    """Every ship with its hull, its box on the SAR grid and on the optical grid (xyxy).
+
+    Boxes are xyxy px with exclusive x2/y2; hulls and quads ``(K, 2)`` px; sizes in metres,
+    heading in degrees clockwise from image up.
+    """
     h, w = ground.sar_shape
     recs = []
     for i, s in enumerate(ground.ships):
@@ -208,8 +225,10 @@ def ship_records(ground: Ground, mapping: SceneMapping,
 
 
 def oriented_rect(hull: np.ndarray, width: float) -> np.ndarray:
-    """The ship's length x width rectangle (4, 2), clockwise on screen from the stern-port corner
-    (pixel-centre coordinates, like the hull)."""
+    """The ship's length x width rectangle (4, 2), clockwise on screen.
+
+    Starting from the stern-port corner, in pixel-centre coordinates like the hull.
+    """
     stern = (hull[0] + hull[4]) / 2
     bow = hull[2]
     fwd = (bow - stern) / max(float(np.linalg.norm(bow - stern)), 1e-9)
@@ -221,8 +240,10 @@ def oriented_rect(hull: np.ndarray, width: float) -> np.ndarray:
 
 
 def _box(poly: np.ndarray, shape: tuple[int, int]) -> list[float]:
-    """xyxy box (exclusive edges) of the pixels the polygon rasterises to (as a box drawn
-    around a mask, like HRSID's), clipped to the image; empty boxes are zero-size."""
+    """The xyxy box (exclusive edges) of the pixels the polygon rasterises to.
+
+    As a box drawn around a mask (like HRSID's), clipped to the image; empty boxes are zero-size.
+    """
     h, w = shape
     x0, y0 = np.floor(poly.min(0)).astype(int) - 2
     x1, y1 = np.ceil(poly.max(0)).astype(int) + 3

@@ -22,7 +22,11 @@ PIXEL_TRANSFORM = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
 
 
 def write_geotiff(path: str | Path, array: np.ndarray, tags: dict[str, str] | None = None) -> Path:
-    """Write (H, W) or (H, W, 3) uint8/uint16 as a tiled, deflate-compressed GeoTIFF (rasterio)."""
+    """Write (H, W) or (H, W, 3) uint8/uint16 as a tiled, deflate-compressed GeoTIFF (rasterio).
+
+    Atomic; no CRS, the geotransform is :data:`PIXEL_TRANSFORM` (1 m pixels); ``tags`` become
+    GDAL metadata. Returns ``path``.
+    """
     import rasterio
     from rasterio.transform import Affine
 
@@ -61,12 +65,20 @@ SCENE_FILES = ["sar.tif", "sar_8bit.png", "optical.tif", "classes.png", "tiepoin
 
 def write_scene(pair: ScenePair, out_dir: str | Path, config: Any = None,
                 overwrite: bool = False) -> Path:
-    """Write ``sar.tif``, ``sar_8bit.png``, ``optical.tif``, ``tiepoints.csv``,
-    ``subregions.json``, ``truth.json`` (plus ``classes.png``, the SAR-grid class map).
+    """Write a scene pair's files into ``out_dir``; returns ``out_dir``.
+
+    Files: ``sar.tif`` (uint16 amplitude DN), ``sar_8bit.png`` (dB-scaled), ``optical.tif``
+    (uint8 RGB on the optical grid), ``tiepoints.csv`` (px), ``subregions.json``, ``truth.json``
+    (plus ``classes.png``, the SAR-grid class map).
 
     ``config`` (what the scene was made from; default: its shape and seed) decides, under
     :func:`saropt.utils.outdir.prepare_out_dir`, whether a folder holding another scene is
-    refused (unless ``overwrite``)."""
+    refused (unless ``overwrite``).
+
+    Raises:
+        OutDirError: (a SaroptError) when ``out_dir`` is in use or holds other output and
+            ``overwrite`` is false.
+    """
     out = Path(out_dir)
     config = config if config is not None else {"shape": list(pair.shape)}
     with prepare_out_dir(out, "synth scene", config, SCENE_FILES, overwrite=overwrite,
@@ -89,7 +101,13 @@ def _write_scene_files(pair: ScenePair, out: Path) -> None:
 
 
 def save_png_fast(path: str | Path, array: np.ndarray) -> Path:
-    """Atomic PNG (L or RGB uint8) with light zlib compression: many small patches write fast."""
+    """Atomic PNG (L or RGB uint8) with light zlib compression: many small patches write fast.
+
+    ``array``: uint8 ``(H, W)`` or ``(H, W, 3)`` RGB; OpenCV ``imencode`` at level 1.
+
+    Raises:
+        OSError: when OpenCV cannot encode the array.
+    """
     import cv2
 
     img = array if array.ndim == 2 else cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
@@ -108,7 +126,11 @@ def qxs_dir_names(patch_size: int, overlap: float) -> tuple[str, str]:
 
 
 def patch_origins(shape: tuple[int, int], patch_size: int, overlap: float) -> list[tuple[int, int]]:
-    """Top-left (x, y) of patches cut with stride ``round(patch_size * (1 - overlap))``."""
+    """Top-left (x, y) of patches cut with stride ``round(patch_size * (1 - overlap))``.
+
+    ``shape`` is ``(H, W)`` px; row-major, patches fully inside. 205 px stride for the QXS
+    256 px / 20 % (paper 002 section II.F).
+    """
     stride = max(1, int(round(patch_size * (1 - overlap))))
     h, w = shape
     return [(x, y) for y in range(0, h - patch_size + 1, stride)
@@ -127,8 +149,11 @@ def write_qxs_pairs(out_dir: str | Path, n_pairs: int, seed: int, patch_size: in
                     overlap: float = 0.2, scene_size: int = 2048, cfg: WorldConfig | None = None,
                     max_calm_fraction: float = 0.5, progress: bool = True,
                     overwrite: bool = False) -> Path:
-    """Cut ``n_pairs`` co-registered SAR/optical patches from rendered scenes (seeds
-    ``seed * 1000 + k``) into the QXS-SAROPT layout, with ``manifest.csv``; returns ``out_dir``.
+    """Cut ``n_pairs`` co-registered SAR/optical patches into the QXS-SAROPT layout.
+
+    Patches of ``patch_size`` px come from rendered scenes of ``scene_size`` px (seeds
+    ``seed * 1000 + k``), with ``manifest.csv`` (id, scene, x, y, size in SAR px, sea fraction,
+    ships); returns ``out_dir``.
 
     Patches are taken row by row with the QXS overlap; patches mostly on calm sea are skipped,
     as the QXS screening drops texture-less patches. The folder follows
@@ -136,6 +161,12 @@ def write_qxs_pairs(out_dir: str | Path, n_pairs: int, seed: int, patch_size: in
     ``manifest.csv`` (a killed run leaves a dataset that readers and ``data check`` refuse), and
     a folder holding other pairs (another ``n_pairs``, seed, ...) is refused unless
     ``overwrite``.
+
+    Raises:
+        ValueError: when ``n_pairs`` < 1, ``scene_size`` < ``patch_size`` or ``overlap`` is
+            outside [0, 1).
+        OutDirError: (a SaroptError) when ``out_dir`` is in use or holds other output and
+            ``overwrite`` is false.
     """
     if n_pairs < 1:
         raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
