@@ -71,6 +71,49 @@ class YoloNeck(nn.Module):
         return outs[::-1]
 
 
+class YoloHead(nn.ModuleList):
+    """YOLOv3's prediction head: one 1x1 conv per level giving 3 boxes per grid cell.
+
+    Each level predicts ``3 * (4 + 1 + K)`` channels, "4 bounding box offsets, 1 objectness
+    prediction, and K class predictions" for each of the level's 3 anchors (Redmon & Farhadi
+    2018, section 2.3 "Predictions Across Scales"; paper 003 section 4 uses YOLOv3 [36] as its
+    one-stage detector). :meth:`forward` reshapes each conv's ``(B, 3 * (5 + K), H, W)`` output to
+    ``(B, 3, H, W, 5 + K)`` laid out ``tx, ty, tw, th, objectness, class logits``.
+
+    Initialisation (not in the paper; mmdetection's ``YOLOV3Head.init_weights``, after
+    ultralytics/yolov3): weights ~ N(0, 0.01), biases 0 except objectness
+    ``log(8 / (608 / stride) ** 2)``, a prior of about 8 objects per level in a 608 x 608 image.
+
+    A ``ModuleList`` subclass, so the convs keep the state-dict keys ``head.0.weight`` ..
+    ``head.2.bias`` of the earlier anonymous list: existing checkpoints load unchanged.
+
+    Args:
+        in_channels: channels of the neck's three outputs, strides 8, 16, 32 in that order.
+        num_fg: foreground classes ``K`` (1 for ships; the background is not a class here).
+        num_anchors: anchors per level (YOLOv3: 3).
+        strides: the levels' strides in input pixels, for the objectness prior.
+    """
+
+    def __init__(self, in_channels: Sequence[int], num_fg: int, num_anchors: int = 3,
+                 strides: Sequence[int] = STRIDES) -> None:
+        super().__init__(nn.Conv2d(c, num_anchors * (5 + num_fg), 1) for c in in_channels)
+        self.num_fg, self.num_anchors = num_fg, num_anchors
+        for conv, s in zip(self, strides):
+            nn.init.normal_(conv.weight, std=0.01)
+            bias = conv.bias.detach().view(num_anchors, -1)
+            bias.zero_()
+            bias[:, 4] = math.log(8 / (608 / s) ** 2)
+
+    def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
+        """Per level ``(B, 3, H, W, 5 + K)`` raw predictions from the neck's ``(B, C, H, W)``."""
+        outs = []
+        for conv, f in zip(self, feats):
+            b, _, h, w = f.shape
+            outs.append(conv(f).view(b, self.num_anchors, 5 + self.num_fg, h, w)
+                        .permute(0, 1, 3, 4, 2))
+        return outs
+
+
 def decode_level(raw: Tensor, anchors: Tensor, stride: int) -> Tensor:
     """Boxes ``(B, A, H, W, 4)`` xyxy in input pixels from one level's raw ``(B, A, H, W, 5+K)``."""
     _, _, h, w, _ = raw.shape
@@ -135,13 +178,7 @@ class YOLOv3(nn.Module):
         self.backbone = backbone
         self.neck = YoloNeck(backbone.feature_info.channels(), width)
         self.num_fg = num_classes - 1
-        self.head = nn.ModuleList(nn.Conv2d(c, 3 * (5 + self.num_fg), 1)
-                                  for c in self.neck.out_channels)
-        for conv, s in zip(self.head, STRIDES):  # objectness prior ~8 objects per 608^2 image
-            nn.init.normal_(conv.weight, std=0.01)
-            bias = conv.bias.detach().view(3, -1)
-            bias.zero_()
-            bias[:, 4] = math.log(8 / (608 / s) ** 2)
+        self.head = YoloHead(self.neck.out_channels, self.num_fg)
         self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32))
         self.register_buffer("image_mean", torch.tensor(image_mean).view(-1, 1, 1))
         self.register_buffer("image_std", torch.tensor(image_std).view(-1, 1, 1))
@@ -151,11 +188,7 @@ class YOLOv3(nn.Module):
 
     def raw_outputs(self, x: Tensor) -> list[Tensor]:
         """Per level ``(B, 3, H, W, 5 + K)`` raw predictions for a normalised batch."""
-        outs = []
-        for conv, f in zip(self.head, self.neck(self.backbone(x))):
-            b, _, h, w = f.shape
-            outs.append(conv(f).view(b, 3, 5 + self.num_fg, h, w).permute(0, 1, 3, 4, 2))
-        return outs
+        return self.head(self.neck(self.backbone(x)))
 
     def _batch(self, images: Sequence[Tensor], size: int) -> tuple[Tensor, Tensor]:
         if not images:
