@@ -57,7 +57,8 @@ AP_DEFINITIONS = {
 
 def load_coco_gt(gt: str | Path | Mapping[str, Any] | Any) -> dict[str, Any]:
     """A checked, normalised COCO ground-truth dict from a path, a dict or a
-    ``pycocotools.coco.COCO`` object (see :func:`normalise_gt`)."""
+    ``pycocotools.coco.COCO`` object (see :func:`normalise_gt`).
+    """
     source = "ground truth"
     if hasattr(gt, "dataset") and isinstance(gt.dataset, dict):
         data = copy.deepcopy(gt.dataset)
@@ -262,7 +263,8 @@ def _check_detection(det: dict[str, Any], i: int, source: str) -> None:
 
 def cap_per_image(dets: list[dict[str, Any]], max_dets: int) -> tuple[list[dict[str, Any]], int]:
     """The ``max_dets`` highest-scoring detections of each (image, category), as pycocotools
-    keeps them (stable order on ties), and the number removed."""
+    keeps them (stable order on ties), and the number removed.
+    """
     groups: dict[tuple[int, int], list[int]] = {}
     for k, d in enumerate(dets):
         groups.setdefault((d["image_id"], d["category_id"]), []).append(k)
@@ -281,7 +283,8 @@ def xywh_to_xyxy(b: Iterable[Iterable[float]]) -> np.ndarray:
 def box_iou_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, M) IoU of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4); boxes that do not overlap with
     positive area (including zero-area boxes, whose union may be empty) have IoU 0, as in
-    pycocotools, never NaN."""
+    pycocotools, never NaN.
+    """
     a = np.asarray(a, np.float64).reshape(-1, 4)[:, None, :]
     b = np.asarray(b, np.float64).reshape(-1, 4)[None, :, :]
     w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
@@ -298,7 +301,8 @@ def voc_match(gt: dict[str, Any], dets: list[dict[str, Any]], category_id: int,
               image_ids: set[int], iou_thr: float = 0.5
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """VOC devkit matching for one class: (scores, tp, fp, n_positive) in descending score
-    order; detections on ignored boxes are removed."""
+    order; detections on ignored boxes are removed.
+    """
     gts: dict[int, list[dict]] = {i: [] for i in image_ids}
     for ann in gt["annotations"]:
         if ann["category_id"] == category_id and ann["image_id"] in gts:
@@ -351,7 +355,8 @@ def pr_curve(tp: np.ndarray, fp: np.ndarray, npos: int) -> tuple[np.ndarray, np.
 def ap_voc07_11pt(recall: np.ndarray, precision: np.ndarray) -> float:
     """Mean over t in {0, 0.1, ..., 1} of max precision at recall >= t (0 if none). The
     thresholds are exactly k / 10 (the devkit's ``np.arange(0, 1.1, 0.1)`` makes 0.3, 0.6 and
-    0.7 slightly larger, so a recall of exactly 0.3 would miss its threshold there)."""
+    0.7 slightly larger, so a recall of exactly 0.3 would miss its threshold there).
+    """
     vals = [precision[recall >= t].max() if (recall >= t).any() else 0.0
             for t in np.arange(11) / 10.0]
     return float(np.mean(vals))
@@ -372,7 +377,8 @@ def coco_ap50(gt: dict[str, Any], dets: list[dict[str, Any]], image_ids: list[in
               max_dets: int = 100, iou_thr: float = 0.5
               ) -> dict[int, tuple[float | None, np.ndarray]]:
     """Per category: (COCO 101-point AP at ``iou_thr``, the 101 interpolated precisions), from
-    pycocotools restricted to one IoU threshold, area "all" and ``max_dets``."""
+    pycocotools restricted to one IoU threshold, area "all" and ``max_dets``.
+    """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -411,7 +417,8 @@ def _none_if_no_gt(gt: dict, cat: int, image_ids: list[int], value: float) -> fl
 def subset_image_ids(gt: dict[str, Any], subsets: str | Iterable[str] | Mapping[str, Any] | None
                      ) -> dict[str, list[int]]:
     """Named image-id lists: a meta key (``"scene"``) groups images by that key's value
-    (``"scene=inshore"``, ...; images without it are left out); a mapping is taken as is."""
+    (``"scene=inshore"``, ...; images without it are left out); a mapping is taken as is.
+    """
     if subsets is None:
         return {}
     if isinstance(subsets, Mapping):

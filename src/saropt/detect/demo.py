@@ -63,7 +63,8 @@ def demo_config(hrsid_root: Path, out_dir: Path, init: str, seed: int) -> Any:
 @contextmanager
 def cpu_threads() -> Iterator[None]:
     """One torch thread while the CPU is oversubscribed (load above the core count): two
-    OpenMP threads then wait on each other and run several times slower than one."""
+    OpenMP threads then wait on each other and run several times slower than one.
+    """
     import torch
 
     old = torch.get_num_threads()

@@ -44,7 +44,8 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
              options: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Score ``pred`` against ``gt`` (a COCO file) or a dataset's ground truth; write
     ``metrics.json``, ``pr_curves.json``, ``pr_curves.png`` and ``gallery.png`` into ``out``.
-    ``merge_tiles`` (tiled readers): merge tile predictions into scenes, score on scenes."""
+    ``merge_tiles`` (tiled readers): merge tile predictions into scenes, score on scenes.
+    """
     from saropt.utils.outdir import prepare_out_dir
 
     config = {"pred": str(pred), "gt": str(gt), "dataset": dataset, "root": str(root),
@@ -130,7 +131,8 @@ def _run_eval(pred: Path, out: Path, gt: Path | None, dataset: str | None, root:
 def _on_scenes(reader: Any, pred: Path) -> bool:
     """Whether ``pred`` holds results on a tiled reader's whole scenes rather than its tiles
     (tile and scene ids never coincide; string ids name scene files or tiles; a mixture is an
-    error)."""
+    error).
+    """
     scene_gt = reader.scene_coco()
     ids = _pred_image_ids(pred, scene_gt)
     scenes = {int(s["id"]) for s in scene_gt["images"]}
@@ -143,7 +145,8 @@ def _on_scenes(reader: Any, pred: Path) -> bool:
 
 def _pred_image_ids(pred: Path, scene_gt: dict[str, Any]) -> set[int]:
     """The integer image ids of ``pred``; a string id naming one scene file counts as that
-    scene, any other string as -1 (not a scene)."""
+    scene, any other string as -1 (not a scene).
+    """
     from saropt.detect.ap import image_name_index
 
     names = image_name_index(scene_gt)
@@ -262,7 +265,8 @@ def preview_window(width: int, height: int, focus: np.ndarray | None,
                    side: int = PREVIEW_SIDE) -> tuple[int, int, int, int]:
     """The part of a ``width`` x ``height`` image drawn in the gallery: all of it when it fits
     in ``side`` x ``side``, else a ``side`` window centred on ``focus`` (an xyxy box; None: the
-    image centre), kept inside the image."""
+    image centre), kept inside the image.
+    """
     if width <= side and height <= side:
         return 0, 0, width, height
     cx, cy = ((focus[0] + focus[2]) / 2, (focus[1] + focus[3]) / 2) if focus is not None \

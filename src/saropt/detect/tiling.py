@@ -53,7 +53,8 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
 def boxes_in_window(boxes: np.ndarray, window: Window, min_visible: float = 0.5
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes kept in ``window`` (visible area / box area >= ``min_visible`` and > 0), clipped
-    to it and shifted to tile coordinates; and the indices of the kept boxes."""
+    to it and shifted to tile coordinates; and the indices of the kept boxes.
+    """
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     x0, y0, x1, y1 = window
     clipped = np.stack([np.clip(boxes[:, 0], x0, x1), np.clip(boxes[:, 1], y0, y1),
@@ -93,7 +94,8 @@ def merge_tile_predictions(
     iou_threshold: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(window or (x0, y0), boxes, scores, labels)`` per tile -> scene ``boxes, scores,
-    labels`` after class-wise NMS, in descending score order."""
+    labels`` after class-wise NMS, in descending score order.
+    """
     import torch
     from torchvision.ops import batched_nms
 
@@ -114,7 +116,8 @@ def merge_tile_predictions(
 def tile_results_to_scene(results: list[dict], tile_to_scene: dict[int, tuple[int, Window]],
                           iou_threshold: float = 0.5) -> list[dict]:
     """COCO results on tiles -> COCO results on scenes. ``tile_to_scene`` maps a tile's
-    ``image_id`` to ``(scene image_id, window)`` (see ``AIRSARShip.tile_to_scene()``)."""
+    ``image_id`` to ``(scene image_id, window)`` (see ``AIRSARShip.tile_to_scene()``).
+    """
     groups: dict[int, list] = {}
     for r in results:
         scene_id, win = tile_to_scene[int(r["image_id"])]

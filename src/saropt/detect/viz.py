@@ -30,7 +30,8 @@ def match_detections(gt: np.ndarray, pred: np.ndarray, scores: np.ndarray,
                      iou_thr: float = 0.5, ignore: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Greedy matching in descending score: (pred is correct, pred is on an ignored box,
-    gt is missed)."""
+    gt is missed).
+    """
     gt, pred, scores = _np(gt), _np(pred), _np(scores, (-1,))
     ignore = _np(ignore)
     tp, ign = np.zeros(len(pred), bool), np.zeros(len(pred), bool)
@@ -120,7 +121,8 @@ def plot_sample(sample: Mapping[str, Any], predictions: Mapping[str, Any] | None
 def gallery(items: Sequence[Mapping[str, Any]], ncols: int = 3, score_thr: float = 0.5,
             title: str | None = None) -> Any:
     """A grid of images; each item has ``image``, ``gt``, ``pred``, ``scores``, optional
-    ``ignore`` and ``title``."""
+    ``ignore`` and ``title``.
+    """
     import matplotlib.pyplot as plt
 
     n = max(1, len(items))

@@ -1,5 +1,6 @@
 """Optical ship detector (OSD) pretraining, fusion of detectors (WBF, NMS, soft-NMS) and the
-complementarity evaluation of OSD and OSM detectors (land false alarms, sea recall)."""
+complementarity evaluation of OSD and OSM detectors (land false alarms, sea recall).
+"""
 
 from saropt.fuse.fusion import (
     FuseConfig,

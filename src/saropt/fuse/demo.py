@@ -59,7 +59,8 @@ def run(ctx: Any) -> None:
 
 def sar_base_config(ctx: Any, ships: Path, out: Path) -> Any:
     """The detection stage's SAR training config (from one of its runs' ``config.yaml``), or
-    its default (``saropt.detect.demo.demo_config``) when that stage did not run."""
+    its default (``saropt.detect.demo.demo_config``) when that stage did not run.
+    """
     from saropt.config import load_config
     from saropt.detect.module import DetectConfig
 
@@ -276,7 +277,8 @@ def _or_dash(v: float) -> float | str:
 
 def gallery_figure(gt_path: Path, lists: dict[str, list[dict[str, Any]]], hrsid: Path) -> Any:
     """Ground truth and each detector's confident boxes on the inshore test chip with the most
-    ships (land shaded)."""
+    ships (land shaded).
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -82,7 +82,8 @@ def image_sizes_from_gt(gt: str | Path | dict[str, Any], source: str | None = No
     """``image_id -> (width, height)`` in pixels from COCO ground truth (a file or its loaded
     dict; ``source`` names it in errors). Raises :class:`DataError` for no ``images`` list or an
     image without id, width and height. (Checked, normalised ground truth for AP:
-    ``saropt.detect.ap.load_coco_gt``.)"""
+    ``saropt.detect.ap.load_coco_gt``.)
+    """
     source = source or ("ground truth" if isinstance(gt, dict) else str(gt))
     data = gt if isinstance(gt, dict) else read_json(Path(gt), "ground-truth")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
@@ -98,7 +99,7 @@ def image_sizes_from_gt(gt: str | Path | dict[str, Any], source: str | None = No
 
 def _normalised_arrays(results: Sequence[dict[str, Any]], size: tuple[float, float]
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """xyxy boxes in [0, 1], scores and labels of one model on one image (zero-area dropped)."""
+    """Xyxy boxes in [0, 1], scores and labels of one model on one image (zero-area dropped)."""
     if not results:
         return np.zeros((0, 4)), np.zeros(0), np.zeros(0)
     w, h = size

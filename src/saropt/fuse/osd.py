@@ -27,7 +27,8 @@ FIRST_CONV = ("backbone.body.conv1.weight", "backbone.conv1.weight", "backbone.s
 
 def component(key: str) -> str:
     """The detector part a state-dict key belongs to (``backbone.body``, ``backbone.fpn``,
-    ``rpn``, ``roi_heads``, ``neck``, ``head``, ...)."""
+    ``rpn``, ``roi_heads``, ``neck``, ``head``, ...).
+    """
     parts = key.split(".")
     if parts[0] == "backbone" and len(parts) > 2 and parts[1] in ("body", "fpn"):
         return ".".join(parts[:2])
@@ -88,7 +89,8 @@ def load_osd_config(config: str | Path, overrides: list[str] | None = None) -> A
 
 def train_osd(config: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Train the optical ship detector through ``saropt.detect.train``; the returned
-    ``checkpoint`` (``last.ckpt``) is what ``model.init=detector:PATH`` takes."""
+    ``checkpoint`` (``last.ckpt``) is what ``model.init=detector:PATH`` takes.
+    """
     from saropt.detect.train import train
 
     result = train(load_osd_config(config, overrides))

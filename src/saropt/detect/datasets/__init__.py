@@ -40,7 +40,8 @@ def __getattr__(name: str) -> Any:  # the rasterio-backed readers load on first 
 def build_dataset(name: str, root: str | Path, split: str = "test", **kwargs: Any
                   ) -> DetectionDataset:
     """A reader by name: hrsid, ssdd, air-sarship-1.0, air-sarship-2.0, dota, coco (coco needs
-    ``ann_file`` and ``image_dir`` keyword arguments)."""
+    ``ann_file`` and ``image_dir`` keyword arguments).
+    """
     from saropt.utils.outdir import require_complete
 
     key = name.lower().replace("_", "-").replace("airsarship", "air-sarship")

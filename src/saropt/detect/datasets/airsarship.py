@@ -93,7 +93,8 @@ GDAL_CACHE_MB = 128
 
 class _Quiet:
     """Silence rasterio's warning about plain (not georeferenced) TIFFs and bound GDAL's block
-    cache to :data:`GDAL_CACHE_MB`."""
+    cache to :data:`GDAL_CACHE_MB`.
+    """
 
     def __enter__(self) -> None:
         import rasterio
@@ -193,7 +194,8 @@ class AIRSARShip(DetectionDataset):
     def _xml_for(self, image: Path) -> Path:
         """The scene's XML: ``<id>.xml`` or ``<id>-label.xml`` beside the scene, in an
         annotation folder beside it or its parent, or in the release's ``<name>-xml/`` twin of
-        the ``<name>-data/`` folder holding the scene."""
+        the ``<name>-data/`` folder holding the scene.
+        """
         folders = [image.parent / sub for sub in XML_DIRS]
         folders += [image.parent.parent / sub for sub in XML_DIRS[1:]]
         if image.parent.name.lower().endswith("-data"):
@@ -259,7 +261,8 @@ class AIRSARShip(DetectionDataset):
 
     def scene_record(self, scene_id: int) -> Record:
         """A whole scene as one record (``window`` the full scene; crop it before loading a
-        scene-size image)."""
+        scene-size image).
+        """
         sc = next(s for s in self.scenes if s["id"] == scene_id)
         return Record(scene_id, sc["path"].name, sc["path"], sc["width"], sc["height"],
                       sc["boxes"], np.ones(len(sc["boxes"]), np.int64),

@@ -51,14 +51,16 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 def strip_image_suffix(name: str) -> str:
     """``name`` without a known image suffix (``.jpg``, ``.png``, ``.tif``, ...): ids with dots
-    such as ``SARShip-1.0-3`` stay whole."""
+    such as ``SARShip-1.0-3`` stay whole.
+    """
     stem, dot, ext = name.rpartition(".")
     return stem if dot and stem and "." + ext.lower() in IMAGE_SUFFIXES else name
 
 
 def read_id_list(path: Path) -> list[str]:
     """Image ids listed in a split file, one a line (first word; a path keeps its last part,
-    a known image suffix is stripped, nothing else: ``SARShip-1.0-3`` is an id)."""
+    a known image suffix is stripped, nothing else: ``SARShip-1.0-3`` is an id).
+    """
     if not path.is_file():
         raise DataError(f"list file {path} does not exist")
     try:
@@ -73,7 +75,8 @@ def select_listed(items: Sequence[T], key: Callable[[T], str], listed: list[str]
                   list_path: Path) -> list[T]:
     """The ``items`` whose id (``key``) is in ``listed``, in ``items`` order. None selected is
     an error naming the list and the ids looked for; listed ids without an item are logged
-    with their count."""
+    with their count.
+    """
     wanted = set(listed)
     chosen = [it for it in items if key(it) in wanted]
     if not chosen:
@@ -165,7 +168,8 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
 
 class DetectionDataset(Dataset):
     """Base reader: subclasses fill ``self.records``; samples, COCO ground truth and plots are
-    shared. ``transforms`` is a joint callable ``sample -> sample`` (see ``transforms.py``)."""
+    shared. ``transforms`` is a joint callable ``sample -> sample`` (see ``transforms.py``).
+    """
 
     name = "detection"
 
@@ -234,7 +238,8 @@ class DetectionDataset(Dataset):
     def plot(self, sample: Sample, predictions: dict[str, Any] | None = None,
              score_thr: float = 0.5) -> Any:
         """A matplotlib figure: ground truth green; predictions (``boxes``, ``scores``) marked
-        as correct, false alarm; missed ships marked (see :mod:`saropt.detect.viz`)."""
+        as correct, false alarm; missed ships marked (see :mod:`saropt.detect.viz`).
+        """
         from saropt.detect.viz import plot_sample
 
         return plot_sample(sample, predictions, score_thr=score_thr)
@@ -253,7 +258,8 @@ def _coco_ann(ann_id: int, image_id: int, box: np.ndarray, cat: int, crowd: int)
 
 def collate_detection(batch: list[Sample]) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
     """Lists of images and targets as torchvision detection models take them:
-    ``model(images, targets)`` with targets ``{"boxes", "labels", "image_id", "meta"}``."""
+    ``model(images, targets)`` with targets ``{"boxes", "labels", "image_id", "meta"}``.
+    """
     images = [s["image"] for s in batch]
     targets = [{"boxes": s["boxes"], "labels": s["labels"], "image_id": s["image_id"],
                 "meta": s["meta"]} for s in batch]

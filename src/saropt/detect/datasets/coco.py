@@ -32,7 +32,8 @@ _FLAG_WORDS = {"0": 0, "false": 0, "no": 0, "": 0, "1": 1, "true": 1, "yes": 1}
 def coco_flag(value: Any, what: str) -> int:
     """A COCO 0/1 flag (``iscrowd``, ``ignore``) as written by any tool: missing/None, a bool,
     a number or a string (``"0"`` is 0, not Python's true non-empty string); anything else is a
-    :class:`DataError` naming ``what``."""
+    :class:`DataError` naming ``what``.
+    """
     if value is None or isinstance(value, (bool, int, float)):
         if isinstance(value, float) and not np.isfinite(value):
             raise DataError(f"{what}: flag {value!r} is not 0 or 1")
@@ -124,7 +125,8 @@ def _image_path(image_dir: Path, file_name: str) -> Path:
     """Where an entry's image is: ``image_dir/file_name``, else (files whose names carry a
     folder, ``test/000001.jpg`` or ``JPEGImages/a.jpg``) its base name in ``image_dir`` or the
     name under ``image_dir``'s parent; the first candidate when none exists (the error comes
-    when the image is read)."""
+    when the image is read).
+    """
     name = file_name.replace("\\", "/")
     cands = [image_dir / name, image_dir / name.rsplit("/", 1)[-1], image_dir.parent / name]
     return next((c for c in cands if c.is_file()), cands[0])
@@ -185,7 +187,8 @@ class HRSID(CocoShips):
 
     def _scenes_from_files(self, folders: list[Path]) -> None:
         """Images listed in ``*inshore*.json`` / ``*offshore*.json`` files of ``folders``
-        get that scene, unless their entry already carries one."""
+        get that scene, unless their entry already carries one.
+        """
         scene_of: dict[str, str] = {}
         for folder in folders:
             for scene in ("offshore", "inshore"):  # a name with both words counts as inshore

@@ -51,7 +51,8 @@ def parse_dota_txt(path: Path) -> list[tuple[np.ndarray, str, bool]]:
 
 def dota_header(path: Path) -> dict[str, str | float | None]:
     """The header of a DOTA label file: ``{"imagesource": str, "gsd": float | None}`` (keys
-    present only when the file has them; ``gsd:null`` gives None)."""
+    present only when the file has them; ``gsd:null`` gives None).
+    """
     head: dict[str, str | float | None] = {}
     for item in _dota_lines(path):
         if isinstance(item, dict):
@@ -98,7 +99,8 @@ def _is_number(text: str) -> bool:
 
 def find_label_dir(root: Path) -> Path:
     """The one DOTA label folder under ``root`` (``labelTxt*`` or ``DOTA-v*`` holding
-    ``*.txt``, up to three levels down); several or none is an error naming them."""
+    ``*.txt``, up to three levels down); several or none is an error naming them.
+    """
     cands = []
     for depth in ("*", "*/*", "*/*/*"):
         for d in sorted(root.glob(depth)):

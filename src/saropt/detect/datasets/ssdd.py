@@ -63,7 +63,8 @@ def ssdd_is_test(stem: str) -> bool:
 
 def find_layout(root: Path, layout: str = "auto") -> tuple[Path, str]:
     """(folder, layout name) of the SSDD layout under ``root``; none found is an error listing
-    the layouts looked for."""
+    the layouts looked for.
+    """
     if layout not in ("auto", *LAYOUTS):
         raise DataError(f"SSDD layout must be auto, {', '.join(LAYOUTS)}; got {layout!r}")
     cands = [root, root / "voc_style", root / "coco_style", root / "BBox_SSDD" / "voc_style",
@@ -87,7 +88,8 @@ def _holds(folder: Path, layout: str) -> bool:
 
 class SSDD(DetectionDataset):
     """SSDD ships (VOC XML or the release's COCO JSON); ``split`` is ``train``, ``test`` or
-    ``all``; difficult objects are ignore regions unless ``include_difficult``."""
+    ``all``; difficult objects are ignore regions unless ``include_difficult``.
+    """
 
     name = "ssdd"
 
@@ -220,7 +222,8 @@ class SSDD(DetectionDataset):
 def _number_by_name(records: list[Record], all_names: list[str]) -> None:
     """Image id = the last number in the file name; when those are not unique among all the
     root's images (``all_names``, every split), 1.. in the name order of all of them, so an
-    image has the same id in every split."""
+    image has the same id in every split.
+    """
     keys = sorted({strip_image_suffix(n) for n in all_names}
                   | {strip_image_suffix(r.file_name) for r in records})
     nums = [re.findall(r"\d+", k) for k in keys]
@@ -235,7 +238,8 @@ def _number_by_name(records: list[Record], all_names: list[str]) -> None:
 def _split_folders(root: Path, split: str, required: bool = False) -> list[tuple[Path, Path]]:
     """(image folder, XML folder) pairs holding a split in the release's voc_style:
     ``JPEGImages_<split>/`` + ``Annotations_<split>/``, else (copies that give only the scene
-    folders) ``JPEGImages_<split>_{inshore,offshore}/`` + their ``Annotations_*`` twins."""
+    folders) ``JPEGImages_<split>_{inshore,offshore}/`` + their ``Annotations_*`` twins.
+    """
     whole = root / f"JPEGImages_{split}"
     if whole.is_dir():
         return [(whole, root / f"Annotations_{split}")]

@@ -16,7 +16,8 @@ from saropt.detect.datasets.sizes import InputSize
 class Resize:
     """Resize to ``InputSize``: ``keep_ratio`` scales so that the long side fits ``width`` and
     the short side fits ``height`` (mmdetection's ``(1000, 600)``), else stretches to exactly
-    ``width`` x ``height``. Boxes scale with the image; ``meta["scale"]`` = (sx, sy)."""
+    ``width`` x ``height``. Boxes scale with the image; ``meta["scale"]`` = (sx, sy).
+    """
 
     def __init__(self, size: InputSize) -> None:
         self.size = size

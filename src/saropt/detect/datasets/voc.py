@@ -62,7 +62,8 @@ def read_xml_text(path: Path) -> str:
     """The text of an XML file decoded from the encoding its declaration names (gb2312, GBK,
     GB18030, latin-1, ...; default UTF-8, a BOM allowed; UTF-16 by its BOM), with the
     declaration removed so that expat, which reads no multi-byte encodings but UTF-8, parses
-    it."""
+    it.
+    """
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -120,7 +121,8 @@ def _parse_object(obj: ET.Element, path: Path) -> VocObject:
 def _rotated_corners(obj: ET.Element) -> np.ndarray | None:
     """(4, 2) corners of a rotated box: ``<rotated_bndbox>`` with ``x1 y1 ... x4 y4`` (the
     official RBox-SSDD), or roLabelImg's ``<robndbox>`` ``cx cy w h angle`` (angle in radians,
-    as roLabelImg writes it); None when the object has neither."""
+    as roLabelImg writes it); None when the object has neither.
+    """
     rot = obj.find("rotated_bndbox")
     if rot is None:
         rot = obj.find("robndbox")

@@ -33,7 +33,8 @@ class DetectorSpec:
     the family's ``build`` (``(arch, out_indices, in_chans, num_classes, pretrained, **kw)``),
     ``checkpoint_filter_fn`` (``(state, model, kind) -> (state under the detector's names,
     source keys dropped on purpose)``), ``backbone_key`` (the backbone's state-dict prefix) and
-    ``config_buffers`` (buffers the config sets), each defined next to the model."""
+    ``config_buffers`` (buffers the config sets), each defined next to the model.
+    """
 
     family: str  # "faster_rcnn" | "yolov3"
     backbone: str  # torchvision ResNet name (Faster R-CNN) or timm model name (YOLOv3)
@@ -169,7 +170,8 @@ def option_names(name: str) -> set[str]:
 
 def check_options(name: str, options: dict[str, Any]) -> None:
     """Refuse unknown ``model.options`` keys before any work (torchvision's ``FasterRCNN``
-    would ignore them silently)."""
+    would ignore them silently).
+    """
     unknown = sorted(set(options) - option_names(name))
     if unknown:
         raise SaroptError(f"model.options: unknown key(s) {unknown} for {name} (known: "
@@ -188,7 +190,8 @@ def load_init(model: nn.Module, spec: DetectorSpec, kind: str, state: dict[str, 
               path: Path | str, partial: bool = False) -> LoadReport:
     """Put ``state`` (an ``imagenet``, ``bnn`` or ``detector`` init file's tensors) into
     ``model`` through the spec's ``checkpoint_filter_fn`` and the checked loader
-    (:func:`saropt.utils.weights.transfer_weights`)."""
+    (:func:`saropt.utils.weights.transfer_weights`).
+    """
     dropped: list[str] = []
     if kind == "bnn":
         from saropt.bnn.export import encoder_backbone_state

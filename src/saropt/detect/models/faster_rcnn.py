@@ -60,11 +60,12 @@ def build_faster_rcnn(arch: str, in_chans: int, num_classes: int, image_mean: Se
                       score_thresh: float = 0.05, nms_iou: float = 0.5,
                       detections_per_img: int = 100, fpn_channels: int = 256,
                       representation_size: int = 1024, **rcnn_kw: int | float) -> FasterRCNN:
-    """torchvision ``FasterRCNN`` with the given backbone; images are resized so the short side
+    """Torchvision ``FasterRCNN`` with the given backbone; images are resized so the short side
     is ``min_size`` (long side at most ``max_size``) and predictions come back in input pixels.
     ``aspect_ratios`` (h / w) are shared by all levels; ``fpn_channels`` and
     ``representation_size`` (box-head MLP width) default to torchvision's
-    256 / 1024; ``rcnn_kw`` go to ``FasterRCNN`` (``rpn_post_nms_top_n_test``, ...)."""
+    256 / 1024; ``rcnn_kw`` go to ``FasterRCNN`` (``rpn_post_nms_top_n_test``, ...).
+    """
     _check_rcnn_kw(rcnn_kw)
     if len(anchor_sizes) != 5:
         raise ValueError(f"anchor_sizes needs one size per FPN level (5), got {anchor_sizes}")
@@ -84,7 +85,7 @@ def build_faster_rcnn(arch: str, in_chans: int, num_classes: int, image_mean: Se
 
 
 def _check_rcnn_kw(rcnn_kw: dict[str, object]) -> None:
-    """torchvision's ``FasterRCNN(**kwargs)`` ignores unknown keywords; refuse them here."""
+    """Torchvision's ``FasterRCNN(**kwargs)`` ignores unknown keywords; refuse them here."""
     import inspect
 
     known = set(inspect.signature(FasterRCNN.__init__).parameters) - {"self", "kwargs"}
@@ -100,7 +101,8 @@ def build(arch: str, out_indices: Sequence[int], in_chans: int, num_classes: int
           pretrained: bool, **kw: Any) -> FasterRCNN:
     """:func:`build_faster_rcnn` with torchvision's choices for a pretrained body (frozen BN,
     conv1 + layer1 frozen) unless ``frozen_bn`` / ``trainable_layers`` are given.
-    ``out_indices`` is unused: the FPN always takes C2-C5."""
+    ``out_indices`` is unused: the FPN always takes C2-C5.
+    """
     kw.setdefault("frozen_bn", pretrained)
     kw.setdefault("trainable_layers", 3 if pretrained else 5)
     return build_faster_rcnn(arch, in_chans, num_classes, **kw)

@@ -131,7 +131,8 @@ def build_targets(boxes: Sequence[Tensor], labels: Sequence[Tensor], anchors: Te
                   grid_sizes: Sequence[tuple[int, int]], num_fg: int,
                   strides: Sequence[int] = STRIDES) -> list[Tensor]:
     """Per level ``(B, A, H, W, 5 + K)`` targets: offsets in the cell, ``log(w / anchor)``,
-    objectness 1 and one-hot class (label 1 -> class 0) for each ground truth's best anchor."""
+    objectness 1 and one-hot class (label 1 -> class 0) for each ground truth's best anchor.
+    """
     na = anchors.shape[0] // len(strides)
     out = [anchors.new_zeros(len(boxes), na, h, w, 5 + num_fg) for h, w in grid_sizes]
     for b, (bx, lb) in enumerate(zip(boxes, labels)):
@@ -275,7 +276,8 @@ class YOLOv3(nn.Module):
 
 def kmeans_anchors(wh: Tensor, k: int = 9, iters: int = 100, seed: int = 0) -> Tensor:
     """``k`` anchors (w, h) clustering box sizes with the ``1 - IoU`` distance (YOLOv2 sec. 2),
-    sorted by area. ``wh`` holds the dataset's box sizes in network-input pixels."""
+    sorted by area. ``wh`` holds the dataset's box sizes in network-input pixels.
+    """
     wh = wh.float()
     if wh.ndim != 2 or wh.shape[1] != 2 or len(wh) < k:
         raise ValueError(f"k-means anchors need at least {k} box sizes as (N, 2), got "
@@ -297,7 +299,8 @@ def kmeans_anchors(wh: Tensor, k: int = 9, iters: int = 100, seed: int = 0) -> T
 def build(arch: str, out_indices: Sequence[int], in_chans: int, num_classes: int,
           pretrained: bool, **kw: Any) -> YOLOv3:
     """YOLOv3 on timm's ``features_only`` ``arch`` (strides 8/16/32 at ``out_indices``);
-    ``anchors="coco"`` takes :data:`COCO_ANCHORS`. ``pretrained`` changes nothing here."""
+    ``anchors="coco"`` takes :data:`COCO_ANCHORS`. ``pretrained`` changes nothing here.
+    """
     import timm
 
     from saropt.errors import SaroptError

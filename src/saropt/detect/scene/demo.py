@@ -25,7 +25,8 @@ SCENE_MAX_DETS = 10_000
 
 def write_geo_scene(pair: Any, out: Path) -> tuple[Path, Path, Path]:
     """``scene.tif`` (uint16 amplitude), ``land.tif`` (uint8, 1 = land) with one made-up UTM
-    33N georeference, and ``gt.json`` (COCO, image id 1) from the scene's ships."""
+    33N georeference, and ``gt.json`` (COCO, image id 1) from the scene's ships.
+    """
     import rasterio
     from rasterio.transform import Affine
 

@@ -52,7 +52,8 @@ def pixel_scale(model: Any, height: int, width: int) -> float:
 def training_scene_record(cfg: Any, model: Any, image_size: tuple[int, int] | None
                           ) -> dict[str, Any]:
     """What ``saropt detect train`` records for scenes: radiometry, typical training image
-    size ``[h, w]`` and the model's pixel scale on it, the training tile overlap if any."""
+    size ``[h, w]`` and the model's pixel scale on it, the training tile overlap if any.
+    """
     rad = training_radiometry(cfg.data)
     rec: dict[str, Any] = {"radiometry": rad.model_dump(mode="json") if rad else None,
                            "train_image_size": list(image_size) if image_size else None,
@@ -73,7 +74,8 @@ def file_sha256(path: Path) -> str:
 
 class SceneDetector:
     """The interface :func:`saropt.detect.scene.run.run_scene` uses. Subclasses set the
-    attributes and implement :meth:`detect`."""
+    attributes and implement :meth:`detect`.
+    """
 
     name: str = "detector"
     radiometry: Radiometry = DEFAULT_RADIOMETRY

@@ -53,7 +53,8 @@ def _ccw(ring: np.ndarray) -> np.ndarray:
 
 def unwrap(lon: np.ndarray, ref: float) -> np.ndarray:
     """Longitudes moved by multiples of 360 to lie within 180 degrees of ``ref``: a scene
-    across the antimeridian gets continuous longitudes (179.9, 180.1) instead of a jump."""
+    across the antimeridian gets continuous longitudes (179.9, 180.1) instead of a jump.
+    """
     lon = np.asarray(lon, np.float64)
     return ref + (lon - ref + 180.0) % 360.0 - 180.0
 
@@ -67,7 +68,8 @@ def wrap(lon: np.ndarray) -> np.ndarray:
 def geometry(dets: SceneDetections, georef: Georef) -> dict[str, np.ndarray]:
     """Per detection: ring lon/lat (N, 5, 2; longitudes continuous across the scene, so
     possibly beyond +-180 on a scene across the antimeridian), centre lon/lat (in [-180,
-    180)), length and width in metres (NaN without georeference)."""
+    180)), length and width in metres (NaN without georeference).
+    """
     n = len(dets)
     xs, ys = _corners(dets.rows)
     lon, lat = georef.lonlat(xs, ys) if n else (xs, ys)
@@ -130,7 +132,8 @@ def write_geojson(path: Path, recs: list[dict[str, Any]], georef: Georef,
 def rfc7946_polygon(ring: np.ndarray) -> dict[str, Any]:
     """A lon/lat ring (continuous longitudes) as an RFC 7946 geometry: counter-clockwise,
     longitudes in [-180, 180], and cut in two at the antimeridian (a MultiPolygon, RFC 7946
-    section 3.1.9) when it crosses it."""
+    section 3.1.9) when it crosses it.
+    """
     ring = _ccw(np.asarray(ring, np.float64))
     shift = 360.0 * np.floor((ring[:, 0].min() + 180.0) / 360.0)
     ring = ring - np.array([shift, 0.0])  # west edge in [-180, 180)
@@ -175,7 +178,8 @@ COLOURS = {"offshore": (0, 200, 255), "inshore": (255, 160, 0), "land": (255, 40
 def quicklook(image: np.ndarray, factor: float, dets: SceneDetections, score_thr: float
               ) -> np.ndarray:
     """The decimated 8-bit scene (RGB) with detection boxes (score >= ``score_thr``) drawn,
-    coloured by location (offshore cyan, inshore orange, land red)."""
+    coloured by location (offshore cyan, inshore orange, land red).
+    """
     import cv2
 
     rgb = np.repeat(image[..., None], 3, axis=2)
@@ -206,7 +210,8 @@ def write_map(path: Path, quicklook_png: Path, recs: list[dict[str, Any]], geore
     """An offline HTML map (folium): the quicklook as an image overlay on the scene's lon/lat
     bounds and the detections (score >= ``score_thr``) with a popup each. Leaflet's JS and CSS
     are embedded (no CDN) and there is no tile layer: the file loads nothing from the network.
-    Needs a georeferenced scene."""
+    Needs a georeferenced scene.
+    """
     import folium
     from PIL import Image
 
@@ -248,7 +253,8 @@ def overlay_image(rgb: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarr
     """The quicklook turned north-up / east-right for a map overlay, from the lon/lat of the
     scene corners (top-left, top-right, bottom-right, bottom-left): a south-up raster
     (positive pixel height, an ascending-pass GRD) is flipped vertically, an east-left one
-    horizontally."""
+    horizontally.
+    """
     if lat[0] + lat[1] < lat[2] + lat[3]:  # the first row lies south of the last
         rgb = rgb[::-1]
     if lon[0] + lon[3] > lon[1] + lon[2]:  # the first column lies east of the last
@@ -259,7 +265,8 @@ def overlay_image(rgb: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarr
 def remote_urls(html: str) -> list[str]:
     """Remote URLs a browser would fetch for the page: ``<script src>``, ``<link href>``,
     ``<img src>``, CSS ``url()`` and Leaflet tile-layer templates (plain ``<a href>`` links,
-    such as Leaflet's attribution, are not fetched)."""
+    such as Leaflet's attribution, are not fetched).
+    """
     import re
 
     pats = [r"""<script[^>]*\bsrc\s*=\s*["'](https?:)?//[^"']+""",

@@ -48,7 +48,8 @@ DEFAULT_RADIOMETRY = Radiometry()
 def training_radiometry(data: Any) -> Radiometry | None:
     """The radiometry of a training config's images: ``data.radiometry`` when given, the
     AIR-SARShip reader's stretch for AIR-SARShip, else None (8-bit chips made by the dataset's
-    authors in a way the checkpoint cannot know)."""
+    authors in a way the checkpoint cannot know).
+    """
     if getattr(data, "radiometry", None) is not None:
         return data.radiometry
     if str(data.dataset).lower().replace("_", "-").startswith("air"):
@@ -69,7 +70,8 @@ def _to_domain(values: np.ndarray, rad: Radiometry) -> np.ndarray:
 
 def fit_stretch(sample: np.ndarray, rad: Radiometry) -> tuple[float, float]:
     """``(low, high)`` in the mapping's domain from valid scene values ``sample`` (1-D, any
-    dtype; a decimated read of the whole scene)."""
+    dtype; a decimated read of the whole scene).
+    """
     if rad.low is not None and rad.high is not None:
         return float(rad.low), float(max(rad.high, rad.low + 1e-3))
     sample = np.asarray(sample).ravel()
@@ -96,7 +98,8 @@ def apply_stretch(values: np.ndarray, low: float, high: float, rad: Radiometry,
 
 def synth_radiometry(cfg: Any = None) -> Radiometry:
     """The synthetic world's amplitude -> 8-bit dB mapping (``saropt.synth``'s ``sar8``, the
-    images of its ship datasets) for a :class:`saropt.synth.WorldConfig` (default config)."""
+    images of its ship datasets) for a :class:`saropt.synth.WorldConfig` (default config).
+    """
     from saropt.synth.config import WorldConfig
 
     cfg = cfg or WorldConfig()

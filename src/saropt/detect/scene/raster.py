@@ -69,7 +69,8 @@ class Georef:
 
     def lonlat(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lon/lat (degrees) of pixel edge coordinates ``x`` (column), ``y`` (row); for
-        ``kind == "none"`` the pixel coordinates themselves."""
+        ``kind == "none"`` the pixel coordinates themselves.
+        """
         x = np.asarray(x, np.float64)
         y = np.asarray(y, np.float64)
         if self.kind == "none":
@@ -110,7 +111,8 @@ class Georef:
 
 def pixel_spacing_m(geo: Georef, width: int, height: int) -> tuple[float, float] | None:
     """Ground distance (metres) of one pixel step in x and y at the scene centre (WGS84
-    geodesic), or None without georeference."""
+    geodesic), or None without georeference.
+    """
     if not geo.georeferenced:
         return None
     from pyproj import Geod
@@ -159,7 +161,8 @@ def _georef(src: Any) -> Georef:
 def open_scene(path: str | Path, band: int | None = None, nodata: float | None = None
                ) -> SceneInfo:
     """Open and check a scene: readable by GDAL, one band (or ``band`` chosen, 1-based), a
-    supported data type. ``nodata`` overrides the file's nodata value."""
+    supported data type. ``nodata`` overrides the file's nodata value.
+    """
     import rasterio
 
     path = Path(path)
@@ -237,7 +240,8 @@ def valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
 def decimated(info: SceneInfo, max_side: int, cache_mb: int | None = None
               ) -> tuple[np.ndarray, float]:
     """The whole band read at most ``max_side`` pixels a side (GDAL nearest decimation, block
-    by block, bounded memory) and the decimation factor."""
+    by block, bounded memory) and the decimation factor.
+    """
     import rasterio
 
     f = max(1.0, max(info.width, info.height) / max_side)

@@ -131,7 +131,8 @@ def _names(dets: list[SceneDetector]) -> list[str]:
 
 def _check_sample(info: SceneInfo, values: np.ndarray) -> None:
     """A scene whose valid pixels all hold one value (a blank product, or a nodata value the
-    file does not declare) has nothing to stretch or detect: an error, not an empty result."""
+    file does not declare) has nothing to stretch or detect: an error, not an empty result.
+    """
     if values.min() == values.max():
         raise SaroptError(f"scene {info.path}: every valid pixel of band {info.band} is "
                           f"{values.min():g} (decimated read; nodata {info.nodata}); if "
@@ -290,7 +291,8 @@ def _fingerprint(info: SceneInfo, dets: list[SceneDetector], tile: int, overlap:
 
 def _json_nodata(info: SceneInfo | SceneOptions) -> float | str | None:
     """The nodata value for JSON: NaN (float products) as ``"nan"``, since NaN is not JSON and
-    never equals itself (a resume compared it and refused its own run)."""
+    never equals itself (a resume compared it and refused its own run).
+    """
     nd = info.nodata
     return "nan" if nd is not None and np.isnan(nd) else nd
 
@@ -315,7 +317,8 @@ def run_scene(scene: str | Path, detectors: list[SceneDetector], out: str | Path
     write ``detections.geojson``, ``detections.json`` (COCO results, image ``image_id``),
     ``detections.csv``, ``quicklook.png``, ``map.html`` (georeferenced scenes) and
     ``summary.json`` to ``out``. Returns the summary. Raises :class:`SaroptError` on bad input
-    before any file is written."""
+    before any file is written.
+    """
     from saropt.detect.scene.land import LandMask
 
     o = options or SceneOptions()

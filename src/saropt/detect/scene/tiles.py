@@ -75,7 +75,8 @@ class Grid:
 def to_scene(dets: tuple[np.ndarray, np.ndarray, np.ndarray], window: Window,
              valid: Window | None = None) -> np.ndarray:
     """Tile detections -> (N, 6) ``x1, y1, x2, y2, score, label`` in scene pixels, clipped to
-    ``valid`` (the window's part inside the scene, default the window)."""
+    ``valid`` (the window's part inside the scene, default the window).
+    """
     boxes, scores, labels = dets
     if len(boxes) == 0:
         return EMPTY
@@ -110,7 +111,8 @@ def fuse_rows(per_model: Sequence[np.ndarray], weights: Sequence[float], method:
               ) -> np.ndarray:
     """Several models' (N, 6) scene detections fused through
     :func:`saropt.fuse.fusion.fuse_arrays` (the ``saropt fuse`` implementation), boxes
-    normalised by the scene ``size`` (width, height)."""
+    normalised by the scene ``size`` (width, height).
+    """
     from saropt.fuse.fusion import fuse_arrays
 
     w, h = size
