@@ -162,7 +162,10 @@ def _few(values: Sequence[Any], n: int = 5) -> str:
 
 
 def image_name_index(gt: dict[str, Any]) -> dict[str, list[int]]:
-    """File name, base name and stem of every ground-truth image -> the image ids having it."""
+    """File name, base name and stem of every ground-truth image -> the image ids having it.
+
+    Used to read results whose ``image_id`` is a file name (YOLO-family tools); ids sorted.
+    """
     index: dict[str, set[int]] = {}
     for img in gt["images"]:
         name = str(img.get("file_name", ""))
@@ -360,7 +363,11 @@ def _ious_per_detection(gts: dict[int, list[dict]], dets: list[dict]) -> list[np
 
 
 def pr_curve(tp: np.ndarray, fp: np.ndarray, npos: int) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and precision after each detection (descending score)."""
+    """Recall and precision ``(D,)`` after each of the ``D`` detections (descending score).
+
+    ``tp`` and ``fp`` are :func:`voc_match`'s 0/1 arrays, ``npos`` the number of ground-truth
+    boxes (recall is 0 when there are none).
+    """
     tpc, fpc = np.cumsum(tp), np.cumsum(fp)
     recall = tpc / max(npos, 1)
     precision = tpc / np.maximum(tpc + fpc, np.finfo(np.float64).eps)
@@ -380,7 +387,11 @@ def ap_voc07_11pt(recall: np.ndarray, precision: np.ndarray) -> float:
 
 
 def ap_voc_all_point(recall: np.ndarray, precision: np.ndarray) -> float:
-    """Area under the monotone envelope of the PR curve (VOC 2010+)."""
+    """VOC 2010+ all-point AP: the area under the monotone envelope of the PR curve.
+
+    As the VOC devkit's ``VOCap``: precision made non-increasing from the right, summed over
+    the recall steps, with sentinels (0, 0) and (1, 0).
+    """
     mrec = np.concatenate([[0.0], recall, [1.0]])
     mpre = np.concatenate([[0.0], precision, [0.0]])
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]

@@ -125,7 +125,12 @@ class YoloHead(nn.ModuleList):
 
 
 def decode_level(raw: Tensor, anchors: Tensor, stride: int) -> Tensor:
-    """Boxes ``(B, A, H, W, 4)`` xyxy in input pixels from one level's raw ``(B, A, H, W, 5+K)``."""
+    """Boxes ``(B, A, H, W, 4)`` xyxy in input pixels from one level's raw ``(B, A, H, W, 5+K)``.
+
+    ``cx = (sigmoid(tx) + j) * stride``, ``w = anchor_w * exp(tw)`` (YOLOv3 section 2.1), with
+    ``tw``, ``th`` clamped at 8 before the exp; ``anchors`` ``(A, 2)`` (w, h) and ``stride`` in
+    input pixels.
+    """
     _, _, h, w, _ = raw.shape
     gy, gx = torch.meshgrid(torch.arange(h, device=raw.device),
                             torch.arange(w, device=raw.device), indexing="ij")

@@ -49,7 +49,14 @@ MAX_OVERLAP = 0.75
 
 @dataclass
 class SceneOptions:
-    """Settings of one scene run (the CLI flags of ``saropt detect scene``)."""
+    """Settings of one scene run (the CLI flags of ``saropt detect scene``).
+
+    Units: ``tile`` side, ``edge_margin`` and ``quicklook_side`` in scene pixels; ``overlap`` a
+    fraction of the tile; ``merge_iou`` / ``fuse_iou`` IoU; ``inshore_m`` and
+    ``pixel_spacing`` in metres (``pixel_spacing`` only for scenes without georeference);
+    ``block_tiles`` tiles per resume block; ``draw_thr`` the lowest score drawn in the quicklook and
+    map; ``gdal_cache_mb`` MB; ``band`` 1-based.
+    """
 
     tile: int | None = None  # default: the first detector's training image size
     overlap: float | None = None  # default: the first detector's (0.25 unless recorded)
