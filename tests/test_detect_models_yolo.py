@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from saropt.detect.models import create_detector
 from saropt.detect.models.yolov3 import (
     COCO_ANCHORS,
     STRIDES,
+    YoloHead,
     build_targets,
     decode_level,
     kmeans_anchors,
@@ -110,3 +113,43 @@ def test_kmeans_recovers_three_box_shapes() -> None:
     torch.testing.assert_close(anchors, centres, rtol=0.1, atol=0)
     with pytest.raises(ValueError, match="at least"):
         kmeans_anchors(wh[:2], k=3)
+
+
+def _cba_keys(prefix: str) -> list[str]:
+    bn = [f"{prefix}.1.{k}" for k in ("weight", "bias", "running_mean", "running_var",
+                                       "num_batches_tracked")]
+    return [f"{prefix}.0.weight", *bn]
+
+
+# yolov3_r18's non-backbone state-dict keys, written from the code before YoloHead existed
+# (the head was an anonymous nn.ModuleList): checkpoints saved then must load as they are.
+KEYS_BEFORE_YOLOHEAD = [
+    "anchors", "image_mean", "image_std",
+    *(k for i in range(3) for j in range(5) for k in _cba_keys(f"neck.blocks.{i}.{j}")),
+    *(k for i in range(2) for k in _cba_keys(f"neck.laterals.{i}")),
+    *(k for i in range(3) for k in _cba_keys(f"neck.outs.{i}")),
+    "head.0.weight", "head.0.bias", "head.1.weight", "head.1.bias", "head.2.weight",
+    "head.2.bias"]
+
+
+def test_yolov3_state_dict_keys_are_unchanged_by_the_named_head() -> None:
+    model, _ = create_detector("yolov3_r18", input_size=SIZE, train_sizes=None)
+    keys = list(model.state_dict())
+    assert isinstance(model.head, YoloHead)
+    assert [k for k in keys if not k.startswith("backbone.")] == KEYS_BEFORE_YOLOHEAD
+    assert sum(k.startswith("backbone.") for k in keys) == 120  # timm resnet18 features
+
+
+def test_yolo_head_shapes_layout_and_objectness_prior() -> None:
+    torch.manual_seed(0)
+    head = YoloHead([8, 16, 32], num_fg=2)
+    feats = [torch.randn(2, c, h, w) for c, (h, w) in zip([8, 16, 32], [(12, 10), (6, 5), (3, 3)])]
+    outs = head(feats)
+    assert [tuple(o.shape) for o in outs] == [(2, 3, 12, 10, 7), (2, 3, 6, 5, 7), (2, 3, 3, 3, 7)]
+    # anchor a's channels are the conv's a * (5 + K) .. a * (5 + K) + 4 + K, at the same cell
+    flat = head[1](feats[1])
+    torch.testing.assert_close(outs[1][1, 2, 4, 3], flat[1, 14:21, 4, 3], rtol=0, atol=0)
+    for conv, s in zip(head, STRIDES):
+        bias = conv.bias.detach().view(3, 7)
+        assert torch.allclose(bias[:, 4], torch.full((3,), math.log(8 / (608 / s) ** 2)))
+        assert not bias[:, [0, 1, 2, 3, 5, 6]].any()

@@ -56,8 +56,15 @@ AP_DEFINITIONS = {
 # ----------------------------------------------------------------------------- inputs
 
 def load_coco_gt(gt: str | Path | Mapping[str, Any] | Any) -> dict[str, Any]:
-    """A checked, normalised COCO ground-truth dict from a path, a dict or a
-    ``pycocotools.coco.COCO`` object (see :func:`normalise_gt`)."""
+    """A checked, normalised COCO ground-truth dict (see :func:`normalise_gt`).
+
+    Args:
+        gt: a COCO JSON path, a dict in COCO layout, or a ``pycocotools.coco.COCO`` object;
+            dicts and ``COCO`` objects are deep-copied, never changed.
+
+    Raises:
+        DataError: the file cannot be read or is not valid COCO ground truth.
+    """
     source = "ground truth"
     if hasattr(gt, "dataset") and isinstance(gt.dataset, dict):
         data = copy.deepcopy(gt.dataset)
@@ -155,7 +162,10 @@ def _few(values: Sequence[Any], n: int = 5) -> str:
 
 
 def image_name_index(gt: dict[str, Any]) -> dict[str, list[int]]:
-    """File name, base name and stem of every ground-truth image -> the image ids having it."""
+    """File name, base name and stem of every ground-truth image -> the image ids having it.
+
+    Used to read results whose ``image_id`` is a file name (YOLO-family tools); ids sorted.
+    """
     index: dict[str, set[int]] = {}
     for img in gt["images"]:
         name = str(img.get("file_name", ""))
@@ -169,15 +179,18 @@ def image_name_index(gt: dict[str, Any]) -> dict[str, list[int]]:
 
 def load_results(results: str | Path | Iterable[Mapping[str, Any]], gt: dict[str, Any]
                  ) -> list[dict[str, Any]]:
-    """COCO results (``image_id``, ``category_id``, ``bbox`` [x, y, w, h], ``score``), checked
-    against the ground truth; every problem is a :class:`DataError` naming the file and entry.
+    """COCO results checked against the ground truth, with integer image and category ids.
 
+    Each result is ``{"image_id", "category_id", "bbox": [x, y, w, h] in pixels, "score"}``.
     A string ``image_id`` (YOLO-family tools write the file stem) is matched to the ground-truth
     image of that file name, base name or stem; a name that no image or several images have is
     an error. A string ``category_id`` may be a category name. A dict with an ``annotations``
     list (a COCO-style file whose annotations carry scores) is read as that list. Scores must
     be finite and >= 0, boxes four finite numbers with w, h >= 0, image and category ids those
     of the ground truth (errors give the count and the first entries).
+
+    Raises:
+        DataError: naming the file and entry, for any of the problems above.
     """
     source = str(results) if isinstance(results, (str, Path)) else "predictions"
     if isinstance(results, (str, Path)):
@@ -261,8 +274,10 @@ def _check_detection(det: dict[str, Any], i: int, source: str) -> None:
 
 
 def cap_per_image(dets: list[dict[str, Any]], max_dets: int) -> tuple[list[dict[str, Any]], int]:
-    """The ``max_dets`` highest-scoring detections of each (image, category), as pycocotools
-    keeps them (stable order on ties), and the number removed."""
+    """The ``max_dets`` best-scoring detections of each (image, category), and the number removed.
+
+    Stable order on equal scores, as pycocotools keeps them; the input order is preserved.
+    """
     groups: dict[tuple[int, int], list[int]] = {}
     for k, d in enumerate(dets):
         groups.setdefault((d["image_id"], d["category_id"]), []).append(k)
@@ -274,14 +289,17 @@ def cap_per_image(dets: list[dict[str, Any]], max_dets: int) -> tuple[list[dict[
 
 
 def xywh_to_xyxy(b: Iterable[Iterable[float]]) -> np.ndarray:
+    """COCO ``[x, y, w, h]`` boxes as an ``(N, 4)`` float64 xyxy array (``(0, 4)`` for none)."""
     a = np.asarray(list(b), dtype=np.float64).reshape(-1, 4)
     return np.concatenate([a[:, :2], a[:, :2] + a[:, 2:]], axis=1)
 
 
 def box_iou_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4); boxes that do not overlap with
-    positive area (including zero-area boxes, whose union may be empty) have IoU 0, as in
-    pycocotools, never NaN."""
+    """``(N, M)`` IoU of xyxy boxes ``a`` ``(N, 4)`` and ``b`` ``(M, 4)``, continuous coordinates.
+
+    Boxes that do not overlap with positive area (including zero-area boxes, whose union may be
+    empty) have IoU 0, as in pycocotools, never NaN. No VOC "+1" on widths.
+    """
     a = np.asarray(a, np.float64).reshape(-1, 4)[:, None, :]
     b = np.asarray(b, np.float64).reshape(-1, 4)[None, :, :]
     w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
@@ -297,8 +315,12 @@ def box_iou_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def voc_match(gt: dict[str, Any], dets: list[dict[str, Any]], category_id: int,
               image_ids: set[int], iou_thr: float = 0.5
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """VOC devkit matching for one class: (scores, tp, fp, n_positive) in descending score
-    order; detections on ignored boxes are removed."""
+    """VOC devkit matching for one class on ``image_ids``: ``(scores, tp, fp, n_positive)``.
+
+    ``scores``, ``tp`` and ``fp`` are ``(D,)`` arrays in descending score order (stable);
+    detections whose best IoU >= ``iou_thr`` is on an ignored (``iscrowd``) box are removed, so
+    they count neither way; ``n_positive`` counts the non-ignored ground-truth boxes.
+    """
     gts: dict[int, list[dict]] = {i: [] for i in image_ids}
     for ann in gt["annotations"]:
         if ann["category_id"] == category_id and ann["image_id"] in gts:
@@ -341,7 +363,11 @@ def _ious_per_detection(gts: dict[int, list[dict]], dets: list[dict]) -> list[np
 
 
 def pr_curve(tp: np.ndarray, fp: np.ndarray, npos: int) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and precision after each detection (descending score)."""
+    """Recall and precision ``(D,)`` after each of the ``D`` detections (descending score).
+
+    ``tp`` and ``fp`` are :func:`voc_match`'s 0/1 arrays, ``npos`` the number of ground-truth
+    boxes (recall is 0 when there are none).
+    """
     tpc, fpc = np.cumsum(tp), np.cumsum(fp)
     recall = tpc / max(npos, 1)
     precision = tpc / np.maximum(tpc + fpc, np.finfo(np.float64).eps)
@@ -349,16 +375,23 @@ def pr_curve(tp: np.ndarray, fp: np.ndarray, npos: int) -> tuple[np.ndarray, np.
 
 
 def ap_voc07_11pt(recall: np.ndarray, precision: np.ndarray) -> float:
-    """Mean over t in {0, 0.1, ..., 1} of max precision at recall >= t (0 if none). The
-    thresholds are exactly k / 10 (the devkit's ``np.arange(0, 1.1, 0.1)`` makes 0.3, 0.6 and
-    0.7 slightly larger, so a recall of exactly 0.3 would miss its threshold there)."""
+    """PASCAL VOC 2007 11-point AP: mean over t = 0, 0.1, ..., 1 of max precision at recall >= t.
+
+    A threshold no recall reaches contributes 0. The thresholds are exactly k / 10 (the
+    devkit's ``np.arange(0, 1.1, 0.1)`` makes 0.3, 0.6 and 0.7 slightly larger, so a recall of
+    exactly 0.3 would miss its threshold there).
+    """
     vals = [precision[recall >= t].max() if (recall >= t).any() else 0.0
             for t in np.arange(11) / 10.0]
     return float(np.mean(vals))
 
 
 def ap_voc_all_point(recall: np.ndarray, precision: np.ndarray) -> float:
-    """Area under the monotone envelope of the PR curve (VOC 2010+)."""
+    """VOC 2010+ all-point AP: the area under the monotone envelope of the PR curve.
+
+    As the VOC devkit's ``VOCap``: precision made non-increasing from the right, summed over
+    the recall steps, with sentinels (0, 0) and (1, 0).
+    """
     mrec = np.concatenate([[0.0], recall, [1.0]])
     mpre = np.concatenate([[0.0], precision, [0.0]])
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]
@@ -371,8 +404,12 @@ def ap_voc_all_point(recall: np.ndarray, precision: np.ndarray) -> float:
 def coco_ap50(gt: dict[str, Any], dets: list[dict[str, Any]], image_ids: list[int],
               max_dets: int = 100, iou_thr: float = 0.5
               ) -> dict[int, tuple[float | None, np.ndarray]]:
-    """Per category: (COCO 101-point AP at ``iou_thr``, the 101 interpolated precisions), from
-    pycocotools restricted to one IoU threshold, area "all" and ``max_dets``."""
+    """Per category id: (COCO 101-point AP at ``iou_thr``, the ``(101,)`` interpolated precisions).
+
+    From ``pycocotools.cocoeval.COCOeval`` (bbox) restricted to one IoU threshold, area "all"
+    and ``max_dets`` detections per image. The AP is None for a category without ground truth
+    on ``image_ids``; precisions pycocotools marks -1 (no ground truth) are returned as 0.
+    """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -410,8 +447,11 @@ def _none_if_no_gt(gt: dict, cat: int, image_ids: list[int], value: float) -> fl
 
 def subset_image_ids(gt: dict[str, Any], subsets: str | Iterable[str] | Mapping[str, Any] | None
                      ) -> dict[str, list[int]]:
-    """Named image-id lists: a meta key (``"scene"``) groups images by that key's value
-    (``"scene=inshore"``, ...; images without it are left out); a mapping is taken as is."""
+    """Named image-id lists for subset scores, ``{"scene=inshore": [ids], ...}``.
+
+    A key or list of keys (``"scene"``) groups the ground-truth images by that image entry's
+    value (images without it are left out); a mapping ``{name: ids}`` is taken as is.
+    """
     if subsets is None:
         return {}
     if isinstance(subsets, Mapping):
@@ -466,11 +506,25 @@ def evaluate_coco_results(gt_json_or_coco: str | Path | Mapping[str, Any] | Any,
                           results_json_or_list: str | Path | Iterable[Mapping[str, Any]],
                           subsets: str | Iterable[str] | Mapping[str, Any] | None = None,
                           iou_thr: float = 0.5, max_dets: int = 100) -> dict[str, Any]:
-    """Score COCO results against COCO ground truth.
+    """Score COCO results against COCO ground truth with the three AP definitions of this module.
 
-    Returns ``{"definitions", "iou_threshold", "all": metrics, "subsets": {name: metrics},
-    "curves": {"all" | subset: {category: {"recall", "precision", "scores",
-    "coco_precision_101"}}}}`` where ``metrics["ap50"]`` holds the three labelled APs.
+    Args:
+        gt_json_or_coco: ground truth, as :func:`load_coco_gt` takes it.
+        results_json_or_list: COCO results, as :func:`load_results` takes them.
+        subsets: image subsets scored on their own too (see :func:`subset_image_ids`).
+        iou_thr: IoU threshold for a true positive, in (0, 1].
+        max_dets: detections kept per image and category (highest scores), >= 1.
+
+    Returns:
+        ``{"definitions", "iou_threshold", "max_dets", "input_checks", "all": metrics,
+        "subsets": {name: metrics}, "curves": {"all" | subset: {category: {"recall",
+        "precision", "scores", "coco_precision_101"}}}}`` where ``metrics["ap50"]`` holds the
+        three labelled APs (None without ground truth) and ``input_checks`` the counts of boxes
+        dropped (empty ground truth, detections over ``max_dets``).
+
+    Raises:
+        DataError: a bad ``iou_thr`` or ``max_dets``, or ground truth or results that fail the
+            checks of :func:`normalise_gt` and :func:`load_results`.
     """
     if not 0.0 < iou_thr <= 1.0:
         raise DataError(f"IoU threshold must be in (0, 1], got {iou_thr}")

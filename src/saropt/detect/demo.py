@@ -62,8 +62,11 @@ def demo_config(hrsid_root: Path, out_dir: Path, init: str, seed: int) -> Any:
 
 @contextmanager
 def cpu_threads() -> Iterator[None]:
-    """One torch thread while the CPU is oversubscribed (load above the core count): two
-    OpenMP threads then wait on each other and run several times slower than one."""
+    """Use one torch thread inside the block while the CPU is oversubscribed (no CUDA).
+
+    Oversubscribed means a 1-minute load above the core count: two OpenMP threads then wait on
+    each other and run several times slower than one. The thread count is restored after.
+    """
     import torch
 
     old = torch.get_num_threads()
@@ -99,6 +102,11 @@ def train_and_score(name: str, init: str, ships: Path, out: Path, seed: int) -> 
 
 
 def run(ctx: Any) -> None:
+    """Run the demo's detection stage: train and score each init, write the report section.
+
+    Skips (with a line in the report) when the synthetic ships stage did not run; trains only
+    the random init when there is no BNN SAR encoder. Sets ``ctx.artifacts`` for fusion.
+    """
     r = ctx.report
     r.section("SAR ship detection",
               "Paper 003 section 4 / Table 3: a SAR ship detector whose backbone starts from "

@@ -24,7 +24,12 @@ AP_SHORT = {"voc07_11pt": "VOC07 11-pt", "voc_all_point": "VOC all-pt",
 
 
 def metrics_table(result: dict[str, Any]) -> str:
-    """One row per image set, one column per AP definition."""
+    """A text table of a :func:`run_eval` result: one row per image set, one column per AP.
+
+    Columns: image set (``all``, then each subset), images, ground-truth boxes (not ignored),
+    detections, and AP50 under each of :data:`saropt.detect.ap.AP_DEFINITIONS` (``n/a``
+    without ground truth).
+    """
     rows = []
     for name, m in [("all", result["all"]), *result["subsets"].items()]:
         rows.append([name, m["n_images"], m["n_gt"], m["n_detections"],
@@ -42,9 +47,23 @@ def run_eval(pred: Path, out: Path, gt: Path | None = None, dataset: str | None 
              subset_keys: list[str] | None = None, iou: float = 0.5, max_dets: int = 100,
              score_thr: float = 0.5, n_gallery: int = 6, merge_tiles: bool = False,
              options: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Score ``pred`` against ``gt`` (a COCO file) or a dataset's ground truth; write
-    ``metrics.json``, ``pr_curves.json``, ``pr_curves.png`` and ``gallery.png`` into ``out``.
-    ``merge_tiles`` (tiled readers): merge tile predictions into scenes, score on scenes."""
+    """Score COCO results ``pred`` against ``gt`` or a dataset's ground truth, writing into ``out``.
+
+    Writes ``metrics.json`` (the :func:`saropt.detect.ap.evaluate_coco_results` numbers plus
+    files, level and warnings), ``pr_curves.json``, ``pr_curves.png``, ``gallery.png`` (the
+    ``n_gallery`` images with most errors at ``score_thr``; 0 draws none) and, with
+    ``dataset``, ``gt.json``. ``merge_tiles`` (tiled readers such as AIR-SARShip): merge tile
+    predictions into scenes (offset + class-wise NMS) and score on scenes; predictions already
+    on the reader's scenes are scored on scenes without it. A figure that fails is a warning
+    in the result, never a lost metric. Returns the ``metrics.json`` content.
+
+    Raises:
+        DataError: neither ``gt`` nor ``dataset``, ``dataset`` without ``root``,
+            ``merge_tiles`` without a tiling dataset, or ground truth / predictions that fail
+            the checks of :mod:`saropt.detect.ap`.
+        OutDirError: ``out`` holds another command's output (or a different run without
+            ``overwrite``) or is locked (see :func:`saropt.utils.outdir.prepare_out_dir`).
+    """
     from saropt.utils.outdir import prepare_out_dir
 
     config = {"pred": str(pred), "gt": str(gt), "dataset": dataset, "root": str(root),
@@ -128,9 +147,11 @@ def _run_eval(pred: Path, out: Path, gt: Path | None, dataset: str | None, root:
 
 
 def _on_scenes(reader: Any, pred: Path) -> bool:
-    """Whether ``pred`` holds results on a tiled reader's whole scenes rather than its tiles
-    (tile and scene ids never coincide; string ids name scene files or tiles; a mixture is an
-    error)."""
+    """Whether ``pred`` holds results on a tiled reader's whole scenes rather than its tiles.
+
+    Tile and scene ids never coincide; string ids name scene files or tiles; a mixture is an
+    error.
+    """
     scene_gt = reader.scene_coco()
     ids = _pred_image_ids(pred, scene_gt)
     scenes = {int(s["id"]) for s in scene_gt["images"]}
@@ -142,8 +163,11 @@ def _on_scenes(reader: Any, pred: Path) -> bool:
 
 
 def _pred_image_ids(pred: Path, scene_gt: dict[str, Any]) -> set[int]:
-    """The integer image ids of ``pred``; a string id naming one scene file counts as that
-    scene, any other string as -1 (not a scene)."""
+    """The integer image ids of ``pred``.
+
+    A string id naming one scene file counts as that scene, any other string as -1 (not a
+    scene).
+    """
     from saropt.detect.ap import image_name_index
 
     names = image_name_index(scene_gt)
@@ -260,9 +284,12 @@ def _image_size(entry: dict[str, Any], image_dir: Path | None) -> tuple[int, int
 
 def preview_window(width: int, height: int, focus: np.ndarray | None,
                    side: int = PREVIEW_SIDE) -> tuple[int, int, int, int]:
-    """The part of a ``width`` x ``height`` image drawn in the gallery: all of it when it fits
-    in ``side`` x ``side``, else a ``side`` window centred on ``focus`` (an xyxy box; None: the
-    image centre), kept inside the image."""
+    """The ``(x0, y0, x1, y1)`` pixel window of a ``width`` x ``height`` image the gallery draws.
+
+    All of the image when it fits in ``side`` x ``side``, else a window of at most ``side`` px
+    a side centred on ``focus`` (an xyxy box in pixels; None: the image centre), shifted to lie
+    inside the image.
+    """
     if width <= side and height <= side:
         return 0, 0, width, height
     cx, cy = ((focus[0] + focus[2]) / 2, (focus[1] + focus[3]) / 2) if focus is not None \
@@ -313,4 +340,5 @@ def _load_window(reader: Any, image_dir: Path | None, image_id: int, file_name: 
 
 
 def load_json(path: Path) -> Any:
+    """The parsed JSON of ``path`` (no checks; :func:`saropt.utils.io.read_json` checks)."""
     return json.loads(Path(path).read_text())

@@ -37,7 +37,14 @@ def tile_starts(length: int, tile: int, stride: int) -> list[int]:
 
 def tile_windows(width: int, height: int, tile: int = 512, overlap: float = 0.5
                  ) -> list[Window]:
-    """Row-major tile windows covering a ``width`` x ``height`` image."""
+    """Row-major tile windows ``(x0, y0, x1, y1)`` in px covering a ``width`` x ``height`` image.
+
+    Tiles are ``tile`` px a side, start every ``round(tile * (1 - overlap))`` px, and the last
+    of each row and column ends at the border (see the module docstring).
+
+    Raises:
+        ValueError: ``tile`` <= 0 or ``overlap`` outside [0, 1).
+    """
     if tile <= 0 or not 0.0 <= overlap < 1.0:
         raise ValueError(f"need tile > 0 and 0 <= overlap < 1, got {tile}, {overlap}")
     stride = max(1, int(round(tile * (1.0 - overlap))))
@@ -46,14 +53,18 @@ def tile_windows(width: int, height: int, tile: int = 512, overlap: float = 0.5
 
 
 def box_area(boxes: np.ndarray) -> np.ndarray:
+    """``(N,)`` areas in square pixels of xyxy boxes ``(N, 4)``; inverted sides count as 0."""
     return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0,
                                                                   None)
 
 
 def boxes_in_window(boxes: np.ndarray, window: Window, min_visible: float = 0.5
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes kept in ``window`` (visible area / box area >= ``min_visible`` and > 0), clipped
-    to it and shifted to tile coordinates; and the indices of the kept boxes."""
+    """The boxes ``(N, 4)`` kept in ``window``, clipped and shifted to tile px, and their indices.
+
+    A box is kept when its visible area is > 0 and at least ``min_visible`` of its own area.
+    Returns float32 ``(M, 4)`` boxes and the ``(M,)`` indices into ``boxes``.
+    """
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     x0, y0, x1, y1 = window
     clipped = np.stack([np.clip(boxes[:, 0], x0, x1), np.clip(boxes[:, 1], y0, y1),
@@ -67,6 +78,8 @@ def boxes_in_window(boxes: np.ndarray, window: Window, min_visible: float = 0.5
 
 @dataclass
 class Tile:
+    """One tile of :func:`cut_tiles`: its window, pixels, boxes ``(N, 4)`` xyxy tile px, labels."""
+
     window: Window
     image: np.ndarray
     boxes: np.ndarray
@@ -76,7 +89,11 @@ class Tile:
 def cut_tiles(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, tile: int = 512,
               overlap: float = 0.5, min_visible: float = 0.5, keep_empty: bool = True
               ) -> list[Tile]:
-    """Cut an HxW(xC) image and its boxes into tiles (see :func:`tile_windows`)."""
+    """Cut an ``(H, W)`` or ``(H, W, C)`` image and its xyxy px boxes into tiles.
+
+    Windows from :func:`tile_windows`, boxes from :func:`boxes_in_window`; ``keep_empty=False``
+    leaves out tiles without a box. Tile images are views of ``image``.
+    """
     h, w = image.shape[:2]
     out = []
     for win in tile_windows(w, h, tile, overlap):
@@ -92,8 +109,12 @@ def merge_tile_predictions(
                           torch.Tensor | np.ndarray]],
     iou_threshold: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(window or (x0, y0), boxes, scores, labels)`` per tile -> scene ``boxes, scores,
-    labels`` after class-wise NMS, in descending score order."""
+    """Tile predictions merged into scene ``(boxes (N, 4) xyxy px, scores (N,), labels (N,))``.
+
+    Each tile gives ``(window or (x0, y0), boxes, scores, labels)`` in tile pixels; boxes are
+    shifted by the tile offset, then class-wise NMS at ``iou_threshold``
+    (``torchvision.ops.batched_nms``); the result is in descending score order.
+    """
     import torch
     from torchvision.ops import batched_nms
 
@@ -113,8 +134,11 @@ def merge_tile_predictions(
 
 def tile_results_to_scene(results: list[dict], tile_to_scene: dict[int, tuple[int, Window]],
                           iou_threshold: float = 0.5) -> list[dict]:
-    """COCO results on tiles -> COCO results on scenes. ``tile_to_scene`` maps a tile's
-    ``image_id`` to ``(scene image_id, window)`` (see ``AIRSARShip.tile_to_scene()``)."""
+    """COCO results on tiles as COCO results on scenes (:func:`merge_tile_predictions` per scene).
+
+    ``tile_to_scene`` maps a tile's ``image_id`` to ``(scene image_id, window)`` (see
+    ``AIRSARShip.tile_to_scene()``); a result on a tile it lacks raises ``KeyError``.
+    """
     groups: dict[int, list] = {}
     for r in results:
         scene_id, win = tile_to_scene[int(r["image_id"])]

@@ -29,8 +29,14 @@ def _np(x: Any, shape: tuple[int, ...] = (-1, 4)) -> np.ndarray:
 def match_detections(gt: np.ndarray, pred: np.ndarray, scores: np.ndarray,
                      iou_thr: float = 0.5, ignore: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Greedy matching in descending score: (pred is correct, pred is on an ignored box,
-    gt is missed)."""
+    """Greedy matching in descending score: ``(pred correct, pred on an ignored box, gt missed)``.
+
+    ``gt`` ``(G, 4)``, ``pred`` ``(P, 4)``, ``ignore`` ``(I, 4)`` xyxy px, ``scores`` ``(P,)``;
+    returns boolean ``(P,)``, ``(P,)``, ``(G,)``. Each prediction takes the highest-IoU ship
+    not yet taken when that IoU >= ``iou_thr`` (unlike the VOC matcher of
+    :func:`saropt.detect.ap.voc_match`, which counts a prediction on a taken ship as false),
+    else it is on an ignored box at IoU >= ``iou_thr``, else a false alarm. For drawing only.
+    """
     gt, pred, scores = _np(gt), _np(pred), _np(scores, (-1,))
     ignore = _np(ignore)
     tp, ign = np.zeros(len(pred), bool), np.zeros(len(pred), bool)
@@ -50,7 +56,12 @@ def match_detections(gt: np.ndarray, pred: np.ndarray, scores: np.ndarray,
 def draw_detections(ax: Any, image: np.ndarray | torch.Tensor, gt: Any = None,
                     pred: Any = None, scores: Any = None, ignore: Any = None,
                     score_thr: float = 0.5, title: str | None = None) -> dict[str, int]:
-    """Draw one image with its boxes on ``ax``; returns counts (tp, fp, missed)."""
+    """Draw one image with its boxes on ``ax``; returns counts ``{"tp", "fp", "missed"}``.
+
+    ``image`` is ``(C, H, W)`` / ``(H, W, C)`` / ``(H, W)``, float in [0, 1] or uint8; boxes
+    xyxy in the image's pixels; predictions below ``score_thr`` are not drawn or counted.
+    Colours in the module docstring.
+    """
     from matplotlib.patches import Circle, Rectangle
 
     img = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
@@ -94,6 +105,7 @@ def draw_detections(ax: Any, image: np.ndarray | torch.Tensor, gt: Any = None,
 
 
 def legend_handles() -> list:
+    """Matplotlib legend entries for the module's colours (ground truth, correct, false, missed)."""
     from matplotlib.lines import Line2D
 
     return [Line2D([], [], color=GT_COLOR, label="ground truth"),
@@ -105,7 +117,11 @@ def legend_handles() -> list:
 
 def plot_sample(sample: Mapping[str, Any], predictions: Mapping[str, Any] | None = None,
                 score_thr: float = 0.5) -> Any:
-    """One detection sample (and optional ``{"boxes", "scores"}``) as a figure."""
+    """One detection sample (and optional ``{"boxes", "scores"}`` predictions) as a figure.
+
+    The sample as a dataset returns it (``image`` ``(C, H, W)`` in [0, 1], ``boxes`` ``(N, 4)``
+    xyxy px, ``meta["ignore_boxes"]``); see :func:`draw_detections`.
+    """
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 6))
@@ -119,8 +135,10 @@ def plot_sample(sample: Mapping[str, Any], predictions: Mapping[str, Any] | None
 
 def gallery(items: Sequence[Mapping[str, Any]], ncols: int = 3, score_thr: float = 0.5,
             title: str | None = None) -> Any:
-    """A grid of images; each item has ``image``, ``gt``, ``pred``, ``scores``, optional
-    ``ignore`` and ``title``."""
+    """A grid of images drawn by :func:`draw_detections`, ``ncols`` wide, one shared legend.
+
+    Each item has ``image``, ``gt``, ``pred``, ``scores``, optional ``ignore`` and ``title``.
+    """
     import matplotlib.pyplot as plt
 
     n = max(1, len(items))
@@ -142,7 +160,10 @@ def gallery(items: Sequence[Mapping[str, Any]], ncols: int = 3, score_thr: float
 def plot_pr_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
                    aps: Mapping[str, Mapping[str, float | None]] | None = None,
                    title: str = "Precision-recall at IoU 0.5") -> Any:
-    """One line per name (``{"recall", "precision"}``), its APs in the legend."""
+    """A precision-recall figure: one step line per name (``{"recall", "precision"}``).
+
+    ``aps`` gives each name's APs (``{definition: value}``) for its legend entry.
+    """
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5))

@@ -1,5 +1,9 @@
-"""Optical ship detector (OSD) pretraining, fusion of detectors (WBF, NMS, soft-NMS) and the
-complementarity evaluation of OSD and OSM detectors (land false alarms, sea recall)."""
+"""OSD pretraining, detector fusion (WBF, NMS, soft-NMS) and the OSD/OSM complementarity check.
+
+Paper 000: an optical ship detector (OSD) pretrained on aerial images, an optical-SAR matching
+(OSM) pretrained one, and their predictions combined by weighted boxes fusion; the
+complementarity evaluation counts land false alarms and sea recall of each.
+"""
 
 from saropt.fuse.fusion import (
     FuseConfig,

@@ -1,5 +1,7 @@
-"""``saropt demo`` stage: OSD pretraining on the synthetic optical chips, transfer to SAR, WBF of
-the OSD and OSM detectors, and the land / sea comparison of all detectors (runs last).
+"""``saropt demo`` stage: OSD pretraining, transfer to SAR, WBF of OSD and OSM (paper 000).
+
+OSD pretraining on the synthetic optical chips, transfer to SAR, WBF of the OSD and OSM
+detectors, and the land / sea comparison of all detectors (runs last).
 
 Inputs from earlier stages (each optional; what is missing is skipped with a note):
 ``ships_root`` (``saropt.synth.write_ship_datasets`` output), ``detect_predictions`` (name ->
@@ -23,6 +25,10 @@ SCORE_THR = 0.3  # toy detectors score low; the CLI default is 0.5
 
 
 def run(ctx: Any) -> None:
+    """Run the demo's fusion stage: train the OSD, fine-tune on SAR, fuse and compare.
+
+    Skips (with a line in the report) when the synthetic ships stage did not run.
+    """
     r = ctx.report
     r.section("OSD pretraining and weighted boxes fusion",
               "Paper 000: an optical ship detector (OSD) pretrained on aerial images recalls more "
@@ -58,8 +64,11 @@ def run(ctx: Any) -> None:
 
 
 def sar_base_config(ctx: Any, ships: Path, out: Path) -> Any:
-    """The detection stage's SAR training config (from one of its runs' ``config.yaml``), or
-    its default (``saropt.detect.demo.demo_config``) when that stage did not run."""
+    """The detection stage's SAR training config, or its default when that stage did not run.
+
+    Read from one of its runs' ``config.yaml``; the default is
+    ``saropt.detect.demo.demo_config`` with random init.
+    """
     from saropt.config import load_config
     from saropt.detect.module import DetectConfig
 
@@ -121,6 +130,7 @@ def _quiet_trainer(epochs: int) -> dict[str, Any]:
 
 
 def train_osd_demo(ships: Path, out: Path, base: Any, seed: int) -> tuple[str, dict[str, Any]]:
+    """Train the demo's OSD on the training chips' optical views; its checkpoint and run facts."""
     from saropt.detect.train import train
 
     root, n = osd_train_root(ships, out)
@@ -147,6 +157,7 @@ def train_sar_from_osd(base: Any, osd_ckpt: str, out: Path) -> dict[str, Any]:
 
 
 def predict_test(ckpt: str, path: Path) -> Path:
+    """Predict the test split with ``ckpt`` on the CPU into the COCO results file ``path``."""
     from saropt.detect.predict import run_predict
 
     run_predict(ckpt, path, split="test", progress=False, device="cpu")
@@ -157,6 +168,7 @@ def predict_test(ckpt: str, path: Path) -> Path:
 
 
 def report_transfer(r: Any, out: Path, osd: dict[str, Any], base: Any) -> None:
+    """Report the OSD training and, per detector part, what its weights gave the SAR detector."""
     from saropt.fuse.osd import summarise_transfer
     from saropt.utils.weights import LoadReport
 
@@ -188,6 +200,7 @@ def _pretty(name: str) -> str:
 
 
 def report_comparison(ctx: Any, preds: dict[str, Any], gt: Path, ships: Path, out: Path) -> None:
+    """Report AP (three definitions), land / sea counts and a gallery of all detectors and WBF."""
     from saropt.fuse.compare import complementarity, figure
     from saropt.fuse.fusion import load_coco_results
     from saropt.utils.io import write_json_atomic
@@ -275,8 +288,10 @@ def _or_dash(v: float) -> float | str:
 
 
 def gallery_figure(gt_path: Path, lists: dict[str, list[dict[str, Any]]], hrsid: Path) -> Any:
-    """Ground truth and each detector's confident boxes on the inshore test chip with the most
-    ships (land shaded)."""
+    """Ground truth and each detector's confident boxes on the inshore chip with the most ships.
+
+    Land shaded; one panel per detector; None when the chip's image file is missing.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,5 +1,8 @@
 """Fusion of several detectors' COCO results: weighted boxes fusion (WBF), NMS and soft-NMS.
 
+Paper 000 combines the OSD- and OSM-pretrained SAR ship detectors "through weighted boxes
+fusion" (WBF: Solovyev et al., Image and Vision Computing 2021, the ``ensemble-boxes`` package).
+
 All three go through ``ensemble-boxes``, which wants per-image boxes normalised to [0, 1]: we
 divide by each image's width and height (from the ground-truth COCO file), clip to [0, 1], drop
 boxes of zero area, fuse, and multiply back. See ``docs/fusion.md`` for the score modes.
@@ -29,7 +32,15 @@ ImageSizes = dict[int, tuple[float, float]]  # image_id -> (width, height)
 
 
 class FuseConfig(Config):
-    """``saropt fuse`` settings (``configs/fuse/wbf.yaml``)."""
+    """``saropt fuse`` settings (``configs/fuse/wbf.yaml``).
+
+    ``predictions``: COCO results files, one per model (``names`` label them); ``gt``: the COCO
+    ground truth giving image sizes; ``method``: wbf, nms or soft_nms; ``weights``: one
+    positive number per model (default all 1); ``iou_thr``: the boxes' match IoU;
+    ``skip_box_thr``: scores below it are left out; ``conf_type``: the WBF score mode
+    (``docs/fusion.md``); ``sigma`` / ``soft_nms_thr``: soft-NMS's Gaussian sigma and final
+    score floor; ``out``: the fused COCO results file.
+    """
 
     predictions: list[str] = []
     names: list[str] | None = None
@@ -69,7 +80,14 @@ def _check_result(path: Path, i: int, r: Any) -> dict[str, Any]:
 
 
 def load_coco_results(path: str | Path) -> list[dict[str, Any]]:
-    """A COCO results file (list of ``{image_id, category_id, bbox: [x, y, w, h], score}``)."""
+    """A checked COCO results file: ``[{image_id, category_id, bbox: [x, y, w, h] px, score}]``.
+
+    ``category_id`` defaults to 1; ids become ints, boxes and scores floats.
+
+    Raises:
+        DataError: not a JSON list, or an entry without image_id, bbox and score, a bbox that
+            is not 4 finite numbers with w, h >= 0, or a score outside [0, 1].
+    """
     path = Path(path)
     data = read_json(path, "predictions")
     if not isinstance(data, list):
@@ -79,10 +97,15 @@ def load_coco_results(path: str | Path) -> list[dict[str, Any]]:
 
 def image_sizes_from_gt(gt: str | Path | dict[str, Any], source: str | None = None
                         ) -> ImageSizes:
-    """``image_id -> (width, height)`` in pixels from COCO ground truth (a file or its loaded
-    dict; ``source`` names it in errors). Raises :class:`DataError` for no ``images`` list or an
-    image without id, width and height. (Checked, normalised ground truth for AP:
-    ``saropt.detect.ap.load_coco_gt``.)"""
+    """``image_id -> (width, height)`` in pixels from COCO ground truth (a file or its dict).
+
+    ``source`` names it in errors. (Checked, normalised ground truth for AP:
+    ``saropt.detect.ap.load_coco_gt``.)
+
+    Raises:
+        DataError: an unreadable file, no ``images`` list, or an image without id, width and
+            height.
+    """
     source = source or ("ground truth" if isinstance(gt, dict) else str(gt))
     data = gt if isinstance(gt, dict) else read_json(Path(gt), "ground-truth")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
@@ -98,7 +121,7 @@ def image_sizes_from_gt(gt: str | Path | dict[str, Any], source: str | None = No
 
 def _normalised_arrays(results: Sequence[dict[str, Any]], size: tuple[float, float]
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """xyxy boxes in [0, 1], scores and labels of one model on one image (zero-area dropped)."""
+    """Xyxy boxes in [0, 1], scores and labels of one model on one image (zero-area dropped)."""
     if not results:
         return np.zeros((0, 4)), np.zeros(0), np.zeros(0)
     w, h = size
@@ -113,7 +136,12 @@ def _normalised_arrays(results: Sequence[dict[str, Any]], size: tuple[float, flo
 
 def per_image_inputs(results_lists: Sequence[Sequence[dict[str, Any]]], image_sizes: ImageSizes,
                      image_id: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """The normalised per-model lists that ``ensemble_boxes`` takes, for one image."""
+    """The normalised per-model lists that ``ensemble_boxes`` takes, for one image.
+
+    Per model: boxes ``(N, 4)`` xyxy divided by the image's width and height and clipped to
+    [0, 1] (zero-area boxes dropped), scores ``(N,)``, labels ``(N,)`` (float, as
+    ``ensemble_boxes`` takes them).
+    """
     boxes, scores, labels = [], [], []
     for results in results_lists:
         b, s, lab = _normalised_arrays([r for r in results if r["image_id"] == image_id],
@@ -142,7 +170,13 @@ def fuse_arrays(boxes: list[np.ndarray], scores: list[np.ndarray], labels: list[
                 method: str, weights: Sequence[float], iou_thr: float, skip_box_thr: float,
                 conf_type: str, sigma: float, soft_nms_thr: float
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One image through ``ensemble_boxes`` (inputs already normalised)."""
+    """One image through ``ensemble_boxes``: fused ``(boxes (M, 4), scores (M,), labels (M,))``.
+
+    Inputs are per-model lists already normalised to [0, 1] (:func:`per_image_inputs`); the
+    output boxes are normalised too. ``wbf`` is ``weighted_boxes_fusion`` (``skip_box_thr``
+    and ``conf_type`` passed to it); ``nms`` and ``soft_nms`` drop scores below
+    ``skip_box_thr`` first and take ``sigma`` / ``soft_nms_thr`` (soft-NMS only).
+    """
     import ensemble_boxes
 
     if sum(len(b) for b in boxes) == 0:
@@ -190,7 +224,14 @@ def fuse_coco_results(results_lists: Sequence[Sequence[dict[str, Any]]],
 
     ``image_sizes`` maps every image id to ``(width, height)`` (see :func:`image_sizes_from_gt`);
     a prediction on an image not in it is an error. ``method`` is ``wbf``, ``nms`` or
-    ``soft_nms``; ``weights`` one positive number per model; ``conf_type`` the WBF score mode.
+    ``soft_nms``; ``weights`` one positive number per model; ``conf_type`` the WBF score mode;
+    the other arguments as in :class:`FuseConfig`. Boxes come back in pixels; images without
+    any prediction give nothing.
+
+    Raises:
+        SaroptError: no results list, an unknown method or ``conf_type``, or weights of the
+            wrong count or not positive.
+        DataError: a prediction on an image not in ``image_sizes``.
     """
     w = _check_args(len(results_lists), method, weights, conf_type)
     by_image: list[dict[int, list[dict[str, Any]]]] = []
@@ -223,7 +264,15 @@ def _maybe_progress(items: list[int], progress: bool) -> Any:
 
 
 def fuse_files(cfg: FuseConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
-    """Run ``cfg`` (prediction files + GT) and write the fused COCO results file atomically."""
+    """Run ``cfg`` (prediction files + GT) and write the fused COCO results file atomically.
+
+    Returns the written path and a summary (method, input and fused counts, weights, IoU).
+
+    Raises:
+        SaroptError: no prediction files, no ``gt``, bad fusion arguments, or ``cfg.out``
+            that would overwrite an input or another command's output.
+        DataError: unreadable inputs, or predictions on image ids not in ``gt``.
+    """
     from saropt.utils.io import write_json_atomic
     from saropt.utils.outdir import check_out_file
 

@@ -1,5 +1,7 @@
-"""Optical ship detector (OSD) pretraining: a ship detector trained on optical aerial images
-(DOTA v1 "ship", horizontal boxes, tiles of the large images) starts the SAR ship detector.
+"""Optical ship detector (OSD) pretraining (paper 000): an optical detector starts the SAR one.
+
+The optical detector is trained on aerial images (DOTA v1 "ship", horizontal boxes, tiles of
+the large images); its weights initialise the SAR ship detector.
 
 Two steps (``docs/fusion.md``):
 
@@ -26,8 +28,11 @@ FIRST_CONV = ("backbone.body.conv1.weight", "backbone.conv1.weight", "backbone.s
 
 
 def component(key: str) -> str:
-    """The detector part a state-dict key belongs to (``backbone.body``, ``backbone.fpn``,
-    ``rpn``, ``roi_heads``, ``neck``, ``head``, ...)."""
+    """The detector part a state-dict key belongs to.
+
+    ``backbone.body``, ``backbone.fpn`` (Faster R-CNN), else the key's first name: ``rpn``,
+    ``roi_heads``, ``backbone``, ``neck``, ``head``, ...
+    """
     parts = key.split(".")
     if parts[0] == "backbone" and len(parts) > 2 and parts[1] in ("body", "fpn"):
         return ".".join(parts[:2])
@@ -35,7 +40,10 @@ def component(key: str) -> str:
 
 
 def summarise_transfer(report: Any) -> dict[str, Any]:
-    """Counts per detector part of matched / adapted / missing / mismatched tensors."""
+    """Counts per detector part of matched / adapted / missing / mismatched tensors.
+
+    ``report`` is a :class:`saropt.utils.weights.LoadReport`; returns ``{part: {status: n}}``.
+    """
     rows: dict[str, Counter] = {}
     for status in ("matched", "adapted", "missing"):
         for key in getattr(report, status):
@@ -48,7 +56,14 @@ def summarise_transfer(report: Any) -> dict[str, Any]:
 
 def transfer_report(checkpoint: str | Path, detector: str = "faster_rcnn_r50_fpn",
                     in_chans: int = 1, **detector_kw: Any) -> dict[str, Any]:
-    """Build ``detector`` for ``in_chans`` inputs from an OSD checkpoint; report what matched."""
+    """Build ``detector`` for ``in_chans`` inputs from an OSD checkpoint; report what matched.
+
+    Returns the counts per part (:func:`summarise_transfer`), the load report and a printable
+    ``text`` table; ``detector_kw`` go to ``create_detector``.
+
+    Raises:
+        SaroptError: the checkpoint does not fit ``detector`` (missing or unused tensors).
+    """
     from saropt.detect.models import create_detector
     from saropt.utils.table import format_table
 
@@ -74,7 +89,11 @@ def transfer_report(checkpoint: str | Path, detector: str = "faster_rcnn_r50_fpn
 
 
 def load_osd_config(config: str | Path, overrides: list[str] | None = None) -> Any:
-    """An OSD config (a ``DetectConfig`` on optical images), checked to be optical."""
+    """An OSD config (a ``DetectConfig`` on optical images), checked to be optical.
+
+    Raises:
+        SaroptError: an invalid config, or ``model.in_chans`` other than 3.
+    """
     from saropt.config import load_config
     from saropt.detect.module import DetectConfig
     from saropt.errors import SaroptError
@@ -87,8 +106,13 @@ def load_osd_config(config: str | Path, overrides: list[str] | None = None) -> A
 
 
 def train_osd(config: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Train the optical ship detector through ``saropt.detect.train``; the returned
-    ``checkpoint`` (``last.ckpt``) is what ``model.init=detector:PATH`` takes."""
+    """Train the optical ship detector through ``saropt.detect.train``; returns its result.
+
+    The returned ``checkpoint`` (``last.ckpt``) is what ``model.init=detector:PATH`` takes.
+
+    Raises:
+        SaroptError: as :func:`load_osd_config` and the detection training.
+    """
     from saropt.detect.train import train
 
     result = train(load_osd_config(config, overrides))

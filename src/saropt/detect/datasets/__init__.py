@@ -39,8 +39,18 @@ def __getattr__(name: str) -> Any:  # the rasterio-backed readers load on first 
 
 def build_dataset(name: str, root: str | Path, split: str = "test", **kwargs: Any
                   ) -> DetectionDataset:
-    """A reader by name: hrsid, ssdd, air-sarship-1.0, air-sarship-2.0, dota, coco (coco needs
-    ``ann_file`` and ``image_dir`` keyword arguments)."""
+    """A dataset reader by name, on the data under ``root``.
+
+    Names (case and ``_`` / ``-`` free): hrsid, ssdd, air-sarship-1.0, air-sarship-2.0, dota,
+    coco (coco needs ``ann_file`` and ``image_dir`` keyword arguments); ``kwargs`` go to the
+    reader (``in_chans``, ...). ``split`` is ignored by dota and coco.
+
+    Raises:
+        DataError: an unknown name, an option or value the reader refuses, or data the reader
+            cannot use.
+        OutDirError: ``root`` is an unfinished saropt output (e.g. a killed
+            ``saropt synth ships``).
+    """
     from saropt.utils.outdir import require_complete
 
     key = name.lower().replace("_", "-").replace("airsarship", "air-sarship")

@@ -58,14 +58,23 @@ LAYOUTS = ("release (AIR-SARShip-X-data/<id>.tiff + AIR-SARShip-X-xml/<id>.xml o
 
 
 def scale_to_uint8(array: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Linear stretch of ``[low, high]`` onto ``[0, 255]``, clipped."""
+    """Linear stretch of ``[low, high]`` onto ``[0, 255]`` as uint8, rounded and clipped; NaN -> 0.
+
+    A range narrower than 1e-6 is widened to 1e-6 (no division by zero).
+    """
     scaled = (array.astype(np.float32) - low) * (255.0 / max(high - low, 1e-6))
     return np.clip(np.rint(np.nan_to_num(scaled, nan=0.0)), 0, 255).astype(np.uint8)
 
 
 def scene_range(path: Path, percentiles: tuple[float, float] | None, max_side: int = 1024
                 ) -> tuple[float, float]:
-    """The (low, high) input values mapped to 0 and 255 for one scene."""
+    """The ``(low, high)`` input values a scene's stretch maps to 0 and 255 (module docstring).
+
+    uint8 scenes: ``(0, 255)``; ``percentiles=None`` or a scene with no valid pixel:
+    ``(0, 65535)``; else the ``percentiles`` (in %) of band 1 read decimated to at most
+    ``max_side`` px a side (rasterio), nodata and NaN left out. A flat scene gets ``high =
+    low + 1``.
+    """
     import rasterio
 
     with _Quiet(), rasterio.open(path) as src:
@@ -92,8 +101,10 @@ GDAL_CACHE_MB = 128
 
 
 class _Quiet:
-    """Silence rasterio's warning about plain (not georeferenced) TIFFs and bound GDAL's block
-    cache to :data:`GDAL_CACHE_MB`."""
+    """Silence rasterio's not-georeferenced warning and bound GDAL's cache to :data:`GDAL_CACHE_MB`.
+
+    A context manager around ``rasterio.open`` of plain (not georeferenced) TIFF scenes.
+    """
 
     def __enter__(self) -> None:
         import rasterio
@@ -127,7 +138,30 @@ def _check_options(tile: Any, overlap: Any, min_visible: Any, percentiles: Any) 
 
 
 class AIRSARShip(DetectionDataset):
-    """AIR-SARShip scenes as tiles; one record per tile (``meta["scene_file"]``, ``window``)."""
+    """AIR-SARShip scenes as tiles; one record per tile (``meta["scene_file"]``, ``window``).
+
+    Layouts, split, 16-to-8-bit stretch and tiling in the module docstring. Tiles are
+    ``tile`` px squares (last ones flush with the scene edge) overlapping by ``overlap`` (a
+    fraction); a ship is a tile's target when at least ``min_visible`` of its box area lies in
+    the tile. Tile image ids are ``scene id * TILE_ID_BASE + tile index``; scene ids are
+    1-based positions among all the root's scenes, the same in every split.
+
+    Args:
+        root: folder holding the scenes (``*.tif``/``*.tiff`` anywhere below it) and XMLs.
+        version: ``"1.0"`` or ``"2.0"`` (the paper's split proportions differ).
+        split: ``train``, ``test`` or ``all``.
+        tile: tile side in pixels (paper 003 section 4.1: 512), or None for whole scenes.
+        overlap: tile overlap fraction in [0, 1) (paper: 0.5).
+        min_visible: fraction of a box's area inside a tile for it to count there, in (0, 1].
+        percentiles: low and high percentiles (%) of the stretch, or None for value / 257.
+        seed: seed of the random split when no ``train.txt`` / ``test.txt`` is given.
+        in_chans: 1 (grey) or 3 (grey repeated).
+        transforms: applied to each sample.
+
+    Raises:
+        DataError: a bad option, no scenes, a scene without XML, an unreadable TIFF, or a
+            split that selects no scene.
+    """
 
     name = "air-sarship"
 
@@ -191,9 +225,12 @@ class AIRSARShip(DetectionDataset):
         return picked
 
     def _xml_for(self, image: Path) -> Path:
-        """The scene's XML: ``<id>.xml`` or ``<id>-label.xml`` beside the scene, in an
+        """The scene's XML annotation file.
+
+        ``<id>.xml``, ``<id>-label.xml`` or ``<id>_label.xml`` beside the scene, in an
         annotation folder beside it or its parent, or in the release's ``<name>-xml/`` twin of
-        the ``<name>-data/`` folder holding the scene."""
+        the ``<name>-data/`` folder holding the scene.
+        """
         folders = [image.parent / sub for sub in XML_DIRS]
         folders += [image.parent.parent / sub for sub in XML_DIRS[1:]]
         if image.parent.name.lower().endswith("-data"):
@@ -243,6 +280,11 @@ class AIRSARShip(DetectionDataset):
         return records
 
     def load_image(self, rec: Record) -> np.ndarray:
+        """The record's window of its scene stretched to uint8 ``(H, W)`` or ``(H, W, 3)``.
+
+        Read with rasterio (window only); the stretch is the scene's :func:`scene_range`,
+        computed once per scene; nodata and NaN pixels of non-8-bit scenes are 0.
+        """
         import rasterio
         from rasterio.windows import Window as RWindow
 
@@ -258,15 +300,18 @@ class AIRSARShip(DetectionDataset):
         return img if self.in_chans == 1 else np.repeat(img[:, :, None], 3, axis=2)
 
     def scene_record(self, scene_id: int) -> Record:
-        """A whole scene as one record (``window`` the full scene; crop it before loading a
-        scene-size image)."""
+        """A whole scene as one record, its ``window`` the full scene.
+
+        Crop the window before loading a scene-size image. Raises ``StopIteration`` for a
+        scene id not in this split.
+        """
         sc = next(s for s in self.scenes if s["id"] == scene_id)
         return Record(scene_id, sc["path"].name, sc["path"], sc["width"], sc["height"],
                       sc["boxes"], np.ones(len(sc["boxes"]), np.int64),
                       window=(0, 0, sc["width"], sc["height"]))
 
     def load_scene(self, scene_id: int) -> np.ndarray:
-        """A whole scene as 8-bit (same stretch as its tiles); the full size is held in memory."""
+        """A whole scene as uint8 ``(H, W)`` (same stretch as its tiles), held whole in memory."""
         return self.load_image(self.scene_record(scene_id))
 
     def tile_to_scene(self) -> dict[int, tuple[int, Window]]:
@@ -274,7 +319,10 @@ class AIRSARShip(DetectionDataset):
         return {r.image_id: (r.meta["scene_id"], r.window) for r in self.records}
 
     def scene_coco(self) -> dict:
-        """Scene-level COCO ground truth (scene ids as in :meth:`tile_to_scene`)."""
+        """Scene-level COCO ground truth: the split's scenes and all their ships, in scene pixels.
+
+        Scene ids as in :meth:`tile_to_scene`; no ignore regions.
+        """
         images = [{"id": s["id"], "file_name": s["path"].name, "width": s["width"],
                    "height": s["height"]} for s in self.scenes]
         anns = [{"id": k + 1, "image_id": s["id"], "category_id": 1,

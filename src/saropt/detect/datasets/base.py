@@ -50,15 +50,23 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 def strip_image_suffix(name: str) -> str:
-    """``name`` without a known image suffix (``.jpg``, ``.png``, ``.tif``, ...): ids with dots
-    such as ``SARShip-1.0-3`` stay whole."""
+    """``name`` without a known image suffix (``.jpg``, ``.png``, ``.tif``, ..., any case).
+
+    Only :data:`IMAGE_SUFFIXES` are stripped: ids with dots such as ``SARShip-1.0-3`` stay whole.
+    """
     stem, dot, ext = name.rpartition(".")
     return stem if dot and stem and "." + ext.lower() in IMAGE_SUFFIXES else name
 
 
 def read_id_list(path: Path) -> list[str]:
-    """Image ids listed in a split file, one a line (first word; a path keeps its last part,
-    a known image suffix is stripped, nothing else: ``SARShip-1.0-3`` is an id)."""
+    """Image ids listed in a split file, one a line; blank lines are skipped.
+
+    Each id is the line's first word; a path keeps its last part and a known image suffix is
+    stripped, nothing else (``SARShip-1.0-3`` is an id).
+
+    Raises:
+        DataError: the file does not exist or cannot be read.
+    """
     if not path.is_file():
         raise DataError(f"list file {path} does not exist")
     try:
@@ -71,9 +79,13 @@ def read_id_list(path: Path) -> list[str]:
 
 def select_listed(items: Sequence[T], key: Callable[[T], str], listed: list[str],
                   list_path: Path) -> list[T]:
-    """The ``items`` whose id (``key``) is in ``listed``, in ``items`` order. None selected is
-    an error naming the list and the ids looked for; listed ids without an item are logged
-    with their count."""
+    """The ``items`` whose id (``key``) is in ``listed``, in ``items`` order.
+
+    Listed ids without an item are logged with their count.
+
+    Raises:
+        DataError: no item selected (naming ``list_path`` and the ids looked for).
+    """
     wanted = set(listed)
     chosen = [it for it in items if key(it) in wanted]
     if not chosen:
@@ -89,12 +101,17 @@ def select_listed(items: Sequence[T], key: Callable[[T], str], listed: list[str]
 
 
 def as_boxes(values: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Boxes as a float32 ``(N, 4)`` array (``(0, 4)`` for none); coordinates unchanged."""
     return np.asarray(values, dtype=np.float32).reshape(-1, 4)
 
 
 def drop_degenerate(boxes: np.ndarray, labels: np.ndarray, source: str) -> tuple[np.ndarray,
                                                                                   np.ndarray]:
-    """Remove boxes with no area (torchvision detectors reject them), logging how many."""
+    """Remove xyxy boxes ``(N, 4)`` with no area and their labels ``(N,)``, logging how many.
+
+    torchvision's detectors reject boxes with ``x2 <= x1`` or ``y2 <= y1``; ``source`` names the
+    file in the log line.
+    """
     ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     if not ok.all():
         log.warning("%s: dropped %d box(es) with zero width or height", source, int((~ok).sum()))
@@ -103,13 +120,19 @@ def drop_degenerate(boxes: np.ndarray, labels: np.ndarray, source: str) -> tuple
 
 def read_image(path: Path, in_chans: int, window: tuple[int, int, int, int] | None = None
                ) -> np.ndarray:
-    """An 8-bit image as HxW (``in_chans=1``) or HxWx3 uint8, cropped to ``window``.
+    """An 8-bit image as ``(H, W)`` (``in_chans=1``) or ``(H, W, 3)`` uint8, cropped to ``window``.
+
+    ``window`` is ``(x0, y0, x1, y1)`` in the file's pixels (Pillow's ``crop``; a window beyond
+    the image is padded with zeros).
 
     Grayscale stored as three equal channels (HRSID, SSDD JPEGs) collapses to one channel
     exactly (Pillow's ``L`` of equal R=G=B is that value). 16-bit and float grayscale images
     (Pillow modes I;16, I, F) are stretched to 8 bits between their 0.5 and 99.5 percentiles,
     the AIR-SARShip rule (:mod:`saropt.detect.datasets.airsarship`); Pillow's own conversion
     would clip them to white.
+
+    Raises:
+        DataError: the file cannot be opened or decoded by Pillow.
     """
     from PIL import Image
 
@@ -142,7 +165,11 @@ def _stretch_to_8bit(img: Any) -> Any:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding the pixels."""
+    """``(width, height)`` in pixels from the file header, without decoding the pixels.
+
+    Raises:
+        DataError: Pillow cannot open the file.
+    """
     from PIL import Image
 
     old = Image.MAX_IMAGE_PIXELS
@@ -157,15 +184,28 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """uint8 HxW or HxWxC -> float32 CxHxW in [0, 1]."""
+    """A uint8 ``(H, W)`` or ``(H, W, C)`` array as a float32 ``(C, H, W)`` tensor in [0, 1]."""
     t = torch.from_numpy(np.ascontiguousarray(array))
     t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
     return t.float().div_(255.0)
 
 
 class DetectionDataset(Dataset):
-    """Base reader: subclasses fill ``self.records``; samples, COCO ground truth and plots are
-    shared. ``transforms`` is a joint callable ``sample -> sample`` (see ``transforms.py``)."""
+    """Base reader of a ship detection dataset: one :class:`Record` per image or tile.
+
+    Subclasses fill ``self.records``; samples (see the module docstring: ``image`` ``(C, H, W)``
+    float32 in [0, 1], ``boxes`` ``(N, 4)`` xyxy pixels, ``labels`` ``(N,)`` 1-based), COCO
+    ground truth and plots are shared. ``transforms`` is a joint callable ``sample -> sample``
+    (see ``transforms.py``).
+
+    Args:
+        in_chans: 1 (SAR, grey) or 3 (optical RGB): the channels images are read with.
+        transforms: applied to each sample, or None.
+        categories: COCO categories, label ``k`` being ``categories[k - 1]``; default ship only.
+
+    Raises:
+        DataError: ``in_chans`` is not 1 or 3.
+    """
 
     name = "detection"
 
@@ -182,6 +222,7 @@ class DetectionDataset(Dataset):
         return len(self.records)
 
     def load_image(self, rec: Record) -> np.ndarray:
+        """The record's pixels (its ``window`` only) as uint8 ``(H, W)`` or ``(H, W, 3)``."""
         return read_image(rec.path, self.in_chans, rec.window)
 
     def __getitem__(self, index: int) -> Sample:
@@ -222,19 +263,25 @@ class DetectionDataset(Dataset):
         return {"images": images, "annotations": anns, "categories": self.categories}
 
     def write_coco(self, path: str | Path) -> Path:
+        """Write :meth:`to_coco` to ``path`` atomically; returns the path."""
         from saropt.utils.io import write_json_atomic
 
         return write_json_atomic(path, self.to_coco())
 
     def record_by_id(self, image_id: int) -> Record:
+        """The record with this ``image_id`` (``KeyError`` when there is none)."""
         if not hasattr(self, "_by_id"):
             self._by_id = {r.image_id: r for r in self.records}
         return self._by_id[image_id]
 
     def plot(self, sample: Sample, predictions: dict[str, Any] | None = None,
              score_thr: float = 0.5) -> Any:
-        """A matplotlib figure: ground truth green; predictions (``boxes``, ``scores``) marked
-        as correct, false alarm; missed ships marked (see :mod:`saropt.detect.viz`)."""
+        """A matplotlib figure of one sample with its ground truth and optional predictions.
+
+        Ground truth green; predictions (``boxes`` ``(N, 4)`` xyxy pixels, ``scores``
+        ``(N,)``) with score >= ``score_thr`` blue when correct, red when a false alarm; missed
+        ships circled yellow (see :mod:`saropt.detect.viz`).
+        """
         from saropt.detect.viz import plot_sample
 
         return plot_sample(sample, predictions, score_thr=score_thr)
@@ -252,8 +299,11 @@ def _coco_ann(ann_id: int, image_id: int, box: np.ndarray, cat: int, crowd: int)
 
 
 def collate_detection(batch: list[Sample]) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
-    """Lists of images and targets as torchvision detection models take them:
-    ``model(images, targets)`` with targets ``{"boxes", "labels", "image_id", "meta"}``."""
+    """Lists of images and targets as torchvision detection models take them.
+
+    For ``model(images, targets)``: images ``(C, H, W)`` of any sizes, targets ``{"boxes"
+    (N, 4) xyxy pixels, "labels" (N,), "image_id", "meta"}``; a DataLoader ``collate_fn``.
+    """
     images = [s["image"] for s in batch]
     targets = [{"boxes": s["boxes"], "labels": s["labels"], "image_id": s["image_id"],
                 "meta": s["meta"]} for s in batch]

@@ -30,9 +30,15 @@ _FLAG_WORDS = {"0": 0, "false": 0, "no": 0, "": 0, "1": 1, "true": 1, "yes": 1}
 
 
 def coco_flag(value: Any, what: str) -> int:
-    """A COCO 0/1 flag (``iscrowd``, ``ignore``) as written by any tool: missing/None, a bool,
-    a number or a string (``"0"`` is 0, not Python's true non-empty string); anything else is a
-    :class:`DataError` naming ``what``."""
+    """A COCO 0/1 flag (``iscrowd``, ``ignore``) as written by any tool, as the int 0 or 1.
+
+    Takes missing/None (0), a bool, a finite number (non-zero is 1) or a string (``"0"``,
+    ``"false"``, ``"no"``, ``""`` are 0; ``"1"``, ``"true"``, ``"yes"`` and non-zero numbers
+    are 1; not Python's truth of a non-empty string).
+
+    Raises:
+        DataError: anything else (a NaN, a word, a list), naming ``what``.
+    """
     if value is None or isinstance(value, (bool, int, float)):
         if isinstance(value, float) and not np.isfinite(value):
             raise DataError(f"{what}: flag {value!r} is not 0 or 1")
@@ -49,7 +55,15 @@ def coco_flag(value: Any, what: str) -> int:
 
 
 def load_coco_json(path: str | Path) -> dict[str, Any]:
-    """A COCO dict with ``images``, ``annotations``, ``categories``; errors name the file."""
+    """A COCO dict with ``images``, ``annotations``, ``categories`` (default: ship, id 1).
+
+    Only the top-level lists are checked here; :func:`saropt.detect.ap.normalise_gt` checks
+    the entries for scoring.
+
+    Raises:
+        DataError: the file cannot be read as JSON or lacks the ``images`` or
+            ``annotations`` list; the message names the file.
+    """
     path = Path(path)
     data = read_json(path, "COCO annotation")
     for key in ("images", "annotations"):
@@ -60,7 +74,14 @@ def load_coco_json(path: str | Path) -> dict[str, Any]:
 
 
 class CocoShips(DetectionDataset):
-    """Images in ``root/image_dir`` described by the COCO file ``root/ann_file``."""
+    """Images in ``root/image_dir`` described by the COCO file ``root/ann_file``.
+
+    Category ids become labels 1..K in id order; ``iscrowd`` / ``ignore`` annotations are
+    ignore regions (see the module docstring).
+
+    Raises:
+        DataError: the file is not COCO ground truth, has bad entries, or lists no image.
+    """
 
     name = "coco"
 
@@ -85,7 +106,15 @@ class CocoShips(DetectionDataset):
 
 
 def records_from_coco(data: dict[str, Any], image_dir: Path, source: Path) -> list[Record]:
-    """One record per image entry of a COCO dict (boxes xyxy; crowd/ignore -> ignore boxes)."""
+    """One record per image entry of a COCO dict: boxes ``(N, 4)`` xyxy pixels, labels 1..K.
+
+    Crowd/ignore annotations become ignore boxes; boxes without area are dropped (logged);
+    scalar keys of an image entry go into ``meta``. ``source`` names the file in errors.
+
+    Raises:
+        DataError: repeated image ids, an image entry without id, file_name, width, height,
+            or an annotation without an image id, a ``[x, y, w, h]`` bbox or a known category.
+    """
     label_of = {int(c["id"]): i + 1 for i, c in
                 enumerate(sorted(data["categories"], key=lambda c: c["id"]))}
     by_image: dict[int, list[dict]] = {}
@@ -121,10 +150,12 @@ def records_from_coco(data: dict[str, Any], image_dir: Path, source: Path) -> li
 
 
 def _image_path(image_dir: Path, file_name: str) -> Path:
-    """Where an entry's image is: ``image_dir/file_name``, else (files whose names carry a
-    folder, ``test/000001.jpg`` or ``JPEGImages/a.jpg``) its base name in ``image_dir`` or the
-    name under ``image_dir``'s parent; the first candidate when none exists (the error comes
-    when the image is read)."""
+    """Where an entry's image is: ``image_dir/file_name`` or the first candidate that exists.
+
+    Files whose names carry a folder (``test/000001.jpg`` or ``JPEGImages/a.jpg``) are also
+    looked for by base name in ``image_dir`` and as the name under ``image_dir``'s parent; the
+    first candidate when none exists (the error comes when the image is read).
+    """
     name = file_name.replace("\\", "/")
     cands = [image_dir / name, image_dir / name.rsplit("/", 1)[-1], image_dir.parent / name]
     return next((c for c in cands if c.is_file()), cands[0])
@@ -157,8 +188,10 @@ HRSID_LAYOUT = ("HRSID_JPG/ or HRSID_png/ (or the folder itself) holding JPEGIma
 
 
 class HRSID(CocoShips):
-    """HRSID (Wei et al., IEEE Access 2020): 800x800 chips and COCO files; SAR, grayscale stored
-    as 3 equal channels, read as one channel.
+    """HRSID (Wei et al., IEEE Access 2020): 800 x 800 SAR chips with COCO annotation files.
+
+    Grayscale stored as 3 equal channels, read as one channel (``in_chans=1``). Paper 003
+    section 4.1: 5604 images, train and test at 13 : 7.
 
     ``root`` is the release's ``HRSID_JPG/`` or ``HRSID_png/`` (or the folder holding one):
     ``JPEGImages/`` (or ``images/``, ``PNGImages/``) and ``annotations/{split}2017.json``
@@ -166,6 +199,9 @@ class HRSID(CocoShips):
     ``inshore_offshore/{inshore,offshore}.json`` or ``annotations/*inshore*.json`` /
     ``*offshore*.json``, unless its entry carries ``scene``. A file name whose image is stored
     under another suffix (``.jpg`` listed, ``.png`` stored) is found by its stem.
+
+    Raises:
+        DataError: ``split`` not train, test or all, or no HRSID layout under ``root``.
     """
 
     name = "hrsid"
@@ -184,8 +220,10 @@ class HRSID(CocoShips):
         self._resolve_suffixes()
 
     def _scenes_from_files(self, folders: list[Path]) -> None:
-        """Images listed in ``*inshore*.json`` / ``*offshore*.json`` files of ``folders``
-        get that scene, unless their entry already carries one."""
+        """Give images the scene of the ``*inshore*.json`` / ``*offshore*.json`` listing them.
+
+        Files are looked for in ``folders``; an entry that already carries a scene keeps it.
+        """
         scene_of: dict[str, str] = {}
         for folder in folders:
             for scene in ("offshore", "inshore"):  # a name with both words counts as inshore

@@ -40,18 +40,28 @@ LAYOUTS = ("images/ (any depth) with one label folder: labelTxt/ (v1.0 flat), "
 
 
 def parse_dota_txt(path: Path) -> list[tuple[np.ndarray, str, bool]]:
-    """(quad as 4x2 array, class, difficult) per object line; errors name file and line.
+    """``(quad, class, difficult)`` per object line: ``quad`` the ``(4, 2)`` float32 corners in px.
 
     Reads DOTA v1.0, v1.5 and v2.0 label files: header lines ``imagesource:...`` and
     ``gsd:...`` (also quoted, ``'gsd':0.13``, or ``gsd:null``) present or absent, CRLF or LF
     line ends, a UTF-8 BOM, the ``difficult`` flag present or absent (absent: 0).
+
+    Raises:
+        DataError: the file cannot be read, or an object line is not ``x1 y1 ... x4 y4 class
+            [difficult]`` (naming file and line).
     """
     return [obj for obj in _dota_lines(path) if isinstance(obj, tuple)]
 
 
 def dota_header(path: Path) -> dict[str, str | float | None]:
-    """The header of a DOTA label file: ``{"imagesource": str, "gsd": float | None}`` (keys
-    present only when the file has them; ``gsd:null`` gives None)."""
+    """The header of a DOTA label file: ``{"imagesource": str, "gsd": float | None}``.
+
+    Keys are present only when the file has them; ``gsd`` is the ground sample distance in
+    metres/pixel as DOTA writes it (``gsd:null`` gives None).
+
+    Raises:
+        DataError: as :func:`parse_dota_txt`.
+    """
     head: dict[str, str | float | None] = {}
     for item in _dota_lines(path):
         if isinstance(item, dict):
@@ -97,8 +107,14 @@ def _is_number(text: str) -> bool:
 
 
 def find_label_dir(root: Path) -> Path:
-    """The one DOTA label folder under ``root`` (``labelTxt*`` or ``DOTA-v*`` holding
-    ``*.txt``, up to three levels down); several or none is an error naming them."""
+    """The one DOTA label folder under ``root``, up to three levels down.
+
+    A label folder is a ``labelTxt*``, ``DOTA-v*``, ``trainset_reclabel*`` or
+    ``valset_reclabel*`` folder holding ``*.txt``.
+
+    Raises:
+        DataError: none found, or several (naming them; choose with ``labels=``).
+    """
     cands = []
     for depth in ("*", "*/*", "*/*/*"):
         for d in sorted(root.glob(depth)):
@@ -116,7 +132,18 @@ def find_label_dir(root: Path) -> Path:
 
 
 class DOTA(DetectionDataset):
-    """DOTA v1 images (RGB, ``in_chans=3``) with horizontal boxes of ``classes``."""
+    """DOTA v1 images (RGB, ``in_chans=3``) with horizontal boxes of ``classes``.
+
+    Layouts, label format and difficult objects in the module docstring. Records are whole
+    images (``tile=None``) or ``tile`` px tiles overlapping by ``overlap`` (a fraction) with
+    boxes kept where ``min_visible`` of their area lies in the tile; ``keep_empty=False``
+    leaves out images or tiles without a target. ``labels`` names the label folder relative
+    to ``root`` when there are several. ``meta["gsd"]`` is metres/pixel or None.
+
+    Raises:
+        DataError: no root, no ``images/``, no (or several) label folders, an image without
+            its label file, or a malformed label line.
+    """
 
     name = "dota"
 
@@ -194,6 +221,10 @@ class DOTA(DetectionDataset):
                                        hard_labels[ign_keep]))
 
     def load_image(self, rec: Record) -> np.ndarray:
+        """The record's image or tile as uint8 ``(H, W, 3)`` (or ``(H, W)``, ``in_chans=1``).
+
+        The last whole image read is cached, so the tiles of one image decode it once.
+        """
         if self._cache is None or self._cache[0] != rec.path:
             self._cache = (rec.path, read_image(rec.path, self.in_chans))
         img = self._cache[1]

@@ -17,6 +17,8 @@ from saropt.errors import SaroptError
 
 
 class InputSize(NamedTuple):
+    """A network input size in pixels; ``keep_ratio`` reads it as a (long, short) side bound."""
+
     width: int
     height: int
     keep_ratio: bool
@@ -39,7 +41,12 @@ def _norm(name: str) -> str:
 
 
 def paper_input_size(dataset: str, detector: str) -> InputSize | None:
-    """The paper's input size for ``dataset`` and ``detector``; ``None`` means "as is"."""
+    """Paper 003 section 4.1's input size for ``dataset`` and ``detector``; None means "as is".
+
+    Raises:
+        SaroptError: a dataset or detector the table does not hold (see :data:`DATASETS`,
+            :data:`DETECTORS`).
+    """
     key = (_norm(dataset), detector.lower().replace("-", "_").replace(" ", "_"))
     if key not in _TABLE:
         raise SaroptError(f"no paper input size for dataset {dataset!r} and detector "

@@ -54,7 +54,11 @@ SCENES = ("inshore", "offshore")
 
 
 def ssdd_is_test(stem: str) -> bool:
-    """The official SSDD rule: the image number's last digit is 1 or 9."""
+    """Whether an SSDD image is a test image by the official rule: its number ends in 1 or 9.
+
+    Raises:
+        DataError: ``stem`` holds no number.
+    """
     digits = re.findall(r"\d+", stem)
     if not digits:
         raise DataError(f"SSDD image {stem!r} has no number; give ImageSets/Main/*.txt")
@@ -62,8 +66,11 @@ def ssdd_is_test(stem: str) -> bool:
 
 
 def find_layout(root: Path, layout: str = "auto") -> tuple[Path, str]:
-    """(folder, layout name) of the SSDD layout under ``root``; none found is an error listing
-    the layouts looked for."""
+    """``(folder, layout name)`` of the SSDD layout under ``root`` (see :data:`LAYOUTS`).
+
+    Raises:
+        DataError: ``layout`` unknown, or no such layout found (listing those looked for).
+    """
     if layout not in ("auto", *LAYOUTS):
         raise DataError(f"SSDD layout must be auto, {', '.join(LAYOUTS)}; got {layout!r}")
     cands = [root, root / "voc_style", root / "coco_style", root / "BBox_SSDD" / "voc_style",
@@ -86,8 +93,16 @@ def _holds(folder: Path, layout: str) -> bool:
 
 
 class SSDD(DetectionDataset):
-    """SSDD ships (VOC XML or the release's COCO JSON); ``split`` is ``train``, ``test`` or
-    ``all``; difficult objects are ignore regions unless ``include_difficult``."""
+    """SSDD ships (VOC XML or the release's COCO JSON); layouts and splits in the module docstring.
+
+    ``split`` is ``train``, ``test`` or ``all``; difficult objects are ignore regions unless
+    ``include_difficult``; SAR images read with ``in_chans`` channels. Paper 003 section 4.1:
+    1160 images, 928 train and 232 test.
+
+    Raises:
+        DataError: a bad ``split`` or ``layout``, no SSDD layout under ``root``, a split with
+            no image, or an image without its annotation.
+    """
 
     name = "ssdd"
 
@@ -218,9 +233,11 @@ class SSDD(DetectionDataset):
 
 
 def _number_by_name(records: list[Record], all_names: list[str]) -> None:
-    """Image id = the last number in the file name; when those are not unique among all the
-    root's images (``all_names``, every split), 1.. in the name order of all of them, so an
-    image has the same id in every split."""
+    """Set each record's image id to the last number in its file name.
+
+    When those are not unique among all the root's images (``all_names``, every split), ids
+    are 1.. in the name order of all of them, so an image has the same id in every split.
+    """
     keys = sorted({strip_image_suffix(n) for n in all_names}
                   | {strip_image_suffix(r.file_name) for r in records})
     nums = [re.findall(r"\d+", k) for k in keys]
@@ -233,9 +250,11 @@ def _number_by_name(records: list[Record], all_names: list[str]) -> None:
 
 
 def _split_folders(root: Path, split: str, required: bool = False) -> list[tuple[Path, Path]]:
-    """(image folder, XML folder) pairs holding a split in the release's voc_style:
+    """(image folder, XML folder) pairs holding a split in the release's voc_style.
+
     ``JPEGImages_<split>/`` + ``Annotations_<split>/``, else (copies that give only the scene
-    folders) ``JPEGImages_<split>_{inshore,offshore}/`` + their ``Annotations_*`` twins."""
+    folders) ``JPEGImages_<split>_{inshore,offshore}/`` + their ``Annotations_*`` twins.
+    """
     whole = root / f"JPEGImages_{split}"
     if whole.is_dir():
         return [(whole, root / f"Annotations_{split}")]

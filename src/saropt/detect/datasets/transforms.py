@@ -14,14 +14,19 @@ from saropt.detect.datasets.sizes import InputSize
 
 
 class Resize:
-    """Resize to ``InputSize``: ``keep_ratio`` scales so that the long side fits ``width`` and
-    the short side fits ``height`` (mmdetection's ``(1000, 600)``), else stretches to exactly
-    ``width`` x ``height``. Boxes scale with the image; ``meta["scale"]`` = (sx, sy)."""
+    """Resize a sample's image ``(C, H, W)`` and its boxes to an :class:`InputSize`.
+
+    ``keep_ratio`` scales so that the long side fits the larger and the short side the smaller
+    of ``width``, ``height`` (mmdetection's ``(1000, 600)``), else stretches to exactly
+    ``width`` x ``height`` (bilinear). Boxes and ``meta["ignore_boxes"]`` scale with the image;
+    ``meta["scale"]`` = (sx, sy), new over old pixels.
+    """
 
     def __init__(self, size: InputSize) -> None:
         self.size = size
 
     def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        """The output ``(height, width)`` in pixels for an ``h`` x ``w`` input."""
         if not self.size.keep_ratio:
             return self.size.height, self.size.width
         long_side, short_side = max(self.size), min(self.size[:2])
@@ -29,6 +34,7 @@ class Resize:
         return max(1, round(h * s)), max(1, round(w * s))
 
     def __call__(self, sample: Sample) -> Sample:
+        """The resized sample (a new dict; the input is not changed)."""
         img = sample["image"]
         h, w = img.shape[-2:]
         nh, nw = self.out_hw(h, w)

@@ -26,6 +26,8 @@ from saropt.errors import DataError
 
 @dataclass
 class VocObject:
+    """One ``<object>``: class name, horizontal box ``(x1, y1, x2, y2)`` in pixels, difficult."""
+
     name: str
     box: tuple[float, float, float, float]
     difficult: bool
@@ -33,6 +35,8 @@ class VocObject:
 
 @dataclass
 class VocAnnotation:
+    """One VOC XML file: ``<filename>``, ``<size>`` width and height in pixels (None if absent)."""
+
     filename: str | None
     width: int | None
     height: int | None
@@ -40,7 +44,12 @@ class VocAnnotation:
 
 
 def parse_voc_xml(path: str | Path) -> VocAnnotation:
-    """Parse one VOC-style XML file; malformed files raise :class:`DataError` naming them."""
+    """Parse one VOC-style XML file (layouts in the module docstring).
+
+    Raises:
+        DataError: the file cannot be read or decoded, is not XML, or has an object without a
+            readable box or with a bad ``<difficult>`` flag; the message names the file.
+    """
     path = Path(path)
     try:
         root = ET.fromstring(read_xml_text(path))
@@ -59,10 +68,16 @@ _SUPERSET = {"gb2312": "gb18030", "gbk": "gb18030", "cp936": "gb18030", "x-gbk":
 
 
 def read_xml_text(path: Path) -> str:
-    """The text of an XML file decoded from the encoding its declaration names (gb2312, GBK,
-    GB18030, latin-1, ...; default UTF-8, a BOM allowed; UTF-16 by its BOM), with the
-    declaration removed so that expat, which reads no multi-byte encodings but UTF-8, parses
-    it."""
+    """The text of an XML file decoded from the encoding its declaration names, declaration removed.
+
+    Encodings: gb2312, GBK, GB18030, latin-1, ... (gb2312 and GBK read as GB18030); default
+    UTF-8, a BOM allowed; UTF-16 by its BOM. The declaration is removed so that expat, which
+    reads no multi-byte encodings but UTF-8, parses the text.
+
+    Raises:
+        DataError: the file cannot be read, declares an unknown encoding or is not valid text
+            in it.
+    """
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -118,9 +133,11 @@ def _parse_object(obj: ET.Element, path: Path) -> VocObject:
 
 
 def _rotated_corners(obj: ET.Element) -> np.ndarray | None:
-    """(4, 2) corners of a rotated box: ``<rotated_bndbox>`` with ``x1 y1 ... x4 y4`` (the
-    official RBox-SSDD), or roLabelImg's ``<robndbox>`` ``cx cy w h angle`` (angle in radians,
-    as roLabelImg writes it); None when the object has neither."""
+    """``(4, 2)`` corners in pixels of an object's rotated box, or None when it has none.
+
+    ``<rotated_bndbox>`` with ``x1 y1 ... x4 y4`` (the official RBox-SSDD), or roLabelImg's
+    ``<robndbox>`` ``cx cy w h angle`` (angle in radians, as roLabelImg writes it).
+    """
     rot = obj.find("rotated_bndbox")
     if rot is None:
         rot = obj.find("robndbox")

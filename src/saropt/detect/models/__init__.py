@@ -1,5 +1,7 @@
-"""Ship detectors by name, with their backbone initialised from nothing, ImageNet, a BNN SAR
-encoder (OSM) or another detector (OSD).
+"""Ship detectors by name (paper 003 section 4: Faster R-CNN ResNet50, YOLOv3 Darknet53).
+
+The backbone is initialised from nothing, ImageNet, a BNN SAR encoder (OSM, paper 003
+section 2.2) or another detector (OSD, paper 000).
 
 >>> model, report = create_detector("faster_rcnn_r18_fpn", in_chans=1, init="random")
 
@@ -29,11 +31,13 @@ INIT_KINDS = ("random", "imagenet", "bnn", "detector")
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """A registered detector: its family, backbone architecture, default keyword arguments, and
-    the family's ``build`` (``(arch, out_indices, in_chans, num_classes, pretrained, **kw)``),
+    """A registered detector: family, backbone, default keyword arguments and family functions.
+
+    The family's ``build`` (``(arch, out_indices, in_chans, num_classes, pretrained, **kw)``),
     ``checkpoint_filter_fn`` (``(state, model, kind) -> (state under the detector's names,
     source keys dropped on purpose)``), ``backbone_key`` (the backbone's state-dict prefix) and
-    ``config_buffers`` (buffers the config sets), each defined next to the model."""
+    ``config_buffers`` (buffers the config sets), each defined next to the model.
+    """
 
     family: str  # "faster_rcnn" | "yolov3"
     backbone: str  # torchvision ResNet name (Faster R-CNN) or timm model name (YOLOv3)
@@ -68,11 +72,18 @@ REGISTRY: dict[str, DetectorSpec] = {
 
 
 def list_detectors() -> list[str]:
+    """The registered detector names, sorted (``faster_rcnn_r50_fpn``, ``yolov3_r18``, ...)."""
     return sorted(REGISTRY)
 
 
 def parse_init(init: str) -> tuple[str, Path | None]:
-    """``"random"`` or ``"<kind>:<path>"`` with kind imagenet, bnn or detector."""
+    """Split an init string, ``"random"`` or ``"<kind>:<path>"``, into ``(kind, path or None)``.
+
+    ``kind`` is imagenet, bnn or detector; ``~`` in the path is expanded.
+
+    Raises:
+        SaroptError: another form or kind, or a weights file that does not exist.
+    """
     if init == "random":
         return "random", None
     kind, sep, path = init.partition(":")
@@ -117,6 +128,14 @@ def create_detector(name: str, in_chans: int = 1, init: str = "random", num_clas
     detector trained for another number of classes); the report lists them. Keyword arguments
     go to the family's builder (``min_size``, ``anchor_sizes``, ``frozen_bn``,
     ``trainable_layers``, ``input_size``, ``train_sizes``, ``anchors``, ...).
+
+    ``num_classes`` counts the background (2 for ships only). The model takes a list of
+    ``(C, H, W)`` float images in [0, 1] (see the module docstring).
+
+    Raises:
+        SaroptError: an unknown detector, ``in_chans`` < 1, a bad ``init``, ``partial_init``
+            without ``detector:``, a BNN encoder of another architecture, a bad option, or
+            weights that do not fit (missing or unused tensors, listed).
     """
     if name not in REGISTRY:
         raise SaroptError(f"unknown detector {name!r}; registered: {', '.join(list_detectors())}")
@@ -146,7 +165,11 @@ def create_detector(name: str, in_chans: int = 1, init: str = "random", num_clas
 
 
 def option_names(name: str) -> set[str]:
-    """The ``model.options`` keys detector ``name`` accepts (its builder's keywords)."""
+    """The ``model.options`` keys detector ``name`` accepts (its builder's keywords).
+
+    Raises:
+        SaroptError: an unknown detector.
+    """
     import inspect
 
     if name not in REGISTRY:
@@ -168,8 +191,13 @@ def option_names(name: str) -> set[str]:
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:
-    """Refuse unknown ``model.options`` keys before any work (torchvision's ``FasterRCNN``
-    would ignore them silently)."""
+    """Refuse unknown ``model.options`` keys before any work.
+
+    Torchvision's ``FasterRCNN`` would ignore them silently.
+
+    Raises:
+        SaroptError: a key :func:`option_names` does not list, or an unknown detector.
+    """
     unknown = sorted(set(options) - option_names(name))
     if unknown:
         raise SaroptError(f"model.options: unknown key(s) {unknown} for {name} (known: "
@@ -186,9 +214,17 @@ def get_normalization(model: nn.Module) -> tuple[list[float], list[float]]:
 
 def load_init(model: nn.Module, spec: DetectorSpec, kind: str, state: dict[str, Tensor],
               path: Path | str, partial: bool = False) -> LoadReport:
-    """Put ``state`` (an ``imagenet``, ``bnn`` or ``detector`` init file's tensors) into
-    ``model`` through the spec's ``checkpoint_filter_fn`` and the checked loader
-    (:func:`saropt.utils.weights.transfer_weights`)."""
+    """Put an init file's tensors into ``model``; returns the report of what went where.
+
+    ``state`` (an ``imagenet``, ``bnn`` or ``detector`` file's tensors; a saropt Lightning
+    checkpoint's ``model.`` prefix is removed) goes through the spec's
+    ``checkpoint_filter_fn`` and the checked loader
+    (:func:`saropt.utils.weights.transfer_weights`): the whole backbone is required, and for
+    ``detector`` without ``partial`` the whole model.
+
+    Raises:
+        SaroptError: tensors missing or unused (naming ``path`` and the tensors).
+    """
     dropped: list[str] = []
     if kind == "bnn":
         from saropt.bnn.export import encoder_backbone_state

@@ -1,5 +1,9 @@
 """Faster R-CNN (torchvision) on a ResNet-FPN backbone with a native ``in_chans`` first conv.
 
+Paper 003 section 4 uses Faster R-CNN (Ren et al. 2015) with a ResNet50 backbone, trained with
+SGD for 14 epochs (section 4.2.2); the detector itself is torchvision's
+``torchvision.models.detection.FasterRCNN``.
+
 The backbone is torchvision's ResNet with its first conv rebuilt for ``in_chans`` inputs (one
 channel for SAR) and wrapped by torchvision's ``BackboneWithFPN``.
 Normalisation (``image_mean`` / ``image_std``) has one value per input channel.
@@ -35,6 +39,9 @@ def resnet_fpn(arch: str, in_chans: int, frozen_bn: bool, trainable_layers: int,
     ``frozen_bn`` uses :class:`FrozenBatchNorm2d` (torchvision's choice with a pretrained body),
     otherwise trainable ``BatchNorm2d`` (needed from scratch). The first
     ``5 - trainable_layers`` stages (conv1, layer1, ...) are frozen.
+
+    Raises:
+        ValueError: ``trainable_layers`` outside 0..5.
     """
     if not 0 <= trainable_layers <= 5:
         raise ValueError(f"trainable_layers must be in 0..5, got {trainable_layers}")
@@ -60,11 +67,20 @@ def build_faster_rcnn(arch: str, in_chans: int, num_classes: int, image_mean: Se
                       score_thresh: float = 0.05, nms_iou: float = 0.5,
                       detections_per_img: int = 100, fpn_channels: int = 256,
                       representation_size: int = 1024, **rcnn_kw: int | float) -> FasterRCNN:
-    """torchvision ``FasterRCNN`` with the given backbone; images are resized so the short side
-    is ``min_size`` (long side at most ``max_size``) and predictions come back in input pixels.
+    """Torchvision ``FasterRCNN`` on :func:`resnet_fpn` ``arch``, input normalised per channel.
+
+    Images are resized so the short side is ``min_size`` px (long side at most ``max_size``) and
+    predictions come back in input pixels. ``anchor_sizes`` (px, one per FPN level P2-P6) and
     ``aspect_ratios`` (h / w) are shared by all levels; ``fpn_channels`` and
-    ``representation_size`` (box-head MLP width) default to torchvision's
-    256 / 1024; ``rcnn_kw`` go to ``FasterRCNN`` (``rpn_post_nms_top_n_test``, ...)."""
+    ``representation_size`` (box-head MLP width) default to torchvision's 256 / 1024;
+    ``score_thresh``, ``nms_iou`` and ``detections_per_img`` are the box head's test-time
+    filters; ``rcnn_kw`` go to ``FasterRCNN`` (``rpn_post_nms_top_n_test``, ...).
+
+    Raises:
+        ValueError: not 5 anchor sizes, or ``image_mean`` / ``image_std`` without one value
+            per input channel.
+        TypeError: a keyword ``FasterRCNN`` does not take.
+    """
     _check_rcnn_kw(rcnn_kw)
     if len(anchor_sizes) != 5:
         raise ValueError(f"anchor_sizes needs one size per FPN level (5), got {anchor_sizes}")
@@ -84,7 +100,7 @@ def build_faster_rcnn(arch: str, in_chans: int, num_classes: int, image_mean: Se
 
 
 def _check_rcnn_kw(rcnn_kw: dict[str, object]) -> None:
-    """torchvision's ``FasterRCNN(**kwargs)`` ignores unknown keywords; refuse them here."""
+    """Torchvision's ``FasterRCNN(**kwargs)`` ignores unknown keywords; refuse them here."""
     import inspect
 
     known = set(inspect.signature(FasterRCNN.__init__).parameters) - {"self", "kwargs"}
@@ -98,9 +114,12 @@ def _check_rcnn_kw(rcnn_kw: dict[str, object]) -> None:
 
 def build(arch: str, out_indices: Sequence[int], in_chans: int, num_classes: int,
           pretrained: bool, **kw: Any) -> FasterRCNN:
-    """:func:`build_faster_rcnn` with torchvision's choices for a pretrained body (frozen BN,
-    conv1 + layer1 frozen) unless ``frozen_bn`` / ``trainable_layers`` are given.
-    ``out_indices`` is unused: the FPN always takes C2-C5."""
+    """:func:`build_faster_rcnn` with torchvision's defaults for a pretrained or random body.
+
+    A pretrained body gets frozen BN and conv1 + layer1 frozen (torchvision's choice), a random
+    one trainable BN and all layers, unless ``frozen_bn`` / ``trainable_layers`` are given.
+    ``out_indices`` is unused: the FPN always takes C2-C5.
+    """
     kw.setdefault("frozen_bn", pretrained)
     kw.setdefault("trainable_layers", 3 if pretrained else 5)
     return build_faster_rcnn(arch, in_chans, num_classes, **kw)

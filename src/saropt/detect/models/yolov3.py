@@ -1,5 +1,11 @@
 """YOLOv3 (Redmon & Farhadi, 2018) on a timm backbone: neck, three-scale head, loss, decoding.
 
+Paper 003 section 4 uses YOLOv3 with a Darknet53 backbone, inputs resized to 416 x 416 with
+multi-scale training, SGD for 240 epochs (section 4.2.2). Where the parts live:
+:class:`YoloNeck` (top-down neck), :class:`YoloHead` (the 1x1 prediction convs),
+:func:`build_targets` and :meth:`YOLOv3.loss` (assignment and loss), :func:`decode_level` and
+:meth:`YOLOv3.postprocess` (boxes out).
+
 Layout of one level's raw output, ``(B, A, H, W, 5 + K)``: ``tx, ty, tw, th, objectness, class
 logits``. A box is ``cx = (sigmoid(tx) + j) * stride``, ``w = anchor_w * exp(tw)`` (paper eq. 1).
 Each ground-truth box is assigned to the one anchor (of 9) whose shape overlaps it best, in the
@@ -48,7 +54,10 @@ def _five(cin: int, c: int) -> nn.Sequential:
 class YoloNeck(nn.Module):
     """YOLOv3's top-down neck: 5-conv blocks, 1x1 + upsample laterals, a 3x3 conv per level.
 
-    ``width`` scales the paper's channel widths (128/256/512 per level); outputs stride 8,16,32.
+    Takes the backbone's stride 8, 16, 32 features (channels ``in_chans``) and returns three
+    maps at the same strides with :attr:`out_channels` channels (``2 * w`` per level).
+    ``width`` scales the paper's channel widths (128/256/512 per level, at least 8). Convs are
+    conv + BatchNorm + LeakyReLU(0.1), as in Darknet.
     """
 
     def __init__(self, in_chans: Sequence[int], width: float = 1.0) -> None:
@@ -62,6 +71,7 @@ class YoloNeck(nn.Module):
         self.out_channels = [2 * w1, 2 * w2, 2 * w3]
 
     def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
+        """Three ``(B, C_l, H_l, W_l)`` maps, strides 8, 16, 32, from the backbone's three."""
         x = self.blocks[0](feats[2])
         outs = [self.outs[0](x)]
         for i, skip in enumerate((feats[1], feats[0])):
@@ -71,8 +81,56 @@ class YoloNeck(nn.Module):
         return outs[::-1]
 
 
+class YoloHead(nn.ModuleList):
+    """YOLOv3's prediction head: one 1x1 conv per level giving 3 boxes per grid cell.
+
+    Each level predicts ``3 * (4 + 1 + K)`` channels, "4 bounding box offsets, 1 objectness
+    prediction, and K class predictions" for each of the level's 3 anchors (Redmon & Farhadi
+    2018, section 2.3 "Predictions Across Scales"; paper 003 section 4 uses YOLOv3 [36] as its
+    one-stage detector). :meth:`forward` reshapes each conv's ``(B, 3 * (5 + K), H, W)`` output to
+    ``(B, 3, H, W, 5 + K)`` laid out ``tx, ty, tw, th, objectness, class logits``.
+
+    Initialisation (not in the paper; mmdetection's ``YOLOV3Head.init_weights``, after
+    ultralytics/yolov3): weights ~ N(0, 0.01), biases 0 except objectness
+    ``log(8 / (608 / stride) ** 2)``, a prior of about 8 objects per level in a 608 x 608 image.
+
+    A ``ModuleList`` subclass, so the convs keep the state-dict keys ``head.0.weight`` ..
+    ``head.2.bias`` of the earlier anonymous list: existing checkpoints load unchanged.
+
+    Args:
+        in_channels: channels of the neck's three outputs, strides 8, 16, 32 in that order.
+        num_fg: foreground classes ``K`` (1 for ships; the background is not a class here).
+        num_anchors: anchors per level (YOLOv3: 3).
+        strides: the levels' strides in input pixels, for the objectness prior.
+    """
+
+    def __init__(self, in_channels: Sequence[int], num_fg: int, num_anchors: int = 3,
+                 strides: Sequence[int] = STRIDES) -> None:
+        super().__init__(nn.Conv2d(c, num_anchors * (5 + num_fg), 1) for c in in_channels)
+        self.num_fg, self.num_anchors = num_fg, num_anchors
+        for conv, s in zip(self, strides):
+            nn.init.normal_(conv.weight, std=0.01)
+            bias = conv.bias.detach().view(num_anchors, -1)
+            bias.zero_()
+            bias[:, 4] = math.log(8 / (608 / s) ** 2)
+
+    def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
+        """Per level ``(B, 3, H, W, 5 + K)`` raw predictions from the neck's ``(B, C, H, W)``."""
+        outs = []
+        for conv, f in zip(self, feats):
+            b, _, h, w = f.shape
+            outs.append(conv(f).view(b, self.num_anchors, 5 + self.num_fg, h, w)
+                        .permute(0, 1, 3, 4, 2))
+        return outs
+
+
 def decode_level(raw: Tensor, anchors: Tensor, stride: int) -> Tensor:
-    """Boxes ``(B, A, H, W, 4)`` xyxy in input pixels from one level's raw ``(B, A, H, W, 5+K)``."""
+    """Boxes ``(B, A, H, W, 4)`` xyxy in input pixels from one level's raw ``(B, A, H, W, 5+K)``.
+
+    ``cx = (sigmoid(tx) + j) * stride``, ``w = anchor_w * exp(tw)`` (YOLOv3 section 2.1), with
+    ``tw``, ``th`` clamped at 8 before the exp; ``anchors`` ``(A, 2)`` (w, h) and ``stride`` in
+    input pixels.
+    """
     _, _, h, w, _ = raw.shape
     gy, gx = torch.meshgrid(torch.arange(h, device=raw.device),
                             torch.arange(w, device=raw.device), indexing="ij")
@@ -87,8 +145,14 @@ def decode_level(raw: Tensor, anchors: Tensor, stride: int) -> Tensor:
 def build_targets(boxes: Sequence[Tensor], labels: Sequence[Tensor], anchors: Tensor,
                   grid_sizes: Sequence[tuple[int, int]], num_fg: int,
                   strides: Sequence[int] = STRIDES) -> list[Tensor]:
-    """Per level ``(B, A, H, W, 5 + K)`` targets: offsets in the cell, ``log(w / anchor)``,
-    objectness 1 and one-hot class (label 1 -> class 0) for each ground truth's best anchor."""
+    """Per level ``(B, A, H, W, 5 + K)`` training targets for the raw outputs' layout.
+
+    For each ground truth's best anchor (shape IoU over all 9, paper section 2.1) in the cell
+    holding its centre: offsets in the cell ``(0..1)``, ``log(w / anchor_w)``,
+    ``log(h / anchor_h)``, objectness 1 and one-hot class (label 1 -> class 0); zeros elsewhere.
+    ``boxes`` are ``(N_b, 4)`` xyxy in network-input pixels, ``labels`` ``(N_b,)`` 1-based,
+    ``anchors`` ``(9, 2)`` (w, h) px small to large, ``grid_sizes`` the levels' ``(H, W)``.
+    """
     na = anchors.shape[0] // len(strides)
     out = [anchors.new_zeros(len(boxes), na, h, w, 5 + num_fg) for h, w in grid_sizes]
     for b, (bx, lb) in enumerate(zip(boxes, labels)):
@@ -114,11 +178,32 @@ def build_targets(boxes: Sequence[Tensor], labels: Sequence[Tensor], anchors: Te
 
 
 class YOLOv3(nn.Module):
-    """YOLOv3 detector taking a list of CxHxW images in [0, 1] (any sizes).
+    """YOLOv3 detector taking a list of ``(C, H, W)`` images in [0, 1] (any sizes).
 
-    Images are resized to ``input_size`` squared (at training, to a size drawn from
-    ``train_sizes`` per batch); predictions come back in each input image's pixels. Train mode
-    with targets returns a loss dict; eval mode returns ``[{"boxes", "scores", "labels"}]``.
+    Images are resized to ``input_size`` squared (416 in paper 003 section 4.1; at training, to
+    a size drawn from ``train_sizes`` per batch) and normalised with ``image_mean`` /
+    ``image_std``; predictions come back in each input image's pixels. Train mode with targets
+    (``boxes`` ``(N, 4)`` xyxy px, ``labels`` ``(N,)`` with 1 = ship) returns a loss dict;
+    eval mode returns ``[{"boxes": (N, 4) xyxy px, "scores": (N,), "labels": (N,)}]``.
+
+    Args:
+        backbone: a timm ``features_only`` model with three outputs at strides 8, 16, 32.
+        num_classes: classes including the background (2 for ships only).
+        image_mean: per-channel mean of the [0, 1] input.
+        image_std: per-channel standard deviation of the [0, 1] input.
+        width: neck channel scale (:class:`YoloNeck`).
+        input_size: test-time square input side, px.
+        train_sizes: multi-scale training sides, px (None or empty: ``input_size`` always).
+        anchors: 9 anchors (w, h) in input px, small to large, 3 per stride.
+        score_thresh: minimum ``sigmoid(obj) * sigmoid(cls)`` kept at test time.
+        nms_iou: IoU of the per-class NMS (paper 003 section 4.2.2: 0.5).
+        detections_per_img: boxes kept per image after NMS.
+        ignore_iou: predictions overlapping a ground truth above this IoU get no objectness
+            loss (YOLOv3 section 2.1: 0.5).
+        pre_nms_top_n: candidates kept per image before NMS.
+
+    Raises:
+        ValueError: not 9 anchors, or ``num_classes`` < 2.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, image_mean: Sequence[float],
@@ -135,13 +220,7 @@ class YOLOv3(nn.Module):
         self.backbone = backbone
         self.neck = YoloNeck(backbone.feature_info.channels(), width)
         self.num_fg = num_classes - 1
-        self.head = nn.ModuleList(nn.Conv2d(c, 3 * (5 + self.num_fg), 1)
-                                  for c in self.neck.out_channels)
-        for conv, s in zip(self.head, STRIDES):  # objectness prior ~8 objects per 608^2 image
-            nn.init.normal_(conv.weight, std=0.01)
-            bias = conv.bias.detach().view(3, -1)
-            bias.zero_()
-            bias[:, 4] = math.log(8 / (608 / s) ** 2)
+        self.head = YoloHead(self.neck.out_channels, self.num_fg)
         self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32))
         self.register_buffer("image_mean", torch.tensor(image_mean).view(-1, 1, 1))
         self.register_buffer("image_std", torch.tensor(image_std).view(-1, 1, 1))
@@ -151,11 +230,7 @@ class YOLOv3(nn.Module):
 
     def raw_outputs(self, x: Tensor) -> list[Tensor]:
         """Per level ``(B, 3, H, W, 5 + K)`` raw predictions for a normalised batch."""
-        outs = []
-        for conv, f in zip(self.head, self.neck(self.backbone(x))):
-            b, _, h, w = f.shape
-            outs.append(conv(f).view(b, 3, 5 + self.num_fg, h, w).permute(0, 1, 3, 4, 2))
-        return outs
+        return self.head(self.neck(self.backbone(x)))
 
     def _batch(self, images: Sequence[Tensor], size: int) -> tuple[Tensor, Tensor]:
         if not images:
@@ -168,6 +243,11 @@ class YOLOv3(nn.Module):
 
     def forward(self, images: Sequence[Tensor],
                 targets: Sequence[dict[str, Tensor]] | None = None) -> dict[str, Tensor] | list:
+        """Losses (train mode) or detections (eval mode) for a list of images; see the class.
+
+        Raises:
+            ValueError: an empty image list, or train mode without targets.
+        """
         size = self.input_size
         if self.training and self.train_sizes:
             size = self.train_sizes[int(torch.randint(len(self.train_sizes), (1,)))]
@@ -182,6 +262,11 @@ class YOLOv3(nn.Module):
 
     def loss(self, raw: list[Tensor], boxes: list[Tensor],
              labels: list[Tensor]) -> dict[str, Tensor]:
+        """``loss_xy``, ``loss_wh``, ``loss_obj``, ``loss_cls``, each summed and divided by images.
+
+        ``raw`` are the :meth:`raw_outputs`, ``boxes`` ``(N_b, 4)`` xyxy in network-input px,
+        ``labels`` ``(N_b,)`` 1-based; terms and weights as in the module docstring.
+        """
         anchors = self.anchors.float()
         targets = build_targets(boxes, labels, anchors, [r.shape[2:4] for r in raw], self.num_fg)
         zero = raw[0].sum() * 0
@@ -218,7 +303,12 @@ class YOLOv3(nn.Module):
     @torch.no_grad()
     def postprocess(self, raw: list[Tensor], scales: Tensor,
                     sizes: Sequence[Sequence[int]]) -> list[dict[str, Tensor]]:
-        """Scores ``sigmoid(obj) * sigmoid(cls)``, score threshold, per-class NMS, top-k."""
+        """Detections per image from raw outputs: boxes ``(N, 4)`` xyxy px, scores, labels.
+
+        Scores are ``sigmoid(obj) * sigmoid(cls)``; then the score threshold, the
+        ``pre_nms_top_n`` best, boxes divided by ``scales`` ``(B, 2)`` (network over image
+        px, x and y) and clipped to ``sizes`` ``(H, W)``, per-class NMS, ``detections_per_img``.
+        """
         anchors = self.anchors.float()
         boxes = torch.cat([decode_level(r.float(), anchors[3 * i:3 * i + 3], STRIDES[i])
                            .flatten(1, 3) for i, r in enumerate(raw)], 1)
@@ -241,8 +331,15 @@ class YOLOv3(nn.Module):
 
 
 def kmeans_anchors(wh: Tensor, k: int = 9, iters: int = 100, seed: int = 0) -> Tensor:
-    """``k`` anchors (w, h) clustering box sizes with the ``1 - IoU`` distance (YOLOv2 sec. 2),
-    sorted by area. ``wh`` holds the dataset's box sizes in network-input pixels."""
+    """``(k, 2)`` anchors (w, h) clustering box sizes with the ``1 - IoU`` distance, by area.
+
+    K-medians of ``wh`` ``(N, 2)`` (the dataset's box sizes in network-input pixels) with the
+    YOLOv2 (Redmon & Farhadi 2017, section 2) ``1 - IoU`` of boxes sharing a centre; seeded
+    start, at most ``iters`` updates.
+
+    Raises:
+        ValueError: ``wh`` not ``(N, 2)`` or fewer than ``k`` boxes.
+    """
     wh = wh.float()
     if wh.ndim != 2 or wh.shape[1] != 2 or len(wh) < k:
         raise ValueError(f"k-means anchors need at least {k} box sizes as (N, 2), got "
@@ -263,8 +360,15 @@ def kmeans_anchors(wh: Tensor, k: int = 9, iters: int = 100, seed: int = 0) -> T
 
 def build(arch: str, out_indices: Sequence[int], in_chans: int, num_classes: int,
           pretrained: bool, **kw: Any) -> YOLOv3:
-    """YOLOv3 on timm's ``features_only`` ``arch`` (strides 8/16/32 at ``out_indices``);
-    ``anchors="coco"`` takes :data:`COCO_ANCHORS`. ``pretrained`` changes nothing here."""
+    """YOLOv3 on timm's ``features_only`` ``arch`` (strides 8/16/32 at ``out_indices``).
+
+    ``anchors="coco"`` takes :data:`COCO_ANCHORS`. ``pretrained`` changes nothing here (weights
+    are loaded afterwards by ``create_detector``; timm never downloads).
+
+    Raises:
+        SaroptError: ``anchors`` a string other than ``"coco"``.
+        ValueError: a bad :class:`YOLOv3` argument.
+    """
     import timm
 
     from saropt.errors import SaroptError

@@ -1,5 +1,6 @@
-"""``saropt demo`` stage: the demo's detectors (OSM and OSD, paper 000) on a whole synthetic
-scene, fused by WBF, with a land mask, the georeferenced outputs and the offline map.
+"""``saropt demo`` stage: the demo's detectors (OSM and OSD, paper 000) on a whole synthetic scene.
+
+Fused by WBF, with a land mask, the georeferenced outputs and the offline map.
 
 The scene is rendered by ``saropt.synth`` (not one of the training scenes), written as a uint16
 amplitude GeoTIFF placed in UTM zone 33N at 1 m pixels (the synthetic world has no geography:
@@ -24,8 +25,11 @@ SCENE_MAX_DETS = 10_000
 
 
 def write_geo_scene(pair: Any, out: Path) -> tuple[Path, Path, Path]:
-    """``scene.tif`` (uint16 amplitude), ``land.tif`` (uint8, 1 = land) with one made-up UTM
-    33N georeference, and ``gt.json`` (COCO, image id 1) from the scene's ships."""
+    """Write a synthetic scene pair as GeoTIFFs and COCO ground truth; returns the three paths.
+
+    ``scene.tif`` (uint16 amplitude), ``land.tif`` (uint8, 1 = land) with one made-up UTM 33N
+    georeference at 1 m pixels, and ``gt.json`` (COCO, image id 1) from the scene's ships.
+    """
     import rasterio
     from rasterio.transform import Affine
 
@@ -60,6 +64,10 @@ def _checkpoints(ctx: Any) -> dict[str, str]:
 
 
 def run(ctx: Any) -> None:
+    """Run the demo's scene stage: detect, fuse, score and map one synthetic scene.
+
+    Skips (with a line in the report) when no detector checkpoint was made earlier.
+    """
     r = ctx.report
     r.section("Ships in a whole scene",
               "`saropt detect scene`: the detectors above run over a whole synthetic scene "

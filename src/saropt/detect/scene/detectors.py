@@ -1,5 +1,7 @@
-"""Detectors that see scene tiles: a ``saropt detect train`` checkpoint at its trained pixel
-scale, or any object with the same interface (tests use a deterministic blob detector).
+"""Detectors that see scene tiles, each at the pixel scale it was trained at.
+
+A ``saropt detect train`` checkpoint (:class:`CheckpointDetector`), or any object with the
+:class:`SceneDetector` interface (tests use a deterministic blob detector).
 
 A detector trained on ``c`` px chips that its model resized to ``m`` px sees the world at pixel
 scale ``s = m / c``. A scene tile of any size ``N`` is resized by that same ``s`` (for
@@ -31,7 +33,11 @@ Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (N, 4) xyxy, sco
 
 
 def model_input_size(model: Any) -> tuple[float, float] | None:
-    """``(min_size, max_size)`` a detector resizes its input to (YOLOv3: its square size)."""
+    """``(min_size, max_size)`` px a detector resizes its input to, or None when it has none.
+
+    torchvision detectors: ``transform.min_size[-1]`` and ``max_size``; YOLOv3: its square
+    ``input_size`` twice.
+    """
     if hasattr(model, "transform"):
         return float(model.transform.min_size[-1]), float(model.transform.max_size)
     if hasattr(model, "input_size"):
@@ -40,7 +46,10 @@ def model_input_size(model: Any) -> tuple[float, float] | None:
 
 
 def pixel_scale(model: Any, height: int, width: int) -> float:
-    """The resize factor the model applies to a ``height`` x ``width`` image."""
+    """The resize factor (model px per image px) a model applies to a ``height`` x ``width`` image.
+
+    1 for a model that does not resize.
+    """
     size = model_input_size(model)
     if size is None:
         return 1.0
@@ -51,8 +60,11 @@ def pixel_scale(model: Any, height: int, width: int) -> float:
 
 def training_scene_record(cfg: Any, model: Any, image_size: tuple[int, int] | None
                           ) -> dict[str, Any]:
-    """What ``saropt detect train`` records for scenes: radiometry, typical training image
-    size ``[h, w]`` and the model's pixel scale on it, the training tile overlap if any."""
+    """What ``saropt detect train`` records in a checkpoint for scenes (hyper-parameter ``scene``).
+
+    Radiometry (None when unknown), typical training image size ``[h, w]`` px and the model's
+    pixel scale on it, and the training tile overlap if the dataset options give one.
+    """
     rad = training_radiometry(cfg.data)
     rec: dict[str, Any] = {"radiometry": rad.model_dump(mode="json") if rad else None,
                            "train_image_size": list(image_size) if image_size else None,
@@ -64,7 +76,7 @@ def training_scene_record(cfg: Any, model: Any, image_size: tuple[int, int] | No
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes (read in 1 MB chunks; ~0.1 s per 50 MB)."""
+    """Hex SHA-256 of a file's bytes (``hashlib.file_digest``, 256 KiB reads; ~0.1 s per 50 MB)."""
     import hashlib
 
     with open(path, "rb") as f:
@@ -72,8 +84,12 @@ def file_sha256(path: Path) -> str:
 
 
 class SceneDetector:
-    """The interface :func:`saropt.detect.scene.run.run_scene` uses. Subclasses set the
-    attributes and implement :meth:`detect`."""
+    """The interface :func:`saropt.detect.scene.run.run_scene` uses.
+
+    Subclasses set the attributes (``tile`` side in scene px, ``overlap`` fraction, ``scale``
+    model px per scene px, ``radiometry``, ``fingerprint`` for resume) and implement
+    :meth:`detect`.
+    """
 
     name: str = "detector"
     radiometry: Radiometry = DEFAULT_RADIOMETRY
@@ -84,18 +100,27 @@ class SceneDetector:
     fingerprint: str = ""
 
     def min_tile(self) -> int:
+        """The smallest tile side in scene px whose model input reaches :data:`MIN_MODEL_INPUT`."""
         return int(math.ceil(MIN_MODEL_INPUT / self.scale))
 
     def prepare(self, tile_h: int, tile_w: int) -> None:
         """Called once per run with the (constant) tile shape before :meth:`detect`."""
 
     def detect(self, tiles: list[np.ndarray]) -> list[Detections]:
-        """uint8 (H, W) tiles -> per tile ``(boxes xyxy in tile pixels, scores, labels)``."""
+        """uint8 ``(H, W)`` tiles -> per tile ``(boxes (N, 4) xyxy tile px, scores, labels)``."""
         raise NotImplementedError
 
 
 class CheckpointDetector(SceneDetector):
-    """A ``saropt detect train`` checkpoint (Faster R-CNN or YOLOv3) on scene tiles."""
+    """A ``saropt detect train`` checkpoint (Faster R-CNN or YOLOv3) on scene tiles.
+
+    Radiometry, pixel scale, tile size and overlap come from the checkpoint's scene record
+    (:func:`training_scene_record`); what is missing is assumed and said in ``notes``.
+    ``score_thresh`` overrides the model's test-time score threshold.
+
+    Raises:
+        SaroptError: an unreadable checkpoint, or an optical detector (``in_chans`` != 1).
+    """
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu",
                  score_thresh: float | None = None) -> None:
@@ -141,6 +166,7 @@ class CheckpointDetector(SceneDetector):
         self.overlap = float(rec.get("overlap", opts.get("overlap", DEFAULT_OVERLAP)))
 
     def prepare(self, tile_h: int, tile_w: int) -> None:
+        """Set the model's resize so a tile is scaled by :attr:`scale` (YOLOv3: multiple of 32)."""
         m = self.model
         if hasattr(m, "transform"):
             m.transform.min_size = (self.scale * min(tile_h, tile_w),)
@@ -153,6 +179,7 @@ class CheckpointDetector(SceneDetector):
         return not hasattr(self.model, "transform")
 
     def detect(self, tiles: list[np.ndarray]) -> list[Detections]:
+        """One batch of uint8 ``(H, W)`` tiles through the model; boxes in tile pixels."""
         import torch
 
         batch = [torch.from_numpy(np.ascontiguousarray(t)).to(self.device, torch.float32)

@@ -1,5 +1,8 @@
-"""Land masks for scene detections: ``land`` (the box centre is on land), ``inshore`` (land
-within ``inshore_m`` metres of the centre or under a box corner) or ``offshore``.
+"""Land masks for scene detections: each box is ``land``, ``inshore`` or ``offshore``.
+
+``land``: the box centre is on land; ``inshore``: land under a box corner or at one of 8 points
+on the circle of ``inshore_m`` metres around the centre (a sampled ring, not the whole disc);
+``offshore``: neither.
 
 A mask is a raster (any GDAL format; non-zero, non-nodata pixels are land; with a CRS it may
 cover any area at any resolution, without one it must have the scene's pixel grid) or a GeoJSON
@@ -26,7 +29,16 @@ DEFAULT_INSHORE_M = 500.0
 
 
 class LandMask:
-    """``is_land(x, y)`` for scene pixel coordinates (arrays)."""
+    """``is_land(x, y)`` for scene pixel coordinates (arrays), from a raster or GeoJSON mask.
+
+    ``georef`` places scene pixels in lon/lat; ``scene_size`` is ``(width, height)`` px, the
+    grid a mask without CRS must have. Formats and CRS rules in the module docstring.
+
+    Raises:
+        DataError: a missing or unreadable mask, a GeoJSON without polygons, another vector
+            format, a CRS pyproj cannot read or reach from the scene, a CRS mask on a scene
+            without georeference, or a CRS-less raster not on the scene's grid.
+    """
 
     def __init__(self, path: str | Path, georef: Georef, scene_size: tuple[int, int]) -> None:
         self.path = Path(path)
@@ -114,7 +126,10 @@ class LandMask:
 
     # ---------------------------------------------------------------- queries
     def is_land(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Land at scene pixel coordinates ``x``, ``y`` (same-shape arrays)."""
+        """Boolean land mask at scene pixel coordinates ``x``, ``y`` (same-shape arrays).
+
+        Outside the mask is not land; raster pixels equal to 0 or nodata are not land.
+        """
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         if self.crs is None:  # raster on the scene's pixel grid
             return self._sample(x.ravel(), y.ravel(), pixel=True).reshape(x.shape)
@@ -168,7 +183,11 @@ class LandMask:
         return out
 
     def classify(self, boxes: np.ndarray, radius_px: float) -> list[str]:
-        """``land`` / ``inshore`` / ``offshore`` per (N, 4) scene-pixel box."""
+        """``land`` / ``inshore`` / ``offshore`` per xyxy scene-pixel box of ``boxes`` ``(N, 4)``.
+
+        ``land`` when the centre is on land; ``inshore`` when a corner or one of 8 points on the
+        circle of ``radius_px`` pixels around the centre is; else ``offshore``.
+        """
         b = np.asarray(boxes, np.float64).reshape(-1, 4)
         if len(b) == 0:
             return []

@@ -29,7 +29,11 @@ CSV_FIELDS = ("id", "score", "category_id", "model", "location", "x1", "y1", "x2
 
 @dataclass
 class SceneDetections:
-    """Final detections of a scene: (N, 6) rows ``x1, y1, x2, y2, score, label``."""
+    """Final detections of a scene: ``(N, 6)`` rows ``x1, y1, x2, y2, score, label``.
+
+    Boxes in scene pixels; ``model`` names the model (or fusion) that made them;
+    ``locations`` holds one of land / inshore / offshore / unknown per row.
+    """
 
     rows: np.ndarray
     model: str
@@ -52,22 +56,28 @@ def _ccw(ring: np.ndarray) -> np.ndarray:
 
 
 def unwrap(lon: np.ndarray, ref: float) -> np.ndarray:
-    """Longitudes moved by multiples of 360 to lie within 180 degrees of ``ref``: a scene
-    across the antimeridian gets continuous longitudes (179.9, 180.1) instead of a jump."""
+    """Longitudes (degrees) moved by multiples of 360 to lie within 180 degrees of ``ref``.
+
+    A scene across the antimeridian gets continuous longitudes (179.9, 180.1) instead of a jump.
+    """
     lon = np.asarray(lon, np.float64)
     return ref + (lon - ref + 180.0) % 360.0 - 180.0
 
 
 def wrap(lon: np.ndarray) -> np.ndarray:
-    """Longitudes into [-180, 180) (RFC 7946 positions); 180 stays 180."""
+    """Longitudes (degrees) into [-180, 180) (RFC 7946 positions); 180 stays 180."""
     lon = np.asarray(lon, np.float64)
     return np.where(lon == 180.0, lon, (lon + 180.0) % 360.0 - 180.0)
 
 
 def geometry(dets: SceneDetections, georef: Georef) -> dict[str, np.ndarray]:
-    """Per detection: ring lon/lat (N, 5, 2; longitudes continuous across the scene, so
-    possibly beyond +-180 on a scene across the antimeridian), centre lon/lat (in [-180,
-    180)), length and width in metres (NaN without georeference)."""
+    """Per detection: box ring and centre in lon/lat degrees, length and width in metres.
+
+    ``ring`` ``(N, 5, 2)`` lon/lat (longitudes continuous across the scene, so possibly beyond
+    +-180 on a scene across the antimeridian), ``lon`` / ``lat`` ``(N,)`` of the centre (lon in
+    [-180, 180)), ``length_m`` / ``width_m`` ``(N,)`` geodesic (WGS84) box sides, NaN without
+    georeference (then ring and centre are scene pixels).
+    """
     n = len(dets)
     xs, ys = _corners(dets.rows)
     lon, lat = georef.lonlat(xs, ys) if n else (xs, ys)
@@ -95,7 +105,11 @@ def _num(v: float, nd: int = 2) -> float | None:
 
 
 def records(dets: SceneDetections, georef: Georef) -> list[dict[str, Any]]:
-    """One dict per detection (the CSV row and the GeoJSON properties)."""
+    """One dict per detection: the CSV row (:data:`CSV_FIELDS`) and the GeoJSON properties.
+
+    Pixel box rounded to 0.01 px, lon/lat in degrees (None without georeference), length and
+    width in metres (None without georeference), plus the private ``_ring``.
+    """
     geo = geometry(dets, georef)
     out = []
     for i, r in enumerate(dets.rows):
@@ -112,7 +126,11 @@ def records(dets: SceneDetections, georef: Georef) -> list[dict[str, Any]]:
 
 def write_geojson(path: Path, recs: list[dict[str, Any]], georef: Georef,
                   meta: dict[str, Any]) -> Path:
-    """RFC 7946 FeatureCollection (lon/lat WGS84), one Polygon per detection."""
+    """Write an RFC 7946 FeatureCollection (lon/lat WGS84), one Polygon per detection, atomically.
+
+    Without georeference the polygons are in scene pixels; ``meta`` and the georeference
+    description go to the top-level ``saropt`` member.
+    """
     feats = []
     for r in recs:
         props = {k: v for k, v in r.items() if not k.startswith("_") and k not in
@@ -128,9 +146,11 @@ def write_geojson(path: Path, recs: list[dict[str, Any]], georef: Georef,
 
 
 def rfc7946_polygon(ring: np.ndarray) -> dict[str, Any]:
-    """A lon/lat ring (continuous longitudes) as an RFC 7946 geometry: counter-clockwise,
-    longitudes in [-180, 180], and cut in two at the antimeridian (a MultiPolygon, RFC 7946
-    section 3.1.9) when it crosses it."""
+    """A lon/lat ring ``(5, 2)`` (continuous longitudes) as an RFC 7946 geometry dict.
+
+    Counter-clockwise, longitudes in [-180, 180], and cut in two at the antimeridian (a
+    MultiPolygon, RFC 7946 section 3.1.9) when it crosses it (shapely).
+    """
     ring = _ccw(np.asarray(ring, np.float64))
     shift = 360.0 * np.floor((ring[:, 0].min() + 180.0) / 360.0)
     ring = ring - np.array([shift, 0.0])  # west edge in [-180, 180)
@@ -153,6 +173,7 @@ def rfc7946_polygon(ring: np.ndarray) -> dict[str, Any]:
 
 
 def write_csv(path: Path, recs: list[dict[str, Any]]) -> Path:
+    """Write :func:`records` as CSV with the :data:`CSV_FIELDS` columns, atomically."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -174,8 +195,12 @@ COLOURS = {"offshore": (0, 200, 255), "inshore": (255, 160, 0), "land": (255, 40
 
 def quicklook(image: np.ndarray, factor: float, dets: SceneDetections, score_thr: float
               ) -> np.ndarray:
-    """The decimated 8-bit scene (RGB) with detection boxes (score >= ``score_thr``) drawn,
-    coloured by location (offshore cyan, inshore orange, land red)."""
+    """The decimated 8-bit scene as RGB ``(h, w, 3)`` with detection boxes drawn (OpenCV).
+
+    ``image`` is the uint8 ``(h, w)`` decimated scene, ``factor`` scene px per image px; boxes
+    with score >= ``score_thr`` are drawn 2 px outside, coloured by location (offshore and
+    unknown cyan, inshore orange, land red).
+    """
     import cv2
 
     rgb = np.repeat(image[..., None], 3, axis=2)
@@ -190,6 +215,7 @@ def quicklook(image: np.ndarray, factor: float, dets: SceneDetections, score_thr
 
 
 def save_png(path: Path, rgb: np.ndarray) -> Path:
+    """Write a uint8 image as PNG (Pillow), atomically; returns ``path``."""
     from PIL import Image
 
     with atomic_path(path) as tmp:
@@ -203,10 +229,13 @@ def _static(name: str) -> str:
 
 def write_map(path: Path, quicklook_png: Path, recs: list[dict[str, Any]], georef: Georef,
               size: tuple[int, int], score_thr: float) -> Path:
-    """An offline HTML map (folium): the quicklook as an image overlay on the scene's lon/lat
-    bounds and the detections (score >= ``score_thr``) with a popup each. Leaflet's JS and CSS
-    are embedded (no CDN) and there is no tile layer: the file loads nothing from the network.
-    Needs a georeferenced scene."""
+    """Write an offline HTML map (folium) of the quicklook and the detections, atomically.
+
+    The quicklook is an image overlay on the scene's lon/lat bounds and the detections (score
+    >= ``score_thr``) are polygons with a tooltip each. Leaflet's JS and CSS are embedded (no
+    CDN) and there is no tile layer: the file loads nothing from the network. Needs a
+    georeferenced scene; ``size`` is the scene ``(width, height)`` in px.
+    """
     import folium
     from PIL import Image
 
@@ -245,10 +274,12 @@ def write_map(path: Path, quicklook_png: Path, recs: list[dict[str, Any]], geore
 
 
 def overlay_image(rgb: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """The quicklook turned north-up / east-right for a map overlay, from the lon/lat of the
-    scene corners (top-left, top-right, bottom-right, bottom-left): a south-up raster
-    (positive pixel height, an ascending-pass GRD) is flipped vertically, an east-left one
-    horizontally."""
+    """The quicklook turned north-up / east-right for a map overlay.
+
+    ``lon`` / ``lat`` are the scene corners (top-left, top-right, bottom-right, bottom-left):
+    a south-up raster (positive pixel height, an ascending-pass GRD) is flipped vertically, an
+    east-left one horizontally.
+    """
     if lat[0] + lat[1] < lat[2] + lat[3]:  # the first row lies south of the last
         rgb = rgb[::-1]
     if lon[0] + lon[3] > lon[1] + lon[2]:  # the first column lies east of the last
@@ -257,9 +288,11 @@ def overlay_image(rgb: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarr
 
 
 def remote_urls(html: str) -> list[str]:
-    """Remote URLs a browser would fetch for the page: ``<script src>``, ``<link href>``,
-    ``<img src>``, CSS ``url()`` and Leaflet tile-layer templates (plain ``<a href>`` links,
-    such as Leaflet's attribution, are not fetched)."""
+    """Remote URLs a browser would fetch for the page, sorted; empty for an offline page.
+
+    ``<script src>``, ``<link href>``, ``<img src>``, CSS ``url()`` and Leaflet tile-layer
+    templates (plain ``<a href>`` links, such as Leaflet's attribution, are not fetched).
+    """
     import re
 
     pats = [r"""<script[^>]*\bsrc\s*=\s*["'](https?:)?//[^"']+""",

@@ -28,7 +28,14 @@ from saropt.config import Config
 
 
 class Radiometry(Config):
-    """How SAR values became the detector's 8-bit input (see the module doc)."""
+    """How SAR values became the detector's 8-bit input (see the module doc).
+
+    ``percentiles`` in % (ignored when ``low`` and ``high`` are both given, in the mapping's
+    domain: input units for ``linear``, dB for ``db``); ``input`` the unit of the scene values
+    for ``db``; ``min_value`` the floor (input units) before the log; ``noise_floor`` (input
+    units) the smallest value counted in the percentiles; ``dynamic_range_db`` the largest
+    ``high - low`` in dB.
+    """
 
     kind: Literal["linear", "db"] = "linear"
     percentiles: tuple[float, float] = (0.5, 99.5)
@@ -46,9 +53,12 @@ DEFAULT_RADIOMETRY = Radiometry()
 
 
 def training_radiometry(data: Any) -> Radiometry | None:
-    """The radiometry of a training config's images: ``data.radiometry`` when given, the
-    AIR-SARShip reader's stretch for AIR-SARShip, else None (8-bit chips made by the dataset's
-    authors in a way the checkpoint cannot know)."""
+    """The radiometry of a training config's images, or None when it cannot be known.
+
+    ``data.radiometry`` when given, the AIR-SARShip reader's stretch for AIR-SARShip (its
+    ``percentiles`` option, or value / 257 for ``None``), else None (8-bit chips made by the
+    dataset's authors in a way the checkpoint cannot know).
+    """
     if getattr(data, "radiometry", None) is not None:
         return data.radiometry
     if str(data.dataset).lower().replace("_", "-").startswith("air"):
@@ -68,8 +78,12 @@ def _to_domain(values: np.ndarray, rad: Radiometry) -> np.ndarray:
 
 
 def fit_stretch(sample: np.ndarray, rad: Radiometry) -> tuple[float, float]:
-    """``(low, high)`` in the mapping's domain from valid scene values ``sample`` (1-D, any
-    dtype; a decimated read of the whole scene)."""
+    """``(low, high)`` in the mapping's domain from valid scene values ``sample``.
+
+    ``sample`` is any shape and dtype (a decimated read of the whole scene, valid pixels only).
+    Fixed ``low`` / ``high`` win; ``noise_floor`` applies when at least 16 values pass it;
+    ``high`` is at least ``low + 1e-3``.
+    """
     if rad.low is not None and rad.high is not None:
         return float(rad.low), float(max(rad.high, rad.low + 1e-3))
     sample = np.asarray(sample).ravel()
@@ -85,7 +99,11 @@ def fit_stretch(sample: np.ndarray, rad: Radiometry) -> tuple[float, float]:
 
 def apply_stretch(values: np.ndarray, low: float, high: float, rad: Radiometry,
                   valid: np.ndarray | None = None) -> np.ndarray:
-    """Scene values (any shape) -> uint8 with the fitted ``(low, high)``; invalid pixels 0."""
+    """Scene values (any shape) as uint8 of the same shape with the fitted ``(low, high)``.
+
+    Linear from ``low`` -> 0 to ``high`` -> 255 in the mapping's domain, rounded and clipped;
+    pixels where ``valid`` is False are 0.
+    """
     dom = _to_domain(values, rad)
     scaled = (dom - np.float32(low)) * np.float32(255.0 / (high - low))
     out = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
@@ -95,8 +113,11 @@ def apply_stretch(values: np.ndarray, low: float, high: float, rad: Radiometry,
 
 
 def synth_radiometry(cfg: Any = None) -> Radiometry:
-    """The synthetic world's amplitude -> 8-bit dB mapping (``saropt.synth``'s ``sar8``, the
-    images of its ship datasets) for a :class:`saropt.synth.WorldConfig` (default config)."""
+    """The synthetic world's amplitude -> 8-bit dB mapping for a ``WorldConfig``.
+
+    ``saropt.synth``'s ``sar8``, the images of its ship datasets, for a
+    :class:`saropt.synth.config.WorldConfig` (None: the default config).
+    """
     from saropt.synth.config import WorldConfig
 
     cfg = cfg or WorldConfig()

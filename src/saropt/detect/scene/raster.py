@@ -27,6 +27,7 @@ SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "f
 
 
 def gdal_env(cache_mb: int | None = None) -> Any:
+    """A ``rasterio.Env`` with a GDAL block cache of ``cache_mb`` MB (:data:`GDAL_CACHE_MB`)."""
     import rasterio
 
     return rasterio.Env(GDAL_CACHEMAX=int(cache_mb or GDAL_CACHE_MB) * 1024 * 1024)
@@ -44,7 +45,12 @@ def quiet() -> Iterator[None]:
 
 @dataclass
 class Georef:
-    """Pixel (edge) coordinates -> lon/lat (WGS84), or pixels when ``kind == "none"``."""
+    """A scene's georeference: pixel (edge) coordinates -> lon/lat (WGS84), or pixels when none.
+
+    ``kind`` is ``"affine"`` (``transform`` + ``crs``), ``"gcps"`` (``gcps`` + ``crs``, rasterio's
+    ``GCPTransformer``), ``"rpcs"`` (``rpcs``, rasterio's ``RPCTransformer`` at height 0) or
+    ``"none"``; ``crs`` is WKT (or ``"EPSG:4326"`` for RPCs), reprojected with pyproj.
+    """
 
     kind: str  # "affine" | "gcps" | "rpcs" | "none"
     crs: str | None = None
@@ -55,6 +61,7 @@ class Georef:
 
     @property
     def georeferenced(self) -> bool:
+        """Whether coordinates are lon/lat (any ``kind`` but ``"none"``)."""
         return self.kind != "none"
 
     def _to_wgs84(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,8 +75,11 @@ class Georef:
         return (xs, ys) if tr is None else tr.transform(xs, ys)
 
     def lonlat(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lon/lat (degrees) of pixel edge coordinates ``x`` (column), ``y`` (row); for
-        ``kind == "none"`` the pixel coordinates themselves."""
+        """Lon/lat in degrees (WGS84) of pixel edge coordinates ``x`` (column), ``y`` (row).
+
+        Arrays of any one shape in, two float64 arrays of that shape out; for
+        ``kind == "none"`` copies of the pixel coordinates themselves.
+        """
         x = np.asarray(x, np.float64)
         y = np.asarray(y, np.float64)
         if self.kind == "none":
@@ -101,6 +111,7 @@ class Georef:
         return f"{crs.name} (EPSG:{epsg})" if epsg else crs.name
 
     def describe(self) -> str:
+        """One line saying how coordinates are made (for reports and the CLI)."""
         if not self.georeferenced:
             return "none: coordinates are scene pixels (x = column, y = row), not lon/lat"
         return {"affine": f"affine transform, CRS {self.crs_name()}",
@@ -109,8 +120,11 @@ class Georef:
 
 
 def pixel_spacing_m(geo: Georef, width: int, height: int) -> tuple[float, float] | None:
-    """Ground distance (metres) of one pixel step in x and y at the scene centre (WGS84
-    geodesic), or None without georeference."""
+    """Ground distance in metres of one pixel step in x and y at the scene centre, or None.
+
+    WGS84 geodesic distances (pyproj ``Geod``) between the centre pixel and its right and lower
+    neighbours; None without georeference.
+    """
     if not geo.georeferenced:
         return None
     from pyproj import Geod
@@ -137,6 +151,7 @@ class SceneInfo:
 
     @property
     def megapixels(self) -> float:
+        """Scene size in millions of pixels (width x height / 1e6)."""
         return self.width * self.height / 1e6
 
 
@@ -158,8 +173,17 @@ def _georef(src: Any) -> Georef:
 
 def open_scene(path: str | Path, band: int | None = None, nodata: float | None = None
                ) -> SceneInfo:
-    """Open and check a scene: readable by GDAL, one band (or ``band`` chosen, 1-based), a
-    supported data type. ``nodata`` overrides the file's nodata value."""
+    """Open and check a scene (rasterio/GDAL) before any work; returns what it found.
+
+    Checks: readable by GDAL, one band (or ``band`` chosen, 1-based), a supported data type
+    (:data:`SUPPORTED_DTYPES`), a georeference that reaches WGS84 lon/lat. ``nodata``
+    overrides the file's nodata value.
+
+    Raises:
+        DataError: a missing or unreadable file, several bands without ``band``, a band out of
+            range, an unsupported data type, a ``nodata`` the band cannot hold, GCPs without a
+            CRS, or a georeference that cannot reach WGS84.
+    """
     import rasterio
 
     path = Path(path)
@@ -227,7 +251,7 @@ def _short_crs(geo: Georef) -> str:
 
 
 def valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
-    """True where a pixel holds data (not nodata, finite)."""
+    """Boolean mask of ``values``' shape, True where a pixel holds data (not nodata, finite)."""
     ok = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
     if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
         ok &= values != values.dtype.type(nodata)
@@ -236,8 +260,11 @@ def valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
 
 def decimated(info: SceneInfo, max_side: int, cache_mb: int | None = None
               ) -> tuple[np.ndarray, float]:
-    """The whole band read at most ``max_side`` pixels a side (GDAL nearest decimation, block
-    by block, bounded memory) and the decimation factor."""
+    """The whole band read at most ``max_side`` pixels a side, and the decimation factor (>= 1).
+
+    GDAL nearest-neighbour decimation, block by block, bounded memory; returns the ``(h, w)``
+    array in the band's dtype and the factor ``f`` (scene px per array px).
+    """
     import rasterio
 
     f = max(1.0, max(info.width, info.height) / max_side)
@@ -247,7 +274,10 @@ def decimated(info: SceneInfo, max_side: int, cache_mb: int | None = None
 
 
 class WindowReader:
-    """Reads windows of one band; one instance per thread (rasterio handles are not shared)."""
+    """Reads windows of one band; one instance per thread (rasterio handles are not shared).
+
+    Holds a GDAL environment (cache ``cache_mb``) and an open dataset until :meth:`close`.
+    """
 
     def __init__(self, info: SceneInfo, cache_mb: int | None = None) -> None:
         import rasterio
@@ -260,7 +290,7 @@ class WindowReader:
         self._src = rasterio.open(info.path)
 
     def read(self, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Values and validity of ``(x0, y0, x1, y1)``."""
+        """Values ``(h, w)`` (band dtype) and validity mask of window ``(x0, y0, x1, y1)`` px."""
         from rasterio.windows import Window
 
         x0, y0, x1, y1 = window
@@ -268,6 +298,7 @@ class WindowReader:
         return values, valid_mask(values, self.info.nodata)
 
     def close(self) -> None:
+        """Close the dataset and leave the GDAL environment."""
         self._src.close()
         self._quiet.__exit__(None, None, None)
         self._env.__exit__(None, None, None)

@@ -49,7 +49,14 @@ MAX_OVERLAP = 0.75
 
 @dataclass
 class SceneOptions:
-    """Settings of one scene run (the CLI flags of ``saropt detect scene``)."""
+    """Settings of one scene run (the CLI flags of ``saropt detect scene``).
+
+    Units: ``tile`` side, ``edge_margin`` and ``quicklook_side`` in scene pixels; ``overlap`` a
+    fraction of the tile; ``merge_iou`` / ``fuse_iou`` IoU; ``inshore_m`` and
+    ``pixel_spacing`` in metres (``pixel_spacing`` only for scenes without georeference);
+    ``block_tiles`` tiles per resume block; ``draw_thr`` the lowest score drawn in the quicklook and
+    map; ``gdal_cache_mb`` MB; ``band`` 1-based.
+    """
 
     tile: int | None = None  # default: the first detector's training image size
     overlap: float | None = None  # default: the first detector's (0.25 unless recorded)
@@ -130,8 +137,11 @@ def _names(dets: list[SceneDetector]) -> list[str]:
 
 
 def _check_sample(info: SceneInfo, values: np.ndarray) -> None:
-    """A scene whose valid pixels all hold one value (a blank product, or a nodata value the
-    file does not declare) has nothing to stretch or detect: an error, not an empty result."""
+    """Refuse a scene whose valid pixels all hold one value: an error, not an empty result.
+
+    Such a scene (a blank product, or a nodata value the file does not declare) has nothing to
+    stretch or detect.
+    """
     if values.min() == values.max():
         raise SaroptError(f"scene {info.path}: every valid pixel of band {info.band} is "
                           f"{values.min():g} (decimated read; nodata {info.nodata}); if "
@@ -289,8 +299,10 @@ def _fingerprint(info: SceneInfo, dets: list[SceneDetector], tile: int, overlap:
 
 
 def _json_nodata(info: SceneInfo | SceneOptions) -> float | str | None:
-    """The nodata value for JSON: NaN (float products) as ``"nan"``, since NaN is not JSON and
-    never equals itself (a resume compared it and refused its own run)."""
+    """The nodata value for JSON, NaN (float products) written as ``"nan"``.
+
+    NaN is not JSON and never equals itself (a resume compared it and refused its own run).
+    """
     nd = info.nodata
     return "nan" if nd is not None and np.isnan(nd) else nd
 
@@ -311,11 +323,21 @@ def _prepare_folder(out: Path, fp: dict[str, Any]) -> Path:
 
 def run_scene(scene: str | Path, detectors: list[SceneDetector], out: str | Path,
               options: SceneOptions | None = None) -> dict[str, Any]:
-    """Detect ships in ``scene`` with ``detectors`` (fused by ``options.fuse`` when several);
-    write ``detections.geojson``, ``detections.json`` (COCO results, image ``image_id``),
-    ``detections.csv``, ``quicklook.png``, ``map.html`` (georeferenced scenes) and
-    ``summary.json`` to ``out``. Returns the summary. Raises :class:`SaroptError` on bad input
-    before any file is written."""
+    """Detect ships in one SAR scene with ``detectors``, writing georeferenced results to ``out``.
+
+    Tiles (``options.tile`` px, ``options.overlap``) are merged per model across tiles
+    (``options.merge``: NMS or WBF) and, with several detectors, fused across models
+    (``options.fuse``, default WBF via ``ensemble-boxes`` as in paper 000). Writes
+    ``detections.geojson``, ``detections.json`` (COCO results on image ``image_id``, boxes in
+    scene pixels), ``detections.csv``, ``quicklook.png``, ``map.html`` (georeferenced scenes
+    only), ``detections_<model>.json`` per model when there are several, and ``summary.json``.
+    Resumes a killed run from its ``tiles/`` block files. Returns the summary.
+
+    Raises:
+        SaroptError: bad input (scene, band, nodata, options, tile size, land mask, an
+            all-nodata or constant scene) before any file is written, or ``out`` holding tile
+            results of a different run. :class:`~saropt.errors.DataError` is a subclass.
+    """
     from saropt.detect.scene.land import LandMask
 
     o = options or SceneOptions()

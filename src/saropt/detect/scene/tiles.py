@@ -25,7 +25,14 @@ EMPTY = np.zeros((0, 6), np.float32)  # x1, y1, x2, y2, score, label
 
 
 class Grid:
-    """The tile windows of a ``width`` x ``height`` scene (row-major)."""
+    """The tile windows of a ``width`` x ``height`` scene (row-major) and the seam rule.
+
+    Tiles are ``tile`` px a side (the scene's size where it is smaller), overlapping by
+    ``overlap`` (a fraction); see the module docstring.
+
+    Raises:
+        ValueError: ``tile`` <= 0 or ``overlap`` outside [0, 1).
+    """
 
     def __init__(self, width: int, height: int, tile: int, overlap: float) -> None:
         if tile <= 0 or not 0.0 <= overlap < 1.0:
@@ -40,6 +47,7 @@ class Grid:
         return len(self.xs) * len(self.ys)
 
     def window(self, k: int) -> Window:
+        """Tile ``k``'s window ``(x0, y0, x1, y1)`` in scene pixels (row-major index)."""
         y, x = divmod(k, len(self.xs))
         x0, y0 = int(self.xs[x]), int(self.ys[y])
         return x0, y0, x0 + self.tw, y0 + self.th
@@ -53,7 +61,10 @@ class Grid:
         return ((lo[:, None] >= inner_lo) & (hi[:, None] <= inner_hi)).any(axis=1)
 
     def seam_keep(self, boxes: np.ndarray, window: Window, margin: float) -> np.ndarray:
-        """Boolean keep mask of scene-pixel ``boxes`` (N, 4) detected in ``window``."""
+        """``(N,)`` boolean keep mask of the seam rule for ``boxes`` ``(N, 4)`` found in ``window``.
+
+        Boxes are xyxy in scene pixels; ``margin`` in pixels (the module docstring's rule).
+        """
         x0, y0, x1, y1 = window
         b = np.asarray(boxes, np.float64).reshape(-1, 4)
         cut = np.zeros(len(b), bool)
@@ -74,8 +85,12 @@ class Grid:
 
 def to_scene(dets: tuple[np.ndarray, np.ndarray, np.ndarray], window: Window,
              valid: Window | None = None) -> np.ndarray:
-    """Tile detections -> (N, 6) ``x1, y1, x2, y2, score, label`` in scene pixels, clipped to
-    ``valid`` (the window's part inside the scene, default the window)."""
+    """Tile detections as ``(N, 6)`` float32 ``x1, y1, x2, y2, score, label`` in scene pixels.
+
+    ``dets`` is ``(boxes (N, 4) xyxy tile px, scores (N,), labels (N,))``; boxes are shifted by
+    the window's offset, clipped to ``valid`` (the window's part inside the scene, default the
+    window), and boxes left without area are dropped.
+    """
     boxes, scores, labels = dets
     if len(boxes) == 0:
         return EMPTY
@@ -90,7 +105,12 @@ def to_scene(dets: tuple[np.ndarray, np.ndarray, np.ndarray], window: Window,
 
 
 def merge(rows: np.ndarray, method: str, iou_thr: float, size: tuple[int, int]) -> np.ndarray:
-    """Merge one model's (N, 6) scene detections across tiles; rows sorted by score."""
+    """Merge one model's ``(N, 6)`` scene detections across tiles; rows sorted by score.
+
+    ``method`` ``"nms"``: class-wise NMS at ``iou_thr`` (``torchvision.ops.batched_nms``);
+    otherwise WBF (:func:`fuse_rows`, one model, ``conf_type="avg"``). ``size`` is the scene
+    ``(width, height)`` in px.
+    """
     if len(rows) == 0:
         return EMPTY
     if method == "nms":
@@ -108,9 +128,12 @@ def merge(rows: np.ndarray, method: str, iou_thr: float, size: tuple[int, int]) 
 def fuse_rows(per_model: Sequence[np.ndarray], weights: Sequence[float], method: str,
               iou_thr: float, size: tuple[int, int], conf_type: str = "box_and_model_avg"
               ) -> np.ndarray:
-    """Several models' (N, 6) scene detections fused through
-    :func:`saropt.fuse.fusion.fuse_arrays` (the ``saropt fuse`` implementation), boxes
-    normalised by the scene ``size`` (width, height)."""
+    """Several models' ``(N, 6)`` scene detections fused into one ``(M, 6)``, sorted by score.
+
+    Through :func:`saropt.fuse.fusion.fuse_arrays` (the ``saropt fuse`` implementation on
+    ``ensemble-boxes``), boxes normalised by the scene ``size`` (width, height) in px and
+    scaled back; ``method`` and ``conf_type`` as ``saropt fuse`` takes them; no score floor.
+    """
     from saropt.fuse.fusion import fuse_arrays
 
     w, h = size
@@ -131,11 +154,17 @@ def fuse_rows(per_model: Sequence[np.ndarray], weights: Sequence[float], method:
 
 
 def block_path(folder: Path, k: int) -> Path:
+    """The resume file of block ``k``: ``folder/block_NNNNNN.json``."""
     return folder / f"block_{k:06d}.json"
 
 
 def write_block(folder: Path, k: int, tiles: tuple[int, int], per_model: list[np.ndarray],
                 n_nodata: int, n_raw: list[int]) -> None:
+    """Write block ``k``'s per-model ``(N, 6)`` detections (3 decimals) and counts atomically.
+
+    ``tiles`` is the block's tile indices ``(first, last)``, last exclusive; ``n_nodata`` its
+    tiles skipped as no data; ``n_raw`` each model's detection count before the seam rule.
+    """
     from saropt.utils.io import write_json_atomic
 
     write_json_atomic(block_path(folder, k), {
@@ -145,6 +174,7 @@ def write_block(folder: Path, k: int, tiles: tuple[int, int], per_model: list[np
 
 
 def read_block(folder: Path, k: int) -> dict[str, Any]:
+    """A block file as :func:`write_block` wrote it, detections as float32 ``(N, 6)`` arrays."""
     import json
 
     data = json.loads(block_path(folder, k).read_text())
