@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -338,7 +337,3 @@ def _load_window(reader: Any, image_dir: Path | None, image_id: int, file_name: 
         raise DataError(f"gallery image {path} does not exist (set --images)")
     return read_image(path, 3, win)
 
-
-def load_json(path: Path) -> Any:
-    """The parsed JSON of ``path`` (no checks; :func:`saropt.utils.io.read_json` checks)."""
-    return json.loads(Path(path).read_text())
