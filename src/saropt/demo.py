@@ -7,14 +7,12 @@ The data are synthetic: the report says so, and its numbers say nothing about re
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saropt.cli_types import seed_int
 from saropt.errors import SaroptError
 from saropt.utils.report import Report
 
@@ -83,13 +81,3 @@ def _run_demo(out_dir: Path, seed: int, only: list[str] | None) -> DemoContext:
     path = report.write()
     print(f"[saropt demo] report: {path} ({total:.0f} s)")
     return ctx
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="run every stage on a small synthetic world and "
-                              "write a report (Markdown + PNG)")
-    p.add_argument("--out", default="demo_report", help="report folder (default: demo_report)")
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--only", nargs="*", default=None,
-                   help="run only stages whose module name contains one of these words")
-    p.set_defaults(func=lambda a: run_demo(a.out, a.seed, a.only) and 0)

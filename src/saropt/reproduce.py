@@ -9,7 +9,6 @@ interrupted run resumes. See ``docs/reproduce.md``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import subprocess
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from saropt.config import Config, ConfigError, builtin_config_dir, load_config
+from saropt.config import Config, builtin_config_dir, load_config
 from saropt.errors import DataError, SaroptError
 
 TABLES = {
@@ -300,44 +299,3 @@ def run_table(table: str | Path, data_root: Path, out: Path,
     name = Path(str(table)).name
     md = write_text_atomic(out / f"{name}.md", markdown_table(name, cells, records))
     return {"table": name, "markdown": str(md), "cells": records}
-
-
-# ------------------------------------------------------------------ CLI
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "reproduce", help="run a paper table's experiments (table1, table2, table3, osd_wbf)",
-        description="Run the experiments behind a table of the papers, one cell per YAML in "
-        "configs/reproduce/<table>/, and write a Markdown table with our numbers beside the "
-        "paper's. Resumable: finished steps and cells are skipped.",
-        epilog="tables:\n" + "\n".join(f"  {k}: {v}" for k, v in TABLES.items())
-        + "\nexample:\n  saropt reproduce table3 --data-root /data --only hrsid_faster_rcnn_osm"
-        " --dry-run", formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("table", help="table1 | table2 | table3 | osd_wbf, or a folder of cell YAMLs")
-    p.add_argument("--data-root", required=True, type=Path,
-                   help="folder holding the datasets (QXS-SAROPT/, SSDD/, HRSID/, ...)")
-    p.add_argument("--only", nargs="+", metavar="CELL", help="run only these cells")
-    p.add_argument("--dry-run", action="store_true",
-                   help="list each cell's config and exact commands; run nothing")
-    p.add_argument("--out", type=Path, default=Path("runs/reproduce"),
-                   help="output folder (default runs/reproduce)")
-    p.add_argument("--json", action="store_true", help="print results as JSON")
-    p.set_defaults(func=_cmd_reproduce, _parser=p)
-
-
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from saropt.cli import emit
-
-    data_root, out = args.data_root.resolve(), args.out.resolve()
-    try:
-        cells = load_table(args.table, args.only)
-    except ConfigError as err:
-        raise SaroptError(str(err)) from None
-    if args.dry_run:
-        listing = dry_run(args.table, cells, data_root, out)
-        emit(listing, args.json, dry_run_text(listing))
-        return 0
-    result = run_table(args.table, data_root, out, args.only)
-    emit(result, args.json, Path(result["markdown"]).read_text())
-    return 0
