@@ -51,7 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_fusion_options(p: argparse.ArgumentParser, defaults: bool) -> None:
-    d = (lambda v: v) if defaults else (lambda v: None)  # noqa: E731
+    """The fusion flags; without ``defaults`` (``run``) a flag not given leaves the config's."""
+
+    def d(value: object) -> object:
+        return value if defaults else None
+
     p.add_argument("--method", choices=["wbf", "nms", "soft_nms"], default=d("wbf"))
     p.add_argument("--weights", type=positive_float, nargs="+", default=None,
                    help="one weight per prediction file (default: all 1)")
