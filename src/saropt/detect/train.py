@@ -71,26 +71,11 @@ def kmeans_anchors_for(ds: Any, input_size: int) -> list[list[float]]:
 
 def train(cfg: DetectConfig, callbacks: list[Any] | None = None,
           overwrite: bool = False) -> dict[str, Any]:
-    """Train a ship detector from ``cfg``; the same config in the same ``out_dir`` resumes.
+    """Train ``cfg`` and return the checkpoint paths and the last validation AP@0.5;
+    ``callbacks`` (Lightning callbacks) are added to the engine's.
 
     The run folder follows :func:`saropt.utils.outdir.prepare_out_dir`: another run's folder
-    (another config) is refused unless ``overwrite``; the same config resumes from
-    ``out_dir/checkpoints/last.ckpt``.
-
-    Args:
-        cfg: the detection config (model, data, optim, trainer, out_dir).
-        callbacks: Lightning callbacks added to the engine's.
-        overwrite: replace another run's folder instead of refusing it.
-
-    Returns:
-        ``out_dir``, ``best_checkpoint``, ``last_checkpoint``, ``val_ap50`` (the last
-        validation AP@0.5 by evaluation protocol), ``init_report`` (what the init weights
-        matched), ``epochs`` and ``steps``; also written to ``out_dir/train_summary.json``.
-
-    Raises:
-        SaroptError: detector options, data or init weights that do not fit, or an
-            ``out_dir`` of another run without ``overwrite``.
-    """
+    (another config) is refused unless ``overwrite``; the same config resumes."""
     from saropt.detect.models import check_options
     from saropt.engine import run_folder
 
