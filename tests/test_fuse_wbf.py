@@ -154,7 +154,7 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="saropt")
     fuse_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
+    args = parser.parse_args(cli.expand_short_forms(argv))
     try:
         return int(args.func(args) or 0)
     except SaroptError as err:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from saropt import reproduce
+from saropt import cli, reproduce
 from saropt.errors import DataError, SaroptError
 
 #: 003 Table 3 as transcribed in shared/papers/README.md: (ImageNet-SSD, BNN-based-SSD)
@@ -23,7 +23,7 @@ TABLE3 = {("air1", "faster_rcnn"): (0.8720, 0.8852), ("air1", "yolov3"): (0.8712
 
 def _cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="saropt")
-    reproduce.register(parser.add_subparsers(dest="command"))
+    cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,5 +1,9 @@
-"""The ``saropt`` command. Subcommands are grouped by concept; each group lives beside its code
-(``saropt/<group>/cli.py``) and exposes ``register(subparsers)``.
+"""The ``saropt`` command: entry point, shared argparse helpers, the top-level commands.
+
+Subcommands are grouped by concept; each group lives beside its code (``saropt/<group>/cli.py``)
+and exposes ``register(subparsers)``. The commands without a group (``reproduce``, ``demo``,
+``configs``) are defined here. Parsers and handlers only: the work is done by library modules
+(``saropt.reproduce``, ``saropt.demo``, ``saropt.config``), which never import this module.
 
 Heavy imports (torch, rasterio, ...) happen inside the command functions, so ``--help`` is fast.
 """
@@ -12,22 +16,21 @@ import importlib
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from saropt import __version__
 from saropt.config import ConfigError
 from saropt.errors import SaroptError
 
-#: (group name, module with ``register(subparsers)``), in the order shown by ``saropt --help``.
+#: (group name, module with ``register(subparsers)``), in the order shown by ``saropt --help``;
+#: the top-level commands of this module (:func:`register`) follow them.
 GROUPS: list[tuple[str, str]] = [
     ("synth", "saropt.synth.cli"),
     ("data", "saropt.data.cli"),
     ("bnn", "saropt.bnn.cli"),
     ("detect", "saropt.detect.cli"),
     ("fuse", "saropt.fuse.cli"),
-    ("reproduce", "saropt.reproduce"),
-    ("demo", "saropt.demo"),
-    ("configs", "saropt.cli"),
 ]
 
 
@@ -40,6 +43,7 @@ def add_config_args(parser: argparse.ArgumentParser, required: bool = False) -> 
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """``--json``: print the command's result as JSON instead of text (see :func:`emit`)."""
     parser.add_argument("--json", action="store_true", help="print results as JSON")
 
 
@@ -59,6 +63,81 @@ def emit(result: Any, as_json: bool, text: str) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the top-level commands ``reproduce``, ``demo`` and ``configs``."""
+    _register_reproduce(subparsers)
+    _register_demo(subparsers)
+    _register_configs(subparsers)
+
+
+# ------------------------------------------------------------------ reproduce
+
+
+def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
+    from saropt.reproduce import TABLES
+
+    p = subparsers.add_parser(
+        "reproduce", help="run a paper table's experiments (table1, table2, table3, osd_wbf)",
+        description="Run the experiments behind a table of the papers, one cell per YAML in "
+        "configs/reproduce/<table>/, and write a Markdown table with our numbers beside the "
+        "paper's. Resumable: finished steps and cells are skipped.",
+        epilog="tables:\n" + "\n".join(f"  {k}: {v}" for k, v in TABLES.items())
+        + "\nexample:\n  saropt reproduce table3 --data-root /data --only hrsid_faster_rcnn_osm"
+        " --dry-run", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("table", help="table1 | table2 | table3 | osd_wbf, or a folder of cell YAMLs")
+    p.add_argument("--data-root", required=True, type=Path,
+                   help="folder holding the datasets (QXS-SAROPT/, SSDD/, HRSID/, ...)")
+    p.add_argument("--only", nargs="+", metavar="CELL", help="run only these cells")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list each cell's config and exact commands; run nothing")
+    p.add_argument("--out", type=Path, default=Path("runs/reproduce"),
+                   help="output folder (default runs/reproduce)")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.set_defaults(func=_cmd_reproduce, _parser=p)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from saropt.reproduce import dry_run, dry_run_text, load_table, run_table
+
+    data_root, out = args.data_root.resolve(), args.out.resolve()
+    try:
+        cells = load_table(args.table, args.only)
+    except ConfigError as err:
+        raise SaroptError(str(err)) from None
+    if args.dry_run:
+        listing = dry_run(args.table, cells, data_root, out)
+        emit(listing, args.json, dry_run_text(listing))
+        return 0
+    result = run_table(args.table, data_root, out, args.only)
+    emit(result, args.json, Path(result["markdown"]).read_text())
+    return 0
+
+
+# ------------------------------------------------------------------ demo
+
+
+def _register_demo(subparsers: argparse._SubParsersAction) -> None:
+    from saropt.cli_types import seed_int
+
+    p = subparsers.add_parser("demo", help="run every stage on a small synthetic world and "
+                              "write a report (Markdown + PNG)")
+    p.add_argument("--out", default="demo_report", help="report folder (default: demo_report)")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--only", nargs="*", default=None,
+                   help="run only stages whose module name contains one of these words")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from saropt.demo import run_demo
+
+    run_demo(args.out, args.seed, args.only)
+    return 0
+
+
+# ------------------------------------------------------------------ configs
+
+
+def _register_configs(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "configs", help="list the built-in experiment configs, or print one resolved",
         description="Without CONFIG: list the built-in configs. With CONFIG (a built-in name or a "
@@ -89,7 +168,11 @@ def _cmd_configs(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ entry point
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The whole ``saropt`` argparse tree: the groups of :data:`GROUPS`, then :func:`register`."""
     parser = argparse.ArgumentParser(
         prog="saropt",
         description="SAR-optical deep learning: QXS-SAROPT data, Bridge Neural Networks, "
@@ -102,7 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _, module in GROUPS:
         importlib.import_module(module).register(sub)
+    register(sub)
     return parser
+
+
+def expand_short_forms(argv: list[str]) -> list[str]:
+    """``argv`` with the subcommand a short form leaves out spelled out.
+
+    argparse has no default subcommand: ``saropt fuse A.json B.json ...`` becomes ``saropt fuse
+    run A.json B.json ...`` here (:func:`saropt.fuse.cli.with_default_run`). Words before the
+    command (``--debug``) are kept.
+    """
+    from saropt.fuse.cli import with_default_run
+
+    i = next((i for i, word in enumerate(argv) if not word.startswith("-")), len(argv))
+    return [*argv[:i], *with_default_run(argv[i:])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ``SAROPT_DEBUG=1``) raises it instead.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(expand_short_forms(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):
         # a group without a subcommand: show that group's help
         (getattr(args, "_parser", None) or parser).print_help()

@@ -7,14 +7,12 @@ The data are synthetic: the report says so, and its numbers say nothing about re
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saropt.cli_types import seed_int
 from saropt.errors import SaroptError
 from saropt.utils.report import Report
 
@@ -32,6 +30,17 @@ STAGES: list[tuple[str, str]] = [
 
 @dataclass
 class DemoContext:
+    """What the stages share: the report folder, seed, report and each stage's artifacts.
+
+    Attributes:
+        out_dir: the report folder.
+        seed: the seed every stage derives its randomness from.
+        report: the Markdown report each stage adds a section to.
+        artifacts: paths and numbers a stage leaves for later stages (e.g. the BNN export the
+            detection stage loads).
+        timings: seconds per stage name.
+    """
+
     out_dir: Path
     seed: int
     report: Report
@@ -39,14 +48,30 @@ class DemoContext:
     timings: dict[str, float] = field(default_factory=dict)
 
     def path(self, *parts: str) -> Path:
+        """``out_dir/parts...``, its parent folder created."""
         p = self.out_dir.joinpath(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
 
 def run_demo(out_dir: str | Path, seed: int = 0, only: list[str] | None = None) -> DemoContext:
-    """Run the stages into ``out_dir`` (locked while the demo runs: a second demo into the
-    same folder is refused, naming the first)."""
+    """Run the stages into ``out_dir`` and write its report (``saropt demo``).
+
+    ``out_dir`` is locked while the demo runs: a second demo into the same folder is refused,
+    naming the first.
+
+    Args:
+        out_dir: the report folder (created).
+        seed: seed of the synthetic world and of every stage.
+        only: run only the stages whose module name contains one of these words.
+
+    Returns:
+        The context after the last stage (artifacts and timings).
+
+    Raises:
+        SaroptError: a word of ``only`` that names no stage, or ``out_dir`` in use by another
+            run.
+    """
     from saropt.utils.outdir import folder_lock
 
     unknown = [o for o in only or [] if not any(o in module for _, module in STAGES)]
@@ -83,13 +108,3 @@ def _run_demo(out_dir: Path, seed: int, only: list[str] | None) -> DemoContext:
     path = report.write()
     print(f"[saropt demo] report: {path} ({total:.0f} s)")
     return ctx
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="run every stage on a small synthetic world and "
-                              "write a report (Markdown + PNG)")
-    p.add_argument("--out", default="demo_report", help="report folder (default: demo_report)")
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--only", nargs="*", default=None,
-                   help="run only stages whose module name contains one of these words")
-    p.set_defaults(func=lambda a: run_demo(a.out, a.seed, a.only) and 0)

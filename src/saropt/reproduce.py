@@ -9,7 +9,6 @@ interrupted run resumes. See ``docs/reproduce.md``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import subprocess
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from saropt.config import Config, ConfigError, builtin_config_dir, load_config
+from saropt.config import Config, builtin_config_dir, load_config
 from saropt.errors import DataError, SaroptError
 
 TABLES = {
@@ -51,10 +50,13 @@ DATASET_HINTS = {
 
 
 class ReproStep(Config):
-    """One command. ``{data}``, ``{out}`` and ``{python}`` are filled in; a leading ``saropt``
-    runs this saropt (``python -m saropt.cli``). Skipped when the same command finished before
-    (a marker under ``--out/.done/``) and ``creates`` (under --out) exists; a command killed
-    half-way runs again (training resumes from its ``last.ckpt``)."""
+    """One command of a cell: ``name``, the command line ``run`` and the file it ``creates``.
+
+    ``{data}``, ``{out}`` and ``{python}`` are filled in; a leading ``saropt`` runs this saropt
+    (``python -m saropt.cli``). Skipped when the same command finished before (a marker under
+    ``--out/.done/``) and ``creates`` (under --out) exists; a command killed half-way runs again
+    (training resumes from its ``last.ckpt``).
+    """
 
     name: str
     run: str
@@ -81,7 +83,11 @@ class ReproCell(Config):
 
 
 def table_dir(table: str | Path) -> Path:
-    """The folder of a built-in table (``table3``) or a folder of cell YAMLs."""
+    """The folder of a built-in table (``table3``) or a folder of cell YAMLs.
+
+    Raises:
+        SaroptError: ``table`` is neither a built-in table (:data:`TABLES`) nor a folder.
+    """
     p = Path(table)
     if p.is_dir():
         return p
@@ -93,8 +99,13 @@ def table_dir(table: str | Path) -> Path:
 
 
 def load_table(table: str | Path, only: list[str] | None = None) -> list[ReproCell]:
-    """The cells of ``table`` in order; ``only`` keeps the named cells (unknown names are
-    errors)."""
+    """The cells of ``table`` in order; ``only`` keeps the named cells.
+
+    Raises:
+        SaroptError: an unknown table, a table without cell YAMLs, or an unknown name in
+            ``only``.
+        ConfigError: a cell YAML that does not fit :class:`ReproCell`.
+    """
     files = sorted(table_dir(table).glob("*.yaml"))
     cells = sorted((load_config(ReproCell, f) for f in files), key=lambda c: (c.order, c.cell))
     if not cells:
@@ -110,6 +121,7 @@ def load_table(table: str | Path, only: list[str] | None = None) -> list[ReproCe
 
 
 def cell_config_path(cell: ReproCell, table: str | Path) -> Path:
+    """The YAML file of ``cell`` in ``table``."""
     return table_dir(table) / f"{cell.cell}.yaml"
 
 
@@ -143,17 +155,24 @@ def step_marker(step: ReproStep, data_root: Path, out: Path) -> Path:
 
 
 def step_done(step: ReproStep, data_root: Path, out: Path) -> bool:
+    """Whether ``step`` finished before: its marker is there and so is its ``creates`` file."""
     creates = out / _fill(step.creates, data_root, out) if step.creates else None
     return step_marker(step, data_root, out).is_file() and (creates is None or creates.exists())
 
 
 def missing_datasets(cells: list[ReproCell], data_root: Path) -> list[str]:
+    """The dataset folders ``cells`` need that ``data_root`` lacks, sorted."""
     need = sorted({d for c in cells for d in c.datasets})
     return [d for d in need if not (data_root / d).is_dir()]
 
 
 def check_datasets(cells: list[ReproCell], data_root: Path) -> None:
-    """Raise naming every dataset folder that ``cells`` need and ``data_root`` lacks."""
+    """Raise naming every dataset folder that ``cells`` need and ``data_root`` lacks.
+
+    Raises:
+        DataError: one line per missing folder with where the dataset comes from
+            (:data:`DATASET_HINTS`) and which cells need it.
+    """
     missing = missing_datasets(cells, data_root)
     if missing:
         lines = [f"  {data_root / d}/ : {DATASET_HINTS.get(d, d)}" for d in missing]
@@ -164,8 +183,12 @@ def check_datasets(cells: list[ReproCell], data_root: Path) -> None:
 
 def dry_run(table: str | Path, cells: list[ReproCell], data_root: Path, out: Path
             ) -> dict[str, Any]:
-    """For each cell: its config file, the paper's numbers, datasets (present or not), the
-    exact commands and whether each would be skipped."""
+    """What a run would do, without running it (``saropt reproduce --dry-run``).
+
+    Returns:
+        ``table``, ``data_root``, ``out`` and per cell its config file, the paper's numbers,
+        datasets (``ok`` or ``MISSING``), the exact commands and whether each would be skipped.
+    """
     missing = set(missing_datasets(cells, data_root))
     listing = []
     for c in cells:
@@ -180,6 +203,7 @@ def dry_run(table: str | Path, cells: list[ReproCell], data_root: Path, out: Pat
 
 
 def dry_run_text(listing: dict[str, Any]) -> str:
+    """A :func:`dry_run` listing as Markdown-like text for people."""
     lines = [f"# saropt reproduce {listing['table']} (dry run): data root {listing['data_root']}"
              f", output {listing['out']}"]
     for c in listing["cells"]:
@@ -207,7 +231,15 @@ def _dig(obj: Any, dotted: str) -> Any:
 
 
 def read_our_numbers(cell: ReproCell, out: Path) -> dict[str, float | None]:
-    """Our numbers from the cell's result file (dotted paths in ``cell.ours``)."""
+    """Our numbers from the cell's result file (dotted paths in ``cell.ours``).
+
+    Returns:
+        One value per key of ``cell.ours``; ``None`` where the path is absent or not a number.
+
+    Raises:
+        SaroptError: the result file was not written.
+        DataError: the result file is not valid JSON.
+    """
     path = out / cell.result
     if not path.is_file():
         raise SaroptError(f"cell {cell.cell}: its last step did not write {path}")
@@ -220,7 +252,13 @@ def read_our_numbers(cell: ReproCell, out: Path) -> dict[str, float | None]:
 
 
 def run_step(cell: ReproCell, step: ReproStep, data_root: Path, out: Path) -> float:
-    """Run one step, its output going to ``out/logs/<cell>/<step>.log``; seconds taken."""
+    """Run one step, its output going to ``out/logs/<cell>/<step>.log``; seconds taken.
+
+    On success a marker under ``out/.done/`` records the command (see :func:`step_done`).
+
+    Raises:
+        SaroptError: the command exited non-zero; the message ends with its log's last lines.
+    """
     from saropt.utils.io import atomic_path, write_json_atomic
 
     argv = step_argv(step, data_root, out)
@@ -286,7 +324,18 @@ def _num(v: float | None) -> str:
 
 def run_table(table: str | Path, data_root: Path, out: Path,
               only: list[str] | None = None) -> dict[str, Any]:
-    """Check datasets, run every cell in order (resumable), write ``out/<table>.md``."""
+    """Check datasets, run every cell in order (resumable), write ``out/<table>.md``.
+
+    The implementation of ``saropt reproduce TABLE``. ``out`` is locked while it runs.
+
+    Returns:
+        ``table`` (name), ``markdown`` (path of the table of our numbers beside the paper's)
+        and ``cells`` (per cell: the paper's numbers, ours, the seconds of each step run).
+
+    Raises:
+        SaroptError: an unknown table or cell, a failed step, or ``out`` in use by another run.
+        DataError: dataset folders missing under ``data_root`` (checked before any step).
+    """
     from saropt.utils.io import write_text_atomic
     from saropt.utils.outdir import folder_lock
 
@@ -300,44 +349,3 @@ def run_table(table: str | Path, data_root: Path, out: Path,
     name = Path(str(table)).name
     md = write_text_atomic(out / f"{name}.md", markdown_table(name, cells, records))
     return {"table": name, "markdown": str(md), "cells": records}
-
-
-# ------------------------------------------------------------------ CLI
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "reproduce", help="run a paper table's experiments (table1, table2, table3, osd_wbf)",
-        description="Run the experiments behind a table of the papers, one cell per YAML in "
-        "configs/reproduce/<table>/, and write a Markdown table with our numbers beside the "
-        "paper's. Resumable: finished steps and cells are skipped.",
-        epilog="tables:\n" + "\n".join(f"  {k}: {v}" for k, v in TABLES.items())
-        + "\nexample:\n  saropt reproduce table3 --data-root /data --only hrsid_faster_rcnn_osm"
-        " --dry-run", formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("table", help="table1 | table2 | table3 | osd_wbf, or a folder of cell YAMLs")
-    p.add_argument("--data-root", required=True, type=Path,
-                   help="folder holding the datasets (QXS-SAROPT/, SSDD/, HRSID/, ...)")
-    p.add_argument("--only", nargs="+", metavar="CELL", help="run only these cells")
-    p.add_argument("--dry-run", action="store_true",
-                   help="list each cell's config and exact commands; run nothing")
-    p.add_argument("--out", type=Path, default=Path("runs/reproduce"),
-                   help="output folder (default runs/reproduce)")
-    p.add_argument("--json", action="store_true", help="print results as JSON")
-    p.set_defaults(func=_cmd_reproduce, _parser=p)
-
-
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from saropt.cli import emit
-
-    data_root, out = args.data_root.resolve(), args.out.resolve()
-    try:
-        cells = load_table(args.table, args.only)
-    except ConfigError as err:
-        raise SaroptError(str(err)) from None
-    if args.dry_run:
-        listing = dry_run(args.table, cells, data_root, out)
-        emit(listing, args.json, dry_run_text(listing))
-        return 0
-    result = run_table(args.table, data_root, out, args.only)
-    emit(result, args.json, Path(result["markdown"]).read_text())
-    return 0

@@ -8,28 +8,14 @@ written at scene level with ``--gt-out``.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from saropt.cli import add_json_flag, emit
-from saropt.cli_types import MAX_SIDE, int_range, key_value, overlap, positive_int, probability
 from saropt.errors import SaroptError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-EXAMPLES = """examples:
-  saropt detect predict runs/detect/checkpoints/last.ckpt --out preds.json
-  saropt detect predict best.ckpt --dataset hrsid --root /data/HRSID --split test \\
-      --out preds.json --gt-out gt.json
-  saropt detect predict best.ckpt --dataset air-sarship-1.0 --root /data/AIR-SARShip-1.0 \\
-      --out preds.json --gt-out scenes_gt.json
-  saropt detect predict best.ckpt --dataset coco --root scenes --option ann_file=gt.json \\
-      --option image_dir=images --tile 512 --overlap 0.5 --out preds.json
-"""
-
 
 #: the smallest image side (pixels) that goes into a detector
 MIN_SIDE = 32
@@ -70,7 +56,20 @@ def load_detector_hp(checkpoint: str | Path, device: str = "cpu"
 
 def predict_images(model: nn.Module, images: list[torch.Tensor], tile: int | None = None,
                    overlap: float = 0.5, nms_iou: float = 0.5) -> list[dict[str, torch.Tensor]]:
-    """Detections per image; images larger than ``tile`` run tile by tile and are merged."""
+    """Detections per image; images larger than ``tile`` run tile by tile and are merged.
+
+    Args:
+        model: a detector in eval mode (torchvision detection API: a list of ``(C, H, W)``
+            float tensors in, a list of dicts out).
+        images: ``(C, H, W)`` tensors on the model's device.
+        tile: tile side in pixels; ``None`` or 0 runs each image whole.
+        overlap: fraction in [0, 1) shared by neighbouring tiles.
+        nms_iou: IoU of the class-wise NMS that merges tile predictions.
+
+    Returns:
+        One dict per image on the CPU: ``boxes`` ``(N, 4)`` xyxy pixels of the image,
+        ``scores`` ``(N,)`` and ``labels`` ``(N,)`` (the model's class indices).
+    """
     import torch
 
     with torch.no_grad():
@@ -96,7 +95,23 @@ def _predict_images(model: nn.Module, images: list[torch.Tensor], tile: int | No
 
 def predict_dataset(model: nn.Module, ds: Any, batch_size: int = 4, tile: int | None = None,
                     overlap: float = 0.5, progress: bool = True) -> list[dict[str, Any]]:
-    """COCO results of ``model`` on a detection dataset (scene-level for tiling readers)."""
+    """COCO results of ``model`` on a detection dataset (scene-level for tiling readers).
+
+    Args:
+        model: a detector in eval mode (see :func:`predict_images`).
+        ds: a :mod:`saropt.detect.datasets` reader (``records``, ``categories``).
+        batch_size: images per forward pass.
+        tile: tile side in pixels for large images (``None``: whole images).
+        overlap: tile overlap fraction in [0, 1).
+        progress: show a progress bar.
+
+    Returns:
+        COCO results: ``image_id``, ``category_id``, ``bbox`` ``[x, y, w, h]`` pixels,
+        ``score``; for readers that tile scenes (AIR-SARShip) in scene coordinates.
+
+    Raises:
+        SaroptError: image files of the annotations are missing (checked before any work).
+    """
     from tqdm import tqdm
 
     from saropt.detect.module import to_coco_results
@@ -129,13 +144,15 @@ def _norm_name(name: str) -> str:
 
 def reader_options(data: Any, dataset: str | None, root: str | Path | None,
                    options: dict[str, Any] | None) -> tuple[str, str, dict[str, Any], list[str]]:
-    """(dataset, root, reader options, training options not used) for predicting with a model
-    trained on ``data`` (its ``DataConfig``).
+    """Reader name, root and options for predicting with a model trained on ``data``.
 
-    The training run's reader options carry over only to the same dataset: all of them on the
-    training root, none that name its files or folders (:data:`LAYOUT_OPTIONS`) on another
-    root, and none on another dataset, which is read in its own layout (detected by its reader).
-    ``options`` given here override.
+    ``data`` is the training run's ``DataConfig``. Its reader options carry over only to the
+    same dataset: all of them on the training root, none that name its files or folders
+    (:data:`LAYOUT_OPTIONS`) on another root, and none on another dataset, which is read in its
+    own layout (detected by its reader). ``options`` given here override.
+
+    Returns:
+        (dataset name, root, reader options, training options not used).
     """
     name = dataset or data.dataset
     root = str(root or data.root)
@@ -148,8 +165,11 @@ def reader_options(data: Any, dataset: str | None, root: str | Path | None,
 
 
 def _check_images_exist(ds: Any) -> None:
-    """Every image file of ``ds`` is there before any prediction runs: a release copy with
-    missing images stops at once, naming how many and the first, not after hours of work."""
+    """Check that every image file of ``ds`` is there before any prediction runs.
+
+    A release copy with missing images stops at once, naming how many and the first, not
+    after hours of work.
+    """
     missing = sorted({str(r.path) for r in ds.records if not Path(r.path).is_file()})
     if missing:
         raise SaroptError(f"{len(missing)} image file(s) of the {ds.name} annotations are "
@@ -157,7 +177,11 @@ def _check_images_exist(ds: Any) -> None:
 
 
 def dataset_gt(ds: Any) -> dict[str, Any]:
-    """Ground truth matching :func:`predict_dataset`'s image ids (scenes for tiling readers)."""
+    """Ground truth matching :func:`predict_dataset`'s image ids (scenes for tiling readers).
+
+    Returns:
+        A COCO ground-truth dict (``images``, ``annotations``, ``categories``).
+    """
     return ds.scene_coco() if hasattr(ds, "scene_coco") else ds.to_coco()
 
 
@@ -167,7 +191,37 @@ def run_predict(checkpoint: str | Path, out: str | Path, dataset: str | None = N
                 overlap: float = 0.5, batch_size: int = 4, device: str = "auto",
                 score_thresh: float | None = None, gt_out: str | Path | None = None,
                 progress: bool = True) -> dict[str, Any]:
-    """Predict on a dataset (default: the checkpoint's validation split) and write results."""
+    """Predict on a dataset (default: the checkpoint's validation split) and write results.
+
+    The implementation of ``saropt detect predict``. ``dataset``, ``root``, ``split`` and
+    ``options`` default to the training config's (see :func:`reader_options` for which reader
+    options carry over).
+
+    Args:
+        checkpoint: a ``saropt detect train`` checkpoint (``.ckpt``).
+        out: COCO results JSON to write (atomically).
+        dataset: reader name (hrsid, ssdd, air-sarship-1.0, air-sarship-2.0, dota, coco).
+        root: dataset root.
+        split: split name (default: the training config's ``val_split``).
+        options: reader options that override the inherited ones.
+        tile: tile side in pixels for images larger than it (``None``: whole images).
+        overlap: tile overlap fraction in [0, 1).
+        batch_size: images per forward pass.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
+        score_thresh: keep detections above this score (default: the checkpoint's).
+        gt_out: also write the matching COCO ground truth here.
+        progress: show a progress bar.
+
+    Returns:
+        A summary: ``predictions`` (path), ``n_images``, ``n_detections``, ``dataset``,
+        ``root``, ``split``, ``layout``, ``reader_options``, ``training_options_not_used``
+        and, with ``gt_out``, ``ground_truth``.
+
+    Raises:
+        SaroptError: a checkpoint that is not a detector's, an unavailable device, an output
+            path in the way of an input, missing image files or images under
+            :data:`MIN_SIDE` px a side.
+    """
     from saropt.detect.datasets import build_dataset
     from saropt.engine import check_device
     from saropt.utils.io import write_json_atomic
@@ -205,40 +259,3 @@ def _set_score_thresh(model: nn.Module, thr: float) -> None:
         model.roi_heads.score_thresh = thr
     else:
         model.score_thresh = thr
-
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "predict", help="run a trained detector on a dataset and write COCO results JSON",
-        description="Run a `saropt detect train` checkpoint on a dataset split (default: the "
-        "dataset and validation split it was trained with) and write COCO results JSON "
-        "(score with `saropt detect eval`).",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="a .ckpt written by `saropt detect train`")
-    p.add_argument("--out", required=True, help="COCO results JSON to write")
-    p.add_argument("--dataset", help="reader name (hrsid, ssdd, air-sarship-1.0, "
-                   "air-sarship-2.0, dota, coco); default: the training config's. Another "
-                   "dataset or root is read in its own layout: the training run's folder "
-                   "options (ann_file, image_dir, ...) do not carry over")
-    p.add_argument("--root", help="dataset root (default: the training config's)")
-    p.add_argument("--split", help="split (default: the training config's val_split)")
-    p.add_argument("--option", action="append", type=key_value, default=[],
-                   metavar="KEY=VALUE", help="reader option, e.g. ann_file=test.json")
-    p.add_argument("--tile", type=int_range(32, MAX_SIDE),
-                   help="tile images larger than this (pixels)")
-    p.add_argument("--overlap", type=overlap, default=0.5, help="tile overlap (default 0.5)")
-    p.add_argument("--batch-size", type=positive_int, default=4)
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
-    p.add_argument("--score-thresh", type=probability, help="keep detections above this score")
-    p.add_argument("--gt-out", help="also write the matching COCO ground truth here")
-    add_json_flag(p)
-    p.set_defaults(func=_cmd_predict)
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    summary = run_predict(args.checkpoint, args.out, args.dataset, args.root, args.split,
-                          dict(args.option), args.tile, args.overlap,
-                          args.batch_size, args.device, args.score_thresh, args.gt_out)
-    emit(summary, args.json, "\n".join(f"{k}: {v}" for k, v in summary.items()))
-    return 0

@@ -7,49 +7,11 @@ Writes ``out_dir/config.yaml``, ``out_dir/init_report.json`` (what the init weig
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from saropt.cli import add_config_args, add_json_flag, add_overwrite_flag, emit
-
 if TYPE_CHECKING:
     from saropt.detect.module import DataConfig, DetectConfig
-
-EXAMPLES = """examples:
-  saropt detect train detect/synthetic_faster_rcnn_r18 data.root=ships/hrsid
-  saropt detect train detect/hrsid_faster_rcnn_osm data.root=/data/HRSID \\
-      model.init=bnn:runs/bnn/sar_encoder.safetensors
-  saropt detect train detect/ssdd_yolov3_imagenet data.root=/data/SSDD \\
-      model.init=imagenet:/weights/darknet53.pth trainer.devices=4 trainer.strategy=ddp
-"""
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train", help="train a Faster R-CNN or YOLOv3 ship detector from a config",
-        description="Train a ship detector (config keys: model, data, optim, trainer, out_dir; "
-        "see `saropt configs` for the built-in recipes). Checkpoints, logs and AP@0.5 per epoch "
-        "go to out_dir; an interrupted run resumes from out_dir/checkpoints/last.ckpt.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, required=True)
-    add_overwrite_flag(p, "run folder (out_dir)")
-    add_json_flag(p)
-    p.set_defaults(func=_cmd_train)
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from saropt.config import load_config
-    from saropt.detect.module import DetectConfig
-
-    cfg = load_config(DetectConfig, args.config, args.overrides)
-    result = train(cfg, overwrite=args.overwrite)
-    ap = result["val_ap50"]
-    text = (f"trained {cfg.model.name} (init {cfg.model.init}) -> {result['out_dir']}\n"
-            f"best checkpoint: {result['best_checkpoint']}\n"
-            + "val AP@0.5: " + ", ".join(f"{k} {v:.4f}" for k, v in ap.items() if v is not None))
-    emit(result, args.json, text)
-    return 0
 
 
 def make_dataset(data: DataConfig, split: str, in_chans: int, limit: int | None = None) -> Any:

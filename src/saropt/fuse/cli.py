@@ -1,55 +1,61 @@
-"""``saropt fuse``: fuse COCO results files, evaluate complementarity, OSD pretraining/transfer.
+"""``saropt fuse run | compare | osd-train | osd-transfer``: the fusion command line.
 
-``saropt fuse PRED1.json PRED2.json --gt GT.json`` is short for ``saropt fuse run ...``.
+Parsers and handlers only; the work is done by :mod:`saropt.fuse.fusion`,
+:mod:`saropt.fuse.compare` and :mod:`saropt.fuse.osd`. ``saropt fuse PRED1.json PRED2.json
+--gt GT.json`` is short for ``saropt fuse run ...``: argparse has no default subcommand, so
+:func:`with_default_run` inserts ``run`` before parsing (``saropt.cli.main`` applies it).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from saropt.cli import add_json_flag, add_overwrite_flag, emit
 from saropt.cli_types import in_chans, iou, positive_float, probability
 
+if TYPE_CHECKING:
+    from saropt.fuse.fusion import FuseConfig
+
+#: the subcommands of ``saropt fuse``; any other first word starts the arguments of ``run``
 SUBCOMMANDS = ("run", "compare", "osd-train", "osd-transfer")
 
 
-class _DefaultRun(argparse._SubParsersAction):
-    """Sub-commands whose default is ``run``: a first word that is no sub-command is an input."""
+def with_default_run(argv: list[str]) -> list[str]:
+    """``fuse PRED.json ...`` spelled out as ``fuse run PRED.json ...``; other words unchanged.
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        if values and values[0] not in self._name_parser_map:
-            values = ["run", *values]
-        super().__call__(parser, namespace, values, option_string)
-
-
-class _AnyName(dict):
-    """Choices that accept any first word (``_DefaultRun`` routes unknown ones to ``run``)."""
-
-    def __contains__(self, key: object) -> bool:
-        return True
+    ``argv`` starts at the command word. When it is ``fuse`` and the next word is neither a
+    subcommand (:data:`SUBCOMMANDS`) nor ``-h``/``--help``, ``run`` is inserted after it, so
+    prediction files, a config name, ``key=value`` overrides and ``run``'s flags may follow
+    ``saropt fuse`` directly.
+    """
+    if len(argv) > 1 and argv[0] == "fuse" and argv[1] not in (*SUBCOMMANDS, "-h", "--help"):
+        return [argv[0], "run", *argv[1:]]
+    return list(argv)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``fuse`` group and its subcommands to the ``saropt`` parser."""
     p = subparsers.add_parser(
         "fuse", help="fuse detectors' COCO results (WBF / NMS / soft-NMS), complementarity "
         "evaluation, OSD pretraining",
         description="saropt fuse PRED.json ... --gt GT.json [--method wbf] is short for "
         "saropt fuse run ...")
     p.set_defaults(_parser=p)
-    p.register("action", "parsers", _DefaultRun)
     sub = p.add_subparsers(dest="fuse_command", metavar="SUBCOMMAND")
     _add_run(sub)
     _add_compare(sub)
     _add_osd_train(sub)
     _add_osd_transfer(sub)
-    sub.choices = _AnyName(sub.choices)
 
 
 def _add_fusion_options(p: argparse.ArgumentParser, defaults: bool) -> None:
-    d = (lambda v: v) if defaults else (lambda v: None)  # noqa: E731
+    """The fusion flags; without ``defaults`` (``run``) a flag not given leaves the config's."""
+
+    def d(value: object) -> object:
+        return value if defaults else None
+
     p.add_argument("--method", choices=["wbf", "nms", "soft_nms"], default=d("wbf"))
     p.add_argument("--weights", type=positive_float, nargs="+", default=None,
                    help="one weight per prediction file (default: all 1)")
@@ -92,7 +98,16 @@ def _split_inputs(inputs: list[str]) -> tuple[str | None, list[str], list[str]]:
     return config, preds, overrides
 
 
-def fuse_config_from_args(args: argparse.Namespace) -> Any:
+def fuse_config_from_args(args: argparse.Namespace) -> FuseConfig:
+    """The ``fuse run`` settings: the config named among the words, overrides, then flags.
+
+    The positional words are split by :func:`_split_inputs`; ``*.json`` words become
+    ``predictions``. The result is not validated again (``model_copy``): callers validate.
+
+    Raises:
+        SaroptError: two config names among the words.
+        ConfigError: a config or override that does not fit :class:`FuseConfig`.
+    """
     from saropt.config import load_config
     from saropt.fuse.fusion import FuseConfig
 
@@ -134,7 +149,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from saropt.fuse.compare import complementarity, figure, table_rows
+    from saropt.fuse.compare import complementarity, table_rows, write_compare_outputs
     from saropt.utils.table import format_table
 
     fusion = {"method": args.method, "weights": args.weights, "iou_thr": args.iou_thr,
@@ -146,28 +161,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.out:
         write_compare_outputs(result, Path(args.out), args.overwrite)
     emit(result, args.json, format_table(rows, headers))
-    _ = figure  # the figure is written with --out
     return 0
-
-
-def write_compare_outputs(result: dict[str, Any], out: Path,
-                          overwrite: bool = False) -> dict[str, Path]:
-    """``compare.json``, ``compare.md`` (table) and ``compare.png`` (bars) in ``out``."""
-    from saropt.fuse.compare import figure, table_rows
-    from saropt.utils.io import save_figure_atomic, write_json_atomic, write_text_atomic
-    from saropt.utils.outdir import prepare_out_dir
-    from saropt.utils.table import format_table
-
-    rows, headers = table_rows(result)
-    names = ["compare.json", "compare.md", "compare.png"]
-    with prepare_out_dir(out, "fuse compare", None, names, overwrite, replace_same=True,
-                         quiet=True) as od:
-        files = {"json": write_json_atomic(out / "compare.json", result),
-                 "md": write_text_atomic(out / "compare.md",
-                                         format_table(rows, headers, markdown=True) + "\n"),
-                 "png": save_figure_atomic(figure(result), out / "compare.png")}
-        od.finish()
-    return files
 
 
 def _add_osd_train(sub: argparse._SubParsersAction) -> None:

@@ -1,5 +1,7 @@
-"""The complementarity claim, measured: AP of each detector and of their fusion, overall and on
-inshore / offshore images, and false alarms on land / recall at sea per detector.
+"""The complementarity claim of paper 000, measured per detector and for their fusion.
+
+AP of each detector and of their fusion, overall and on inshore / offshore images, and false
+alarms on land / recall at sea per detector (``saropt fuse compare``).
 
 Definitions (``docs/fusion.md``):
 - subsets: the ground-truth image key ``scene`` (``inshore`` / ``offshore``);
@@ -126,8 +128,11 @@ def subset_gt(gt: dict[str, Any], image_ids: Sequence[int]) -> dict[str, Any]:
 
 def average_precisions(gt: dict[str, Any], results: list[dict[str, Any]],
                        subsets: dict[str, list[int]]) -> dict[str, dict[str, float]]:
-    """AP@0.5 (three labelled definitions, ``saropt.detect.ap``) overall and per subset;
-    NaN where a subset has no ground truth."""
+    """AP@0.5 (three labelled definitions, ``saropt.detect.ap``) overall and per subset.
+
+    Returns:
+        ``{"all" | subset: {AP definition: value}}``; NaN where a subset has no ground truth.
+    """
     from saropt.detect.ap import evaluate_coco_results
 
     ev = evaluate_coco_results(gt, results, subsets=subsets)
@@ -141,9 +146,31 @@ def complementarity(gt_path: str | Path, pred_paths: Sequence[str | Path],
                     score_thr: float = 0.5, fusion: dict[str, Any] | None = None,
                     fused_name: str = "fused (WBF)", fuse: Sequence[str] | None = None
                     ) -> dict[str, Any]:
-    """Per detector and for the fusion of ``fuse`` (names; default all of them): AP overall /
-    per subset and land / sea counts. ``fusion`` holds keyword arguments of
-    :func:`fuse_coco_results`."""
+    """AP overall / per subset and land / sea counts per detector and for their fusion.
+
+    The implementation of ``saropt fuse compare`` (paper 000's complementarity claim; the
+    definitions are in this module's docstring and ``docs/fusion.md``).
+
+    Args:
+        gt_path: COCO ground truth; images may carry ``scene`` (``inshore`` / ``offshore``).
+        pred_paths: COCO results files, one per detector.
+        names: a name per prediction file (default: the file stems).
+        land_masks: folder of ``<image stem>.png`` land masks (255 = land); without it no land /
+            sea counts.
+        score_thr: score at which false alarms and recall are counted.
+        fusion: keyword arguments of :func:`fuse_coco_results` (method, weights, iou_thr, ...).
+        fused_name: the fused detector's row name.
+        fuse: names of the detectors to fuse (default all of them; fewer than two: no fusion).
+
+    Returns:
+        ``gt``, ``score_thr``, ``subsets`` (images per subset), ``land_masks``, ``fused`` (the
+        names fused) and ``detectors``: per name ``ap`` (see :func:`average_precisions`) and,
+        with masks, ``land_sea`` (see :func:`land_sea_counts`).
+
+    Raises:
+        DataError: unreadable ground truth or results, as many names as files not given, a
+            name given twice, an unknown name in ``fuse``, or a missing land mask.
+    """
     gt = load_coco_gt(gt_path)
     sizes = image_sizes_from_gt(gt, str(gt_path))
     names = list(names) if names else [Path(p).stem for p in pred_paths]
@@ -200,6 +227,41 @@ def table_rows(result: dict[str, Any]) -> tuple[list[list[Any]], list[str]]:
             row += [c["fa_land"], c["fa_sea"], c["recall_sea"], c["recall_land"]]
         rows.append(row)
     return rows, headers
+
+
+def write_compare_outputs(result: dict[str, Any], out: Path,
+                          overwrite: bool = False) -> dict[str, Path]:
+    """Write ``compare.json``, ``compare.md`` (table) and ``compare.png`` (bars) into ``out``.
+
+    The folder follows :func:`saropt.utils.outdir.prepare_out_dir` (atomic files, a folder of
+    another command refused unless ``overwrite``; a rerun of ``fuse compare`` replaces it).
+
+    Args:
+        result: a :func:`complementarity` result.
+        out: the output folder.
+        overwrite: replace another command's output in ``out``.
+
+    Returns:
+        The paths written, by key ``json``, ``md`` and ``png``.
+
+    Raises:
+        OutDirError: ``out`` is in use by another run, is a file, or holds another command's
+            output and ``overwrite`` is not set (a :class:`~saropt.errors.SaroptError`).
+    """
+    from saropt.utils.io import save_figure_atomic, write_json_atomic, write_text_atomic
+    from saropt.utils.outdir import prepare_out_dir
+    from saropt.utils.table import format_table
+
+    rows, headers = table_rows(result)
+    names = ["compare.json", "compare.md", "compare.png"]
+    with prepare_out_dir(out, "fuse compare", None, names, overwrite, replace_same=True,
+                         quiet=True) as od:
+        files = {"json": write_json_atomic(out / "compare.json", result),
+                 "md": write_text_atomic(out / "compare.md",
+                                         format_table(rows, headers, markdown=True) + "\n"),
+                 "png": save_figure_atomic(figure(result), out / "compare.png")}
+        od.finish()
+    return files
 
 
 def figure(result: dict[str, Any], ap_key: str | None = None) -> Any:

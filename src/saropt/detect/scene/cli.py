@@ -19,6 +19,7 @@ EXAMPLES = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``scene`` to the ``saropt detect`` subcommands (work: :mod:`saropt.detect.scene`)."""
     p = sub.add_parser(
         "scene", help="detect ships in a whole SAR scene of any size (tiled, georeferenced)",
         description="Run one or more `saropt detect train` checkpoints over a single-band SAR "
