@@ -9,6 +9,7 @@ from saropt.cli_types import finite_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``saropt bnn`` with its train, eval, embed, export and locate subcommands."""
     group = subparsers.add_parser("bnn", help="Bridge Neural Network: SAR-optical matching, "
                                   "encoders for OSM pretraining")
     group.set_defaults(_parser=group)
