@@ -53,7 +53,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def typical_size(ds: Any) -> tuple[int, int] | None:
-    """The median (height, width) of a dataset's images or tiles (recorded in checkpoints)."""
+    """The median (height, width) in px of a dataset's images or tiles (recorded in checkpoints)."""
     import numpy as np
 
     recs = getattr(ds, "records", None) or []
