@@ -15,7 +15,7 @@ config (JSON types), plus what a task adds (the detectors' ``norm`` and ``scene`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import lightning as L
 import torch
@@ -126,12 +126,12 @@ class BaseTask(L.LightningModule):
         return None
 
     @classmethod
-    def from_hparams(cls, hparams: dict[str, Any]) -> BaseTask:
+    def from_hparams(cls, hparams: dict[str, Any]) -> Self:
         """A new, untrained module from a checkpoint's hyper-parameters (``config`` and extras)."""
         return cls(hparams["config"])
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, map_location: str = "cpu") -> Any:
+    def from_checkpoint(cls, checkpoint: str | Path, map_location: str = "cpu") -> Self:
         """Rebuild the task saved in a Lightning checkpoint, for inference.
 
         The module is built from the checkpoint's hyper-parameters (:meth:`from_hparams`), its
@@ -144,7 +144,7 @@ class BaseTask(L.LightningModule):
             map_location: where the tensors are read to (``torch.load``'s ``map_location``).
 
         Returns:
-            The module, an instance of ``cls``.
+            The module, an instance of ``cls`` on ``map_location``.
 
         Raises:
             SaroptError: the file is missing or unreadable, is not a checkpoint of a saropt

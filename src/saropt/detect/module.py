@@ -13,7 +13,7 @@ AP@0.5 three ways (``val/ap50`` is the COCO 101-point value, pycocotools).
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import torch
 from pydantic import Field, field_validator
@@ -208,7 +208,7 @@ class DetectModule(BaseTask):
         return None
 
     @classmethod
-    def from_hparams(cls, hparams: dict[str, Any]) -> DetectModule:
+    def from_hparams(cls, hparams: dict[str, Any]) -> Self:
         """An untrained detector as recorded: ``config``, ``norm`` and ``scene``, no init."""
         return cls(hparams["config"], norm=hparams.get("norm"), from_checkpoint=True,
                    scene=hparams.get("scene"))
