@@ -19,7 +19,7 @@ DOTA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dota-sample"
 def test_osd_config_reads_real_dota_tiles(name, tile, family):
     if not DOTA.is_dir():
         pytest.skip(f"real DOTA sample not found at {DOTA} (../shared/data is not part of a clone)")
-    from saropt.detect.train import make_dataset
+    from saropt.detect.datamodule import make_dataset
 
     cfg = load_osd_config(name, [f"data.root={DOTA}"])
     assert cfg.model.in_chans == 3 and cfg.model.name.startswith(family)

@@ -34,26 +34,8 @@ def load_module(checkpoint: str | Path, map_location: str = "cpu") -> Any:
     without a BNN config (a detection checkpoint among them), or weights that do not fit it.
     """
     from saropt.bnn.module import BNNModule
-    from saropt.utils.weights import read_checkpoint
 
-    path = Path(checkpoint)
-    ckpt = read_checkpoint(path, map_location)
-    config = (ckpt.get("hyper_parameters") or {}).get("config") if isinstance(ckpt, dict) \
-        else None
-    if config is None or "state_dict" not in ckpt:
-        raise SaroptError(f"{path}: not a BNN checkpoint (no BNN config in hyper_parameters)")
-    if isinstance(config, dict) and "model" in config and "alpha" not in config:
-        raise SaroptError(f"{path}: a `saropt detect train` checkpoint, not a BNN checkpoint "
-                          "(give a checkpoint of `saropt bnn train`)")
-    try:
-        module = BNNModule(config)
-        module.load_state_dict(ckpt["state_dict"])
-    except (ValueError, RuntimeError, KeyError, TypeError) as err:  # pydantic errors are
-        raise SaroptError(f"{path}: not a usable BNN checkpoint ("  # ValueErrors
-                          f"{' '.join(str(err).split())[:300]})") from None
-    module.on_load_checkpoint(ckpt)
-    module.trained_epochs = int(ckpt.get("epoch", -1)) + 1
-    return module.to(memory_format=torch.contiguous_format).eval()
+    return BNNModule.from_checkpoint(checkpoint, map_location)
 
 
 def encoder_state(enc: Encoder) -> dict[str, torch.Tensor]:

@@ -10,10 +10,22 @@ from saropt.utils.io import write_text_atomic
 
 
 def init_from_files(module: Any, cfg: BNNConfig) -> list[str]:
-    """Load optional local backbone weights (``model.sar_init`` / ``model.opt_init``): a timm
-    classification checkpoint of the encoder's architecture; its classifier is dropped, every
-    backbone tensor must load (RGB first conv summed for SAR) or :class:`SaroptError` says
-    what is missing and unused."""
+    """Load the optional local backbone weights ``model.sar_init`` / ``model.opt_init``.
+
+    Each is a timm classification checkpoint of the encoder's architecture (e.g. ImageNet
+    weights); its classifier is dropped and every backbone tensor must load (an RGB first
+    convolution is summed over its input channels for the 1-channel SAR encoder).
+
+    Args:
+        module: the :class:`saropt.bnn.module.BNNModule` whose encoders receive the weights.
+        cfg: the run's config (``model.sar_init``, ``model.opt_init``: paths or None).
+
+    Returns:
+        One line per loaded encoder: the file and what matched.
+
+    Raises:
+        SaroptError: a file is unreadable, or backbone tensors are missing or unused (named).
+    """
     from timm.models import get_pretrained_cfg_value
 
     from saropt.utils.weights import read_weights, rename_to_children, transfer_weights
@@ -41,6 +53,17 @@ def train(cfg: BNNConfig, datamodule: Any = None, callbacks: list[Any] | None = 
     The run folder follows :func:`saropt.utils.outdir.prepare_out_dir`: a folder of another
     run (different config, e.g. another ``model.arch`` or ``optim.lr``) is refused unless
     ``overwrite``; the same config resumes from ``checkpoints/last.ckpt``.
+
+    Args:
+        cfg: the validated run config (paper 002/003 recipes in ``saropt configs``).
+        datamodule: the training data; default :class:`saropt.bnn.data.BNNDataModule` of
+            ``cfg`` (whose ``data.root`` and ``data.split`` are checked first).
+        callbacks: Lightning callbacks added to the engine's.
+        overwrite: replace another run's folder at ``out_dir``.
+
+    Raises:
+        SaroptError: the hardware, data or run folder does not fit the config (before any
+            training), or a backbone init file does not load.
     """
     import lightning as L
 

@@ -2,6 +2,8 @@
 
 - :mod:`saropt.detect.datasets`: SSDD, HRSID, AIR-SARShip-1.0/2.0, DOTA and generic COCO readers
   returning detection sample dicts, ``collate_detection`` and the paper's input sizes.
+- :mod:`saropt.detect.datamodule`: the training data of ``saropt detect train`` (readers limited
+  to their first images, loaders, the exact-resume order) as a ``LightningDataModule``.
 - :mod:`saropt.detect.tiling`: large scenes into overlapping tiles and tile predictions back.
 - :mod:`saropt.detect.ap`: AP@0.5 three ways (VOC07 11-point, VOC all-point, COCO 101-point via
   pycocotools), precision-recall curves and per-subset numbers.

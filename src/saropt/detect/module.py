@@ -1,5 +1,8 @@
-"""Ship-detector training: :class:`DetectConfig` and the Lightning module behind
-``saropt detect train``.
+"""Ship-detector training: :class:`DetectConfig` and the Lightning task of ``saropt detect train``.
+
+:class:`DetectModule` adds to :class:`saropt.task.BaseTask` the detector, its losses, the
+validation AP and the warm-up schedule; the optimiser, channels_last and checkpoint loading come
+from the base, the data from :class:`saropt.detect.datamodule.DetectDataModule`.
 
 The recipe (paper 003 section 4.2.2) is SGD with momentum and weight decay, a linear warm-up over
 the first ``warmup_iters`` iterations and the learning rate divided by ``1 / gamma`` at each
@@ -10,15 +13,15 @@ AP@0.5 three ways (``val/ap50`` is the COCO 101-point value, pycocotools).
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-import lightning as L
 import torch
 from pydantic import Field, field_validator
 
 from saropt.config import Config, Milestones, Workers
 from saropt.detect.scene.radiometry import Radiometry
 from saropt.engine import TrainerConfig
+from saropt.task import BaseTask
 
 PLACEHOLDER = "???"
 
@@ -48,9 +51,12 @@ class ModelConfig(Config):
 
 class DataConfig(Config):
     """A dataset reader (:func:`saropt.detect.datasets.build_dataset`) and loader settings.
-    ``batch_size`` is per device. ``radiometry``: how the 8-bit training images were made from
-    SAR values (recorded in the checkpoint for ``saropt detect scene``; AIR-SARShip's is known
-    from its reader options)."""
+
+    ``batch_size`` is per device. ``max_train_images`` / ``max_val_images`` keep the first
+    images of a split (:class:`saropt.detect.datamodule.DetectionSubset`). ``radiometry``: how
+    the 8-bit training images were made from SAR values (recorded in the checkpoint for
+    ``saropt detect scene``; AIR-SARShip's is known from its reader options).
+    """
 
     dataset: str = "hrsid"
     root: str
@@ -139,22 +145,39 @@ def to_coco_results(output: dict[str, torch.Tensor], image_id: int,
     return out
 
 
-class DetectModule(L.LightningModule):
+class DetectModule(BaseTask):
     """A detector from :func:`create_detector` trained with the paper's SGD recipe.
 
     ``norm`` (image mean/std) is recorded in the hyper-parameters so a checkpoint rebuilds the
     detector exactly without the original init weights file; ``scene`` (radiometry, training
     image size, pixel scale; :func:`saropt.detect.scene.detectors.training_scene_record`, made
     from ``train_image_size`` when not given) lets ``saropt detect scene`` tile scenes alike.
+    ``from_checkpoint=True`` builds the detector without its init weights (a checkpoint's
+    tensors replace them, see :meth:`BaseTask.from_checkpoint`).
+
+    Validation needs ``val_gt`` (the validation split's COCO ground truth) and ``category_of``
+    (1-based label -> COCO category id), both set by :func:`saropt.detect.train.train` from
+    :class:`saropt.detect.datamodule.DetectDataModule`.
+
+    ``trainer.channels_last`` applies to the weights on CUDA only (since it was introduced for
+    the GPU runs). On CPU the detectors stay in contiguous memory, so CPU runs keep the numbers
+    of contiguous training: channels_last changes a CPU step's gradients (up to 8e-4 on a
+    Faster R-CNN R18-FPN step) for about 3 % less time (0.70 against 0.73 s at 256 px, fp32,
+    one thread on a shared machine; ``benchmarks/bench_detect_channels_last.py``).
     """
+
+    config_class = DetectConfig
+    checkpoint_kind = "`saropt detect train`"
+    channels_last_devices = ("cuda",)  # not on CPU: see the class docstring
+
+    cfg: DetectConfig
 
     def __init__(self, config: dict[str, Any], norm: dict[str, list[float]] | None = None,
                  from_checkpoint: bool = False, scene: dict[str, Any] | None = None,
                  train_image_size: tuple[int, int] | None = None) -> None:
-        super().__init__()
+        super().__init__(config)
         from saropt.detect.models import create_detector, get_normalization
 
-        self.cfg = DetectConfig.model_validate(config)
         m = self.cfg.model
         opts = dict(m.options)
         if norm:
@@ -168,24 +191,41 @@ class DetectModule(L.LightningModule):
             from saropt.detect.scene.detectors import training_scene_record
 
             scene = training_scene_record(self.cfg, self.model, train_image_size)
-        hp: dict[str, Any] = {"config": self.cfg.model_dump(mode="json"),
-                              "norm": {"mean": mean, "std": std}}
-        if scene is not None:
-            hp["scene"] = scene
-        self.save_hyperparameters(hp)
+        self.save_config(norm={"mean": mean, "std": std},
+                         **({"scene": scene} if scene is not None else {}))
         self.val_gt: dict[str, Any] | None = None
         self.category_of: dict[int, int] | None = None
         self._val_results: dict[int, list[dict[str, Any]]] = {}
         self.last_metrics: dict[str, Any] = {}
 
-    def on_fit_start(self) -> None:
-        if self.cfg.trainer.channels_last and self.device.type == "cuda":
-            self.model.to(memory_format=torch.channels_last)
+    @classmethod
+    def checkpoint_mismatch(cls, config: dict[str, Any]) -> str | None:
+        """A BNN's config (it has ``alpha``) is not a detector's."""
+        if "alpha" in config:
+            return ("a `saropt bnn train` checkpoint, not a detector; export its SAR encoder "
+                    "(saropt bnn export) and train a detector with "
+                    "model.init=bnn:PATH/sar_encoder.safetensors")
+        return None
+
+    @classmethod
+    def from_hparams(cls, hparams: dict[str, Any]) -> Self:
+        """An untrained detector as recorded: ``config``, ``norm`` and ``scene``, no init."""
+        return cls(hparams["config"], norm=hparams.get("norm"), from_checkpoint=True,
+                   scene=hparams.get("scene"))
 
     def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """Detections per image (``boxes`` ``(N, 4)`` xyxy px, ``scores``, ``labels``), eval mode.
+
+        ``images`` are ``(C, H, W)`` tensors in [0, 1] of any sizes.
+        """
         return self.model(images)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Lightning hook: the detector's summed losses on a (randomly flipped) batch.
+
+        Raises:
+            FloatingPointError: the loss is not finite (too high a learning rate, bad boxes).
+        """
         images, targets = batch
         targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
         images, targets = hflip(images, targets, self.cfg.data.hflip)
@@ -200,15 +240,18 @@ class DetectModule(L.LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
+        """Lightning hook: forget the previous epoch's detections."""
         self._val_results = {}
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Lightning hook: keep the batch's detections as COCO results, by image id."""
         images, targets = batch
         for out, t in zip(self.model(images), targets):
             iid = int(t["image_id"])
             self._val_results[iid] = to_coco_results(out, iid, self.category_of)
 
     def on_validation_epoch_end(self) -> None:
+        """Lightning hook: AP@0.5 three ways over every rank's detections (``val/ap50``...)."""
         if self.val_gt is None or self.trainer.sanity_checking:
             return
         from saropt.detect.ap import evaluate_coco_results
@@ -227,11 +270,11 @@ class DetectModule(L.LightningModule):
         self.log("val/ap50_voc07", ap["voc07_11pt"])
         self.log("val/ap50_voc", ap["voc_all_point"])
 
-    def configure_optimizers(self) -> Any:
+    def configure_scheduler(self, optimizer: torch.optim.Optimizer
+                            ) -> tuple[torch.optim.lr_scheduler.LRScheduler, str]:
+        """Linear warm-up x step decay (:func:`lr_factor`), stepped per optimiser step."""
         o = self.cfg.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
         epochs = max(1, self.trainer.max_epochs or 1)
         steps = max(1, math.ceil(self.trainer.estimated_stepping_batches / epochs))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, o))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, o))
+        return sched, "step"

@@ -31,27 +31,10 @@ def load_detector_hp(checkpoint: str | Path, device: str = "cpu"
                      ) -> tuple[nn.Module, Any, dict[str, Any]]:
     """:func:`load_detector` plus the checkpoint's hyper-parameters (``scene`` holds the
     radiometry and training image size, see :mod:`saropt.detect.scene`)."""
-    from saropt.detect.module import DetectConfig, DetectModule
-    from saropt.utils.weights import read_checkpoint
+    from saropt.detect.module import DetectModule
 
-    path = Path(checkpoint)
-    ckpt = read_checkpoint(path)
-    hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    if "config" not in hp or "state_dict" not in ckpt:
-        raise SaroptError(f"{path}: not a `saropt detect train` checkpoint (no config in its "
-                          "hyper-parameters)")
-    if isinstance(hp["config"], dict) and "alpha" in hp["config"]:
-        raise SaroptError(f"{path}: a `saropt bnn train` checkpoint, not a detector; export its "
-                          "SAR encoder (saropt bnn export) and train a detector with "
-                          "model.init=bnn:PATH/sar_encoder.safetensors")
-    try:
-        module = DetectModule(hp["config"], norm=hp.get("norm"), from_checkpoint=True,
-                              scene=hp.get("scene"))
-        module.load_state_dict(ckpt["state_dict"])
-    except (ValueError, RuntimeError, KeyError, TypeError) as err:
-        raise SaroptError(f"{path}: not a usable `saropt detect train` checkpoint ("
-                          f"{' '.join(str(err).split())[:300]})") from None
-    return module.model.to(device).eval(), DetectConfig.model_validate(hp["config"]), dict(hp)
+    module = DetectModule.from_checkpoint(checkpoint)
+    return module.model.to(device).eval(), module.cfg, dict(module.hparams)
 
 
 def predict_images(model: nn.Module, images: list[torch.Tensor], tile: int | None = None,
@@ -114,14 +97,14 @@ def predict_dataset(model: nn.Module, ds: Any, batch_size: int = 4, tile: int | 
     """
     from tqdm import tqdm
 
+    from saropt.detect.datamodule import detection_loader
     from saropt.detect.module import to_coco_results
-    from saropt.detect.train import loader
 
     _check_images_exist(ds)
     device = next(model.parameters()).device
     cats = {i + 1: int(c["id"]) for i, c in enumerate(ds.categories)}
     results: list[dict[str, Any]] = []
-    for images, targets in tqdm(loader(ds, batch_size, 0, False), desc="predict",
+    for images, targets in tqdm(detection_loader(ds, batch_size, 0, False), desc="predict",
                                 disable=not progress, unit="batch"):
         outs = predict_images(model, [im.to(device) for im in images], tile, overlap)
         for out, t in zip(outs, targets):

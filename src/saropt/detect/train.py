@@ -11,44 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from saropt.detect.module import DataConfig, DetectConfig
-
-
-def make_dataset(data: DataConfig, split: str, in_chans: int, limit: int | None = None) -> Any:
-    """The reader for ``split`` (first ``limit`` images) with a ``gt`` COCO dict attached."""
-    from torch.utils.data import Subset
-
-    from saropt.detect.datasets import build_dataset
-
-    opts = {"in_chans": in_chans, **data.options}
-    ds = build_dataset(data.dataset, data.root, split, **opts)
-    gt = ds.to_coco()
-    if limit is not None and limit < len(ds):
-        keep = {int(r.image_id) for r in ds.records[:limit]}
-        gt = {**gt, "images": [i for i in gt["images"] if i["id"] in keep],
-              "annotations": [a for a in gt["annotations"] if a["image_id"] in keep]}
-        sub = Subset(ds, range(limit))
-        sub.categories, sub.records = ds.categories, ds.records[:limit]  # type: ignore[attr-defined]
-        ds = sub
-    ds.gt = gt  # type: ignore[attr-defined]
-    return ds
-
-
-def loader(ds: Any, batch_size: int, num_workers: int, shuffle: bool,
-           sampler: Any = None) -> Any:
-    """A detection DataLoader; ``sampler`` (e.g. :class:`saropt.engine.EpochShuffleSampler`)
-    replaces ``shuffle``."""
-    from torch.utils.data import DataLoader
-
-    from saropt.detect.datasets import collate_detection
-
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle and sampler is None,
-                      sampler=sampler, num_workers=num_workers, collate_fn=collate_detection,
-                      persistent_workers=num_workers > 0)
+    from saropt.detect.module import DetectConfig
 
 
 def typical_size(ds: Any) -> tuple[int, int] | None:
-    """The median (height, width) of a dataset's images or tiles (recorded in checkpoints)."""
+    """The median (height, width) in px of a dataset's images or tiles (recorded in checkpoints)."""
     import numpy as np
 
     recs = getattr(ds, "records", None) or []
@@ -71,11 +38,28 @@ def kmeans_anchors_for(ds: Any, input_size: int) -> list[list[float]]:
 
 def train(cfg: DetectConfig, callbacks: list[Any] | None = None,
           overwrite: bool = False) -> dict[str, Any]:
-    """Train ``cfg`` and return the checkpoint paths and the last validation AP@0.5;
-    ``callbacks`` (Lightning callbacks) are added to the engine's.
+    """Train ``cfg`` and return the checkpoint paths and the last validation AP@0.5.
 
-    The run folder follows :func:`saropt.utils.outdir.prepare_out_dir`: another run's folder
-    (another config) is refused unless ``overwrite``; the same config resumes."""
+    The data come from :class:`saropt.detect.datamodule.DetectDataModule`, the model is a
+    :class:`saropt.detect.module.DetectModule` (recipe of paper 003 section 4.2.2). The run
+    folder follows :func:`saropt.utils.outdir.prepare_out_dir`: another run's folder (another
+    config) is refused unless ``overwrite``; the same config resumes from ``last.ckpt``.
+
+    Args:
+        cfg: the validated run config; YOLOv3 ``model.options.anchors: kmeans`` is replaced
+            by the anchors fitted to the training boxes (recorded in ``config.yaml``).
+        callbacks: Lightning callbacks added to the engine's.
+        overwrite: replace another run's folder at ``out_dir``.
+
+    Returns:
+        ``out_dir``, ``best_checkpoint``, ``last_checkpoint``, ``val_ap50`` (the last
+        validation's AP@0.5 three ways), ``init_report``, ``epochs`` and ``steps`` (also
+        written to ``out_dir/train_summary.json``).
+
+    Raises:
+        SaroptError: unknown model options, unreadable data, weights that do not load or a
+            run folder of another config, before any training step.
+    """
     from saropt.detect.models import check_options
     from saropt.engine import run_folder
 
@@ -95,25 +79,21 @@ RUN_OUTPUTS = ["checkpoints", "csv", "tb", "config.yaml", "init_report.json",
 def _train(cfg: DetectConfig, out_dir: Path, callbacks: list[Any] | None) -> dict[str, Any]:
     import lightning as L
 
+    from saropt.detect.datamodule import DetectDataModule
     from saropt.detect.module import DetectModule
-    from saropt.engine import (
-        EpochShuffleSampler,
-        make_trainer,
-        resume_checkpoint,
-        training_epoch,
-    )
+    from saropt.engine import make_trainer, resume_checkpoint
     from saropt.utils.io import write_json_atomic, write_text_atomic
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    d = cfg.data
-    train_ds = make_dataset(d, d.train_split, cfg.model.in_chans, d.max_train_images)
-    val_ds = make_dataset(d, d.val_split, cfg.model.in_chans, d.max_val_images)
+    dm = DetectDataModule(cfg)
+    dm.setup("fit")  # before the model: anchors and the training image size come from the data
     if cfg.model.options.get("anchors") == "kmeans":
         size = int(cfg.model.options.get("input_size", 416))
-        cfg.model.options = {**cfg.model.options, "anchors": kmeans_anchors_for(train_ds, size)}
-    module = DetectModule(cfg.model_dump(mode="json"), train_image_size=typical_size(train_ds))
-    module.val_gt = val_ds.gt
-    module.category_of = {i + 1: int(c["id"]) for i, c in enumerate(val_ds.categories)}
+        cfg.model.options = {**cfg.model.options,
+                             "anchors": kmeans_anchors_for(dm.train_set, size)}
+    module = DetectModule(cfg.model_dump(mode="json"), train_image_size=typical_size(dm.train_set))
+    module.val_gt = dm.val_gt
+    module.category_of = {i + 1: int(c["id"]) for i, c in enumerate(dm.categories)}
     write_text_atomic(out_dir / "config.yaml", cfg.to_yaml())
     report = module.load_report
     write_json_atomic(out_dir / "init_report.json",
@@ -122,12 +102,7 @@ def _train(cfg: DetectConfig, out_dir: Path, callbacks: list[Any] | None) -> dic
     ckpt_path = resume_checkpoint(cfg.trainer, out_dir)
     trainer = make_trainer(cfg.trainer, out_dir, monitor="val/ap50", mode="max",
                            extra_callbacks=callbacks, resume_from=ckpt_path)
-    # the training order depends on (seed, epoch) only, so a resumed run (with or without
-    # workers) sees the batches of an uninterrupted one
-    sampler = EpochShuffleSampler(len(train_ds), cfg.trainer.seed,
-                                  epoch_fn=lambda: training_epoch(module._trainer))
-    trainer.fit(module, loader(train_ds, d.batch_size, d.num_workers, True, sampler),
-                loader(val_ds, d.batch_size, d.num_workers, False), ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     ckpt = trainer.checkpoint_callback
     result = {"out_dir": str(out_dir),
               "best_checkpoint": ckpt.best_model_path or ckpt.last_model_path,
