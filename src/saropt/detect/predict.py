@@ -29,8 +29,17 @@ def load_detector(checkpoint: str | Path, device: str = "cpu") -> tuple[nn.Modul
 
 def load_detector_hp(checkpoint: str | Path, device: str = "cpu"
                      ) -> tuple[nn.Module, Any, dict[str, Any]]:
-    """:func:`load_detector` plus the checkpoint's hyper-parameters (``scene`` holds the
-    radiometry and training image size, see :mod:`saropt.detect.scene`)."""
+    """:func:`load_detector` plus the detector's config and hyper-parameters.
+
+    Returns:
+        ``(model, cfg, hparams)``: the detector in eval mode on ``device``, its validated
+        :class:`saropt.detect.module.DetectConfig`, and the hyper-parameters (``config``,
+        ``norm``; ``scene`` holds the radiometry and training image size, see
+        :mod:`saropt.detect.scene`).
+
+    Raises:
+        SaroptError: the file is not a readable saropt detector checkpoint (e.g. a BNN one).
+    """
     from saropt.detect.module import DetectModule
 
     module = DetectModule.from_checkpoint(checkpoint)
