@@ -23,6 +23,8 @@ DDP = ["trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
        "trainer.log_every_n_steps=1"]
 PATCH = 32
 
+pytestmark = pytest.mark.slow  # two DDP launches of 2 processes each: ~36 s on 2 cores
+
 
 def _launch(kind: str, rec: Path, config: str, args: list[str]) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",

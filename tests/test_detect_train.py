@@ -84,6 +84,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     torch.set_num_threads(old)
 
 
+@pytest.mark.slow
 def test_training_reaches_real_ap50(trained: dict) -> None:
     summary = json.loads((trained["out"] / "train_summary.json").read_text())
     assert summary["val_ap50"]["coco_101pt"] > 0.5, summary
@@ -93,6 +94,7 @@ def test_training_reaches_real_ap50(trained: dict) -> None:
     assert json.loads((trained["out"] / "init_report.json").read_text())["init"] == "random"
 
 
+@pytest.mark.slow
 def test_predict_writes_valid_coco_results(trained: dict, capsys) -> None:
     preds, gt = trained["tmp"] / "preds.json", trained["tmp"] / "gt.json"
     ckpt = trained["out"] / "checkpoints" / "last.ckpt"
@@ -110,6 +112,7 @@ def test_predict_writes_valid_coco_results(trained: dict, capsys) -> None:
     assert set(metrics["subsets"]) == {"scene=inshore", "scene=offshore"}
 
 
+@pytest.mark.slow
 def test_training_resumes_from_last_checkpoint(trained: dict) -> None:
     args = [a if a != "trainer.max_epochs=8" else "trainer.max_epochs=9" for a in trained["args"]]
     assert main(args) == 0
@@ -117,6 +120,7 @@ def test_training_resumes_from_last_checkpoint(trained: dict) -> None:
     assert summary["steps"] == 72  # continued from step 64, not restarted
 
 
+@pytest.mark.slow
 def test_tiled_predict_on_real_hrsid_chips(trained: dict) -> None:
     sample = SHARED / "hrsid-sample"
     if not (sample / "annotations" / "test2017.json").is_file():
@@ -132,6 +136,7 @@ def test_tiled_predict_on_real_hrsid_chips(trained: dict) -> None:
     assert all(r["bbox"][0] + r["bbox"][2] <= 800 + 1e-3 for r in results)  # scene pixels
 
 
+@pytest.mark.slow
 def test_predict_and_eval_on_another_dataset_in_its_own_layout(trained: dict) -> None:
     """A model trained on the HRSID-layout toy set predicts on an SSDD release (voc_style
     split folders) read in SSDD's own layout, and the results score there."""
@@ -171,6 +176,7 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "p.json").exists()
 
 
+@pytest.mark.slow
 def test_small_yolov3_trains_with_kmeans_anchors_and_predicts(trained: dict) -> None:
     out = trained["tmp"] / "yolo"
     assert main(["detect", "train", "detect/synthetic_yolov3_small",
