@@ -3,9 +3,26 @@ each is rendered once per test run). Any part's tests may use them."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+#: Per-test limit (s) of tests marked ``slow`` (the others get pyproject's ``timeout``, 60 s).
+#: The slowest, tests/test_ddp.py, takes ~25 s on a quiet 2-core machine.
+SLOW_TIMEOUT = 300
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give ``slow`` tests a ``SLOW_TIMEOUT`` limit, unless a test sets its own or ``--timeout``
+    (or ``PYTEST_TIMEOUT``) sets one for every test."""
+    if not config.pluginmanager.hasplugin("timeout") or "PYTEST_TIMEOUT" in os.environ:
+        return
+    if config.getoption("timeout") is not None:
+        return
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
 
 
 @pytest.fixture(scope="session")
