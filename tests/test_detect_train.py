@@ -84,7 +84,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     torch.set_num_threads(old)
 
 
-@pytest.mark.slow
 def test_training_reaches_real_ap50(trained: dict) -> None:
     summary = json.loads((trained["out"] / "train_summary.json").read_text())
     assert summary["val_ap50"]["coco_101pt"] > 0.5, summary
@@ -94,7 +93,6 @@ def test_training_reaches_real_ap50(trained: dict) -> None:
     assert json.loads((trained["out"] / "init_report.json").read_text())["init"] == "random"
 
 
-@pytest.mark.slow
 def test_predict_writes_valid_coco_results(trained: dict, capsys) -> None:
     preds, gt = trained["tmp"] / "preds.json", trained["tmp"] / "gt.json"
     ckpt = trained["out"] / "checkpoints" / "last.ckpt"
@@ -136,7 +134,6 @@ def test_tiled_predict_on_real_hrsid_chips(trained: dict) -> None:
     assert all(r["bbox"][0] + r["bbox"][2] <= 800 + 1e-3 for r in results)  # scene pixels
 
 
-@pytest.mark.slow
 def test_predict_and_eval_on_another_dataset_in_its_own_layout(trained: dict) -> None:
     """A model trained on the HRSID-layout toy set predicts on an SSDD release (voc_style
     split folders) read in SSDD's own layout, and the results score there."""
