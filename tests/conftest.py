@@ -1,5 +1,6 @@
 """Shared fixtures: a small rendered scene pair and small synthetic datasets (session-scoped, so
-each is rendered once per test run). Any part's tests may use them."""
+each is rendered once per test run). Any part's tests may use them. Also the per-test timeout of
+tests marked ``slow`` (docs/testing.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 #: Per-test limit (s) of tests marked ``slow`` (the others get pyproject's ``timeout``, 60 s).
-#: The slowest, tests/test_ddp.py, takes ~25 s on a quiet 2-core machine.
+#: The slowest (test_detect_synth_ships, test_ddp's BNN launch) take 25-50 s on 2 shared cores.
 SLOW_TIMEOUT = 300
 
 
