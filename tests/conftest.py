@@ -1,11 +1,29 @@
 """Shared fixtures: a small rendered scene pair and small synthetic datasets (session-scoped, so
-each is rendered once per test run). Any part's tests may use them."""
+each is rendered once per test run). Any part's tests may use them. Also the per-test timeout of
+tests marked ``slow`` (docs/testing.md)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+#: Per-test limit (s) of tests marked ``slow`` (the others get pyproject's ``timeout``, 60 s).
+#: The slowest (test_detect_synth_ships, test_ddp's BNN launch) take 25-50 s on 2 shared cores.
+SLOW_TIMEOUT = 300
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give ``slow`` tests a ``SLOW_TIMEOUT`` limit, unless a test sets its own or ``--timeout``
+    (or ``PYTEST_TIMEOUT``) sets one for every test."""
+    if not config.pluginmanager.hasplugin("timeout") or "PYTEST_TIMEOUT" in os.environ:
+        return
+    if config.getoption("timeout") is not None:
+        return
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

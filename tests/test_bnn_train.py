@@ -12,6 +12,8 @@ import torch
 
 from saropt.cli import main
 
+pytestmark = pytest.mark.slow  # one 12-epoch training shared by all tests: ~14 s on 2 cores
+
 PATCH = 32
 #: a small encoder on small patches, AdamW and a step decay: learns in ~12 short epochs on CPU
 TRAIN_ARGS = [

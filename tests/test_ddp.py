@@ -6,8 +6,10 @@ launch resumes from the checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +25,24 @@ DDP = ["trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
        "trainer.log_every_n_steps=1"]
 PATCH = 32
 
+pytestmark = pytest.mark.slow  # two DDP launches of 2 processes each: ~36 s on 2 cores
+
 
 def _launch(kind: str, rec: Path, config: str, args: list[str]) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1"}
-    proc = subprocess.run([sys.executable, str(HERE / "_ddp_run.py"), kind, str(rec), config,
-                           *args, *DDP], env=env, capture_output=True, text=True, timeout=300)
+    # own process group: on a timeout (this one or pytest-timeout's) both ranks are killed, not
+    # only rank 0 (Lightning's rank 1 would wait in gloo, orphaned)
+    with subprocess.Popen([sys.executable, str(HERE / "_ddp_run.py"), kind, str(rec), config,
+                           *args, *DDP], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as child:
+        try:
+            out, err = child.communicate(timeout=300)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            raise
+    proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((rec / f"rank{r}.json").read_text()) for r in range(2)]
     assert all(r["world_size"] == 2 for r in ranks)

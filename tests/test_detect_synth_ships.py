@@ -9,7 +9,10 @@ chips: a fit check of the recipe, not a generalisation claim (the demo reports h
 
 from __future__ import annotations
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.slow  # 150 SGD steps of Faster R-CNN: ~30 s on 2 cores
 
 #: 30 epochs of batch 2 on the 10 training chips (150 SGD steps), 128 px (the chips' own size).
 EPOCHS = 30

@@ -110,6 +110,7 @@ def test_predict_writes_valid_coco_results(trained: dict, capsys) -> None:
     assert set(metrics["subsets"]) == {"scene=inshore", "scene=offshore"}
 
 
+@pytest.mark.slow
 def test_training_resumes_from_last_checkpoint(trained: dict) -> None:
     args = [a if a != "trainer.max_epochs=8" else "trainer.max_epochs=9" for a in trained["args"]]
     assert main(args) == 0
@@ -117,6 +118,7 @@ def test_training_resumes_from_last_checkpoint(trained: dict) -> None:
     assert summary["steps"] == 72  # continued from step 64, not restarted
 
 
+@pytest.mark.slow
 def test_tiled_predict_on_real_hrsid_chips(trained: dict) -> None:
     sample = SHARED / "hrsid-sample"
     if not (sample / "annotations" / "test2017.json").is_file():
@@ -171,6 +173,7 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "p.json").exists()
 
 
+@pytest.mark.slow
 def test_small_yolov3_trains_with_kmeans_anchors_and_predicts(trained: dict) -> None:
     out = trained["tmp"] / "yolo"
     assert main(["detect", "train", "detect/synthetic_yolov3_small",

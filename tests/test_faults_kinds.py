@@ -218,6 +218,7 @@ def _epochs(csv_path: Path) -> list[int]:
         return sorted({int(r["epoch"]) for r in csv.DictReader(f) if r.get("epoch")})
 
 
+@pytest.mark.slow
 def test_resume_keeps_metrics_and_survives_a_truncated_last_ckpt(bnn_run, tiny_bnn_run, tmp_path,
                                                                  capsys):
     import shutil
@@ -433,6 +434,7 @@ def test_a_live_lock_is_refused_and_a_stale_one_taken_over(synth_qxs_root, tmp_p
     assert not (out / LOCK).exists()
 
 
+@pytest.mark.slow
 def test_resume_is_exact_with_two_workers(tiny_bnn_run, tmp_path, one_torch_thread):
     """README: exact resume after a kill, also with data.num_workers=2 (issue 11: 196 of 252
     tensors differed)."""
