@@ -307,17 +307,10 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
     from lightning.pytorch.loggers import TensorBoardLogger
 
     out_dir = Path(out_dir)
-    callbacks: list[Any] = [
-        ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="epoch{epoch:03d}",
-                        auto_insert_metric_name=False, save_last=True, save_top_k=-1
-                        if monitor is None else 1, monitor=monitor, mode=mode,
-                        every_n_epochs=cfg.checkpoint_every_n_epochs,
-                        # always overwrite last.ckpt (never last-v1.ckpt), so a resume after a
-                        # kill, or in a copied run folder, picks up the newest state
-                        enable_version_counter=False),
-        LearningRateMonitor(logging_interval="epoch"),
-        _epoch_seed_callback(cfg.seed),
-    ]
+    callbacks: list[Any] = [*_checkpoint_callbacks(ModelCheckpoint, cfg, out_dir / "checkpoints",
+                                                   monitor, mode),
+                            LearningRateMonitor(logging_interval="epoch"),
+                            _epoch_seed_callback(cfg.seed)]
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     callbacks.extend(extra_callbacks or [])
@@ -330,6 +323,28 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
     except (ValueError, RuntimeError, TypeError, MisconfigurationException) as err:
         raise SaroptError(f"trainer settings rejected by Lightning: {' '.join(str(err).split())} "
                           "(check trainer.accelerator, devices, strategy, precision)") from None
+
+
+def _checkpoint_callbacks(ModelCheckpoint: Any, cfg: TrainerConfig, ckpt_dir: Path,
+                          monitor: str | None, mode: str) -> list[Any]:
+    """``epochNNN.ckpt`` (every epoch, or the best by ``monitor``) and ``last.ckpt`` each epoch.
+
+    Both always overwrite (never ``last-v1.ckpt``), so a resume after a kill, or in a copied run
+    folder, picks up the newest state. Lightning (2.6) writes ``save_last`` only in an epoch
+    whose top-k checkpoint was saved: with a monitored best-of-1, ``last.ckpt`` would stay at the
+    best epoch once the metric stops improving and a resumed run would repeat epochs. So a
+    monitored run gets a second, unmonitored checkpoint named ``last`` written every epoch.
+    """
+    every = cfg.checkpoint_every_n_epochs
+    main = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
+                           auto_insert_metric_name=False, save_last=monitor is None,
+                           save_top_k=-1 if monitor is None else 1, monitor=monitor, mode=mode,
+                           every_n_epochs=every, enable_version_counter=False)
+    if monitor is None:
+        return [main]
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename=ModelCheckpoint.CHECKPOINT_NAME_LAST,
+                           save_top_k=1, every_n_epochs=every, enable_version_counter=False)
+    return [main, last]
 
 
 def _trainer(L: Any, cfg: TrainerConfig, out_dir: Path, callbacks: list[Any],

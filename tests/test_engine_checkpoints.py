@@ -1,0 +1,57 @@
+"""The engine's checkpoints: ``last.ckpt`` is the newest epoch even when a monitored metric stops
+improving (Lightning writes ``save_last`` only with a new top-k checkpoint)."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from saropt import engine
+
+
+class _Falling(L.LightningModule):
+    """A linear model whose logged validation score falls every epoch (best: epoch 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/score", 1.0 / (self.current_epoch + 1))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _loader() -> DataLoader:
+    return DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=4)
+
+
+def _fit(tmp_path, max_epochs: int, ckpt: str | None = None) -> L.Trainer:
+    cfg = engine.TrainerConfig(max_epochs=max_epochs, accelerator="cpu", devices=1,
+                               precision="32-true", progress_bar=False)
+    trainer = engine.make_trainer(cfg, tmp_path, monitor="val/score", mode="max",
+                                  resume_from=ckpt)
+    trainer.fit(_Falling(), _loader(), _loader(), ckpt_path=ckpt)
+    return trainer
+
+
+def test_last_checkpoint_is_the_newest_epoch_when_the_monitored_metric_falls(tmp_path):
+    trainer = _fit(tmp_path, 3)
+    ckpts = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("*.ckpt")) == ["epoch000.ckpt", "last.ckpt"]
+    last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2 and last["global_step"] == 6
+    assert trainer.checkpoint_callback.best_model_path == str(ckpts / "epoch000.ckpt")
+    best = torch.load(ckpts / "epoch000.ckpt", map_location="cpu", weights_only=False)
+    assert best["epoch"] == 0
+
+    # resuming continues after the newest epoch, not after the best one
+    resumed = _fit(tmp_path, 4, str(ckpts / "last.ckpt"))
+    assert resumed.global_step == 8
+    last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 3
