@@ -1,8 +1,9 @@
 """``saropt detect train CONFIG [key=value ...]``: train a ship detector through ``saropt.engine``.
 
 Writes ``out_dir/config.yaml``, ``out_dir/init_report.json`` (what the init weights matched),
-``out_dir/checkpoints/{best,last}`` (best by ``val/ap50``), TensorBoard and CSV logs, and
-``out_dir/train_summary.json``. Rerunning the same command resumes from ``last.ckpt``.
+``out_dir/checkpoints/epochNNN.ckpt`` (the best by ``val/ap50``) and ``last.ckpt`` (every
+epoch), TensorBoard and CSV logs, and ``out_dir/train_summary.json``. Rerunning the same
+command resumes from ``last.ckpt``.
 """
 
 from __future__ import annotations
