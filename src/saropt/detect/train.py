@@ -105,9 +105,10 @@ def _train(cfg: DetectConfig, out_dir: Path, callbacks: list[Any] | None) -> dic
                            extra_callbacks=callbacks, resume_from=ckpt_path)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     ckpt = trainer.checkpoint_callback
-    result = {"out_dir": str(out_dir),
-              "best_checkpoint": ckpt.best_model_path or ckpt.last_model_path,
-              "last_checkpoint": str(out_dir / "checkpoints" / "last.ckpt"),
+    last = out_dir / "checkpoints" / "last.ckpt"
+    result = {"out_dir": str(out_dir),  # no validation (limit_val_batches=0): no best, the last
+              "best_checkpoint": ckpt.best_model_path or (str(last) if last.is_file() else ""),
+              "last_checkpoint": str(last),
               "val_ap50": module.last_metrics.get("ap50", {}),
               "init_report": report.summary() if report else None,
               "epochs": trainer.current_epoch, "steps": trainer.global_step}
