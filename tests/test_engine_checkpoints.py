@@ -3,11 +3,15 @@ improving (Lightning writes ``save_last`` only with a new top-k checkpoint)."""
 
 from __future__ import annotations
 
+import signal
+
 import lightning as L
+import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from saropt import engine
+from saropt.cli import main
 
 
 class _Falling(L.LightningModule):
@@ -73,3 +77,40 @@ def test_last_checkpoint_every_epoch_when_validation_is_every_few_epochs(tmp_pat
     _fit(tmp_path / "u", 2, val_every=3, monitor=None)  # the BNN's unmonitored checkpoints
     assert sorted(p.name for p in (tmp_path / "u" / "checkpoints").glob("*.ckpt")) == [
         "epoch000.ckpt", "epoch001.ckpt", "last.ckpt"]
+
+
+class _CtrlC(_Falling):
+    def training_step(self, batch, batch_idx):
+        if self.global_step == 2:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the training loop
+        return super().training_step(batch, batch_idx)
+
+
+def test_ctrl_c_in_training_is_a_keyboard_interrupt_not_exit_1(tmp_path):
+    """Lightning turns Ctrl-C into its shutdown and ``sys.exit(1)``: `saropt bnn/detect train`
+    ended with status 1 and no `saropt:` line. ``engine.fit`` raises KeyboardInterrupt again."""
+    cfg = engine.TrainerConfig(max_epochs=3, accelerator="cpu", devices=1,
+                               precision="32-true", progress_bar=False)
+    trainer = engine.make_trainer(cfg, tmp_path)
+    sigint = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT while shutting down
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            engine.fit(trainer, _CtrlC(), L.LightningDataModule.from_datasets(
+                TensorDataset(torch.randn(8, 2)), TensorDataset(torch.randn(8, 2)),
+                batch_size=4))
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu",
+                      weights_only=False)
+    assert last["epoch"] == 0 and last["global_step"] == 2  # the finished epoch, to resume
+
+
+def test_the_command_line_answers_an_interrupt_with_status_130(monkeypatch, capsys):
+    import saropt.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(saropt.cli, "_cmd_configs", interrupted)
+    assert main(["configs"]) == 130
+    assert capsys.readouterr().err == "saropt: interrupted\n"

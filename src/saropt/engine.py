@@ -325,6 +325,22 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
                           "(check trainer.accelerator, devices, strategy, precision)") from None
 
 
+def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None = None) -> None:
+    """``trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)``; Ctrl-C stays Ctrl-C.
+
+    Lightning answers a ``KeyboardInterrupt`` with its graceful shutdown and ``sys.exit(1)``;
+    that exit is raised here as ``KeyboardInterrupt`` again, so the command line ends an
+    interrupted training as every other command (``saropt: interrupted``, exit status 130).
+    Rerunning the command resumes from ``last.ckpt``.
+    """
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+
+
 def _checkpoint_callbacks(ModelCheckpoint: Any, cfg: TrainerConfig, ckpt_dir: Path,
                           monitor: str | None, mode: str) -> list[Any]:
     """``epochNNN.ckpt`` (every epoch, or the best by ``monitor``) and ``last.ckpt`` each epoch.

@@ -82,7 +82,7 @@ def _train(cfg: DetectConfig, out_dir: Path, callbacks: list[Any] | None) -> dic
 
     from saropt.detect.datamodule import DetectDataModule
     from saropt.detect.module import DetectModule
-    from saropt.engine import make_trainer, resume_checkpoint
+    from saropt.engine import fit, make_trainer, resume_checkpoint
     from saropt.utils.io import write_json_atomic, write_text_atomic
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -103,7 +103,7 @@ def _train(cfg: DetectConfig, out_dir: Path, callbacks: list[Any] | None) -> dic
     ckpt_path = resume_checkpoint(cfg.trainer, out_dir)
     trainer = make_trainer(cfg.trainer, out_dir, monitor="val/ap50", mode="max",
                            extra_callbacks=callbacks, resume_from=ckpt_path)
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    fit(trainer, module, dm, ckpt_path)
     ckpt = trainer.checkpoint_callback
     last = out_dir / "checkpoints" / "last.ckpt"
     result = {"out_dir": str(out_dir),  # no validation (limit_val_batches=0): no best, the last
