@@ -98,6 +98,12 @@ def test_wrong_size_is_an_error_unless_resized(qxs: Path) -> None:
         QXSSAROPT(qxs, resize="cubic-ish")
 
 
+def test_wrong_size_message_names_the_bnn_config_key(qxs: Path) -> None:
+    """`saropt bnn train` has no --resize flag: the message also names its config key."""
+    with pytest.raises(DataError, match=r"data\.resize=bilinear in a `saropt bnn train` config"):
+        QXSSAROPT(qxs)[0]
+
+
 def test_size_mismatch_inside_pair_is_an_error(qxs: Path) -> None:
     Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(qxs / OPT_DIR / "3.png")
     ds = QXSSAROPT(qxs, patch_size=None)

@@ -321,3 +321,17 @@ def test_land_mask_in_0_to_360_longitudes(tmp_path):
         {"type": "Polygon", "coordinates": [land]}))
     s = _run(scene, tmp_path / "o", land_mask=str(tmp_path / "land.geojson"), inshore_m=20.0)
     assert s["locations"] == {"land": 1, "offshore": 1}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_land_mask_geojson_with_a_byte_order_mark(tmp_path, encoding):
+    """A GeoJSON saved with a BOM (or as UTF-16) by a Windows tool: was refused as "not
+    readable GeoJSON" while every other JSON or text input of saropt takes it."""
+    scene = _write(tmp_path / "s.tif", [[20, 30, 50, 36], [150, 60, 180, 66]], "EPSG:4326",
+                   Affine(1e-4, 0, 10.0, 0, -1e-4, 10.0))
+    land = [[10.0145, 9.9900], [10.0200, 9.9900], [10.0200, 10.0], [10.0145, 10.0],
+            [10.0145, 9.9900]]  # around the second ship (columns 150-180), not the first
+    (tmp_path / "land.geojson").write_text(json.dumps(
+        {"type": "Polygon", "coordinates": [land]}), encoding=encoding)
+    s = _run(scene, tmp_path / "o", land_mask=str(tmp_path / "land.geojson"), inshore_m=20.0)
+    assert s["locations"] == {"land": 1, "offshore": 1}

@@ -165,6 +165,18 @@ def test_predict_and_eval_on_another_dataset_in_its_own_layout(trained: dict) ->
     assert m["n_images"] == 3 and m["ap50"]["coco_101pt"] > 0.3
 
 
+def test_run_without_validation_names_its_last_checkpoint(tmp_path: Path, capsys) -> None:
+    """``trainer.limit_val_batches=0``: was "best checkpoint: " and "val AP@0.5: " (blank)."""
+    root = write_toy_hrsid(tmp_path / "hrsid", n_train=4, n_test=2)
+    out = tmp_path / "run"
+    assert main(["detect", "train", "detect/synthetic_faster_rcnn_r18", f"data.root={root}",
+                 f"out_dir={out}", "trainer.max_epochs=1", "trainer.limit_val_batches=0",
+                 *TINY]) == 0
+    text = capsys.readouterr().out
+    assert f"best checkpoint: {out / 'checkpoints' / 'last.ckpt'}\n" in text
+    assert "val AP@0.5: not measured (no validation epoch ran)" in text
+
+
 def test_bad_checkpoint_is_a_clear_error(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.ckpt"
     bad.write_text("not a checkpoint")

@@ -91,7 +91,7 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
                    help="list each cell's config and exact commands; run nothing")
     p.add_argument("--out", type=Path, default=Path("runs/reproduce"),
                    help="output folder (default runs/reproduce)")
-    p.add_argument("--json", action="store_true", help="print results as JSON")
+    add_json_flag(p)
     p.set_defaults(func=_cmd_reproduce, _parser=p)
 
 

@@ -325,6 +325,22 @@ def make_trainer(cfg: TrainerConfig, out_dir: str | Path, monitor: str | None = 
                           "(check trainer.accelerator, devices, strategy, precision)") from None
 
 
+def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None = None) -> None:
+    """``trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)``; Ctrl-C stays Ctrl-C.
+
+    Lightning answers a ``KeyboardInterrupt`` with its graceful shutdown and ``sys.exit(1)``;
+    that exit is raised here as ``KeyboardInterrupt`` again, so the command line ends an
+    interrupted training as every other command (``saropt: interrupted``, exit status 130).
+    Rerunning the command resumes from ``last.ckpt``.
+    """
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+
+
 def _checkpoint_callbacks(ModelCheckpoint: Any, cfg: TrainerConfig, ckpt_dir: Path,
                           monitor: str | None, mode: str) -> list[Any]:
     """``epochNNN.ckpt`` (every epoch, or the best by ``monitor``) and ``last.ckpt`` each epoch.
@@ -334,16 +350,24 @@ def _checkpoint_callbacks(ModelCheckpoint: Any, cfg: TrainerConfig, ckpt_dir: Pa
     whose top-k checkpoint was saved: with a monitored best-of-1, ``last.ckpt`` would stay at the
     best epoch once the metric stops improving and a resumed run would repeat epochs. So a
     monitored run gets a second, unmonitored checkpoint named ``last`` written every epoch.
+
+    Lightning saves at the end of validation, so with ``check_val_every_n_epoch`` > 1 only the
+    validated epochs would be kept: the unmonitored checkpoints then save at each training
+    epoch's end (after that epoch's validation, if any).
     """
     every = cfg.checkpoint_every_n_epochs
+    # None: Lightning's choice (the end of validation, or of the epoch when nothing validates)
+    each_epoch = True if cfg.check_val_every_n_epoch > 1 else None
     main = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
                            auto_insert_metric_name=False, save_last=monitor is None,
                            save_top_k=-1 if monitor is None else 1, monitor=monitor, mode=mode,
-                           every_n_epochs=every, enable_version_counter=False)
+                           every_n_epochs=every, enable_version_counter=False,
+                           save_on_train_epoch_end=each_epoch if monitor is None else None)
     if monitor is None:
         return [main]
     last = ModelCheckpoint(dirpath=ckpt_dir, filename=ModelCheckpoint.CHECKPOINT_NAME_LAST,
-                           save_top_k=1, every_n_epochs=every, enable_version_counter=False)
+                           save_top_k=1, every_n_epochs=every, enable_version_counter=False,
+                           save_on_train_epoch_end=each_epoch)
     return [main, last]
 
 

@@ -1,9 +1,9 @@
-"""The BNN as a Lightning task: contrastive training, per-epoch matching metrics (paper 002).
+"""The BNN as a Lightning task: contrastive training, per-epoch matching metrics (paper 003).
 
-:class:`BNNModule` adds to :class:`saropt.task.BaseTask` the BNN model, its loss (paper 002
-section 3, :func:`saropt.bnn.loss.bnn_loss_terms`), the validation metrics and the step decay
-of the learning rate at epoch ``optim.milestones`` (``MultiStepLR``); the optimiser (SGD or
-AdamW), channels_last and checkpoint loading come from the base.
+:class:`BNNModule` adds to :class:`saropt.task.BaseTask` the BNN model, its loss (paper 003
+section 2.1, eqs. 2-4, :func:`saropt.bnn.loss.bnn_loss_terms`), the validation metrics and the
+step decay of the learning rate at epoch ``optim.milestones`` (``MultiStepLR``); the optimiser
+(SGD or AdamW), channels_last and checkpoint loading come from the base.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from saropt.task import BaseTask
 
 
 class BNNModule(BaseTask):
-    """Trains :class:`BNN` on batches ``{"sar", "opt", "label"}`` (paper 002).
+    """Trains :class:`BNN` on batches ``{"sar", "opt", "label"}`` (paper 003 sections 2.1, 4.2.1).
 
     Logs the loss and its true/false-pair terms (train) and, on the validation pairs, the loss,
     accuracy / precision / recall at ``d < threshold``, ROC-AUC and FPR at 95 % TPR

@@ -69,7 +69,7 @@ def train(cfg: BNNConfig, datamodule: Any = None, callbacks: list[Any] | None = 
 
     from saropt.bnn.data import BNNDataModule, check_data_config
     from saropt.bnn.module import BNNModule
-    from saropt.engine import check_hardware, make_trainer, resume_checkpoint, run_folder
+    from saropt.engine import check_hardware, fit, make_trainer, resume_checkpoint, run_folder
 
     check_hardware(cfg.trainer)  # before the data checks: the cheaper answer first
     if datamodule is None:
@@ -86,6 +86,6 @@ def train(cfg: BNNConfig, datamodule: Any = None, callbacks: list[Any] | None = 
         trainer = make_trainer(cfg.trainer, out, extra_callbacks=callbacks, resume_from=ckpt)
         if ckpt:
             print(f"resuming from {ckpt}")
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+        fit(trainer, module, dm, ckpt)
         od.finish()
     return out

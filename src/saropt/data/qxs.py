@@ -283,7 +283,8 @@ class QXSSAROPT(Dataset):
             path = self.sar_path(id_) if kind == "sar" else self.opt_path(id_)
             raise DataError(f"{path}: {arr.shape[1]}x{arr.shape[0]} pixels, expected "
                             f"{size}x{size} (give a resize policy: --resize bilinear on the "
-                            f"command line, resize='bilinear' in Python; or patch_size="
+                            f"command line, data.resize=bilinear in a `saropt bnn train` "
+                            f"config, resize='bilinear' in Python; or patch_size="
                             f"{arr.shape[1]} where the size is free)")
         return resize_array(np.ascontiguousarray(arr), size, self.resize)
 

@@ -145,7 +145,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     ap = result["val_ap50"]
     text = (f"trained {cfg.model.name} (init {cfg.model.init}) -> {result['out_dir']}\n"
             f"best checkpoint: {result['best_checkpoint']}\n"
-            + "val AP@0.5: " + ", ".join(f"{k} {v:.4f}" for k, v in ap.items() if v is not None))
+            + "val AP@0.5: " + (", ".join(f"{k} {v:.4f}" for k, v in ap.items() if v is not None)
+                                or "not measured (no validation epoch ran)"))
     emit(result, args.json, text)
     return 0
 

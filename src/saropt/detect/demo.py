@@ -56,7 +56,7 @@ def demo_config(hrsid_root: Path, out_dir: Path, init: str, seed: int) -> Any:
         "trainer": {"max_epochs": DEMO["epochs"], "precision": "32-true", "accelerator": "cpu",
                     "devices": 1, "progress_bar": False, "seed": seed, "resume": False,
                     "check_val_every_n_epoch": DEMO["epochs"], "gradient_clip_val": 5.0,
-                    "log_every_n_steps": 5},
+                    "checkpoint_every_n_epochs": DEMO["epochs"], "log_every_n_steps": 5},
         "out_dir": str(out_dir)})
 
 

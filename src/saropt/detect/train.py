@@ -1,8 +1,9 @@
 """``saropt detect train CONFIG [key=value ...]``: train a ship detector through ``saropt.engine``.
 
 Writes ``out_dir/config.yaml``, ``out_dir/init_report.json`` (what the init weights matched),
-``out_dir/checkpoints/{best,last}`` (best by ``val/ap50``), TensorBoard and CSV logs, and
-``out_dir/train_summary.json``. Rerunning the same command resumes from ``last.ckpt``.
+``out_dir/checkpoints/epochNNN.ckpt`` (the best by ``val/ap50``) and ``last.ckpt`` (every
+epoch), TensorBoard and CSV logs, and ``out_dir/train_summary.json``. Rerunning the same
+command resumes from ``last.ckpt``.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def _train(cfg: DetectConfig, out_dir: Path, callbacks: list[Any] | None) -> dic
 
     from saropt.detect.datamodule import DetectDataModule
     from saropt.detect.module import DetectModule
-    from saropt.engine import make_trainer, resume_checkpoint
+    from saropt.engine import fit, make_trainer, resume_checkpoint
     from saropt.utils.io import write_json_atomic, write_text_atomic
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -102,11 +103,12 @@ def _train(cfg: DetectConfig, out_dir: Path, callbacks: list[Any] | None) -> dic
     ckpt_path = resume_checkpoint(cfg.trainer, out_dir)
     trainer = make_trainer(cfg.trainer, out_dir, monitor="val/ap50", mode="max",
                            extra_callbacks=callbacks, resume_from=ckpt_path)
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    fit(trainer, module, dm, ckpt_path)
     ckpt = trainer.checkpoint_callback
-    result = {"out_dir": str(out_dir),
-              "best_checkpoint": ckpt.best_model_path or ckpt.last_model_path,
-              "last_checkpoint": str(out_dir / "checkpoints" / "last.ckpt"),
+    last = out_dir / "checkpoints" / "last.ckpt"
+    result = {"out_dir": str(out_dir),  # no validation (limit_val_batches=0): no best, the last
+              "best_checkpoint": ckpt.best_model_path or (str(last) if last.is_file() else ""),
+              "last_checkpoint": str(last),
               "val_ap50": module.last_metrics.get("ap50", {}),
               "init_report": report.summary() if report else None,
               "epochs": trainer.current_epoch, "steps": trainer.global_step}

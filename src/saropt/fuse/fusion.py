@@ -121,7 +121,7 @@ def image_sizes_from_gt(gt: str | Path | dict[str, Any], source: str | None = No
 
 def _normalised_arrays(results: Sequence[dict[str, Any]], size: tuple[float, float]
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Xyxy boxes in [0, 1], scores and labels of one model on one image (zero-area dropped)."""
+    """Boxes (xyxy) in [0, 1], scores and labels of one model on one image (zero-area dropped)."""
     if not results:
         return np.zeros((0, 4)), np.zeros(0), np.zeros(0)
     w, h = size

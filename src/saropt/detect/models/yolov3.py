@@ -90,9 +90,11 @@ class YoloHead(nn.ModuleList):
     one-stage detector). :meth:`forward` reshapes each conv's ``(B, 3 * (5 + K), H, W)`` output to
     ``(B, 3, H, W, 5 + K)`` laid out ``tx, ty, tw, th, objectness, class logits``.
 
-    Initialisation (not in the paper; mmdetection's ``YOLOV3Head.init_weights``, after
-    ultralytics/yolov3): weights ~ N(0, 0.01), biases 0 except objectness
-    ``log(8 / (608 / stride) ** 2)``, a prior of about 8 objects per level in a 608 x 608 image.
+    Initialisation (not in the paper): weights ~ N(0, 0.01) (mmdetection's
+    ``YOLOV3Head.init_weights``), biases 0 except objectness ``log(8 / (608 / stride) ** 2)``, a
+    prior of about 8 objects per level in a 608 x 608 image (ultralytics/yolov3's log form;
+    mmdetection takes the logit of that prior, within 0.03 of it, and sets the class biases to
+    ``logit(0.01)``).
 
     A ``ModuleList`` subclass, so the convs keep the state-dict keys ``head.0.weight`` ..
     ``head.2.bias`` of the earlier anonymous list: existing checkpoints load unchanged.

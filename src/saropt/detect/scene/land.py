@@ -57,8 +57,10 @@ class LandMask:
         import shapely
         from shapely.geometry import shape
 
-        try:
-            data = json.loads(self.path.read_text())
+        from saropt.utils.io import read_text_file
+
+        try:  # a byte-order mark or UTF-16 (QGIS / Windows tools) as every other text input
+            data = json.loads(read_text_file(self.path))
         except (OSError, ValueError) as err:
             raise DataError(f"land mask {self.path}: not readable GeoJSON ({err})") from None
         feats = data.get("features", [data]) if isinstance(data, dict) else []
