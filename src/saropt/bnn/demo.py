@@ -102,7 +102,7 @@ def _report(rep: Any, cfg: Any, res: dict[str, Any], files: dict[str, Path], t_t
                  "paper's random false pairs only, so nothing taught it position.")
         rep.table(localisation_rows(loc), LOCALISATION_HEADERS, floatfmt=".3g")
     captions = {"curves.png": "Validation accuracy, precision and recall per epoch (Fig. 7).",
-                "roc.png": "ROC of the test pairs; the dot is the paper's rule d < 0.5.",
+                "roc.png": "ROC of the test pairs; the dot is d < 0.5 (not stated by the papers).",
                 "histograms.png": "Distances d of true and false test pairs.",
                 "gallery.png": "True/false positives/negatives (Fig. 6).",
                 "localise_errors.png": "Share of pairs located within e px, per method.",
