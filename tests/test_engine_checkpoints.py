@@ -114,3 +114,24 @@ def test_the_command_line_answers_an_interrupt_with_status_130(monkeypatch, caps
     monkeypatch.setattr(saropt.cli, "_cmd_configs", interrupted)
     assert main(["configs"]) == 130
     assert capsys.readouterr().err == "saropt: interrupted\n"
+
+
+def test_keep_epoch_checkpoints_keeps_the_newest_and_resumes(tmp_path):
+    """``trainer.keep_epoch_checkpoints=2`` on an unmonitored run (the BNN's): the two newest
+    ``epochNNN.ckpt`` and ``last.ckpt`` remain; without it every epoch stays."""
+    def fit(out, epochs, keep, ckpt=None):
+        cfg = engine.TrainerConfig(max_epochs=epochs, accelerator="cpu", devices=1,
+                                   precision="32-true", progress_bar=False,
+                                   keep_epoch_checkpoints=keep)
+        trainer = engine.make_trainer(cfg, out, resume_from=ckpt)
+        trainer.fit(_Falling(), _loader(), _loader(), ckpt_path=ckpt)
+        return sorted(p.name for p in (out / "checkpoints").glob("*.ckpt"))
+
+    assert fit(tmp_path / "all", 4, None) == [
+        "epoch000.ckpt", "epoch001.ckpt", "epoch002.ckpt", "epoch003.ckpt", "last.ckpt"]
+    assert fit(tmp_path / "two", 4, 2) == ["epoch002.ckpt", "epoch003.ckpt", "last.ckpt"]
+    last = tmp_path / "two" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 3
+    assert fit(tmp_path / "two", 5, 2, str(last)) == [
+        "epoch003.ckpt", "epoch004.ckpt", "last.ckpt"]
+    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 4

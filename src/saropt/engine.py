@@ -24,8 +24,9 @@ class TrainerConfig(Config):
 
     The fields are Lightning ``Trainer`` arguments of the same names (``precision`` default
     ``bf16-mixed``), plus ``channels_last`` (memory format), ``seed`` (per-epoch re-seeding,
-    exact resume), ``progress_bar``, ``checkpoint_every_n_epochs`` and ``resume`` (continue from
-    ``checkpoints/last.ckpt``). Invalid values are validation errors naming the key.
+    exact resume), ``progress_bar``, ``checkpoint_every_n_epochs``, ``keep_epoch_checkpoints``
+    and ``resume`` (continue from ``checkpoints/last.ckpt``). Invalid values are validation
+    errors naming the key.
     """
 
     max_epochs: int = Field(1, ge=1)
@@ -45,6 +46,10 @@ class TrainerConfig(Config):
     accumulate_grad_batches: int = Field(1, ge=1)
     progress_bar: bool = True
     checkpoint_every_n_epochs: int = Field(1, ge=1)
+    #: unmonitored runs (the BNN): keep only the newest N ``epochNNN.ckpt`` (None: every one;
+    #: a ResNet18 BNN checkpoint at 64 px is 180 MB, so 200 paper epochs of ResNet50 fill tens
+    #: of GB). Monitored runs (detectors) keep their best one and ``last.ckpt`` anyway.
+    keep_epoch_checkpoints: int | None = Field(None, ge=1)
     resume: bool = True
 
     @field_validator("limit_train_batches", "limit_val_batches")
@@ -358,13 +363,18 @@ def _checkpoint_callbacks(ModelCheckpoint: Any, cfg: TrainerConfig, ckpt_dir: Pa
     every = cfg.checkpoint_every_n_epochs
     # None: Lightning's choice (the end of validation, or of the epoch when nothing validates)
     each_epoch = True if cfg.check_val_every_n_epoch > 1 else None
-    main = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
-                           auto_insert_metric_name=False, save_last=monitor is None,
-                           save_top_k=-1 if monitor is None else 1, monitor=monitor, mode=mode,
-                           every_n_epochs=every, enable_version_counter=False,
-                           save_on_train_epoch_end=each_epoch if monitor is None else None)
     if monitor is None:
-        return [main]
+        keep = cfg.keep_epoch_checkpoints
+        # the newest N by Lightning's own rule: the top N by the global step
+        return [ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
+                                auto_insert_metric_name=False, save_last=True,
+                                save_top_k=-1 if keep is None else keep,
+                                monitor=None if keep is None else "step", mode="max",
+                                every_n_epochs=every, enable_version_counter=False,
+                                save_on_train_epoch_end=each_epoch)]
+    main = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
+                           auto_insert_metric_name=False, save_top_k=1, monitor=monitor,
+                           mode=mode, every_n_epochs=every, enable_version_counter=False)
     last = ModelCheckpoint(dirpath=ckpt_dir, filename=ModelCheckpoint.CHECKPOINT_NAME_LAST,
                            save_top_k=1, every_n_epochs=every, enable_version_counter=False,
                            save_on_train_epoch_end=each_epoch)
@@ -467,6 +477,7 @@ def run_folder_config(out_dir: str | Path) -> dict[str, Any] | None:
 
 #: config keys that may change when a training run is resumed (hardware, bookkeeping, epochs)
 RESUME_SAFE = ["out_dir", "trainer.max_epochs", "trainer.progress_bar", "trainer.devices",
+               "trainer.keep_epoch_checkpoints",
                "trainer.num_nodes", "trainer.strategy", "trainer.accelerator", "trainer.resume",
                "trainer.log_every_n_steps", "data.num_workers", "data.eval_batch_size"]
 
