@@ -89,6 +89,14 @@ def test_config_values_are_range_checked(capsys, tmp_path, override, says):
     assert not (tmp_path / "run").exists()  # nothing started
 
 
+def test_pairs_of_another_size_are_refused_before_the_run_folder(capsys, tmp_path, tiny_bnn_run):
+    """64 px pairs with data.patch_size=32 and no data.resize: one line naming the file and the
+    config key, before the run folder or a model exists (not at the first batch)."""
+    line = one_line_error(capsys, bnn_args(tiny_bnn_run, tmp_path / "r", "data.patch_size=32"))
+    assert "64x64" in line and "data.resize=bilinear" in line and ".png" in line, line
+    assert not (tmp_path / "r").exists()
+
+
 def test_cuda_without_gpu_is_one_line(capsys, tmp_path, tiny_bnn_run):
     import torch
 

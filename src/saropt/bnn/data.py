@@ -86,17 +86,24 @@ def eval_pairs(cfg: BNNConfig, split: str | Path, which: str) -> Dataset | None:
 
 
 def check_data_config(cfg: BNNConfig) -> None:
-    """Fail fast, before any model is built, on a missing dataset root or split folder.
+    """Fail fast, before the run folder or any model exists, on data that cannot train.
 
-    Raises :class:`SaroptError` when ``data.root`` is unset or not a folder (without
-    ``data.cache``), or ``data.split`` is unset or not a folder.
+    Reads the first training pair, so a pair of another size than ``data.patch_size`` without
+    ``data.resize`` is refused here rather than at the first batch.
+
+    Raises:
+        SaroptError: ``data.root`` unset or not a folder (without ``data.cache``),
+            ``data.split`` unset or not a folder, or the first training pair unreadable or
+            of another size (:class:`~saropt.errors.DataError`, naming the file).
     """
     d = cfg.data
     if d.root is None:
         raise SaroptError("data.root is not set (give data.root=/path/to/QXS-SAROPT)")
     if not Path(d.root).is_dir() and d.cache is None:
         raise SaroptError(f"data.root {d.root} is not a folder")
-    read_split_dir(d.split, d.root)
+    first = read_split_dir(d.split, d.root).get("train", [])[:1]
+    if first and d.cache is None:
+        base_dataset(cfg, first)[0]
 
 
 def select_train_ids(ids: list[str], size: int | None, seed: int) -> list[str]:
