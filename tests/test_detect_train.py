@@ -204,3 +204,21 @@ def test_small_yolov3_trains_with_kmeans_anchors_and_predicts(trained: dict) -> 
     assert main(["detect", "predict", str(out / "checkpoints" / "last.ckpt"),
                  "--out", str(preds)]) == 0
     assert isinstance(json.loads(preds.read_text()), list)
+
+
+def test_json_stdout_holds_only_the_result_when_a_run_resumes(trained: dict, tmp_path,
+                                                              capsys) -> None:
+    """`detect train --json` rerun on its folder: the resume note goes to stderr, so stdout
+    parses as JSON (it used to start with "...: rerunning `saropt detect train` ...")."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained["out"], run)
+    args = [f"out_dir={run}" if a.startswith("out_dir=") else
+            "trainer.max_epochs=10" if a.startswith("trainer.max_epochs=") else a
+            for a in trained["args"]]
+    capsys.readouterr()
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["steps"] == 80
+    assert "rerunning `saropt detect train` with the same config" in err

@@ -11,6 +11,8 @@ Heavy imports (torch, rasterio, ...) happen inside the command functions, so ``-
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import errno
 import importlib
 import json
@@ -54,10 +56,19 @@ def add_overwrite_flag(parser: argparse.ArgumentParser, what: str = "output fold
                         f"in the {what}; without it such a folder is refused")
 
 
+#: where ``--json`` results go: the real stdout while :func:`main` sends other prints to stderr
+_RESULTS: contextvars.ContextVar[Any] = contextvars.ContextVar("saropt_results", default=None)
+
+
 def emit(result: Any, as_json: bool, text: str) -> None:
-    """Print ``text`` for people, or ``result`` as JSON for machines."""
+    """Print ``text`` for people, or ``result`` as JSON for machines.
+
+    With ``--json`` the JSON is all that reaches stdout (:func:`main` sends the lines a command
+    prints for people on the way, such as resume notes, to stderr), so it can be piped to a
+    parser.
+    """
     if as_json:
-        print(json.dumps(result, indent=2, default=str))
+        print(json.dumps(result, indent=2, default=str), file=_RESULTS.get() or sys.stdout)
     else:
         print(text)
 
@@ -202,6 +213,18 @@ def expand_short_forms(argv: list[str]) -> list[str]:
     return [*argv[:i], *with_default_run(argv[i:])]
 
 
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; with ``--json``, stdout carries the JSON result alone."""
+    if not getattr(args, "json", False):
+        return int(args.func(args) or 0)
+    token = _RESULTS.set(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return int(args.func(args) or 0)
+    finally:
+        _RESULTS.reset(token)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one ``saropt`` command; every failure ends as one line on stderr and exit status 2.
 
@@ -218,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.command is None else 2
     debug = args.debug or os.environ.get("SAROPT_DEBUG", "") not in ("", "0")
     try:
-        return int(args.func(args) or 0)
+        return _run(args)
     except KeyboardInterrupt:
         print("saropt: interrupted", file=sys.stderr)
         return 130
