@@ -8,24 +8,26 @@ command resumes from ``last.ckpt``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from saropt.detect.datasets.base import Record
     from saropt.detect.module import DetectConfig
 
 
-def typical_size(ds: Any) -> tuple[int, int] | None:
-    """The median (height, width) in px of a dataset's images or tiles (recorded in checkpoints)."""
+def typical_size(records: Sequence[Record]) -> tuple[int, int] | None:
+    """The median (height, width) in px of images or tiles (recorded in checkpoints)."""
     import numpy as np
 
-    recs = getattr(ds, "records", None) or []
-    if not recs:
+    if not records:
         return None
-    return (int(np.median([r.height for r in recs])), int(np.median([r.width for r in recs])))
+    return (int(np.median([r.height for r in records])),
+            int(np.median([r.width for r in records])))
 
 
-def kmeans_anchors_for(ds: Any, input_size: int) -> list[list[float]]:
+def kmeans_anchors_for(records: Sequence[Record], input_size: int) -> list[list[float]]:
     """YOLOv3 anchors from the training boxes resized to ``input_size`` (k-means, IoU distance)."""
     import torch
 
@@ -33,7 +35,7 @@ def kmeans_anchors_for(ds: Any, input_size: int) -> list[list[float]]:
 
     wh = [torch.as_tensor(r.boxes[:, 2:] - r.boxes[:, :2]) *
           torch.tensor([input_size / r.width, input_size / r.height])
-          for r in ds.records if len(r.boxes)]
+          for r in records if len(r.boxes)]
     return kmeans_anchors(torch.cat(wh)).round(decimals=1).tolist()
 
 
@@ -91,8 +93,9 @@ def _train(cfg: DetectConfig, out_dir: Path, callbacks: list[Any] | None) -> dic
     if cfg.model.options.get("anchors") == "kmeans":
         size = int(cfg.model.options.get("input_size", 416))
         cfg.model.options = {**cfg.model.options,
-                             "anchors": kmeans_anchors_for(dm.train_set, size)}
-    module = DetectModule(cfg.model_dump(mode="json"), train_image_size=typical_size(dm.train_set))
+                             "anchors": kmeans_anchors_for(dm.train_records, size)}
+    module = DetectModule(cfg.model_dump(mode="json"),
+                          train_image_size=typical_size(dm.train_records))
     module.val_gt = dm.val_gt
     module.category_of = {i + 1: int(c["id"]) for i, c in enumerate(dm.categories)}
     write_text_atomic(out_dir / "config.yaml", cfg.to_yaml())
